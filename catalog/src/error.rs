@@ -1,0 +1,60 @@
+//! Errors of the catalog crate.
+
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+
+/// Result type of the catalog crate.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// Everything that can be wrong with a catalog. Each variant names the catalog
+/// file and, where there is one, the dataset and the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The catalog file could not be read.
+    #[error("cannot read catalog {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The catalog file is not valid TOML.
+    #[error("catalog {}: TOML syntax error: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+
+    /// The file is TOML, but a section or dataset does not follow the catalog format.
+    #[error("catalog {}: {}field `{field}`: {message}", path.display(), dataset_prefix(.dataset))]
+    Invalid {
+        path: PathBuf,
+        /// `None` for the `[catalog]` section and top-level keys.
+        dataset: Option<String>,
+        field: String,
+        message: String,
+    },
+
+    /// The catalog could not be serialised (writing a generated catalog).
+    #[error("cannot serialise catalog: {0}")]
+    Serialize(String),
+
+    /// A dataset could not be turned into a table (listing its files, reading a footer).
+    #[error("catalog {}: dataset `{dataset}` at {location}: {source}", path.display())]
+    Table {
+        path: PathBuf,
+        dataset: String,
+        location: String,
+        #[source]
+        source: Box<DataFusionError>,
+    },
+
+    /// A DataFusion error outside any one dataset (registering the catalog).
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+fn dataset_prefix(dataset: &Option<String>) -> String {
+    match dataset {
+        Some(name) => format!("dataset `{name}`, "),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,195 @@
+//! Turns a loaded catalog into DataFusion providers: one listing table per dataset,
+//! one schema per domain, and the `system` schema describing them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session,
+    TableProvider,
+};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::col;
+
+use crate::Catalog;
+use crate::error::{CatalogError, Result};
+use crate::spec::DatasetSpec;
+
+/// Name of the schema holding the catalog's own tables.
+pub const SYSTEM_SCHEMA: &str = "system";
+
+impl Catalog {
+    /// Builds the DataFusion catalog: every dataset as a listing table under its
+    /// domain schema, plus `system.datasets` and `system.columns`.
+    ///
+    /// `state` must already have the object store of the storage root registered.
+    pub async fn build_provider(&self, state: &dyn Session) -> Result<Arc<MemoryCatalogProvider>> {
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        let mut tables = Vec::with_capacity(self.spec.datasets.len());
+        for name in self.spec.schema_names() {
+            catalog.register_schema(name, Arc::new(MemorySchemaProvider::new()))?;
+        }
+        for ds in &self.spec.datasets {
+            let table = self.listing_table(state, ds).await?;
+            let schema = catalog
+                .schema(ds.schema_name())
+                .expect("schema registered above");
+            schema.register_table(ds.table_name().to_string(), table.clone())?;
+            tables.push((ds, table));
+        }
+        let system = Arc::new(MemorySchemaProvider::new());
+        system.register_table("datasets".into(), self.datasets_table()?)?;
+        system.register_table("columns".into(), columns_table(&tables)?)?;
+        catalog.register_schema(SYSTEM_SCHEMA, system)?;
+        Ok(catalog)
+    }
+
+    async fn listing_table(
+        &self,
+        state: &dyn Session,
+        ds: &DatasetSpec,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let location = self.dataset_url(ds);
+        let table_err = |source| CatalogError::Table {
+            path: self.path.clone(),
+            dataset: ds.name.clone(),
+            location: location.clone(),
+            source: Box::new(source),
+        };
+        let url = ListingTableUrl::parse(&location).map_err(table_err)?;
+        let partition_cols = ds
+            .partition_types()
+            .into_iter()
+            .map(|(name, t)| (name, t.arrow_type()))
+            .collect();
+        let sort_order = if ds.sort_order.is_empty() {
+            vec![]
+        } else {
+            vec![
+                ds.sort_order
+                    .iter()
+                    .map(|c| col(c).sort(true, false))
+                    .collect(),
+            ]
+        };
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(partition_cols)
+            .with_file_sort_order(sort_order);
+
+        let view_types = state
+            .config_options()
+            .execution
+            .parquet
+            .schema_force_view_types;
+        let schema: SchemaRef = match ds.declared_types() {
+            Some(columns) => Arc::new(Schema::new(
+                columns
+                    .into_iter()
+                    .map(|(name, t)| {
+                        let dt = match t.arrow_type() {
+                            DataType::Utf8 if view_types => DataType::Utf8View,
+                            other => other,
+                        };
+                        Field::new(name, dt, true)
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            None => options.infer_schema(state, &url).await.map_err(table_err)?,
+        };
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema);
+        let table = ListingTable::try_new(config).map_err(table_err)?;
+        Ok(Arc::new(table))
+    }
+
+    fn datasets_table(&self) -> Result<Arc<dyn TableProvider>> {
+        let ds = &self.spec.datasets;
+        let text = |f: &dyn Fn(&DatasetSpec) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(ds.iter().map(f)))
+        };
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("name", text(&|d| d.name.clone())),
+            ("schema_name", text(&|d| d.schema_name().to_string())),
+            ("table_name", text(&|d| d.table_name().to_string())),
+            ("owner", text(&|d| d.owner.clone())),
+            (
+                "classification",
+                text(&|d| d.classification.as_str().to_string()),
+            ),
+            ("format", text(&|_| "parquet".to_string())),
+            ("location", text(&|d| self.dataset_url(d))),
+            ("update_frequency", text(&|d| d.update_frequency.clone())),
+            (
+                "partition_columns",
+                text(&|d| {
+                    d.partitions
+                        .iter()
+                        .map(|p| format!("{} {}", p.name, p.data_type))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
+            ),
+            ("sort_order", text(&|d| d.sort_order.join(", "))),
+            ("description", text(&|d| d.description.clone())),
+        ];
+        mem_table(columns)
+    }
+}
+
+/// `system.columns`: every column of every dataset, with its type as the engine
+/// sees it, its description and its PII tag.
+fn columns_table(
+    tables: &[(&DatasetSpec, Arc<dyn TableProvider>)],
+) -> Result<Arc<dyn TableProvider>> {
+    let (mut schema_name, mut table_name, mut column_name) = (vec![], vec![], vec![]);
+    let (mut ordinal, mut data_type, mut is_partition) = (vec![], vec![], vec![]);
+    let (mut description, mut pii) = (vec![], vec![]);
+    for (ds, table) in tables {
+        for (i, field) in table.schema().fields().iter().enumerate() {
+            let name = field.name();
+            let declared = ds.columns.iter().find(|c| c.name == *name);
+            let partition = ds.partitions.iter().find(|p| p.name == *name);
+            schema_name.push(ds.schema_name().to_string());
+            table_name.push(ds.table_name().to_string());
+            column_name.push(name.clone());
+            ordinal.push(i as i32 + 1);
+            data_type.push(field.data_type().to_string());
+            is_partition.push(partition.is_some());
+            description.push(
+                declared
+                    .map(|c| c.description.clone())
+                    .or_else(|| partition.map(|p| p.description.clone()))
+                    .unwrap_or_default(),
+            );
+            pii.push(declared.and_then(|c| c.pii).map(|t| t.as_str()));
+        }
+    }
+    mem_table(vec![
+        ("schema_name", Arc::new(StringArray::from(schema_name))),
+        ("table_name", Arc::new(StringArray::from(table_name))),
+        ("column_name", Arc::new(StringArray::from(column_name))),
+        ("ordinal_position", Arc::new(Int32Array::from(ordinal))),
+        ("data_type", Arc::new(StringArray::from(data_type))),
+        ("is_partition", Arc::new(BooleanArray::from(is_partition))),
+        ("description", Arc::new(StringArray::from(description))),
+        ("pii", Arc::new(StringArray::from(pii))),
+    ])
+}
+
+fn mem_table(columns: Vec<(&str, ArrayRef)>) -> Result<Arc<dyn TableProvider>> {
+    let batch = RecordBatch::try_from_iter_with_nullable(
+        columns
+            .into_iter()
+            .map(|(name, array)| (name, array, name == "pii")),
+    )
+    .map_err(|e| CatalogError::DataFusion(e.into()))?;
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    Ok(Arc::new(table))
+}

@@ -1,0 +1,506 @@
+//! The catalog file format: a TOML declaration of the lake's datasets.
+//!
+//! ```toml
+//! [catalog]
+//! name = "city"          # the DataFusion catalog name (default "city")
+//! root = "."             # storage root: a URL (file:///lake, later s3://bucket/prefix)
+//!                        # or a path relative to this file
+//! description = "Hangzhou city data lake"
+//!
+//! [[datasets]]
+//! name = "traffic.segment_speed"      # schema.table
+//! location = "traffic/segment_speed/" # relative to the root
+//! format = "parquet"
+//! owner = "traffic"                   # owning department
+//! classification = "internal"         # public | internal | restricted
+//! update_frequency = "5 minutes"      # how often new data is expected
+//! description = "Speed per road segment and 5-minute interval"
+//! sort_order = ["observed_at"]        # order of the rows within each file
+//! partitions = [{ name = "dt", type = "date" }]
+//!
+//! [[datasets.columns]]
+//! name = "segment_id"
+//! type = "int"                         # optional; when every column has one, no file is read to plan
+//! description = "Road segment, see traffic.road_segments"
+//! pii = "plate"                        # optional personal-information / secrecy tag
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CatalogError, Result};
+use crate::types::ColumnType;
+
+/// Default name of the DataFusion catalog the lake is registered as.
+pub const DEFAULT_CATALOG_NAME: &str = "city";
+
+/// A whole catalog file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSpec {
+    pub catalog: CatalogSection,
+    #[serde(default)]
+    pub datasets: Vec<DatasetSpec>,
+}
+
+/// The `[catalog]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSection {
+    #[serde(default = "default_catalog_name")]
+    pub name: String,
+    /// Storage root: a URL, or a local path relative to the catalog file.
+    pub root: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+fn default_catalog_name() -> String {
+    DEFAULT_CATALOG_NAME.to_string()
+}
+
+/// One `[[datasets]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// `schema.table`.
+    pub name: String,
+    /// Location relative to the storage root (a directory for partitioned data).
+    pub location: String,
+    #[serde(default)]
+    pub format: Format,
+    /// The owning department.
+    pub owner: String,
+    pub classification: Classification,
+    /// Expected update frequency: `static`, `hourly`, `daily`, `weekly`, `monthly`,
+    /// `yearly`, or `<n> <unit>` with unit minutes/hours/days.
+    pub update_frequency: String,
+    #[serde(default)]
+    pub description: String,
+    /// Columns the rows of each file are sorted by (ascending).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sort_order: Vec<String>,
+    /// Hive-style partition columns, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionSpec>,
+    #[serde(default)]
+    pub columns: Vec<ColumnSpec>,
+}
+
+/// A Hive partition column (`dt=2025-01-01/`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// A column's documentation (and optionally its type).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    pub name: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii: Option<PiiTag>,
+}
+
+/// File format of a dataset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Parquet,
+}
+
+/// How sensitive a dataset is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    Public,
+    Internal,
+    Restricted,
+}
+
+impl Classification {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Internal => "internal",
+            Self::Restricted => "restricted",
+        }
+    }
+}
+
+/// The kind of personal or secret information a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiTag {
+    Name,
+    Phone,
+    IdNumber,
+    Address,
+    Plate,
+    Email,
+    Location,
+    TradeSecret,
+}
+
+impl PiiTag {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Phone => "phone",
+            Self::IdNumber => "id_number",
+            Self::Address => "address",
+            Self::Plate => "plate",
+            Self::Email => "email",
+            Self::Location => "location",
+            Self::TradeSecret => "trade_secret",
+        }
+    }
+}
+
+impl DatasetSpec {
+    /// The schema part of `schema.table`.
+    pub fn schema_name(&self) -> &str {
+        self.name.split_once('.').map(|(s, _)| s).unwrap_or("")
+    }
+
+    /// The table part of `schema.table`.
+    pub fn table_name(&self) -> &str {
+        self.name.split_once('.').map(|(_, t)| t).unwrap_or("")
+    }
+
+    /// Parsed partition columns (valid after [`CatalogSpec::validate`]).
+    pub fn partition_types(&self) -> Vec<(String, ColumnType)> {
+        self.partitions
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.data_type.parse().ok()?)))
+            .collect()
+    }
+
+    /// The declared column types, when every column declares one.
+    pub fn declared_types(&self) -> Option<Vec<(String, ColumnType)>> {
+        if self.columns.is_empty() {
+            return None;
+        }
+        self.columns
+            .iter()
+            .map(|c| Some((c.name.clone(), c.data_type.as_deref()?.parse().ok()?)))
+            .collect()
+    }
+}
+
+/// Parses an update frequency: `static`, `hourly`, `daily`, `weekly`, `monthly`,
+/// `yearly`, or `<n> <unit>` (`minute(s)`, `hour(s)`, `day(s)`). `Ok(None)` means static.
+pub fn parse_update_frequency(s: &str) -> Result<Option<Duration>, String> {
+    const DAY: u64 = 86_400;
+    let lower = s.trim().to_ascii_lowercase();
+    let secs = match lower.as_str() {
+        "static" | "never" => return Ok(None),
+        "hourly" => 3_600,
+        "daily" => DAY,
+        "weekly" => 7 * DAY,
+        "monthly" => 31 * DAY,
+        "yearly" | "annual" => 366 * DAY,
+        other => {
+            let (n, unit) = other.split_once(' ').ok_or_else(|| bad_frequency(s))?;
+            let n: u64 = n.parse().map_err(|_| bad_frequency(s))?;
+            let unit_secs = match unit.trim().trim_end_matches('s') {
+                "minute" | "min" => 60,
+                "hour" => 3_600,
+                "day" => DAY,
+                _ => return Err(bad_frequency(s)),
+            };
+            if n == 0 {
+                return Err(bad_frequency(s));
+            }
+            n * unit_secs
+        }
+    };
+    Ok(Some(Duration::from_secs(secs)))
+}
+
+fn bad_frequency(s: &str) -> String {
+    format!(
+        "`{s}` is not an update frequency; expected static, hourly, daily, weekly, monthly, \
+         yearly, or `<n> minutes|hours|days`"
+    )
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl CatalogSpec {
+    /// Reads and validates a catalog file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses and validates catalog text; `path` is used in error messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| CatalogError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid =
+            |dataset: Option<String>, field: &str, message: String| CatalogError::Invalid {
+                path: path.to_path_buf(),
+                dataset,
+                field: field.to_string(),
+                message,
+            };
+
+        for key in table.keys() {
+            if key != "catalog" && key != "datasets" {
+                return Err(invalid(
+                    None,
+                    key,
+                    "unknown top-level key; expected `[catalog]` and `[[datasets]]`".into(),
+                ));
+            }
+        }
+        let section = table
+            .get("catalog")
+            .ok_or_else(|| invalid(None, "catalog", "the `[catalog]` section is missing".into()))?;
+        let catalog: CatalogSection =
+            serde_path_to_error::deserialize(section.clone()).map_err(|e| {
+                let message = clean(e.inner());
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    field_of(&message)
+                } else {
+                    path
+                };
+                invalid(None, &format!("catalog.{field}"), message)
+            })?;
+
+        let mut datasets = Vec::new();
+        if let Some(value) = table.get("datasets") {
+            let entries = value.as_array().ok_or_else(|| {
+                invalid(
+                    None,
+                    "datasets",
+                    "must be an array of tables (`[[datasets]]`)".into(),
+                )
+            })?;
+            for (i, entry) in entries.iter().enumerate() {
+                let label = entry
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("#{}", i + 1));
+                let dataset: DatasetSpec = serde_path_to_error::deserialize(entry.clone())
+                    .map_err(|e| {
+                        let message = clean(e.inner());
+                        let path = e.path().to_string();
+                        let field = if path == "." {
+                            field_of(&message)
+                        } else {
+                            path
+                        };
+                        invalid(Some(label.clone()), &field, message)
+                    })?;
+                datasets.push(dataset);
+            }
+        }
+        let spec = Self { catalog, datasets };
+        spec.validate(path)?;
+        Ok(spec)
+    }
+
+    /// Checks what serde cannot: names, locations, types, references between fields.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let invalid = |dataset: Option<&str>, field: &str, message: String| {
+            Err(CatalogError::Invalid {
+                path: path.to_path_buf(),
+                dataset: dataset.map(str::to_string),
+                field: field.to_string(),
+                message,
+            })
+        };
+        if !is_identifier(&self.catalog.name) {
+            return invalid(
+                None,
+                "catalog.name",
+                format!("`{}` is not a lower-case identifier", self.catalog.name),
+            );
+        }
+        if self.catalog.root.trim().is_empty() {
+            return invalid(None, "catalog.root", "must not be empty".into());
+        }
+        let mut names = BTreeSet::new();
+        for ds in &self.datasets {
+            let name = Some(ds.name.as_str());
+            match ds.name.split_once('.') {
+                Some((schema, table)) if is_identifier(schema) && is_identifier(table) => {}
+                _ => {
+                    return invalid(
+                        name,
+                        "name",
+                        "must be `schema.table` with lower-case identifiers".into(),
+                    );
+                }
+            }
+            if matches!(ds.schema_name(), "system" | "information_schema") {
+                return invalid(
+                    name,
+                    "name",
+                    format!("schema `{}` is reserved", ds.schema_name()),
+                );
+            }
+            if !names.insert(ds.name.clone()) {
+                return invalid(name, "name", "is declared twice".into());
+            }
+            let location = ds.location.trim();
+            if location.is_empty() {
+                return invalid(name, "location", "must not be empty".into());
+            }
+            if location.starts_with('/')
+                || location.contains("://")
+                || location.split('/').any(|part| part == "..")
+            {
+                return invalid(
+                    name,
+                    "location",
+                    format!("`{location}` must be relative to the storage root, without `..`"),
+                );
+            }
+            if ds.owner.trim().is_empty() {
+                return invalid(name, "owner", "must name the owning department".into());
+            }
+            if let Err(message) = parse_update_frequency(&ds.update_frequency) {
+                return invalid(name, "update_frequency", message);
+            }
+            let mut column_names = BTreeSet::new();
+            for (i, col) in ds.columns.iter().enumerate() {
+                if col.name.trim().is_empty() {
+                    return invalid(
+                        name,
+                        &format!("columns[{i}].name"),
+                        "must not be empty".into(),
+                    );
+                }
+                if !column_names.insert(col.name.as_str()) {
+                    return invalid(
+                        name,
+                        &format!("columns[{i}].name"),
+                        format!("column `{}` is declared twice", col.name),
+                    );
+                }
+                if let Some(t) = &col.data_type {
+                    if let Err(message) = t.parse::<ColumnType>() {
+                        return invalid(name, &format!("columns[{i}].type"), message);
+                    }
+                }
+            }
+            for (i, part) in ds.partitions.iter().enumerate() {
+                let field = format!("partitions[{i}].type");
+                match part.data_type.parse::<ColumnType>() {
+                    Ok(t) if t.is_partition_type() => {}
+                    Ok(t) => {
+                        return invalid(
+                            name,
+                            &field,
+                            format!(
+                                "`{t}` cannot be a partition column type; use date, text, \
+                                 smallint, int or bigint"
+                            ),
+                        );
+                    }
+                    Err(message) => return invalid(name, &field, message),
+                }
+                if column_names.contains(part.name.as_str()) {
+                    return invalid(
+                        name,
+                        &format!("partitions[{i}].name"),
+                        format!("`{}` is both a partition and a file column", part.name),
+                    );
+                }
+            }
+            for (i, col) in ds.sort_order.iter().enumerate() {
+                let known = column_names.contains(col.as_str())
+                    || ds.partitions.iter().any(|p| &p.name == col);
+                if !ds.columns.is_empty() && !known {
+                    return invalid(
+                        name,
+                        &format!("sort_order[{i}]"),
+                        format!("`{col}` is not a declared column"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Serialises the catalog as TOML (used by the generator).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| CatalogError::Serialize(e.to_string()))
+    }
+
+    /// The dataset with this `schema.table` name.
+    pub fn dataset(&self, name: &str) -> Option<&DatasetSpec> {
+        self.datasets.iter().find(|d| d.name == name)
+    }
+
+    /// The schemas the datasets live in, sorted.
+    pub fn schema_names(&self) -> BTreeSet<&str> {
+        self.datasets.iter().map(|d| d.schema_name()).collect()
+    }
+}
+
+/// The storage root of a catalog as a URL string with a trailing slash.
+pub fn resolve_root(root: &str, catalog_path: &Path) -> Result<String, String> {
+    if root.contains("://") {
+        let url = url::Url::parse(root).map_err(|e| format!("`{root}` is not a valid URL: {e}"))?;
+        let mut s = url.to_string();
+        if !s.ends_with('/') {
+            s.push('/');
+        }
+        return Ok(s);
+    }
+    let base = catalog_path.parent().unwrap_or(Path::new("."));
+    let dir: PathBuf = if Path::new(root).is_absolute() {
+        PathBuf::from(root)
+    } else {
+        base.join(root)
+    };
+    let dir = std::path::absolute(&dir).map_err(|e| format!("`{root}`: {e}"))?;
+    let url = url::Url::from_directory_path(&dir)
+        .map_err(|_| format!("`{}` is not a usable directory path", dir.display()))?;
+    Ok(url.to_string())
+}
+
+/// toml's message without its trailing newline and source excerpt.
+fn clean(e: &toml::de::Error) -> String {
+    e.message().trim().to_string()
+}
+
+/// The field a serde error is about (`unknown field `x``, `missing field `x``), if it names one.
+fn field_of(msg: &str) -> String {
+    for prefix in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some(rest) = msg.split(prefix).nth(1) {
+            if let Some(name) = rest.split('`').next() {
+                return name.to_string();
+            }
+        }
+    }
+    "-".to_string()
+}

@@ -1,0 +1,119 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// citylake: SQL over the city's data lake.
+#[derive(Debug, Parser)]
+#[command(name = "citylake", version, about)]
+pub struct Cli {
+    /// Log filter (tracing syntax, e.g. `info` or `citylake_engine=debug`).
+    #[arg(long, global = true, env = "CITYLAKE_LOG", default_value = "warn")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the synthetic city data lake (Parquet files and catalog.toml).
+    Generate(GenerateArgs),
+    /// Run SQL against the lake: one statement with -c, a file with -f, or an interactive shell.
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Scale factor: 1 is the benchmark lake (~1,000 road segments, ~105 M speed rows), 0.01 the test lake.
+    #[arg(long, env = "CITYLAKE_SCALE", default_value_t = 0.1)]
+    pub scale: f64,
+    /// Output directory (the lake root; catalog.toml is written there last).
+    #[arg(long, env = "CITYLAKE_OUT", default_value = crate::sql::DEFAULT_LAKE_DIR)]
+    pub out: PathBuf,
+    /// Random seed: the same scale, seed and year give byte-identical files.
+    #[arg(long, env = "CITYLAKE_SEED", default_value_t = citylake_datasets::DEFAULT_SEED)]
+    pub seed: u64,
+    /// The simulated calendar year.
+    #[arg(long, env = "CITYLAKE_YEAR", default_value_t = citylake_datasets::DEFAULT_YEAR)]
+    pub year: i32,
+    /// Replace an existing lake at --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Catalog file. Default: ./data/lake/catalog.toml, generated (scale 0.1) when absent.
+    #[arg(long, env = "CITYLAKE_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// SQL to run (one or more statements separated by `;`).
+    #[arg(short = 'c', long = "command", conflicts_with = "file")]
+    pub command: Option<String>,
+    /// File of SQL statements to run.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write results to this file instead of standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Engine settings shared by every command that runs queries.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Memory for query execution (e.g. 2GiB); sorts, joins and aggregates spill to disk beyond it.
+    #[arg(long, env = "CITYLAKE_MEMORY_LIMIT", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
+    /// Directory for spill files (default: the system temp directory).
+    #[arg(long, env = "CITYLAKE_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// Partitions a query is split into (default: number of cores).
+    #[arg(long, env = "CITYLAKE_TARGET_PARTITIONS")]
+    pub target_partitions: Option<usize>,
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    citylake_engine::config::parse_size(s)
+}
+
+/// How query results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// A Parquet file (one query).
+    Parquet,
+    /// An Arrow IPC file (one query).
+    Arrow,
+}
+
+impl Cli {
+    pub fn init_logging(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Generate(args) => crate::generate::run(args),
+            Command::Sql(args) => crate::sql::run(args).await,
+        }
+    }
+}

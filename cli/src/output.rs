@@ -1,0 +1,114 @@
+//! Writing query results in the formats of `--format`.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use citylake_engine::datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+
+use crate::args::Format;
+
+/// Writes one result stream to `out`; returns the number of rows.
+pub async fn write_stream(
+    mut stream: SendableRecordBatchStream,
+    format: Format,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<u64> {
+    let schema = stream.schema();
+    let mut rows = 0u64;
+    match format {
+        Format::Table => {
+            let mut batches = vec![];
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                batches.push(batch);
+            }
+            write_table(&schema, &batches, out)?;
+        }
+        Format::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
+            }
+            if rows == 0 {
+                // a header line even without rows
+                writer.write(&RecordBatch::new_empty(schema.clone()))?;
+            }
+        }
+        Format::Json => {
+            let mut writer = arrow::json::ArrayWriter::new(out);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
+            }
+            writer.finish()?;
+            if rows == 0 {
+                writer.into_inner().write_all(b"[]")?;
+            } else {
+                writer.into_inner().write_all(b"\n")?;
+            }
+        }
+        Format::Ndjson => {
+            let mut writer = arrow::json::LineDelimitedWriter::new(out);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
+            }
+            writer.finish()?;
+        }
+        Format::Parquet => {
+            let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema, None)?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
+            }
+            writer.close()?;
+        }
+        Format::Arrow => {
+            let mut writer = arrow::ipc::writer::FileWriter::try_new(out, &schema)?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
+            }
+            writer.finish()?;
+        }
+    }
+    Ok(rows)
+}
+
+fn write_table(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let table = arrow::util::pretty::pretty_format_batches_with_schema(schema.clone(), batches)
+        .context("formatting the result table")?;
+    writeln!(out, "{table}")?;
+    Ok(())
+}
+
+/// Binary formats hold one result set.
+pub fn check_single_result(format: Format, queries: usize) -> anyhow::Result<()> {
+    if matches!(format, Format::Parquet | Format::Arrow) && queries > 1 {
+        bail!(
+            "--format {} writes one result; the input has {queries} statements",
+            if format == Format::Parquet {
+                "parquet"
+            } else {
+                "arrow"
+            }
+        );
+    }
+    Ok(())
+}

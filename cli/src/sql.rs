@@ -1,0 +1,166 @@
+//! `citylake sql`: statements from -c, -f or standard input, or an interactive shell.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use citylake_datasets::GenerateOptions;
+use citylake_engine::{Engine, EngineConfig, EngineError, Principal, Session, SqlPermissions};
+
+use crate::args::{EngineArgs, Format, SqlArgs};
+use crate::output::{check_single_result, write_stream};
+
+/// Where the demo lake lives when no catalog is given.
+pub const DEFAULT_LAKE_DIR: &str = "data/lake";
+/// Scale of the demo lake generated on first use.
+pub const DEMO_SCALE: f64 = 0.1;
+
+/// The catalog to use: the flag or `CITYLAKE_CATALOG`, else the demo lake,
+/// generated when absent.
+pub fn resolve_catalog(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path);
+    }
+    let dir = PathBuf::from(DEFAULT_LAKE_DIR);
+    let catalog = dir.join(citylake_datasets::CATALOG_FILE);
+    if !catalog.exists() {
+        eprintln!(
+            "No lake at {}: generating the demo lake (scale {DEMO_SCALE}) there first…",
+            dir.display()
+        );
+        let summary = crate::generate::generate_with_bar(&GenerateOptions::new(DEMO_SCALE, &dir))?;
+        eprintln!(
+            "Generated {} rows in {:.1} s.",
+            summary.total_rows(),
+            summary.elapsed.as_secs_f64()
+        );
+    }
+    Ok(catalog)
+}
+
+/// Builds the engine for a catalog with the shared engine flags.
+pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<Engine> {
+    let mut config = EngineConfig::new(catalog);
+    config.memory_limit = args.memory_limit;
+    config.spill_dir = args.spill_dir.clone();
+    config.target_partitions = args.target_partitions;
+    Ok(Engine::new(config).await?)
+}
+
+pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
+    let script = match (&args.command, &args.file) {
+        (Some(sql), _) => Some(sql.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read SQL file {}", path.display()))?,
+        ),
+        (None, None) if !std::io::stdin().is_terminal() => {
+            let mut sql = String::new();
+            std::io::stdin().read_to_string(&mut sql)?;
+            Some(sql)
+        }
+        (None, None) => None,
+    };
+    let catalog = resolve_catalog(args.catalog)?;
+    let engine = build_engine(&catalog, &args.engine).await?;
+    let session = engine
+        .session(Principal::local_admin())
+        .with_permissions(SqlPermissions::ALL);
+    let mut out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create output file {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    match script {
+        Some(sql) => {
+            let ok = run_script(&session, &sql, args.format, &mut *out, false).await;
+            out.flush()?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        None => {
+            crate::repl::run(&session, args.format, &mut *out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs every statement of `sql`, stopping at the first error (printed to
+/// standard error). Returns whether all succeeded.
+pub async fn run_script(
+    session: &Session,
+    sql: &str,
+    format: Format,
+    out: &mut (dyn Write + Send),
+    timing: bool,
+) -> bool {
+    let result: anyhow::Result<()> = async {
+        let statements = session.parse(sql)?;
+        check_single_result(format, statements.len())?;
+        for statement in statements {
+            let started = std::time::Instant::now();
+            let plan = session.plan(statement).await?;
+            let stream = session.execute(plan).await?;
+            let rows = write_stream(stream, format, out).await?;
+            out.flush()?;
+            if timing {
+                eprintln!("{rows} row(s) in {:.3} s", started.elapsed().as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("{}", render_error(&e, sql));
+            false
+        }
+    }
+}
+
+/// An error message; for a syntax error with a position, the line of SQL with a caret under it.
+pub fn render_error(e: &anyhow::Error, sql: &str) -> String {
+    let message = format!("error: {e:#}");
+    let Some(EngineError::Query(_)) = e.downcast_ref::<EngineError>() else {
+        return message;
+    };
+    let Some((line, column)) = position(&message) else {
+        return message;
+    };
+    let Some(text) = sql.lines().nth(line.saturating_sub(1)) else {
+        return message;
+    };
+    format!(
+        "{message}\n  {line:>3} | {text}\n      | {}^",
+        " ".repeat(column.saturating_sub(1))
+    )
+}
+
+/// `Line: L, Column: C` as sqlparser reports positions.
+fn position(message: &str) -> Option<(usize, usize)> {
+    let rest = message.split("Line: ").nth(1)?;
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::position;
+
+    #[test]
+    fn finds_parser_positions() {
+        assert_eq!(
+            position("Expected: end of statement, found: x at Line: 2, Column: 15"),
+            Some((2, 15))
+        );
+        assert_eq!(position("no position here"), None);
+    }
+}

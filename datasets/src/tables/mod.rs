@@ -1,0 +1,67 @@
+//! One module per department; each returns its tables' catalog entries and files.
+
+mod common;
+mod emergency;
+mod environment;
+mod finance;
+mod hotline;
+mod traffic;
+
+use citylake_catalog::{Classification, DatasetSpec, PartitionSpec};
+
+use crate::table::TableDef;
+use crate::world::World;
+
+/// Every table of the lake, in catalog order.
+pub fn all(world: &World) -> Vec<TableDef> {
+    let mut tables = vec![common::districts()];
+    tables.extend(environment::tables(world));
+    tables.extend(traffic::tables(world));
+    tables.push(hotline::cases(world));
+    tables.push(emergency::incidents(world));
+    tables.extend(finance::tables(world));
+    tables
+}
+
+/// A catalog entry with the fields every generated dataset sets.
+fn dataset(
+    name: &str,
+    owner: &str,
+    classification: Classification,
+    update_frequency: &str,
+    description: &str,
+) -> DatasetSpec {
+    DatasetSpec {
+        name: name.into(),
+        location: format!("{}/", name.replace('.', "/")),
+        format: Default::default(),
+        owner: owner.into(),
+        classification,
+        update_frequency: update_frequency.into(),
+        description: description.into(),
+        sort_order: vec![],
+        partitions: vec![],
+        columns: vec![],
+    }
+}
+
+fn partition(name: &str, data_type: &str, description: &str) -> PartitionSpec {
+    PartitionSpec {
+        name: name.into(),
+        data_type: data_type.into(),
+        description: description.into(),
+    }
+}
+
+/// Monthly partitions `month=YYYY-MM`.
+fn month_partition() -> PartitionSpec {
+    partition(
+        "month",
+        "text",
+        "Partition: month of the time column, YYYY-MM",
+    )
+}
+
+fn month_dir(year: i32, month: u32) -> String {
+    format!("month={year}-{month:02}/part-0.parquet")
+}

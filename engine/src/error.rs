@@ -1,0 +1,53 @@
+//! Errors of the engine crate.
+
+use datafusion::error::DataFusionError;
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// What can go wrong building the engine or running a query.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The catalog could not be loaded or built.
+    #[error(transparent)]
+    Catalog(#[from] citylake_catalog::CatalogError),
+
+    /// The engine configuration is invalid.
+    #[error("invalid engine configuration: {0}")]
+    Config(String),
+
+    /// The statement is not allowed in this session (e.g. DDL through a read-only front end).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+
+    /// The query failed: planning (syntax, unknown table, types) or execution.
+    #[error("{}", describe(.0))]
+    Query(#[from] DataFusionError),
+}
+
+impl EngineError {
+    /// The underlying DataFusion error, if this is a query error.
+    pub fn datafusion(&self) -> Option<&DataFusionError> {
+        match self {
+            Self::Query(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// DataFusion's message without the context wrappers it stacks, prefixed with what kind of error it is.
+fn describe(e: &DataFusionError) -> String {
+    let root = e.find_root();
+    match root {
+        DataFusionError::SQL(err, _) => format!("SQL syntax error: {err}"),
+        DataFusionError::Plan(msg) => format!("planning error: {msg}"),
+        DataFusionError::SchemaError(err, _) => format!("schema error: {err}"),
+        DataFusionError::ResourcesExhausted(msg) => format!("resources exhausted: {msg}"),
+        DataFusionError::NotImplemented(msg) => format!("not supported: {msg}"),
+        DataFusionError::Execution(msg) => format!("execution error: {msg}"),
+        DataFusionError::ArrowError(err, _) => format!("Arrow error: {err}"),
+        DataFusionError::ParquetError(err) => format!("Parquet error: {err}"),
+        DataFusionError::ObjectStore(err) => format!("storage error: {err}"),
+        DataFusionError::IoError(err) => format!("I/O error: {err}"),
+        other => other.to_string(),
+    }
+}

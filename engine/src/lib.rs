@@ -1,0 +1,34 @@
+//! citylake's engine: a DataFusion session built from configuration, behind one
+//! narrow API that every front end (CLI, Flight SQL, reports) uses.
+//!
+//! ```no_run
+//! # async fn demo() -> citylake_engine::Result<()> {
+//! use citylake_engine::{Engine, EngineConfig, Principal};
+//! use futures::TryStreamExt;
+//!
+//! let engine = Engine::new(EngineConfig::new("data/lake/catalog.toml")).await?;
+//! let session = engine.session(Principal::local_admin());
+//! let stream = session.sql("SELECT count(*) FROM traffic.segment_speed").await?;
+//! let batches: Vec<_> = stream.try_collect().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: [`EngineConfig`] (catalog, memory limit and spilling, parallelism).
+//! - `session`: [`Engine`] (shared: runtime, catalog providers) and [`Session`]
+//!   (one principal's SQL: parse, plan, execute to a stream of record batches).
+//! - [`principal`]: who is asking; [`error`]: [`EngineError`].
+
+pub mod config;
+pub mod error;
+pub mod principal;
+mod session;
+
+pub use citylake_catalog as catalog;
+/// The DataFusion every citylake crate uses (one version for the workspace).
+pub use datafusion;
+
+pub use config::EngineConfig;
+pub use error::{EngineError, Result};
+pub use principal::Principal;
+pub use session::{Engine, Session, SqlPermissions, Statement};

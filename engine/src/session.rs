@@ -1,0 +1,248 @@
+//! The engine (shared by every session) and a principal's session.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use citylake_catalog::Catalog;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
+
+use crate::config::EngineConfig;
+use crate::error::{EngineError, Result};
+use crate::principal::Principal;
+
+/// The schema unqualified names resolve to; session-local views and tables go here.
+const DEFAULT_SCHEMA: &str = "public";
+
+/// A parsed SQL statement.
+pub type Statement = datafusion::sql::parser::Statement;
+
+/// What kinds of statements a session accepts besides queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlPermissions {
+    /// CREATE/DROP of session-local views and tables.
+    pub ddl: bool,
+    /// INSERT, COPY TO and other writes.
+    pub dml: bool,
+    /// SET and other session statements.
+    pub statements: bool,
+}
+
+impl SqlPermissions {
+    /// Queries only: what a shared server allows.
+    pub const READ_ONLY: Self = Self {
+        ddl: false,
+        dml: false,
+        statements: false,
+    };
+    /// Everything: the local command line, where the user owns the session.
+    pub const ALL: Self = Self {
+        ddl: true,
+        dml: true,
+        statements: true,
+    };
+}
+
+/// The shared part: runtime (memory pool, spill directory, object stores,
+/// caches) and the catalog's table providers, built once.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    catalog: Arc<Catalog>,
+    runtime: Arc<RuntimeEnv>,
+    config: SessionConfig,
+    schemas: Vec<(String, Arc<dyn datafusion::catalog::SchemaProvider>)>,
+}
+
+impl Engine {
+    /// Loads the catalog and builds the runtime and the table providers.
+    pub async fn new(config: EngineConfig) -> Result<Self> {
+        let catalog = Catalog::load(&config.catalog)?;
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = config.memory_limit {
+            if limit < 1 << 20 {
+                return Err(EngineError::Config(format!(
+                    "memory limit {limit} bytes is below the 1 MiB minimum"
+                )));
+            }
+            runtime = runtime.with_memory_pool(Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(limit),
+                NonZeroUsize::new(5).expect("non-zero"),
+            )));
+        }
+        if let Some(dir) = &config.spill_dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                EngineError::Config(format!("spill directory {}: {e}", dir.display()))
+            })?;
+            runtime = runtime.with_temp_file_path(dir);
+        }
+        if let Some(max) = config.max_spill_bytes {
+            runtime = runtime.with_max_temp_directory_size(max);
+        }
+        let runtime = runtime.build_arc()?;
+        check_storage(&catalog)?;
+
+        let mut session_config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(catalog.name(), DEFAULT_SCHEMA);
+        if let Some(n) = config.target_partitions {
+            if n == 0 {
+                return Err(EngineError::Config(
+                    "target partitions must be at least 1".into(),
+                ));
+            }
+            session_config = session_config.with_target_partitions(n);
+        }
+        if let Some(n) = config.batch_size {
+            if n == 0 {
+                return Err(EngineError::Config("batch size must be at least 1".into()));
+            }
+            session_config = session_config.with_batch_size(n);
+        }
+
+        // Build the providers once, with a plain state over the same runtime.
+        let state = SessionStateBuilder::new()
+            .with_config(session_config.clone())
+            .with_runtime_env(runtime.clone())
+            .with_default_features()
+            .build();
+        let provider = catalog.build_provider(&state).await?;
+        let schemas = provider
+            .schema_names()
+            .into_iter()
+            .map(|name| {
+                let schema = provider.schema(&name).expect("listed schema exists");
+                (name, schema)
+            })
+            .collect();
+        Ok(Self {
+            catalog: Arc::new(catalog),
+            runtime,
+            config: session_config,
+            schemas,
+        })
+    }
+
+    /// The loaded catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// A new session for `principal`, read-only until [`Session::with_permissions`].
+    pub fn session(&self, principal: Principal) -> Session {
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        for (name, schema) in &self.schemas {
+            catalog
+                .register_schema(name, schema.clone())
+                .expect("memory catalog accepts schemas");
+        }
+        catalog
+            .register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))
+            .expect("memory catalog accepts schemas");
+        let mut state = SessionStateBuilder::new()
+            .with_config(self.config.clone())
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .build();
+        citylake_udfs::register_all(&mut state).expect("built-in functions register");
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_catalog(self.catalog.name(), catalog);
+        Session {
+            ctx,
+            principal,
+            permissions: SqlPermissions::READ_ONLY,
+        }
+    }
+}
+
+/// Checks that the catalog's storage root is one this build can read.
+fn check_storage(catalog: &Catalog) -> Result<()> {
+    let root = catalog.root_url();
+    if root.starts_with("file://") {
+        let path = url::Url::parse(root)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .ok_or_else(|| {
+                EngineError::Config(format!("storage root {root} is not a local path"))
+            })?;
+        if !path.is_dir() {
+            return Err(EngineError::Config(format!(
+                "storage root {} (from {}) is not a directory",
+                path.display(),
+                catalog.path().display()
+            )));
+        }
+        return Ok(());
+    }
+    let scheme = root.split("://").next().unwrap_or(root);
+    Err(EngineError::Config(format!(
+        "storage root {root}: scheme `{scheme}` is not supported by this build (supported: file)"
+    )))
+}
+
+/// One principal's SQL session. Cheap to create; not shared between principals.
+pub struct Session {
+    ctx: SessionContext,
+    principal: Principal,
+    permissions: SqlPermissions,
+}
+
+impl Session {
+    /// Allows more than queries (the CLI allows everything; servers stay read-only).
+    pub fn with_permissions(mut self, permissions: SqlPermissions) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
+    /// Who this session runs as.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// Splits SQL text into statements (syntax errors carry line and column).
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        let statements =
+            DFParser::parse_sql(sql).map_err(datafusion::error::DataFusionError::from)?;
+        Ok(statements.into_iter().collect())
+    }
+
+    /// Plans one statement, checking it against the session's permissions.
+    pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(self.permissions.ddl)
+            .with_allow_dml(self.permissions.dml)
+            .with_allow_statements(self.permissions.statements);
+        options
+            .verify_plan(&plan)
+            .map_err(|e| EngineError::NotAllowed(e.strip_backtrace().to_string()))?;
+        Ok(plan)
+    }
+
+    /// Executes a plan; the result streams batch by batch.
+    pub async fn execute(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        Ok(df.execute_stream().await?)
+    }
+
+    /// Parses, plans and executes SQL holding exactly one statement.
+    pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let mut statements = self.parse(sql)?;
+        if statements.len() != 1 {
+            return Err(EngineError::Query(
+                datafusion::error::DataFusionError::Plan(format!(
+                    "expected exactly one SQL statement, got {}",
+                    statements.len()
+                )),
+            ));
+        }
+        let plan = self.plan(statements.remove(0)).await?;
+        self.execute(plan).await
+    }
+}

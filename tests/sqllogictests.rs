@@ -1,0 +1,195 @@
+//! Runs the sqllogictest files under `tests/slt/` against an engine over a
+//! generated SF 0.01 lake.
+//!
+//! ```text
+//! cargo test -p citylake-tests --test sqllogictests              # every file
+//! cargo test -p citylake-tests --test sqllogictests -- traffic   # files whose name contains "traffic"
+//! cargo test -p citylake-tests --test sqllogictests -- --complete  # rewrite expected results
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use citylake_datasets::{GenerateOptions, NoProgress};
+use citylake_engine::datafusion::arrow::array::{Array, RecordBatch};
+use citylake_engine::datafusion::arrow::datatypes::DataType;
+use citylake_engine::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use citylake_engine::{Engine, EngineConfig, EngineError, Principal, Session, SqlPermissions};
+use futures::TryStreamExt;
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+/// Scale of the lake the files run over.
+const SCALE: f64 = 0.01;
+
+struct CityDb {
+    session: Session,
+}
+
+/// An error as the runner compares it: its message.
+#[derive(Debug)]
+struct DbError(String);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for CityDb {
+    type Error = DbError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        let err = |e: EngineError| DbError(e.to_string());
+        let stream = self.session.sql(sql).await.map_err(err)?;
+        let schema = stream.schema();
+        let batches: Vec<RecordBatch> = stream
+            .try_collect()
+            .await
+            .map_err(|e| DbError(EngineError::from(e).to_string()))?;
+        if schema.fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
+        let mut rows = vec![];
+        for batch in &batches {
+            let options = FormatOptions::default().with_null("NULL");
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                .collect::<Result<_, _>>()
+                .map_err(|e| DbError(e.to_string()))?;
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .zip(&formatters)
+                        .map(|(col, f)| cell(col.as_ref(), f, row))
+                        .collect(),
+                );
+            }
+        }
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "citylake"
+    }
+
+    async fn sleep(dur: std::time::Duration) {
+        tokio::time::sleep(dur).await;
+    }
+}
+
+fn column_type(t: &DataType) -> DefaultColumnType {
+    match t {
+        t if t.is_integer() => DefaultColumnType::Integer,
+        t if t.is_floating() => DefaultColumnType::FloatingPoint,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => DefaultColumnType::FloatingPoint,
+        _ => DefaultColumnType::Text,
+    }
+}
+
+/// One value as text: floats rounded to 6 decimals (so results do not depend
+/// on summation order), empty strings as `(empty)`.
+fn cell(col: &dyn Array, f: &ArrayFormatter<'_>, row: usize) -> String {
+    if col.is_null(row) {
+        return "NULL".into();
+    }
+    if let Some(a) = col
+        .as_any()
+        .downcast_ref::<citylake_engine::datafusion::arrow::array::Float64Array>()
+    {
+        let v = (a.value(row) * 1e6).round() / 1e6;
+        return if v == 0.0 { "0".into() } else { v.to_string() };
+    }
+    let s = f.value(row).to_string();
+    if s.is_empty() { "(empty)".into() } else { s }
+}
+
+fn slt_files(filter: &[String]) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/slt exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let complete = args.iter().any(|a| a == "--complete");
+    let filter: Vec<String> = args.into_iter().filter(|a| !a.starts_with('-')).collect();
+
+    let lake = tempfile::tempdir().expect("temp dir");
+    let summary =
+        citylake_datasets::generate(&GenerateOptions::new(SCALE, lake.path()), &NoProgress)
+            .expect("generate the test lake");
+    let engine = Arc::new(
+        Engine::new(EngineConfig::new(&summary.catalog))
+            .await
+            .expect("engine over the test lake"),
+    );
+
+    let (mut passed, mut failed) = (0, 0);
+    for file in slt_files(&filter) {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let engine = engine.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let session = engine
+                .session(Principal::local_admin())
+                .with_permissions(SqlPermissions::ALL);
+            async move { Ok(CityDb { session }) }
+        });
+        let result = if complete {
+            runner
+                .update_test_file(
+                    &file,
+                    " ",
+                    sqllogictest::default_validator,
+                    sqllogictest::default_normalizer,
+                    sqllogictest::default_column_validator,
+                )
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            runner
+                .run_file_async(&file)
+                .await
+                .map_err(|e| e.display(true).to_string())
+        };
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("ok     {name}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAILED {name}\n{e}");
+            }
+        }
+    }
+    println!("sqllogictest: {passed} passed, {failed} failed");
+    if failed > 0 || passed == 0 {
+        std::process::exit(1);
+    }
+}
