@@ -12,11 +12,10 @@ pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The catalog file could not be read.
-    #[error("cannot read catalog {}: {source}", path.display())]
+    #[error("cannot read catalog {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// The catalog file is not valid TOML.
@@ -38,23 +37,28 @@ pub enum CatalogError {
     Serialize(String),
 
     /// A dataset could not be turned into a table (listing its files, reading a footer).
-    #[error("catalog {}: dataset `{dataset}` at {location}: {source}", path.display())]
+    #[error("catalog {}: dataset `{dataset}` at {location}: {error}", path.display())]
     Table {
         path: PathBuf,
         dataset: String,
         location: String,
-        #[source]
-        source: Box<DataFusionError>,
+        error: Box<DataFusionError>,
     },
 
     /// A DataFusion error outside any one dataset (registering the catalog).
-    #[error(transparent)]
-    DataFusion(#[from] DataFusionError),
+    #[error("{0}")]
+    DataFusion(DataFusionError),
 }
 
 fn dataset_prefix(dataset: &Option<String>) -> String {
     match dataset {
         Some(name) => format!("dataset `{name}`, "),
         None => String::new(),
+    }
+}
+
+impl From<DataFusionError> for CatalogError {
+    fn from(e: DataFusionError) -> Self {
+        Self::DataFusion(e)
     }
 }

@@ -55,11 +55,11 @@ impl Catalog {
         ds: &DatasetSpec,
     ) -> Result<Arc<dyn TableProvider>> {
         let location = self.dataset_url(ds);
-        let table_err = |source| CatalogError::Table {
+        let table_err = |error| CatalogError::Table {
             path: self.path.clone(),
             dataset: ds.name.clone(),
             location: location.clone(),
-            source: Box::new(source),
+            error: Box::new(error),
         };
         let url = ListingTableUrl::parse(&location).map_err(table_err)?;
         let partition_cols = ds

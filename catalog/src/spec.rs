@@ -247,9 +247,9 @@ fn is_identifier(s: &str) -> bool {
 impl CatalogSpec {
     /// Reads and validates a catalog file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| CatalogError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_toml(&text, path)
     }
@@ -503,4 +503,175 @@ fn field_of(msg: &str) -> String {
         }
     }
     "-".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[catalog]
+root = "."
+
+[[datasets]]
+name = "traffic.segment_speed"
+location = "traffic/segment_speed/"
+owner = "traffic"
+classification = "internal"
+update_frequency = "5 minutes"
+partitions = [{ name = "dt", type = "date" }]
+sort_order = ["observed_at"]
+
+[[datasets.columns]]
+name = "observed_at"
+type = "timestamp"
+description = "interval start"
+
+[[datasets.columns]]
+name = "plate"
+type = "text"
+pii = "plate"
+"#;
+
+    fn parse(text: &str) -> Result<CatalogSpec> {
+        CatalogSpec::from_toml(text, Path::new("/lake/catalog.toml"))
+    }
+
+    /// The message of a parse error, which must name the file.
+    fn error(text: &str) -> String {
+        let msg = parse(text).unwrap_err().to_string();
+        assert!(msg.contains("/lake/catalog.toml"), "{msg}");
+        msg
+    }
+
+    #[test]
+    fn parses_a_valid_catalog() {
+        let spec = parse(GOOD).unwrap();
+        assert_eq!(spec.catalog.name, "city");
+        let ds = &spec.datasets[0];
+        assert_eq!(
+            (ds.schema_name(), ds.table_name()),
+            ("traffic", "segment_speed")
+        );
+        assert_eq!(
+            ds.partition_types(),
+            vec![("dt".to_string(), ColumnType::Date)]
+        );
+        assert_eq!(ds.columns[1].pii, Some(PiiTag::Plate));
+        assert!(ds.declared_types().is_some());
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let spec = parse(GOOD).unwrap();
+        assert_eq!(parse(&spec.to_toml().unwrap()).unwrap(), spec);
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let msg = error("[catalog]\nroot = \n");
+        assert!(
+            msg.contains("TOML syntax error") && msg.contains("line 2"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_dataset_and_field() {
+        let msg =
+            error(&GOOD.replace("owner = \"traffic\"", "owner = \"traffic\"\nowners = \"x\""));
+        assert!(msg.contains("dataset `traffic.segment_speed`"), "{msg}");
+        assert!(
+            msg.contains("field `owners`") && msg.contains("unknown field"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_location_names_dataset_and_field() {
+        let msg = error(&GOOD.replace("location = \"traffic/segment_speed/\"\n", ""));
+        assert!(
+            msg.contains("dataset `traffic.segment_speed`") && msg.contains("field `location`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wrong_partition_type_is_refused() {
+        // a type that does not exist
+        let msg = error(&GOOD.replace("type = \"date\"", "type = \"dat\""));
+        assert!(
+            msg.contains("partitions[0].type") && msg.contains("unknown type `dat`"),
+            "{msg}"
+        );
+        // a type that cannot be spelled in a path
+        let msg = error(&GOOD.replace("type = \"date\"", "type = \"double\""));
+        assert!(msg.contains("cannot be a partition column type"), "{msg}");
+    }
+
+    #[test]
+    fn bad_enum_values_name_their_field() {
+        let msg = error(&GOOD.replace("\"internal\"", "\"secret\""));
+        assert!(
+            msg.contains("field `classification`") && msg.contains("unknown variant"),
+            "{msg}"
+        );
+        let msg = error(&GOOD.replace("pii = \"plate\"", "pii = \"shoe_size\""));
+        assert!(msg.contains("columns[1].pii"), "{msg}");
+    }
+
+    #[test]
+    fn semantic_errors() {
+        // not schema.table
+        assert!(
+            error(&GOOD.replace("traffic.segment_speed", "segment_speed")).contains("field `name`")
+        );
+        // escaping the root
+        assert!(
+            error(&GOOD.replace("traffic/segment_speed/", "../elsewhere/"))
+                .contains("field `location`")
+        );
+        // reserved schema
+        assert!(error(&GOOD.replace("traffic.segment_speed", "system.x")).contains("reserved"));
+        // unparseable frequency
+        assert!(error(&GOOD.replace("5 minutes", "now and then")).contains("update_frequency"));
+        // sort order on an undeclared column
+        assert!(error(&GOOD.replace("[\"observed_at\"]", "[\"nope\"]")).contains("sort_order[0]"));
+        // declared twice
+        let twice = format!("{GOOD}{}", &GOOD[GOOD.find("[[datasets]]").unwrap()..]);
+        assert!(error(&twice).contains("declared twice"));
+        // no [catalog]
+        assert!(error("[[datasets]]\nname = \"a.b\"\n").contains("`[catalog]` section is missing"));
+    }
+
+    #[test]
+    fn update_frequencies() {
+        assert_eq!(parse_update_frequency("static").unwrap(), None);
+        assert_eq!(
+            parse_update_frequency("5 minutes").unwrap(),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_update_frequency("daily").unwrap(),
+            Some(Duration::from_secs(86_400))
+        );
+        assert!(parse_update_frequency("0 days").is_err());
+    }
+
+    #[test]
+    fn roots_resolve_against_the_catalog_file() {
+        assert_eq!(
+            resolve_root(".", Path::new("/lake/catalog.toml")).unwrap(),
+            "file:///lake/"
+        );
+        assert_eq!(
+            resolve_root("data", Path::new("/lake/catalog.toml")).unwrap(),
+            "file:///lake/data/"
+        );
+        assert_eq!(
+            resolve_root("s3://bucket/prefix", Path::new("/x")).unwrap(),
+            "s3://bucket/prefix/"
+        );
+        assert!(resolve_root("s3://bad host/", Path::new("/x")).is_err());
+    }
 }

@@ -50,11 +50,7 @@ pub async fn write_stream(
                 writer.write(&batch)?;
             }
             writer.finish()?;
-            if rows == 0 {
-                writer.into_inner().write_all(b"[]")?;
-            } else {
-                writer.into_inner().write_all(b"\n")?;
-            }
+            writer.into_inner().write_all(b"\n")?;
         }
         Format::Ndjson => {
             let mut writer = arrow::json::LineDelimitedWriter::new(out);

@@ -50,7 +50,8 @@ pub const DEFAULT_YEAR: i32 = 2025;
 /// File name of the catalog written at the lake root.
 pub const CATALOG_FILE: &str = "catalog.toml";
 
-/// Errors of the generator.
+/// Errors of the generator. Causes are chained as `source()`, not repeated in
+/// the message (print with `{:#}` through anyhow to see the whole chain).
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("invalid option: {0}")]
@@ -60,15 +61,15 @@ pub enum GenerateError {
         .0.display()
     )]
     LakeExists(PathBuf),
-    #[error("I/O error: {0}")]
+    #[error("I/O error")]
     Io(#[from] std::io::Error),
-    #[error("Arrow error: {0}")]
+    #[error("Arrow error")]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error("Parquet error: {0}")]
+    #[error("Parquet error")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error(transparent)]
     Catalog(#[from] citylake_catalog::CatalogError),
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     File {
         path: String,
         #[source]

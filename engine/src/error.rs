@@ -8,8 +8,8 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The catalog could not be loaded or built.
-    #[error(transparent)]
-    Catalog(#[from] citylake_catalog::CatalogError),
+    #[error("{0}")]
+    Catalog(citylake_catalog::CatalogError),
 
     /// The engine configuration is invalid.
     #[error("invalid engine configuration: {0}")]
@@ -21,7 +21,19 @@ pub enum EngineError {
 
     /// The query failed: planning (syntax, unknown table, types) or execution.
     #[error("{}", describe(.0))]
-    Query(#[from] DataFusionError),
+    Query(DataFusionError),
+}
+
+impl From<citylake_catalog::CatalogError> for EngineError {
+    fn from(e: citylake_catalog::CatalogError) -> Self {
+        Self::Catalog(e)
+    }
+}
+
+impl From<DataFusionError> for EngineError {
+    fn from(e: DataFusionError) -> Self {
+        Self::Query(e)
+    }
 }
 
 impl EngineError {
@@ -38,7 +50,7 @@ impl EngineError {
 fn describe(e: &DataFusionError) -> String {
     let root = e.find_root();
     match root {
-        DataFusionError::SQL(err, _) => format!("SQL syntax error: {err}"),
+        DataFusionError::SQL(err, _) => format!("SQL syntax error: {}", parser_message(err)),
         DataFusionError::Plan(msg) => format!("planning error: {msg}"),
         DataFusionError::SchemaError(err, _) => format!("schema error: {err}"),
         DataFusionError::ResourcesExhausted(msg) => format!("resources exhausted: {msg}"),
@@ -50,4 +62,12 @@ fn describe(e: &DataFusionError) -> String {
         DataFusionError::IoError(err) => format!("I/O error: {err}"),
         other => other.to_string(),
     }
+}
+
+/// sqlparser's message without its `sql parser error: ` prefix.
+fn parser_message(err: &datafusion::sql::sqlparser::parser::ParserError) -> String {
+    let s = err.to_string();
+    s.strip_prefix("sql parser error: ")
+        .unwrap_or(&s)
+        .to_string()
 }

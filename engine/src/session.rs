@@ -178,6 +178,18 @@ fn check_storage(catalog: &Catalog) -> Result<()> {
                 catalog.path().display()
             )));
         }
+        // A missing dataset would read as an empty table: refuse it instead.
+        for ds in &catalog.spec().datasets {
+            let location = path.join(ds.location.trim_start_matches("./"));
+            if !location.exists() {
+                return Err(EngineError::Config(format!(
+                    "catalog {}: dataset `{}`: location {} does not exist",
+                    catalog.path().display(),
+                    ds.name,
+                    location.display()
+                )));
+            }
+        }
         return Ok(());
     }
     let scheme = root.split("://").next().unwrap_or(root);

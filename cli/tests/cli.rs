@@ -1,0 +1,305 @@
+//! End-to-end tests of the `citylake` binary: generate, sql, formats, errors, exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn citylake() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_citylake"));
+    cmd.env_remove("CITYLAKE_CATALOG");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run citylake")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// One SF 0.01 lake shared by the tests of this binary.
+fn lake() -> &'static Path {
+    static LAKE: OnceLock<PathBuf> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let o = run(citylake()
+            .args(["generate", "--scale", "0.01", "--out"])
+            .arg(&dir));
+        assert!(o.status.success(), "generate failed: {}", stderr(&o));
+        dir
+    })
+}
+
+fn sql(args: &[&str]) -> Output {
+    run(citylake()
+        .arg("sql")
+        .arg("--catalog")
+        .arg(lake().join("catalog.toml"))
+        .args(args))
+}
+
+#[test]
+fn generate_prints_a_summary_and_refuses_to_overwrite() {
+    let dir = lake();
+    assert!(dir.join("catalog.toml").exists());
+    assert!(
+        dir.join("traffic/segment_speed/dt=2025-06-01/part-0.parquet")
+            .exists()
+    );
+    // a second run into the same directory refuses without --force
+    let o = run(citylake()
+        .args(["generate", "--scale", "0.01", "--out"])
+        .arg(dir));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+}
+
+#[test]
+fn generate_rejects_a_bad_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(citylake()
+        .args(["generate", "--scale=-1", "--out"])
+        .arg(dir.path()));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("scale must be"), "{}", stderr(&o));
+}
+
+#[test]
+fn count_in_table_format() {
+    let o = sql(&["-c", "SELECT count(*) AS n FROM traffic.segment_speed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 13 segments × 288 intervals × 365 days
+    assert!(stdout(&o).contains("| 1366560 |"), "{}", stdout(&o));
+}
+
+#[test]
+fn text_formats() {
+    let q = "SELECT district, population FROM common.districts ORDER BY admin_code LIMIT 2";
+    let csv = sql(&["--format", "csv", "-c", q]);
+    assert_eq!(
+        stdout(&csv),
+        "district,population\nShangcheng,1400000\nGongshu,1200000\n"
+    );
+    let json = sql(&["--format", "json", "-c", q]);
+    assert_eq!(
+        stdout(&json).trim(),
+        r#"[{"district":"Shangcheng","population":1400000},{"district":"Gongshu","population":1200000}]"#
+    );
+    let ndjson = sql(&["--format", "ndjson", "-c", q]);
+    assert_eq!(
+        stdout(&ndjson),
+        "{\"district\":\"Shangcheng\",\"population\":1400000}\n{\"district\":\"Gongshu\",\"population\":1200000}\n"
+    );
+    // an empty result still has a CSV header and a JSON array
+    let empty = "SELECT district FROM common.districts WHERE false";
+    assert_eq!(
+        stdout(&sql(&["--format", "csv", "-c", empty])),
+        "district\n"
+    );
+    assert_eq!(
+        stdout(&sql(&["--format", "json", "-c", empty])).trim(),
+        "[]"
+    );
+}
+
+#[test]
+fn binary_formats_to_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = "SELECT station_id, pm25 FROM environment.air_quality_hourly WHERE month = '2025-01'";
+    let pq = dir.path().join("out.parquet");
+    let o = sql(&["--format", "parquet", "-o", pq.to_str().unwrap(), "-c", q]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&pq).unwrap())
+            .unwrap();
+    use parquet::file::reader::FileReader;
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 13 * 31 * 24);
+
+    let ipc = dir.path().join("out.arrow");
+    let o = sql(&["--format", "arrow", "-o", ipc.to_str().unwrap(), "-c", q]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reader =
+        arrow::ipc::reader::FileReader::try_new(std::fs::File::open(&ipc).unwrap(), None).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 13 * 31 * 24);
+
+    // two result sets cannot share one Parquet file
+    let o = sql(&[
+        "--format",
+        "parquet",
+        "-o",
+        pq.to_str().unwrap(),
+        "-c",
+        "SELECT 1; SELECT 2",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("writes one result"), "{}", stderr(&o));
+}
+
+#[test]
+fn sql_from_a_file_and_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q.sql");
+    std::fs::write(
+        &file,
+        "CREATE VIEW v AS SELECT 41 AS x;\nSELECT x + 1 AS y FROM v;\n",
+    )
+    .unwrap();
+    let o = sql(&["--format", "csv", "-f", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).ends_with("y\n42\n"), "{}", stdout(&o));
+
+    use std::io::Write;
+    let mut child = citylake()
+        .args(["sql", "--format", "csv", "--catalog"])
+        .arg(lake().join("catalog.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n FROM common.districts;")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "n\n13\n");
+}
+
+#[test]
+fn syntax_error_shows_position_and_fails() {
+    let o = sql(&[
+        "-c",
+        "SELECT count(*) FROM traffic.segment_speed WHERE dt = = 1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("SQL syntax error"), "{err}");
+    // the statement, and a caret under column 55
+    assert!(err.contains("Line: 1, Column: 55"), "{err}");
+    assert!(
+        err.contains(&format!("\n      | {}^", " ".repeat(54))),
+        "{err}"
+    );
+    // the message says it once, without DataFusion's debug wrappers
+    assert!(!err.contains("ParserError("), "{err}");
+}
+
+#[test]
+fn unknown_table_and_column_fail_clearly() {
+    let o = sql(&["-c", "SELECT * FROM traffic.nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("table 'city.traffic.nope' not found"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sql(&["-c", "SELECT nope FROM traffic.road_segments"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+    // a statement after the failing one does not run
+    let o = sql(&[
+        "--format",
+        "csv",
+        "-c",
+        "SELECT * FROM traffic.nope; SELECT 1 AS one",
+    ]);
+    assert!(!stdout(&o).contains("one"));
+}
+
+#[test]
+fn missing_and_bad_catalogs() {
+    let o = run(citylake().args([
+        "sql",
+        "--catalog",
+        "/no/such/catalog.toml",
+        "-c",
+        "SELECT 1",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot read catalog /no/such/catalog.toml"),
+        "{}",
+        stderr(&o)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("catalog.toml");
+    std::fs::write(&bad, "[catalog]\nroot = \".\"\n[[datasets]]\nname = \"a.b\"\nlocation = \"b/\"\nowner = \"x\"\nclassification = \"secret\"\nupdate_frequency = \"daily\"\n").unwrap();
+    let o = run(citylake()
+        .args(["sql", "--catalog"])
+        .arg(&bad)
+        .args(["-c", "SELECT 1"]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("dataset `a.b`") && err.contains("field `classification`"),
+        "{err}"
+    );
+
+    // the catalog can also come from CITYLAKE_CATALOG
+    let o = run(citylake()
+        .env("CITYLAKE_CATALOG", lake().join("catalog.toml"))
+        .args([
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM common.districts",
+        ]));
+    assert_eq!(stdout(&o), "n\n13\n");
+}
+
+#[test]
+fn a_missing_dataset_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "[catalog]\nroot = \".\"\n[[datasets]]\nname = \"a.b\"\nlocation = \"b/\"\nowner = \"x\"\nclassification = \"public\"\nupdate_frequency = \"daily\"\n",
+    )
+    .unwrap();
+    let o = run(citylake()
+        .args(["sql", "--catalog"])
+        .arg(&catalog)
+        .args(["-c", "SELECT * FROM a.b"]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("dataset `a.b`") && err.contains("b/"), "{err}");
+}
+
+#[test]
+fn default_lake_is_generated_when_absent() {
+    let cwd = tempfile::tempdir().unwrap();
+    let o = run(citylake().current_dir(cwd.path()).args([
+        "sql",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM traffic.road_segments",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("generating the demo lake (scale 0.1)"),
+        "{}",
+        stderr(&o)
+    );
+    // scale 0.1: 100 segments
+    assert_eq!(stdout(&o), "n\n100\n");
+    assert!(cwd.path().join("data/lake/catalog.toml").exists());
+    // the second run reuses it silently
+    let o = run(citylake().current_dir(cwd.path()).args([
+        "sql",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT 1 AS one",
+    ]));
+    assert!(!stderr(&o).contains("generating"), "{}", stderr(&o));
+}
