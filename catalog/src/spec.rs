@@ -405,10 +405,9 @@ impl CatalogSpec {
                         format!("column `{}` is declared twice", col.name),
                     );
                 }
-                if let Some(t) = &col.data_type {
-                    if let Err(message) = t.parse::<ColumnType>() {
-                        return invalid(name, &format!("columns[{i}].type"), message);
-                    }
+                if let Some(Err(message)) = col.data_type.as_ref().map(|t| t.parse::<ColumnType>())
+                {
+                    return invalid(name, &format!("columns[{i}].type"), message);
                 }
             }
             for (i, part) in ds.partitions.iter().enumerate() {
@@ -496,10 +495,12 @@ fn clean(e: &toml::de::Error) -> String {
 /// The field a serde error is about (`unknown field `x``, `missing field `x``), if it names one.
 fn field_of(msg: &str) -> String {
     for prefix in ["unknown field `", "missing field `", "duplicate field `"] {
-        if let Some(rest) = msg.split(prefix).nth(1) {
-            if let Some(name) = rest.split('`').next() {
-                return name.to_string();
-            }
+        if let Some(name) = msg
+            .split(prefix)
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+        {
+            return name.to_string();
         }
     }
     "-".to_string()

@@ -61,6 +61,9 @@ pub struct SqlArgs {
     /// Write results to this file instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Print each statement's row count and elapsed time to standard error.
+    #[arg(long)]
+    pub timing: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }

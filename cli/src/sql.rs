@@ -76,7 +76,7 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     };
     match script {
         Some(sql) => {
-            let ok = run_script(&session, &sql, args.format, &mut *out, false).await;
+            let ok = run_script(&session, &sql, args.format, &mut *out, args.timing).await;
             out.flush()?;
             Ok(if ok {
                 ExitCode::SUCCESS

@@ -19,6 +19,8 @@ pub struct District {
     pub urban: f64,
 }
 
+/// A row of [`DISTRICTS`], positional to keep the table readable.
+#[allow(clippy::too_many_arguments)]
 const fn d(
     name: &'static str,
     name_zh: &'static str,

@@ -219,8 +219,7 @@ impl Session {
 
     /// Splits SQL text into statements (syntax errors carry line and column).
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        let statements =
-            DFParser::parse_sql(sql).map_err(datafusion::error::DataFusionError::from)?;
+        let statements = DFParser::parse_sql(sql)?;
         Ok(statements.into_iter().collect())
     }
 

@@ -21,10 +21,10 @@ use crate::table::{
 use crate::world::{Station, World};
 use crate::writer::BATCH_ROWS;
 
-const S_MET: u64 = 0x4D45_54;
+const S_MET: u64 = 0x004D_4554;
 const S_DUST: u64 = 0x4455_5354;
 const S_AQ: u64 = 0x4151;
-const S_OUT: u64 = 0x4F55_54;
+const S_OUT: u64 = 0x004F_5554;
 const S_MISS: u64 = 0x4D49_5353;
 
 pub fn tables(world: &World) -> Vec<TableDef> {

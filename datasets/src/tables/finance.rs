@@ -24,9 +24,9 @@ use crate::table::{
 };
 use crate::world::{Program, World};
 
-const S_FIN: u64 = 0x4649_4E;
-const S_PAY: u64 = 0x5041_59;
-const S_IND: u64 = 0x494E_44;
+const S_FIN: u64 = 0x0046_494E;
+const S_PAY: u64 = 0x0050_4159;
+const S_IND: u64 = 0x0049_4E44;
 
 pub fn tables(world: &World) -> Vec<TableDef> {
     vec![programs(), expenditures(world), indicators()]

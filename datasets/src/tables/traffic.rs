@@ -26,9 +26,9 @@ use crate::table::{
 use crate::world::World;
 use crate::writer::BATCH_ROWS;
 
-const S_LOCAL: u64 = 0x4C4F_43;
-const S_INCIDENT: u64 = 0x494E_43;
-const S_SPEED: u64 = 0x5350_44;
+const S_LOCAL: u64 = 0x004C_4F43;
+const S_INCIDENT: u64 = 0x0049_4E43;
+const S_SPEED: u64 = 0x0053_5044;
 const SLOTS: u32 = 288;
 
 pub fn tables(world: &World) -> Vec<TableDef> {

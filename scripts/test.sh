@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of citylake, from nothing on a fresh machine: installs what the
+# tests need (a Python virtualenv with DuckDB), then format, lint, the Rust tests
+# (unit, sqllogictest, CLI end to end) and the DuckDB cross-check.
+#
+# A build cache outside the checkout is reused when it exists:
+#   CARGO_TARGET_DIR (default $HOME/.cache/citylake/target)
+#   CITYLAKE_VENV    (default $HOME/.cache/citylake/venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/citylake/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+VENV="${CITYLAKE_VENV:-$HOME/.cache/citylake/venv}"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python tools for the cross-checks ($VENV)"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, sqllogictest, CLI end to end)"
+cargo test --workspace --locked
+
+step "DuckDB cross-check on the same Parquet files"
+"$VENV/bin/python" scripts/duckdb_crosscheck.py "$CARGO_TARGET_DIR/debug/citylake"
+
+step "all tests passed"
