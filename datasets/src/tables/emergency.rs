@@ -11,12 +11,10 @@
 
 use citylake_catalog::Classification;
 
-use super::{dataset, month_dir, month_partition};
+use super::{dataset, month_partition, monthly_parts};
 use crate::city::{DISTRICTS, population_weights};
 use crate::events::{daily_count, day_times};
-use crate::table::{
-    FilePart, TableDef, batch, column, f64s, i16s, i64s, round_to, timestamps, utf8_values,
-};
+use crate::table::{TableDef, batch, column, f64s, i16s, i64s, round_to, timestamps, utf8_values};
 use crate::world::{INCIDENTS_PER_SF, World, count};
 use crate::writer::BATCH_ROWS;
 
@@ -86,14 +84,10 @@ pub fn incidents(world: &World) -> TableDef {
             "1 minor, 2 moderate, 3 serious, 4 major",
         ),
     ];
-    let year = world.cal.year;
-    let parts = (1..=12)
-        .map(|month| FilePart {
-            rel_path: month_dir(year, month),
-            write: Box::new(move |world, schema, sink| write_month(world, month, schema, sink)),
-        })
-        .collect();
-    TableDef { spec, parts }
+    TableDef {
+        spec,
+        parts: monthly_parts(world, write_month),
+    }
 }
 
 #[derive(Default)]

@@ -13,7 +13,7 @@
 
 use citylake_catalog::Classification;
 
-use super::{dataset, month_dir, month_partition};
+use super::{dataset, month_partition, monthly_parts};
 use crate::city::DISTRICTS;
 use crate::table::{
     FilePart, TableDef, batch, column, f64s, i32s, round_to, timestamps, utf8_values,
@@ -105,14 +105,10 @@ fn hourly(world: &World) -> TableDef {
             "O3 8-hour sliding mean ending this hour, µg/m³ (NULL with fewer than 6 valid hours)",
         ),
     ];
-    let year = world.cal.year;
-    let parts = (1..=12)
-        .map(|month| FilePart {
-            rel_path: month_dir(year, month),
-            write: Box::new(move |world, schema, sink| write_month(world, month, schema, sink)),
-        })
-        .collect();
-    TableDef { spec, parts }
+    TableDef {
+        spec,
+        parts: monthly_parts(world, write_month),
+    }
 }
 
 /// Concentrations of one station-hour: pm25, pm10, so2, no2, co, o3 (None = missing).

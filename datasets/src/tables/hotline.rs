@@ -14,12 +14,12 @@
 
 use citylake_catalog::{Classification, PiiTag};
 
-use super::{dataset, month_dir, month_partition};
+use super::{dataset, month_partition, monthly_parts};
 use crate::city::{DISTRICTS, population_weights};
 use crate::events::{daily_count, day_times};
 use crate::people;
 use crate::table::{
-    FilePart, TableDef, batch, column, i16s, i64s, pii_column, timestamps, utf8, utf8_values,
+    TableDef, batch, column, i16s, i64s, pii_column, timestamps, utf8, utf8_values,
 };
 use crate::world::{HOTLINE_CASES_PER_SF, World, count};
 use crate::writer::BATCH_ROWS;
@@ -185,14 +185,10 @@ pub fn cases(world: &World) -> TableDef {
             "Caller's rating 1 (poor) to 5 (very satisfied); NULL when not rated",
         ),
     ];
-    let year = world.cal.year;
-    let parts = (1..=12)
-        .map(|month| FilePart {
-            rel_path: month_dir(year, month),
-            write: Box::new(move |world, schema, sink| write_month(world, month, schema, sink)),
-        })
-        .collect();
-    TableDef { spec, parts }
+    TableDef {
+        spec,
+        parts: monthly_parts(world, write_month),
+    }
 }
 
 #[derive(Default)]

@@ -9,7 +9,9 @@ mod traffic;
 
 use citylake_catalog::{Classification, DatasetSpec, PartitionSpec};
 
-use crate::table::TableDef;
+use arrow::datatypes::SchemaRef;
+
+use crate::table::{BatchSink, FilePart, TableDef};
 use crate::world::World;
 
 /// Every table of the lake, in catalog order.
@@ -62,6 +64,16 @@ fn month_partition() -> PartitionSpec {
     )
 }
 
-fn month_dir(year: i32, month: u32) -> String {
-    format!("month={year}-{month:02}/part-0.parquet")
+/// Writes the rows of one month (1-12) of a monthly-partitioned table.
+type MonthFn = fn(&World, u32, &SchemaRef, &mut BatchSink<'_>) -> crate::Result<()>;
+
+/// One file per month, `month=YYYY-MM/part-0.parquet`, each written by `write`.
+fn monthly_parts(world: &World, write: MonthFn) -> Vec<FilePart> {
+    let year = world.cal.year;
+    (1..=12)
+        .map(|month| FilePart {
+            rel_path: format!("month={year}-{month:02}/part-0.parquet"),
+            write: Box::new(move |world, schema, sink| write(world, month, schema, sink)),
+        })
+        .collect()
 }
