@@ -20,6 +20,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 
+step "one arrow / parquet / datafusion / object_store in the dependency tree"
+dups=$(cargo tree --workspace --locked -d --depth 0 2>/dev/null | grep -E '^(arrow|parquet|datafusion|object_store)[-a-z]* v' || true)
+if [ -n "$dups" ]; then
+  echo "second copies of pinned crates:"; echo "$dups"; exit 1
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

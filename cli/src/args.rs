@@ -23,6 +23,69 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Run SQL against the lake: one statement with -c, a file with -f, or an interactive shell.
     Sql(SqlArgs),
+    /// Serve the lake over Arrow Flight SQL (ADBC, JDBC, pyarrow clients).
+    Serve(ServeArgs),
+    /// Manage the users of the Flight SQL server.
+    User(UserArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Catalog file. Default: ./data/lake/catalog.toml, generated (scale 0.1) when absent.
+    #[arg(long, env = "CITYLAKE_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "CITYLAKE_BIND", default_value = "127.0.0.1:50051")]
+    pub bind: std::net::SocketAddr,
+    /// Users file (argon2 hashes; see `citylake user`). Default: demo users beside the catalog.
+    #[arg(long, env = "CITYLAKE_USERS")]
+    pub users: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "CITYLAKE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "CITYLAKE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Lifetime of a login's bearer token, in seconds.
+    #[arg(long, env = "CITYLAKE_TOKEN_TTL", default_value_t = 12 * 3600)]
+    pub token_ttl_secs: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The users file to change or list.
+    #[arg(
+        long,
+        env = "CITYLAKE_USERS",
+        global = true,
+        default_value = "data/lake/users.toml"
+    )]
+    pub users: PathBuf,
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password comes from CITYLAKE_PASSWORD or a prompt.
+    Add {
+        name: String,
+        /// A role (repeatable), e.g. admin, analyst.
+        #[arg(long, required = true)]
+        role: Vec<String>,
+        /// The user's department.
+        #[arg(long)]
+        department: Option<String>,
+        /// An attribute KEY=VALUE (repeatable), e.g. district=Xihu.
+        #[arg(long)]
+        attr: Vec<String>,
+    },
+    /// Remove a user.
+    Remove { name: String },
+    /// List users (never passwords).
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +180,8 @@ impl Cli {
         match self.command {
             Command::Generate(args) => crate::generate::run(args),
             Command::Sql(args) => crate::sql::run(args).await,
+            Command::Serve(args) => crate::serve::run(args).await,
+            Command::User(args) => crate::serve::user(args),
         }
     }
 }

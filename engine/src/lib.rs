@@ -31,4 +31,4 @@ pub use datafusion;
 pub use config::EngineConfig;
 pub use error::{EngineError, Result};
 pub use principal::Principal;
-pub use session::{Engine, Session, SqlPermissions, Statement};
+pub use session::{Engine, Session, SqlPermissions, Statement, TableInfo};

@@ -242,8 +242,8 @@ impl Session {
         Ok(df.execute_stream().await?)
     }
 
-    /// Parses, plans and executes SQL holding exactly one statement.
-    pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+    /// Parses and plans SQL holding exactly one statement.
+    pub async fn plan_sql(&self, sql: &str) -> Result<LogicalPlan> {
         let mut statements = self.parse(sql)?;
         if statements.len() != 1 {
             return Err(EngineError::Query(
@@ -253,7 +253,77 @@ impl Session {
                 )),
             ));
         }
-        let plan = self.plan(statements.remove(0)).await?;
+        self.plan(statements.remove(0)).await
+    }
+
+    /// Parses, plans and executes SQL holding exactly one statement.
+    pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let plan = self.plan_sql(sql).await?;
         self.execute(plan).await
     }
+
+    /// The catalog names this session sees, sorted.
+    pub fn catalog_names(&self) -> Vec<String> {
+        let mut names = self.ctx.catalog_names();
+        names.sort();
+        names
+    }
+
+    /// Every (catalog, schema) this session can see, sorted.
+    pub fn schemas(&self) -> Vec<(String, String)> {
+        let mut out = vec![];
+        for catalog_name in self.ctx.catalog_names() {
+            if let Some(catalog) = self.ctx.catalog(&catalog_name) {
+                for schema in catalog.schema_names() {
+                    out.push((catalog_name.clone(), schema));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Every table this session can see, sorted by catalog, schema and name.
+    pub async fn tables(&self) -> Result<Vec<TableInfo>> {
+        let mut out = vec![];
+        for catalog_name in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                for table_name in schema.table_names() {
+                    if let Some(table) = schema.table(&table_name).await? {
+                        out.push(TableInfo {
+                            catalog: catalog_name.clone(),
+                            schema: schema_name.clone(),
+                            table: table_name,
+                            table_type: match table.table_type() {
+                                datafusion::datasource::TableType::View => "VIEW",
+                                _ => "TABLE",
+                            },
+                            columns: table.schema(),
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.catalog, &a.schema, &a.table).cmp(&(&b.catalog, &b.schema, &b.table))
+        });
+        Ok(out)
+    }
+}
+
+/// A table as metadata commands list it.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub catalog: String,
+    pub schema: String,
+    pub table: String,
+    /// `TABLE` or `VIEW`.
+    pub table_type: &'static str,
+    pub columns: datafusion::arrow::datatypes::SchemaRef,
 }

@@ -1,0 +1,203 @@
+//! `citylake serve` and `citylake user`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use citylake_server::auth::{random_password, write_private};
+use citylake_server::{TlsPem, Users};
+
+use crate::args::{ServeArgs, UserArgs, UserCommand};
+
+/// Name of the users file the demo mode keeps beside the catalog.
+const DEMO_USERS: &str = "users.toml";
+const DEMO_PASSWORDS: &str = "demo-passwords.txt";
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let catalog = crate::sql::resolve_catalog(args.catalog.clone())?;
+    let users_path = match &args.users {
+        Some(p) => p.clone(),
+        None => demo_users(&catalog)?,
+    };
+    let users = Users::load(&users_path).with_context(|| "loading users (citylake user add …)")?;
+    if users.list().is_empty() {
+        bail!(
+            "{} has no users; add one with `citylake user add`",
+            users_path.display()
+        );
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsPem::from_files(cert, key)?),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
+    if tls.is_none() && !args.bind.ip().is_loopback() {
+        eprintln!(
+            "WARNING: serving on {} without TLS: passwords and data cross the network in clear text. \
+             Pass --tls-cert and --tls-key.",
+            args.bind
+        );
+    }
+    let engine = Arc::new(crate::sql::build_engine(&catalog, &args.engine).await?);
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot bind {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    print_connect_help(addr, tls.is_some(), &users_path);
+    let shutdown = async {
+        shutdown_signal().await;
+        eprintln!("shutting down: finishing running calls…");
+    };
+    citylake_server::serve(
+        listener,
+        engine,
+        Arc::new(users),
+        Duration::from_secs(args.token_ttl_secs),
+        tls,
+        shutdown,
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Demo mode: a users file beside the catalog, created on first use with an
+/// `admin` and an `analyst` whose random passwords are written to a file only
+/// the owner can read, and printed once.
+fn demo_users(catalog: &Path) -> anyhow::Result<PathBuf> {
+    let dir = catalog.parent().unwrap_or(Path::new("."));
+    let path = dir.join(DEMO_USERS);
+    if path.exists() {
+        eprintln!(
+            "Users: {} (demo passwords in {})",
+            path.display(),
+            dir.join(DEMO_PASSWORDS).display()
+        );
+        return Ok(path);
+    }
+    let mut users = Users::default();
+    let mut lines =
+        String::from("# citylake demo users (user name: password); keep this file private\n");
+    eprintln!(
+        "Created demo users (shown once; also in {}):",
+        dir.join(DEMO_PASSWORDS).display()
+    );
+    for (name, role) in [("admin", "admin"), ("analyst", "analyst")] {
+        let password = random_password();
+        users.add(
+            name,
+            &password,
+            vec![role.to_string()],
+            None,
+            BTreeMap::new(),
+        )?;
+        lines.push_str(&format!("{name}: {password}\n"));
+        eprintln!("  {name:<8} {password}");
+    }
+    write_private(&dir.join(DEMO_PASSWORDS), lines.as_bytes())?;
+    users.save(&path)?;
+    Ok(path)
+}
+
+fn print_connect_help(addr: SocketAddr, tls: bool, users: &Path) {
+    let scheme = if tls { "grpc+tls" } else { "grpc" };
+    let jdbc_tls = if tls { "true" } else { "false" };
+    eprintln!(
+        "citylake Flight SQL server listening on {addr} ({}) — users from {}
+Connect with ADBC (pip install adbc-driver-flightsql pyarrow):
+    import adbc_driver_flightsql.dbapi as flight_sql
+    conn = flight_sql.connect(\"{scheme}://{addr}\", db_kwargs={{\"username\": \"admin\", \"password\": \"…\"}})
+    cur = conn.cursor(); cur.execute(\"SELECT count(*) FROM traffic.segment_speed\"); print(cur.fetchall())
+JDBC: jdbc:arrow-flight-sql://{addr}?useEncryption={jdbc_tls}&user=admin&password=…
+Ctrl-C to stop.",
+        if tls { "TLS" } else { "plain text" },
+        users.display()
+    );
+}
+
+pub fn user(args: UserArgs) -> anyhow::Result<ExitCode> {
+    let path = &args.users;
+    match args.command {
+        UserCommand::Add {
+            name,
+            role,
+            department,
+            attr,
+        } => {
+            let mut users = Users::load_or_empty(path)?;
+            let mut attributes = BTreeMap::new();
+            for a in attr {
+                let (k, v) = a
+                    .split_once('=')
+                    .with_context(|| format!("--attr `{a}` is not KEY=VALUE"))?;
+                attributes.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            let password = read_password(&name)?;
+            users.add(&name, &password, role, department, attributes)?;
+            users.save(path)?;
+            eprintln!("added user {name} to {}", path.display());
+        }
+        UserCommand::Remove { name } => {
+            let mut users = Users::load(path)?;
+            users.remove(&name)?;
+            users.save(path)?;
+            eprintln!("removed user {name} from {}", path.display());
+        }
+        UserCommand::List => {
+            let users = Users::load(path)?;
+            println!(
+                "{:<16} {:<24} {:<16} attributes",
+                "user", "roles", "department"
+            );
+            for u in users.list() {
+                let attrs: Vec<String> = u
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                println!(
+                    "{:<16} {:<24} {:<16} {}",
+                    u.name,
+                    u.roles.join(","),
+                    u.department.as_deref().unwrap_or("-"),
+                    attrs.join(" ")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The new user's password: `CITYLAKE_PASSWORD`, else a prompt on the terminal.
+fn read_password(name: &str) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("CITYLAKE_PASSWORD") {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no password: set CITYLAKE_PASSWORD or run on a terminal to be prompted");
+    }
+    let first = rpassword::prompt_password(format!("Password for {name}: "))?;
+    let second = rpassword::prompt_password("Repeat it: ")?;
+    if first != second {
+        bail!("the passwords differ");
+    }
+    Ok(first)
+}

@@ -1,0 +1,370 @@
+//! Users (a TOML file with argon2 password hashes) and the bearer tokens the
+//! handshake hands out (random, kept server-side, expiring).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use citylake_engine::Principal;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Errors reading or changing a users file.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error("cannot read users file {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("users file {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot write users file {}: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("user `{0}` already exists")]
+    Exists(String),
+    #[error("no user `{0}`")]
+    NoSuchUser(String),
+    #[error("invalid user: {0}")]
+    BadUser(String),
+}
+
+/// One user of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    /// Argon2 hash in PHC string format.
+    pub password_hash: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl User {
+    /// The identity queries of this user run as.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            user: self.name.clone(),
+            roles: self.roles.clone(),
+            department: self.department.clone(),
+            attributes: self.attributes.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: Vec<User>,
+}
+
+/// The users file: `[[users]]` entries with name, password_hash, roles,
+/// department and attributes.
+#[derive(Debug, Default)]
+pub struct Users {
+    users: Vec<User>,
+}
+
+impl Users {
+    /// Loads a users file; a missing file is an error (use [`Users::default`] for none).
+    pub fn load(path: &Path) -> Result<Self, UsersError> {
+        let text = std::fs::read_to_string(path).map_err(|error| UsersError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let file: UsersFile = toml::from_str(&text).map_err(|e| UsersError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().to_string(),
+        })?;
+        for u in &file.users {
+            PasswordHash::new(&u.password_hash).map_err(|e| UsersError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "user `{}`: password_hash is not an argon2 PHC string: {e}",
+                    u.name
+                ),
+            })?;
+        }
+        Ok(Self { users: file.users })
+    }
+
+    /// Loads the file, or an empty set when it does not exist yet.
+    pub fn load_or_empty(path: &Path) -> Result<Self, UsersError> {
+        if path.exists() {
+            Self::load(path)
+        } else {
+            Ok(Self::default())
+        }
+    }
+
+    /// Writes the file (owner-only permissions: it holds password hashes).
+    pub fn save(&self, path: &Path) -> Result<(), UsersError> {
+        let text = toml::to_string_pretty(&UsersFile {
+            users: self.users.clone(),
+        })
+        .map_err(|e| UsersError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let write_err = |error| UsersError::Write {
+            path: path.to_path_buf(),
+            error,
+        };
+        let tmp = path.with_extension("toml.tmp");
+        write_private(
+            &tmp,
+            format!("# citylake users: `citylake user add|remove|list`\n{text}").as_bytes(),
+        )
+        .map_err(write_err)?;
+        std::fs::rename(&tmp, path).map_err(write_err)
+    }
+
+    pub fn list(&self) -> &[User] {
+        &self.users
+    }
+
+    pub fn get(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// Adds a user with an argon2 hash of `password`.
+    pub fn add(
+        &mut self,
+        name: &str,
+        password: &str,
+        roles: Vec<String>,
+        department: Option<String>,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<(), UsersError> {
+        if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
+            return Err(UsersError::BadUser(format!(
+                "`{name}`: a user name is non-empty, without spaces or `:`"
+            )));
+        }
+        if password.len() < 8 {
+            return Err(UsersError::BadUser(
+                "a password has at least 8 characters".into(),
+            ));
+        }
+        if roles.is_empty() {
+            return Err(UsersError::BadUser(
+                "a user needs at least one --role".into(),
+            ));
+        }
+        if self.get(name).is_some() {
+            return Err(UsersError::Exists(name.to_string()));
+        }
+        self.users.push(User {
+            name: name.to_string(),
+            password_hash: hash_password(password),
+            roles,
+            department,
+            attributes,
+        });
+        Ok(())
+    }
+
+    pub fn remove(&mut self, name: &str) -> Result<(), UsersError> {
+        let before = self.users.len();
+        self.users.retain(|u| u.name != name);
+        if self.users.len() == before {
+            return Err(UsersError::NoSuchUser(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The user whose name and password match. Runs the hash even for an
+    /// unknown user, so timing does not tell which names exist.
+    pub fn verify(&self, name: &str, password: &str) -> Option<&User> {
+        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0V3Ut4eWN0zDH2Fv/cv6bP8wdT8uGG0Lm6yfkYwgvho";
+        let user = self.get(name);
+        let hash = user.map(|u| u.password_hash.as_str()).unwrap_or(DUMMY);
+        let ok = PasswordHash::new(hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        if ok { user } else { None }
+    }
+}
+
+/// An argon2id hash (PHC string) of a password with a random salt.
+pub fn hash_password(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
+}
+
+/// A random password for demo users.
+pub fn random_password() -> String {
+    let mut bytes = [0u8; 18];
+    rand::rng().fill_bytes(&mut bytes);
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(bytes)
+}
+
+/// Bearer tokens handed out by the handshake: random, kept here, expiring.
+#[derive(Debug)]
+pub struct Tokens {
+    ttl: Duration,
+    tokens: Mutex<HashMap<String, (Principal, Instant)>>,
+}
+
+impl Tokens {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A new token for `principal`.
+    pub fn issue(&self, principal: Principal) -> String {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let mut tokens = self.tokens.lock().expect("token lock");
+        let now = Instant::now();
+        tokens.retain(|_, (_, expires)| *expires > now);
+        tokens.insert(token.clone(), (principal, now + self.ttl));
+        token
+    }
+
+    /// The principal of a valid, unexpired token.
+    pub fn check(&self, token: &str) -> Option<Principal> {
+        let tokens = self.tokens.lock().expect("token lock");
+        match tokens.get(token) {
+            Some((principal, expires)) if *expires > Instant::now() => Some(principal.clone()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_verify_remove_round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let mut users = Users::load_or_empty(&path).unwrap();
+        let attrs = BTreeMap::from([("district".to_string(), "Xihu".to_string())]);
+        users
+            .add(
+                "ana",
+                "correct horse",
+                vec!["analyst".into()],
+                Some("traffic".into()),
+                attrs,
+            )
+            .unwrap();
+        users.save(&path).unwrap();
+        // the file holds a hash, never the password, and only the owner may read it
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("$argon2id$") && !text.contains("correct horse"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let users = Users::load(&path).unwrap();
+        let ana = users.verify("ana", "correct horse").unwrap();
+        assert_eq!(ana.principal().attributes["district"], "Xihu");
+        // wrong password, unknown user
+        assert!(users.verify("ana", "wrong horse").is_none());
+        assert!(users.verify("bob", "correct horse").is_none());
+        let mut users = users;
+        assert!(matches!(
+            users.add("ana", "another pw", vec!["x".into()], None, BTreeMap::new()),
+            Err(UsersError::Exists(_))
+        ));
+        users.remove("ana").unwrap();
+        assert!(users.remove("ana").is_err());
+    }
+
+    #[test]
+    fn bad_users_and_files_are_refused() {
+        let mut users = Users::default();
+        // short password, no role, bad name
+        assert!(
+            users
+                .add("a", "short", vec!["r".into()], None, BTreeMap::new())
+                .is_err()
+        );
+        assert!(
+            users
+                .add("a", "long enough", vec![], None, BTreeMap::new())
+                .is_err()
+        );
+        assert!(
+            users
+                .add(
+                    "a b",
+                    "long enough",
+                    vec!["r".into()],
+                    None,
+                    BTreeMap::new()
+                )
+                .is_err()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(
+            &path,
+            "[[users]]\nname = \"x\"\npassword_hash = \"plain\"\n",
+        )
+        .unwrap();
+        assert!(
+            Users::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("argon2")
+        );
+    }
+
+    #[test]
+    fn tokens_expire() {
+        let tokens = Tokens::new(Duration::from_millis(50));
+        let t = tokens.issue(Principal::local_admin());
+        assert!(tokens.check(&t).is_some());
+        assert!(tokens.check("forged").is_none());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(tokens.check(&t).is_none());
+    }
+}

@@ -1,0 +1,97 @@
+//! citylake's Arrow Flight SQL server.
+//!
+//! [`serve`] runs [`CitylakeFlightSql`] on an already-bound listener until a
+//! shutdown future completes, optionally with TLS. Every call is authenticated
+//! (basic-auth handshake → bearer token, or basic credentials on the call),
+//! planned and executed through the engine's session API with the caller's
+//! principal, read-only, and streamed batch by batch with client-safe types.
+//!
+//! # Layout
+//! - `service`: the Flight SQL commands; [`auth`]: users file and tokens;
+//!   `metadata`: SqlInfo, XDBC types, key listings; `wire`: client-safe types;
+//!   `status`: the one mapping from engine errors to gRPC codes.
+
+pub mod auth;
+mod metadata;
+mod service;
+mod status;
+mod wire;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use citylake_engine::Engine;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+pub use auth::{Tokens, User, Users, UsersError};
+pub use service::CitylakeFlightSql;
+
+/// Default lifetime of a bearer token.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot read TLS {what} {path}: {error}")]
+    TlsFile {
+        what: &'static str,
+        path: String,
+        error: std::io::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("server failed: {0}")]
+    Transport(String),
+}
+
+/// PEM certificate chain and private key.
+#[derive(Debug, Clone)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl TlsPem {
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, ServerError> {
+        let read = |what, path: &Path| {
+            std::fs::read(path).map_err(|error| ServerError::TlsFile {
+                what,
+                path: path.display().to_string(),
+                error,
+            })
+        };
+        Ok(Self {
+            cert: read("certificate", cert)?,
+            key: read("key", key)?,
+        })
+    }
+}
+
+/// Serves Flight SQL on `listener` until `shutdown` completes; running calls
+/// finish (tonic's graceful shutdown).
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    users: Arc<Users>,
+    token_ttl: Duration,
+    tls: Option<TlsPem>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let service = CitylakeFlightSql::new(engine, users, Arc::new(Tokens::new(token_ttl)));
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(tls.cert, tls.key)))
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
+    builder
+        .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| ServerError::Transport(e.to_string()))
+}

@@ -1,0 +1,770 @@
+//! The Flight SQL service: every call authenticated, planned and executed
+//! through the engine's session API, results streamed batch by batch.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
+    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use base64::Engine as _;
+use citylake_engine::datafusion::arrow::array::{ArrayRef, RecordBatch};
+use citylake_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use citylake_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
+use citylake_engine::datafusion::common::ScalarValue;
+use citylake_engine::datafusion::logical_expr::LogicalPlan;
+use citylake_engine::{Engine, Principal, Session};
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Tokens, Users};
+use crate::metadata;
+use crate::status::to_status;
+use crate::wire::{to_wire, wire_schema};
+
+type DoGetStream = <CitylakeFlightSql as FlightService>::DoGetStream;
+
+/// A prepared statement, owned by the user who created it.
+struct Prepared {
+    user: String,
+    plan: LogicalPlan,
+    /// Bound parameter rows (one execution per row).
+    params: Option<RecordBatch>,
+}
+
+/// citylake's Flight SQL service.
+pub struct CitylakeFlightSql {
+    engine: Arc<Engine>,
+    users: Arc<Users>,
+    tokens: Arc<Tokens>,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    sql_info: SqlInfoData,
+    xdbc: XdbcTypeInfoData,
+}
+
+impl CitylakeFlightSql {
+    pub fn new(engine: Arc<Engine>, users: Arc<Users>, tokens: Arc<Tokens>) -> Self {
+        Self {
+            engine,
+            users,
+            tokens,
+            prepared: Mutex::new(HashMap::new()),
+            sql_info: metadata::sql_info(),
+            xdbc: metadata::xdbc_type_info(),
+        }
+    }
+
+    /// The principal of a request: a bearer token from the handshake, or basic
+    /// credentials sent with the call itself.
+    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "authentication required: handshake with a user name and password, \
+                     then send the bearer token",
+                )
+            })?
+            .to_str()
+            .map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
+        if let Some(token) = header.strip_prefix("Bearer ") {
+            return self
+                .tokens
+                .check(token.trim())
+                .ok_or_else(|| Status::unauthenticated("invalid or expired token; log in again"));
+        }
+        if let Some(basic) = header.strip_prefix("Basic ") {
+            let (user, password) = decode_basic(basic)?;
+            return self
+                .users
+                .verify(&user, &password)
+                .map(|u| u.principal())
+                .ok_or_else(|| Status::unauthenticated("wrong user name or password"));
+        }
+        Err(Status::unauthenticated(
+            "unsupported authorization scheme; use Basic or Bearer",
+        ))
+    }
+
+    fn session<T>(&self, request: &Request<T>) -> Result<Session, Status> {
+        let principal = self.principal(request)?;
+        Ok(self.engine.session(principal))
+    }
+
+    async fn plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan, Status> {
+        let plan = session.plan_sql(sql).await.map_err(|e| to_status(&e))?;
+        tracing::info!(user = %session.principal().user, sql, "planned");
+        Ok(plan)
+    }
+
+    /// A FlightInfo announcing `schema` with one endpoint whose ticket is `ticket`.
+    fn info(
+        schema: &Schema,
+        ticket: Vec<u8>,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo, Status> {
+        Ok(FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(format!("encoding the schema: {e}")))?
+            .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+            .with_descriptor(descriptor))
+    }
+
+    /// Executes plans one after the other, converting every batch to client-safe types.
+    fn stream(session: Session, plans: Vec<LogicalPlan>) -> Result<Response<DoGetStream>, Status> {
+        let first = plans
+            .first()
+            .ok_or_else(|| Status::internal("no plan to execute"))?;
+        let schema = wire_schema(first.schema().as_arrow());
+        let session = Arc::new(session);
+        let target = schema.clone();
+        let batches = futures::stream::iter(plans)
+            .then(move |plan| {
+                let session = session.clone();
+                async move { session.execute(plan).await }
+            })
+            .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))))
+            .map_ok(|s| s.map_err(|e| FlightError::Tonic(Box::new(to_status(&e.into())))))
+            .try_flatten()
+            .and_then(move |batch| {
+                let target = target.clone();
+                async move { to_wire(batch, &target).map_err(FlightError::Arrow) }
+            });
+        Ok(encode(schema, batches))
+    }
+
+    fn lookup_prepared(
+        &self,
+        handle: &[u8],
+        user: &str,
+    ) -> Result<(LogicalPlan, Option<RecordBatch>), Status> {
+        let key = String::from_utf8_lossy(handle).to_string();
+        let prepared = self.prepared.lock().expect("prepared lock");
+        match prepared.get(&key) {
+            Some(p) if p.user == user => Ok((p.plan.clone(), p.params.clone())),
+            _ => Err(Status::not_found(format!(
+                "unknown prepared statement handle `{key}` (closed, or made by another server or user)"
+            ))),
+        }
+    }
+}
+
+/// Encodes record batches as Flight data with the announced schema.
+fn encode<S>(schema: SchemaRef, batches: S) -> Response<DoGetStream>
+where
+    S: Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
+{
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(batches)
+        .map_err(Status::from);
+    Response::new(Box::pin(stream))
+}
+
+/// A one-batch result.
+fn batch_response(batch: RecordBatch) -> Result<Response<DoGetStream>, Status> {
+    let schema = batch.schema();
+    Ok(encode(schema, futures::stream::once(async { Ok(batch) })))
+}
+
+fn decode_basic(encoded: &str) -> Result<(String, String), Status> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| Status::unauthenticated("basic credentials are not base64"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Status::unauthenticated("basic credentials are not UTF-8"))?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or_else(|| Status::unauthenticated("basic credentials are not user:password"))?;
+    Ok((user.to_string(), password.to_string()))
+}
+
+fn new_handle() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ipc_schema(schema: &Schema) -> Result<Vec<u8>, Status> {
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: citylake_engine::datafusion::arrow::error::ArrowError| {
+            Status::internal(format!("encoding the schema: {e}"))
+        })?;
+    Ok(bytes.to_vec())
+}
+
+/// The parameter schema of a plan: `$1`, `$2`, … in order, with their inferred types.
+fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
+    let types = plan
+        .get_parameter_types()
+        .map_err(|e| to_status(&e.into()))?;
+    let mut params: Vec<(usize, String, Option<DataType>)> = types
+        .into_iter()
+        .map(|(id, t)| {
+            (
+                id.trim_start_matches('$').parse().unwrap_or(usize::MAX),
+                id,
+                t,
+            )
+        })
+        .collect();
+    params.sort();
+    Ok(Schema::new(
+        params
+            .into_iter()
+            .map(|(_, id, t)| {
+                let t = wire_schema(&Schema::new(vec![Field::new(
+                    "p",
+                    t.unwrap_or(DataType::Null),
+                    true,
+                )]))
+                .field(0)
+                .data_type()
+                .clone();
+                Field::new(id, t, true)
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+const READ_ONLY: &str = "the lake is read-only through the server: only queries are accepted";
+
+#[tonic::async_trait]
+impl FlightSqlService for CitylakeFlightSql {
+    type FlightService = CitylakeFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "handshake needs basic credentials (user name and password)",
+                )
+            })?
+            .to_str()
+            .map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
+        let basic = header
+            .strip_prefix("Basic ")
+            .ok_or_else(|| Status::unauthenticated("handshake needs basic credentials"))?;
+        let (user, password) = decode_basic(basic)?;
+        let principal = self
+            .users
+            .verify(&user, &password)
+            .map(|u| u.principal())
+            .ok_or_else(|| {
+                tracing::warn!(user, "failed login");
+                Status::unauthenticated("wrong user name or password")
+            })?;
+        tracing::info!(user, "login");
+        let token = self.tokens.issue(principal);
+        let payload = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let mut response: Response<
+            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
+        > = Response::new(Box::pin(futures::stream::iter(vec![Ok(payload)])));
+        let value = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Status::internal("token is not a header value"))?;
+        response.metadata_mut().insert("authorization", value);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let session = self.session(&request)?;
+        let plan = self.plan(&session, &query.query).await?;
+        let schema = wire_schema(plan.schema().as_arrow());
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.into_bytes().into(),
+        };
+        let info = Self::info(
+            &schema,
+            ticket.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?;
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = self.session(&request)?;
+        let sql = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("statement ticket is not UTF-8 SQL"))?;
+        let plan = self.plan(&session, &sql).await?;
+        Self::stream(session, vec![plan])
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let session = self.session(&request)?;
+        let plan = self.plan(&session, &query.query).await?;
+        let dataset_schema = ipc_schema(&wire_schema(plan.schema().as_arrow()))?;
+        let parameter_schema = ipc_schema(&parameter_schema(&plan)?)?;
+        let handle = new_handle();
+        self.prepared.lock().expect("prepared lock").insert(
+            handle.clone(),
+            Prepared {
+                user: session.principal().user.clone(),
+                plan,
+                params: None,
+            },
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            dataset_schema: dataset_schema.into(),
+            parameter_schema: parameter_schema.into(),
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let principal = self.principal(&request)?;
+        let handle = query.prepared_statement_handle.clone();
+        self.lookup_prepared(&handle, &principal.user)?;
+        let stream = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        );
+        let batches: Vec<RecordBatch> = stream
+            .try_collect()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("reading bound parameters: {e}")))?;
+        let params = match batches.first() {
+            None => None,
+            Some(first) => Some(
+                citylake_engine::datafusion::arrow::compute::concat_batches(
+                    &first.schema(),
+                    &batches,
+                )
+                .map_err(|e| Status::invalid_argument(format!("bound parameters: {e}")))?,
+            ),
+        };
+        let key = String::from_utf8_lossy(&handle).to_string();
+        if let Some(p) = self.prepared.lock().expect("prepared lock").get_mut(&key) {
+            p.params = params;
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let principal = self.principal(&request)?;
+        let (plan, _) = self.lookup_prepared(&cmd.prepared_statement_handle, &principal.user)?;
+        let schema = wire_schema(plan.schema().as_arrow());
+        let info = Self::info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?;
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = self.session(&request)?;
+        let (plan, params) =
+            self.lookup_prepared(&cmd.prepared_statement_handle, &session.principal().user)?;
+        let plans = match params {
+            None => {
+                let missing = plan
+                    .get_parameter_types()
+                    .map(|p| !p.is_empty())
+                    .unwrap_or(false);
+                if missing {
+                    return Err(Status::invalid_argument(
+                        "the prepared statement has parameters: bind them before executing",
+                    ));
+                }
+                vec![plan]
+            }
+            Some(rows) => bind_rows(&plan, &rows)?,
+        };
+        Self::stream(session, plans)
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<(), Status> {
+        let principal = self.principal(&request)?;
+        self.lookup_prepared(&query.prepared_statement_handle, &principal.user)?;
+        let key = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        self.prepared.lock().expect("prepared lock").remove(&key);
+        Ok(())
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        _ticket: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.principal(&request)?;
+        Err(Status::permission_denied(READ_ONLY))
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        _query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.principal(&request)?;
+        Err(Status::permission_denied(READ_ONLY))
+    }
+
+    // ---- metadata: GetFlightInfo announces the schema; DoGet returns the rows ----
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.into_builder().schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = self.session(&request)?;
+        let mut builder = query.into_builder();
+        for name in session.catalog_names() {
+            builder.append(name);
+        }
+        batch_response(
+            builder
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = self.session(&request)?;
+        let mut builder = query.into_builder();
+        for (catalog, schema) in session.schemas() {
+            builder.append(catalog, schema);
+        }
+        batch_response(
+            builder
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = self.session(&request)?;
+        let tables = session.tables().await.map_err(|e| to_status(&e))?;
+        let mut builder = query.into_builder();
+        for t in &tables {
+            builder
+                .append(
+                    &t.catalog,
+                    &t.schema,
+                    &t.table,
+                    t.table_type,
+                    &wire_schema(&t.columns),
+                )
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        batch_response(
+            builder
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = metadata::table_types().schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_table_types(
+        &self,
+        _query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        batch_response(metadata::table_types())
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        batch_response(
+            query
+                .into_builder(&self.sql_info)
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.into_builder(&self.xdbc).schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        batch_response(
+            query
+                .into_builder(&self.xdbc)
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = metadata::primary_keys_schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        batch_response(RecordBatch::new_empty(metadata::primary_keys_schema()))
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = metadata::foreign_keys_schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = metadata::foreign_keys_schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = metadata::foreign_keys_schema();
+        Ok(Response::new(Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        Err(Status::invalid_argument(format!(
+            "unknown ticket type {}",
+            message.type_url
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// One plan per bound parameter row.
+fn bind_rows(plan: &LogicalPlan, rows: &RecordBatch) -> Result<Vec<LogicalPlan>, Status> {
+    let mut plans = Vec::with_capacity(rows.num_rows());
+    for row in 0..rows.num_rows() {
+        let values: Vec<ScalarValue> = rows
+            .columns()
+            .iter()
+            .map(|c: &ArrayRef| ScalarValue::try_from_array(c, row))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Status::invalid_argument(format!("bound parameter: {e}")))?;
+        let bound = plan
+            .clone()
+            .with_param_values(values)
+            .map_err(|e| to_status(&e.into()))?;
+        plans.push(bound);
+    }
+    if plans.is_empty() {
+        return Err(Status::invalid_argument("no parameter rows were bound"));
+    }
+    Ok(plans)
+}

@@ -1,0 +1,37 @@
+//! The one place where engine errors become gRPC statuses.
+
+use citylake_engine::EngineError;
+use citylake_engine::datafusion::error::DataFusionError;
+use tonic::Status;
+
+/// Maps an engine error to the gRPC code a client should see. Messages are the
+/// engine's user-facing text; internal faults say so without debug dumps.
+pub fn to_status(e: &EngineError) -> Status {
+    let message = e.to_string();
+    match e {
+        EngineError::NotAllowed(_) => Status::permission_denied(message),
+        EngineError::Config(_) | EngineError::Catalog(_) => {
+            tracing::error!(error = %message, "server configuration error");
+            Status::internal(message)
+        }
+        EngineError::Query(df) => match df.find_root() {
+            DataFusionError::SQL(..) | DataFusionError::SchemaError(..) => {
+                Status::invalid_argument(message)
+            }
+            DataFusionError::Plan(msg) if msg.contains("not found") => Status::not_found(message),
+            DataFusionError::Plan(_) | DataFusionError::Configuration(_) => {
+                Status::invalid_argument(message)
+            }
+            DataFusionError::NotImplemented(_) => Status::unimplemented(message),
+            DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+            DataFusionError::Execution(_) | DataFusionError::ArrowError(..) => {
+                // bad data or a cast that failed at run time: the query's fault
+                Status::invalid_argument(message)
+            }
+            _ => {
+                tracing::error!(error = %message, "internal error");
+                Status::internal("internal error; see the server log")
+            }
+        },
+    }
+}
