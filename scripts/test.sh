@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of citylake, from nothing on a fresh machine: installs what the
-# tests need (a Python virtualenv with DuckDB), then format, lint, the Rust tests
-# (unit, sqllogictest, CLI end to end) and the DuckDB cross-check.
+# tests need (a Python virtualenv with DuckDB and the Flight SQL clients), then
+# format, lint, the Rust tests (unit, sqllogictest, CLI and Flight end to end),
+# the DuckDB cross-check and the Python Flight SQL client tests.
 #
 # A build cache outside the checkout is reused when it exists:
 #   CARGO_TARGET_DIR (default $HOME/.cache/citylake/target)
@@ -37,5 +38,11 @@ cargo test --workspace --locked
 
 step "DuckDB cross-check on the same Parquet files"
 "$VENV/bin/python" scripts/duckdb_crosscheck.py "$CARGO_TARGET_DIR/debug/citylake"
+
+step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLAlchemy) against citylake serve"
+if ! command -v openssl >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq openssl
+fi
+CITYLAKE_BIN="$CARGO_TARGET_DIR/debug/citylake" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
 
 step "all tests passed"

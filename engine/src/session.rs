@@ -198,6 +198,25 @@ fn check_storage(catalog: &Catalog) -> Result<()> {
     )))
 }
 
+/// Rewrites `?` placeholders to `$1`, `$2`, … in the order they appear.
+fn number_question_marks(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
+    use std::ops::ControlFlow;
+    let Statement::Statement(inner) = statement else {
+        return;
+    };
+    let mut n = 0;
+    let _ = visit_expressions_mut(&mut **inner, |expr| {
+        if let Expr::Value(v) = expr {
+            if matches!(&v.value, Value::Placeholder(p) if p == "?") {
+                n += 1;
+                v.value = Value::Placeholder(format!("${n}"));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 /// One principal's SQL session. Cheap to create; not shared between principals.
 pub struct Session {
     ctx: SessionContext,
@@ -224,7 +243,9 @@ impl Session {
     }
 
     /// Plans one statement, checking it against the session's permissions.
-    pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
+    /// Positional `?` placeholders (JDBC, ADBC) become `$1`, `$2`, … in order.
+    pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
+        number_question_marks(&mut statement);
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         let options = SQLOptions::new()
             .with_allow_ddl(self.permissions.ddl)

@@ -188,7 +188,13 @@ fn batch_response(batch: RecordBatch) -> Result<Response<DoGetStream>, Status> {
 }
 
 fn decode_basic(encoded: &str) -> Result<(String, String), Status> {
-    let bytes = base64::engine::general_purpose::STANDARD
+    // padding optional: Go's Flight client sends unpadded base64
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = lenient
         .decode(encoded.trim())
         .map_err(|_| Status::unauthenticated("basic credentials are not base64"))?;
     let text = String::from_utf8(bytes)
