@@ -303,3 +303,123 @@ fn default_lake_is_generated_when_absent() {
     ]));
     assert!(!stderr(&o).contains("generating"), "{}", stderr(&o));
 }
+
+#[test]
+fn user_add_list_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let add = |name: &str| {
+        run(citylake()
+            .env("CITYLAKE_PASSWORD", "a long password")
+            .args([
+                "user",
+                "add",
+                name,
+                "--role",
+                "district_analyst",
+                "--department",
+                "hotline",
+                "--attr",
+                "district=Xihu",
+                "--users",
+            ])
+            .arg(&users))
+    };
+    assert!(add("wang").status.success());
+    // a second user of the same name is refused
+    let o = add("wang");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    let o = run(citylake().args(["user", "list", "--users"]).arg(&users));
+    let out = stdout(&o);
+    assert!(
+        out.contains("wang") && out.contains("district_analyst") && out.contains("district=Xihu"),
+        "{out}"
+    );
+    assert!(!out.contains("argon2"), "list never shows hashes");
+    assert!(
+        run(citylake()
+            .args(["user", "remove", "wang", "--users"])
+            .arg(&users))
+        .status
+        .success()
+    );
+    let o = run(citylake()
+        .args(["user", "remove", "wang", "--users"])
+        .arg(&users));
+    assert!(stderr(&o).contains("no user `wang`"), "{}", stderr(&o));
+    // without CITYLAKE_PASSWORD and no terminal: a clear error
+    let o = run(citylake()
+        .args(["user", "add", "li", "--role", "analyst", "--users"])
+        .arg(&users));
+    assert!(stderr(&o).contains("CITYLAKE_PASSWORD"), "{}", stderr(&o));
+}
+
+#[test]
+fn serve_demo_mode_creates_users_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = citylake()
+        .current_dir(cwd.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("Ctrl-C to stop") {
+            break;
+        }
+    }
+    assert!(seen.contains("generating the demo lake"), "{seen}");
+    assert!(seen.contains("Created demo users"), "{seen}");
+    assert!(seen.contains("listening on 127.0.0.1:"), "{seen}");
+    assert!(
+        seen.contains("adbc_driver_flightsql") && seen.contains("jdbc:arrow-flight-sql://"),
+        "{seen}"
+    );
+    let passwords = cwd.path().join("data/lake/demo-passwords.txt");
+    let text = std::fs::read_to_string(&passwords).unwrap();
+    assert!(text.contains("admin: ") && text.contains("analyst: "));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&passwords).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // graceful shutdown on SIGTERM
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn serve_refuses_half_a_tls_configuration_and_a_missing_users_file() {
+    let o = run(citylake()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/no/cert.pem",
+            "--users",
+            "/no/users.toml",
+            "--catalog",
+        ])
+        .arg(lake().join("catalog.toml")));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot read users file /no/users.toml"),
+        "{}",
+        stderr(&o)
+    );
+}
