@@ -21,8 +21,9 @@ use arrow_flight::sql::{
     TicketStatementQuery,
 };
 use arrow_flight::{
-    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
-    SchemaAsIpc, Ticket,
+    CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
+    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
+    Ticket,
 };
 use base64::Engine as _;
 use citylake_engine::datafusion::arrow::array::{ArrayRef, RecordBatch};
@@ -31,6 +32,7 @@ use citylake_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
 use citylake_engine::datafusion::common::ScalarValue;
 use citylake_engine::datafusion::logical_expr::LogicalPlan;
 use citylake_engine::{Engine, Principal, Session};
+use futures::stream::{AbortHandle, Abortable};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -54,6 +56,8 @@ struct Prepared {
 /// citylake's Flight SQL service.
 pub struct CitylakeFlightSql {
     engine: Arc<Engine>,
+    /// Running DoGet streams by ticket, so CancelFlightInfo can stop them.
+    running: Arc<Mutex<HashMap<Vec<u8>, AbortHandle>>>,
     users: Arc<Users>,
     tokens: Arc<Tokens>,
     prepared: Mutex<HashMap<String, Prepared>>,
@@ -65,6 +69,7 @@ impl CitylakeFlightSql {
     pub fn new(engine: Arc<Engine>, users: Arc<Users>, tokens: Arc<Tokens>) -> Self {
         Self {
             engine,
+            running: Arc::new(Mutex::new(HashMap::new())),
             users,
             tokens,
             prepared: Mutex::new(HashMap::new()),
@@ -130,8 +135,15 @@ impl CitylakeFlightSql {
             .with_descriptor(descriptor))
     }
 
-    /// Executes plans one after the other, converting every batch to client-safe types.
-    fn stream(session: Session, plans: Vec<LogicalPlan>) -> Result<Response<DoGetStream>, Status> {
+    /// Executes plans one after the other, converting every batch to client-safe
+    /// types. The stream is registered under its ticket until it ends, so that
+    /// CancelFlightInfo can stop it (the client then gets `CANCELLED`).
+    fn stream(
+        &self,
+        ticket: Vec<u8>,
+        session: Session,
+        plans: Vec<LogicalPlan>,
+    ) -> Result<Response<DoGetStream>, Status> {
         let first = plans
             .first()
             .ok_or_else(|| Status::internal("no plan to execute"))?;
@@ -150,7 +162,53 @@ impl CitylakeFlightSql {
                 let target = target.clone();
                 async move { to_wire(batch, &target).map_err(FlightError::Arrow) }
             });
-        Ok(encode(schema, batches))
+        let (abort, registration) = AbortHandle::new_pair();
+        self.running
+            .lock()
+            .expect("running lock")
+            .insert(ticket.clone(), abort.clone());
+        let guard = Unregister {
+            running: self.running.clone(),
+            ticket,
+        };
+        let cancelled = futures::stream::once(async move {
+            drop(guard);
+            abort.is_aborted().then(|| {
+                Err(FlightError::Tonic(Box::new(Status::cancelled(
+                    "the query was cancelled",
+                ))))
+            })
+        })
+        .filter_map(|item| async move { item });
+        Ok(encode(
+            schema,
+            Abortable::new(batches, registration).chain(cancelled),
+        ))
+    }
+
+    /// CancelFlightInfo: stops the running streams of the FlightInfo's tickets.
+    fn cancel(&self, body: &[u8]) -> Result<CancelStatus, Status> {
+        let request = CancelFlightInfoRequest::decode(body)
+            .map_err(|e| Status::invalid_argument(format!("bad CancelFlightInfo request: {e}")))?;
+        let info = request
+            .info
+            .ok_or_else(|| Status::invalid_argument("CancelFlightInfo without a FlightInfo"))?;
+        let running = self.running.lock().expect("running lock");
+        let mut cancelled = false;
+        for endpoint in info.endpoint {
+            if let Some(abort) = endpoint
+                .ticket
+                .and_then(|t| running.get(t.ticket.as_ref()).cloned())
+            {
+                abort.abort();
+                cancelled = true;
+            }
+        }
+        Ok(if cancelled {
+            CancelStatus::Cancelled
+        } else {
+            CancelStatus::NotCancellable
+        })
     }
 
     fn lookup_prepared(
@@ -255,6 +313,23 @@ fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
     ))
 }
 
+/// The Flight action that cancels a FlightInfo's queries.
+const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+
+/// Removes a stream from the running set when it ends or is dropped.
+struct Unregister {
+    running: Arc<Mutex<HashMap<Vec<u8>, AbortHandle>>>,
+    ticket: Vec<u8>,
+}
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&self.ticket);
+        }
+    }
+}
+
 const READ_ONLY: &str = "the lake is read-only through the server: only queries are accepted";
 
 #[tonic::async_trait]
@@ -313,8 +388,11 @@ impl FlightSqlService for CitylakeFlightSql {
         let session = self.session(&request)?;
         let plan = self.plan(&session, &query.query).await?;
         let schema = wire_schema(plan.schema().as_arrow());
+        // a random id makes each FlightInfo's ticket unique (for CancelFlightInfo)
         let ticket = TicketStatementQuery {
-            statement_handle: query.query.into_bytes().into(),
+            statement_handle: format!("{}:{}", new_handle(), query.query)
+                .into_bytes()
+                .into(),
         };
         let info = Self::info(
             &schema,
@@ -330,10 +408,14 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request)?;
-        let sql = String::from_utf8(ticket.statement_handle.to_vec())
+        let text = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("statement ticket is not UTF-8 SQL"))?;
+        let sql = text
+            .split_once(':')
+            .map(|(_, sql)| sql.to_string())
+            .ok_or_else(|| Status::invalid_argument("not a citylake statement ticket"))?;
         let plan = self.plan(&session, &sql).await?;
-        Self::stream(session, vec![plan])
+        self.stream(request.into_inner().ticket.to_vec(), session, vec![plan])
     }
 
     async fn do_action_create_prepared_statement(
@@ -430,7 +512,7 @@ impl FlightSqlService for CitylakeFlightSql {
             }
             Some(rows) => bind_rows(&plan, &rows)?,
         };
-        Self::stream(session, plans)
+        self.stream(request.into_inner().ticket.to_vec(), session, plans)
     }
 
     async fn do_action_close_prepared_statement(
@@ -736,6 +818,35 @@ impl FlightSqlService for CitylakeFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         self.principal(&request)?;
         batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        self.principal(&request)?;
+        let action = request.into_inner();
+        if action.r#type != CANCEL_FLIGHT_INFO {
+            return Err(Status::invalid_argument(format!(
+                "unknown action `{}`",
+                action.r#type
+            )));
+        }
+        let status = self.cancel(&action.body)?;
+        let result = CancelFlightInfoResult::new(status);
+        let body = arrow_flight::Result {
+            body: result.encode_to_vec().into(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(
+            body,
+        )]))))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<arrow_flight::ActionType, Status>>> {
+        Some(vec![Ok(arrow_flight::ActionType {
+            r#type: CANCEL_FLIGHT_INFO.to_string(),
+            description: "Cancel the running queries of a FlightInfo".to_string(),
+        })])
     }
 
     async fn do_get_fallback(
