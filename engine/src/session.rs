@@ -207,11 +207,11 @@ fn number_question_marks(statement: &mut Statement) {
     };
     let mut n = 0;
     let _ = visit_expressions_mut(&mut **inner, |expr| {
-        if let Expr::Value(v) = expr {
-            if matches!(&v.value, Value::Placeholder(p) if p == "?") {
-                n += 1;
-                v.value = Value::Placeholder(format!("${n}"));
-            }
+        if let Expr::Value(v) = expr
+            && matches!(&v.value, Value::Placeholder(p) if p == "?")
+        {
+            n += 1;
+            v.value = Value::Placeholder(format!("${n}"));
         }
         ControlFlow::<()>::Continue(())
     });
