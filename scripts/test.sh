@@ -33,7 +33,7 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (unit, sqllogictest, CLI end to end)"
+step "cargo test (unit, sqllogictest, CLI and Flight SQL end to end)"
 cargo test --workspace --locked
 
 step "DuckDB cross-check on the same Parquet files"
