@@ -6,6 +6,8 @@
 //! # Layout
 //! One module per family; each exposes `functions()`; [`register_all`] collects them.
 
+pub mod aqi;
+
 use std::sync::Arc;
 
 use datafusion::error::Result;
@@ -14,7 +16,7 @@ use datafusion::logical_expr::ScalarUDF;
 
 /// Every scalar function of citylake.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![]
+    aqi::functions()
 }
 
 /// Registers every citylake function with `registry`.

@@ -1,0 +1,15 @@
+//! Air quality index, China (HJ 633-2012 and HJ 633-2026).
+//!
+//! [`standard`] holds the breakpoint tables and the exact IAQI arithmetic; the
+//! SQL functions built on it are registered by [`functions`].
+
+pub mod standard;
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::ScalarUDF;
+
+/// The SQL functions of this family.
+pub fn functions() -> Vec<Arc<ScalarUDF>> {
+    vec![]
+}

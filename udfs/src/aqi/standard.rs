@@ -1,0 +1,471 @@
+//! HJ 633 breakpoint tables and the exact IAQI computation, independent of Arrow.
+//!
+//! Concentrations are exact decimals ([`Decimal`]: an integer mantissa and a
+//! power-of-ten scale), so an IAQI is `IAQI_lo + ceil((IAQI_hi − IAQI_lo) ·
+//! (C − BP_lo) / (BP_hi − BP_lo))` computed in integers: no binary floating
+//! point, no "n + ε rounds up one too high" (DOMAIN.md §1).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The two versions of HJ 633.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Standard {
+    /// HJ 633-2012, in force until 2026-02-28.
+    Hj2012,
+    /// HJ 633-2026, in force from 2026-03-01 (the default).
+    Hj2026,
+}
+
+impl Standard {
+    pub const DEFAULT: Standard = Standard::Hj2026;
+    pub const NAMES: &'static str = "'HJ633-2012', 'HJ633-2026'";
+}
+
+impl FromStr for Standard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().replace(' ', "").as_str() {
+            "HJ633-2012" | "HJ633_2012" | "2012" => Ok(Self::Hj2012),
+            "HJ633-2026" | "HJ633_2026" | "2026" => Ok(Self::Hj2026),
+            _ => Err(format!(
+                "unknown standard '{s}'; expected one of {}",
+                Self::NAMES
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Standard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Hj2012 => "HJ633-2012",
+            Self::Hj2026 => "HJ633-2026",
+        })
+    }
+}
+
+/// The six pollutants of HJ 633.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pollutant {
+    Pm25,
+    Pm10,
+    So2,
+    No2,
+    Co,
+    O3,
+}
+
+impl Pollutant {
+    pub const ALL: [Pollutant; 6] = [
+        Self::Pm25,
+        Self::Pm10,
+        Self::So2,
+        Self::No2,
+        Self::Co,
+        Self::O3,
+    ];
+    pub const NAMES: &'static str = "'pm25', 'pm10', 'so2', 'no2', 'co', 'o3'";
+
+    /// The name used in results (`aqi_cn_primary`): `PM2.5`, `PM10`, `SO2`, `NO2`, `CO`, `O3`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Pm25 => "PM2.5",
+            Self::Pm10 => "PM10",
+            Self::So2 => "SO2",
+            Self::No2 => "NO2",
+            Self::Co => "CO",
+            Self::O3 => "O3",
+        }
+    }
+
+    /// Decimals the 2026 standard rounds a concentration to (GB/T 8170).
+    fn decimals_2026(&self) -> u32 {
+        if *self == Self::Co { 1 } else { 0 }
+    }
+}
+
+impl FromStr for Pollutant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['.', '_'], "")
+            .as_str()
+        {
+            "pm25" => Ok(Self::Pm25),
+            "pm10" => Ok(Self::Pm10),
+            "so2" => Ok(Self::So2),
+            "no2" => Ok(Self::No2),
+            "co" => Ok(Self::Co),
+            "o3" => Ok(Self::O3),
+            _ => Err(format!(
+                "unknown pollutant '{s}'; expected one of {}",
+                Self::NAMES
+            )),
+        }
+    }
+}
+
+/// Averaging period of a concentration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Period {
+    H1,
+    H8,
+    H24,
+}
+
+impl Period {
+    pub const NAMES: &'static str = "'1h', '8h', '24h'";
+}
+
+impl FromStr for Period {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "1h" => Ok(Self::H1),
+            "8h" => Ok(Self::H8),
+            "24h" => Ok(Self::H24),
+            _ => Err(format!(
+                "unknown period '{s}'; expected one of {}",
+                Self::NAMES
+            )),
+        }
+    }
+}
+
+/// IAQI values of the breakpoint columns.
+const IAQI: [i64; 8] = [0, 50, 100, 150, 200, 300, 400, 500];
+
+/// What happens above a table that stops early (SO2 1h, O3 8h above 800).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beyond {
+    /// Above the last breakpoint: 500 (what every implementation does).
+    Cap500,
+    /// Not computed by this table: the report uses another value (2012).
+    NotComputed,
+    /// A fixed IAQI (2026: SO2 1h → 200, O3 8h → 300).
+    Fixed(i64),
+}
+
+/// A breakpoint row: concentrations for IAQI 0, 50, … up to where it stops.
+struct Table {
+    bp: &'static [i64],
+    beyond: Beyond,
+}
+
+/// The breakpoint table of a pollutant and period under a standard, or an
+/// error naming what exists (PM has no 1h table: the real-time report uses the
+/// 24h breakpoints, which `table` returns for 1h as well).
+fn table(standard: Standard, pollutant: Pollutant, period: Period) -> Result<Table, String> {
+    use Period::*;
+    use Pollutant::*;
+    let full = |bp| Table {
+        bp,
+        beyond: Beyond::Cap500,
+    };
+    let t = match (pollutant, period) {
+        (So2, H24) => full(&[0, 50, 150, 475, 800, 1600, 2100, 2620]),
+        (So2, H1) => Table {
+            bp: &[0, 150, 500, 650, 800],
+            beyond: match standard {
+                Standard::Hj2012 => Beyond::NotComputed,
+                Standard::Hj2026 => Beyond::Fixed(200),
+            },
+        },
+        (No2, H24) => full(&[0, 40, 80, 180, 280, 565, 750, 940]),
+        (No2, H1) => full(&[0, 100, 200, 700, 1200, 2340, 3090, 3840]),
+        (Co, H24) => full(&[0, 2, 4, 14, 24, 36, 48, 60]),
+        (Co, H1) => full(&[0, 5, 10, 35, 60, 90, 120, 150]),
+        (O3, H1) => full(&[0, 160, 200, 300, 400, 800, 1000, 1200]),
+        (O3, H8) => Table {
+            bp: &[0, 100, 160, 215, 265, 800],
+            beyond: match standard {
+                Standard::Hj2012 => Beyond::NotComputed,
+                Standard::Hj2026 => Beyond::Fixed(300),
+            },
+        },
+        (Pm10, H24 | H1) => match standard {
+            Standard::Hj2012 => full(&[0, 50, 150, 250, 350, 420, 500, 600]),
+            Standard::Hj2026 => full(&[0, 50, 120, 250, 350, 420, 500, 600]),
+        },
+        (Pm25, H24 | H1) => match standard {
+            Standard::Hj2012 => full(&[0, 35, 75, 115, 150, 250, 350, 500]),
+            Standard::Hj2026 => full(&[0, 35, 60, 115, 150, 250, 350, 500]),
+        },
+        (So2 | No2 | Co | Pm10 | Pm25, H8) => {
+            return Err(format!(
+                "{} has no 8h breakpoints; use '1h' or '24h' (only o3 has an 8h table)",
+                pollutant.label()
+            ));
+        }
+        (O3, H24) => {
+            return Err("O3 has no 24h breakpoints; use '1h' or '8h'".to_string());
+        }
+    };
+    Ok(t)
+}
+
+/// Checks that a pollutant and period have a table (for planning-time errors).
+pub fn check(pollutant: Pollutant, period: Period) -> Result<(), String> {
+    table(Standard::DEFAULT, pollutant, period).map(|_| ())
+}
+
+/// An exact decimal: `mantissa / 10^scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal {
+    pub mantissa: i128,
+    pub scale: u32,
+}
+
+impl Decimal {
+    pub fn new(mantissa: i128, scale: u32) -> Self {
+        Self { mantissa, scale }
+    }
+
+    /// The shortest decimal that round-trips to `x` (4.9 is 4.9, not
+    /// 4.9000000000000003552…). `None` for NaN and infinities.
+    pub fn from_f64(x: f64) -> Option<Self> {
+        if !x.is_finite() {
+            return None;
+        }
+        // Rust prints the shortest round-trip representation, without exponent
+        let s = format!("{x}");
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.as_str()),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let scale = frac.len() as u32;
+        if scale > 30 || int.len() > 30 {
+            // far outside any concentration: saturate instead of overflowing
+            return Some(Self::new(
+                if neg {
+                    -(10i128.pow(30))
+                } else {
+                    10i128.pow(30)
+                },
+                0,
+            ));
+        }
+        let m: i128 = format!("{int}{frac}").parse().ok()?;
+        Some(Self::new(if neg { -m } else { m }, scale))
+    }
+
+    /// Rounds half to even to `decimals` places (GB/T 8170).
+    pub fn round_half_even(self, decimals: u32) -> Self {
+        if self.scale <= decimals {
+            return self;
+        }
+        let div = 10i128.pow(self.scale - decimals);
+        let q = self.mantissa.div_euclid(div);
+        let r = self.mantissa.rem_euclid(div);
+        let twice = 2 * r;
+        let q = if twice > div || (twice == div && q % 2 != 0) {
+            q + 1
+        } else {
+            q
+        };
+        Self::new(q, decimals)
+    }
+
+    fn is_negative(&self) -> bool {
+        self.mantissa < 0
+    }
+
+    /// Compares with an integer.
+    fn cmp_int(&self, n: i64) -> std::cmp::Ordering {
+        self.mantissa.cmp(&(n as i128 * 10i128.pow(self.scale)))
+    }
+}
+
+/// The IAQI of one concentration, or `None` when the standard does not define
+/// one (negative concentration; above 800 for SO2 1h / O3 8h under 2012).
+pub fn iaqi(
+    standard: Standard,
+    pollutant: Pollutant,
+    period: Period,
+    c: Decimal,
+) -> Result<Option<i64>, String> {
+    let table = table(standard, pollutant, period)?;
+    if c.is_negative() {
+        return Ok(None);
+    }
+    let c = match standard {
+        Standard::Hj2026 => c.round_half_even(pollutant.decimals_2026()),
+        Standard::Hj2012 => c,
+    };
+    let bp = table.bp;
+    for i in 1..bp.len() {
+        if c.cmp_int(bp[i]) != std::cmp::Ordering::Greater {
+            let (lo, hi) = (bp[i - 1], bp[i]);
+            let (ilo, ihi) = (IAQI[i - 1], IAQI[i]);
+            let pow = 10i128.pow(c.scale);
+            // (ihi − ilo)·(C − lo) / (hi − lo), with C = m / 10^scale
+            let num = (ihi - ilo) as i128 * (c.mantissa - lo as i128 * pow);
+            let den = (hi - lo) as i128 * pow;
+            let step = num / den + i128::from(num % den != 0);
+            return Ok(Some(ilo + step as i64));
+        }
+    }
+    Ok(match table.beyond {
+        Beyond::Cap500 => Some(500),
+        Beyond::NotComputed => None,
+        Beyond::Fixed(v) => Some(v),
+    })
+}
+
+/// AQI level 1–6 of an AQI value (0–50 → 1, … > 300 → 6); `None` when negative.
+pub fn level(aqi: i64) -> Option<i64> {
+    Some(match aqi {
+        i64::MIN..=-1 => return None,
+        0..=50 => 1,
+        51..=100 => 2,
+        101..=150 => 3,
+        151..=200 => 4,
+        201..=300 => 5,
+        _ => 6,
+    })
+}
+
+/// Category of a level, in Chinese or English.
+pub fn category(level: i64, english: bool) -> &'static str {
+    const ZH: [&str; 6] = ["优", "良", "轻度污染", "中度污染", "重度污染", "严重污染"];
+    const EN: [&str; 6] = [
+        "Excellent",
+        "Good",
+        "Lightly polluted",
+        "Moderately polluted",
+        "Heavily polluted",
+        "Severely polluted",
+    ];
+    let i = (level.clamp(1, 6) - 1) as usize;
+    if english { EN[i] } else { ZH[i] }
+}
+
+/// Colour of a level as `#RRGGBB`.
+pub fn color(level: i64) -> &'static str {
+    const HEX: [&str; 6] = [
+        "#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#99004C", "#7E0023",
+    ];
+    HEX[(level.clamp(1, 6) - 1) as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Period::*;
+    use Pollutant::*;
+    use Standard::*;
+
+    fn v(s: Standard, p: Pollutant, t: Period, x: f64) -> Option<i64> {
+        iaqi(s, p, t, Decimal::from_f64(x).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn worked_values_of_domain_md() {
+        // each as 2012 / 2026
+        let cases: [(Pollutant, Period, f64, Option<i64>, Option<i64>); 10] = [
+            (Pm25, H24, 34.5, Some(50), Some(49)),
+            (Pm25, H24, 35.5, Some(51), Some(52)),
+            (Pm25, H24, 60.0, Some(82), Some(100)),
+            (Pm25, H24, 75.0, Some(100), Some(114)),
+            (Pm10, H24, 150.0, Some(100), Some(112)),
+            (Co, H24, 0.3, Some(8), Some(8)),
+            (So2, H24, 100.0, Some(75), Some(75)),
+            (So2, H1, 801.0, None, Some(200)),
+            (O3, H8, 100.5, Some(51), Some(50)),
+            (No2, H24, 45.0, Some(57), Some(57)),
+        ];
+        for (p, t, x, y2012, y2026) in cases {
+            assert_eq!(v(Hj2012, p, t, x), y2012, "{p:?} {t:?} {x} 2012");
+            assert_eq!(v(Hj2026, p, t, x), y2026, "{p:?} {t:?} {x} 2026");
+        }
+    }
+
+    #[test]
+    fn no_float_error_at_exact_values() {
+        // PM2.5 4.9 must give 7 (a naive f64 formula gives 8)
+        assert_eq!(v(Hj2012, Pm25, H24, 4.9), Some(7));
+        // every 0.1 step from 0 to 500 equals the exact rational formula
+        for tenth in 0..5000i128 {
+            let c = Decimal::new(tenth, 1);
+            let got = iaqi(Hj2012, Pm25, H24, c).unwrap().unwrap();
+            let x = Decimal::from_f64(tenth as f64 / 10.0).unwrap();
+            assert_eq!(iaqi(Hj2012, Pm25, H24, x).unwrap().unwrap(), got, "{tenth}");
+        }
+    }
+
+    #[test]
+    fn boundaries_and_beyond() {
+        // exactly on a breakpoint: the lower segment's top
+        assert_eq!(v(Hj2012, Pm25, H24, 35.0), Some(50));
+        assert_eq!(v(Hj2012, Pm25, H24, 0.0), Some(0));
+        // above the table: 500
+        assert_eq!(v(Hj2012, Pm25, H24, 500.1), Some(500));
+        assert_eq!(v(Hj2026, Pm25, H24, 9999.0), Some(500));
+        // negative: not defined
+        assert_eq!(v(Hj2012, Pm25, H24, -1.0), None);
+        // O3 8h above 800: 2012 not computed, 2026 → 300
+        assert_eq!(v(Hj2012, O3, H8, 801.0), None);
+        assert_eq!(v(Hj2026, O3, H8, 801.0), Some(300));
+        // 2026 half-even rounding of the input: 34.5 → 34, 35.5 → 36, CO 0.45 → 0.4
+        assert_eq!(
+            Decimal::from_f64(34.5).unwrap().round_half_even(0),
+            Decimal::new(34, 0)
+        );
+        assert_eq!(
+            Decimal::from_f64(35.5).unwrap().round_half_even(0),
+            Decimal::new(36, 0)
+        );
+        assert_eq!(
+            Decimal::from_f64(0.45).unwrap().round_half_even(1),
+            Decimal::new(4, 1)
+        );
+        // tables that do not exist are errors
+        assert!(iaqi(Hj2026, Pm25, H8, Decimal::new(1, 0)).is_err());
+        assert!(iaqi(Hj2026, O3, H24, Decimal::new(1, 0)).is_err());
+    }
+
+    #[test]
+    fn monotone_in_concentration() {
+        for s in [Hj2012, Hj2026] {
+            for p in Pollutant::ALL {
+                for t in [H1, H8, H24] {
+                    if check(p, t).is_err() {
+                        continue;
+                    }
+                    let mut last = 0;
+                    for tenth in 0..30_000i128 {
+                        match iaqi(s, p, t, Decimal::new(tenth, 1)).unwrap() {
+                            Some(x) => {
+                                assert!(x >= last, "{s} {p:?} {t:?} {tenth}: {x} < {last}");
+                                last = x;
+                            }
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_parse_and_levels() {
+        assert_eq!("HJ633-2012".parse::<Standard>().unwrap(), Hj2012);
+        assert!(
+            "HJ633-2099"
+                .parse::<Standard>()
+                .unwrap_err()
+                .contains("'HJ633-2026'")
+        );
+        assert_eq!("PM2.5".parse::<Pollutant>().unwrap(), Pm25);
+        assert!("pm1".parse::<Pollutant>().unwrap_err().contains("'pm25'"));
+        assert_eq!(level(50), Some(1));
+        assert_eq!(level(51), Some(2));
+        assert_eq!(level(301), Some(6));
+        assert_eq!(category(3, false), "轻度污染");
+        assert_eq!(color(5), "#99004C");
+    }
+}
