@@ -366,7 +366,8 @@ mod tests {
     #[test]
     fn worked_values_of_domain_md() {
         // each as 2012 / 2026
-        let cases: [(Pollutant, Period, f64, Option<i64>, Option<i64>); 10] = [
+        type Case = (Pollutant, Period, f64, Option<i64>, Option<i64>);
+        let cases: [Case; 10] = [
             (Pm25, H24, 34.5, Some(50), Some(49)),
             (Pm25, H24, 35.5, Some(51), Some(52)),
             (Pm25, H24, 60.0, Some(82), Some(100)),
