@@ -33,14 +33,14 @@ def main():
     a = ap.parse_args()
     catalog = str(pathlib.Path(a.lake) / "catalog.toml")
 
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write((SQL + ";\n") * (a.iterations + 1))
-        script = f.name
-    p = subprocess.run([a.binary, "sql", "--catalog", catalog, "--timing", "--format", "arrow", "-o", "/dev/null",
-                        "-f", script], capture_output=True, text=True, check=True)
-    os.unlink(script)
-    local = [float(t) for t in re.findall(r"row\(s\) in ([0-9.]+) s", p.stderr)][1:]
-    rows = int(re.findall(r"(\d+) row\(s\)", p.stderr)[0])
+    local, rows = [], 0
+    for i in range(a.iterations + 1):  # one process per run: Arrow output holds one result
+        p = subprocess.run([a.binary, "sql", "--catalog", catalog, "--timing", "--format", "arrow",
+                            "-o", "/dev/null", "-c", SQL], capture_output=True, text=True, check=True)
+        m = re.search(r"(\d+) row\(s\) in ([0-9.]+) s", p.stderr)
+        rows = int(m.group(1))
+        if i:
+            local.append(float(m.group(2)))
 
     users = pathlib.Path(tempfile.mkdtemp()) / "users.toml"
     subprocess.run([a.binary, "user", "add", "bench", "--role", "admin", "--users", str(users)], check=True,

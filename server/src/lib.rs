@@ -83,7 +83,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let service = CitylakeFlightSql::new(engine, users, Arc::new(Tokens::new(token_ttl)));
-    let mut builder = Server::builder();
+    // Larger HTTP/2 flow-control windows: results are large and mostly sent on
+    // fast links; the 64 KiB defaults stall the stream between acknowledgements.
+    let mut builder = Server::builder()
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20));
     if let Some(tls) = tls {
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(tls.cert, tls.key)))
