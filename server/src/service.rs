@@ -135,6 +135,23 @@ impl CitylakeFlightSql {
             .with_descriptor(descriptor))
     }
 
+    /// GetFlightInfo of a metadata command: authenticate, announce `schema`,
+    /// and hand the command back as the ticket.
+    fn metadata_info<C: ProstMessageExt>(
+        &self,
+        request: Request<FlightDescriptor>,
+        command: &C,
+        schema: &Schema,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let info = Self::info(
+            schema,
+            command.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?;
+        Ok(Response::new(info))
+    }
+
     /// Executes plans one after the other, converting every batch to client-safe
     /// types. The stream is registered under its ticket until it ends, so that
     /// CancelFlightInfo can stop it (the client then gets `CANCELLED`).
@@ -552,13 +569,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_catalogs(
@@ -583,13 +595,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_schemas(
@@ -614,13 +621,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_tables(
@@ -654,13 +656,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = metadata::table_types().schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_table_types(
@@ -677,13 +674,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_sql_info(
@@ -705,13 +697,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = query.into_builder(&self.xdbc).schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_xdbc_type_info(
@@ -733,13 +720,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = metadata::primary_keys_schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_primary_keys(
@@ -756,13 +738,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = metadata::foreign_keys_schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_exported_keys(
@@ -779,13 +756,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = metadata::foreign_keys_schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_imported_keys(
@@ -802,13 +774,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
         let schema = metadata::foreign_keys_schema();
-        Ok(Response::new(Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(request, &query, &schema)
     }
 
     async fn do_get_cross_reference(
