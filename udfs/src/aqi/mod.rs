@@ -3,7 +3,10 @@
 //! [`standard`] holds the breakpoint tables and the exact IAQI arithmetic; the
 //! SQL functions built on it are registered by [`functions`].
 
+mod iaqi;
 pub mod standard;
+
+pub use iaqi::IaqiCn;
 
 use std::sync::Arc;
 
@@ -11,5 +14,5 @@ use datafusion::logical_expr::ScalarUDF;
 
 /// The SQL functions of this family.
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
-    vec![]
+    vec![Arc::new(ScalarUDF::from(IaqiCn::default()))]
 }
