@@ -404,6 +404,31 @@ fn serve_demo_mode_creates_users_and_stops_on_sigterm() {
 
 #[test]
 fn serve_refuses_half_a_tls_configuration_and_a_missing_users_file() {
+    let catalog = lake().join("catalog.toml");
+    let o = run(citylake()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--users",
+            "/no/users.toml",
+            "--catalog",
+        ])
+        .arg(&catalog));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot read users file /no/users.toml"),
+        "{}",
+        stderr(&o)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let o = run(citylake()
+        .env("CITYLAKE_PASSWORD", "a long password")
+        .args(["user", "add", "ana", "--role", "analyst", "--users"])
+        .arg(&users));
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = run(citylake()
         .args([
             "serve",
@@ -412,13 +437,33 @@ fn serve_refuses_half_a_tls_configuration_and_a_missing_users_file() {
             "--tls-cert",
             "/no/cert.pem",
             "--users",
-            "/no/users.toml",
-            "--catalog",
         ])
-        .arg(lake().join("catalog.toml")));
+        .arg(&users)
+        .arg("--catalog")
+        .arg(&catalog));
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("cannot read users file /no/users.toml"),
+        stderr(&o).contains("--tls-cert and --tls-key go together"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(citylake()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/no/cert.pem",
+            "--tls-key",
+            "/no/key.pem",
+            "--users",
+        ])
+        .arg(&users)
+        .arg("--catalog")
+        .arg(&catalog));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot read TLS certificate /no/cert.pem"),
         "{}",
         stderr(&o)
     );
