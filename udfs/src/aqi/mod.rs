@@ -4,9 +4,11 @@
 //! SQL functions built on it are registered by [`functions`].
 
 mod iaqi;
+mod level;
 pub mod standard;
 
 pub use iaqi::IaqiCn;
+pub use level::AqiLevel;
 
 use std::sync::Arc;
 
@@ -14,5 +16,10 @@ use datafusion::logical_expr::ScalarUDF;
 
 /// The SQL functions of this family.
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
-    vec![Arc::new(ScalarUDF::from(IaqiCn::default()))]
+    vec![
+        Arc::new(ScalarUDF::from(IaqiCn::default())),
+        Arc::new(ScalarUDF::from(AqiLevel::level())),
+        Arc::new(ScalarUDF::from(AqiLevel::category())),
+        Arc::new(ScalarUDF::from(AqiLevel::color())),
+    ]
 }
