@@ -429,42 +429,26 @@ fn serve_refuses_half_a_tls_configuration_and_a_missing_users_file() {
         .args(["user", "add", "ana", "--role", "analyst", "--users"])
         .arg(&users));
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(citylake()
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "/no/cert.pem",
-            "--users",
-        ])
-        .arg(&users)
-        .arg("--catalog")
-        .arg(&catalog));
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("--tls-cert and --tls-key go together"),
-        "{}",
+    // serve with these TLS flags fails; its stderr
+    let serve_fails = |tls: &[&str]| {
+        let o = run(citylake()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(tls)
+            .arg("--users")
+            .arg(&users)
+            .arg("--catalog")
+            .arg(&catalog));
+        assert!(!o.status.success());
         stderr(&o)
+    };
+    let err = serve_fails(&["--tls-cert", "/no/cert.pem"]);
+    assert!(
+        err.contains("--tls-cert and --tls-key go together"),
+        "{err}"
     );
-    let o = run(citylake()
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "/no/cert.pem",
-            "--tls-key",
-            "/no/key.pem",
-            "--users",
-        ])
-        .arg(&users)
-        .arg("--catalog")
-        .arg(&catalog));
-    assert!(!o.status.success());
+    let err = serve_fails(&["--tls-cert", "/no/cert.pem", "--tls-key", "/no/key.pem"]);
     assert!(
-        stderr(&o).contains("cannot read TLS certificate /no/cert.pem"),
-        "{}",
-        stderr(&o)
+        err.contains("cannot read TLS certificate /no/cert.pem"),
+        "{err}"
     );
 }

@@ -170,11 +170,7 @@ impl ScalarUDFImpl for IaqiCn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, all_scalar) = crate::arguments(&args.args)?;
         let len = arrays[0].len();
         let pollutant = arrays[0].as_string::<i32>();
         let period = arrays[1].as_string::<i32>();
@@ -227,13 +223,7 @@ impl ScalarUDFImpl for IaqiCn {
             }
         }
         let result: ArrayRef = Arc::new(out.finish());
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &result, 0,
-            )?))
-        } else {
-            Ok(ColumnarValue::Array(result))
-        }
+        crate::result(result, all_scalar)
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -4,7 +4,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Builder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
@@ -127,11 +127,7 @@ impl ScalarUDFImpl for AqiLevel {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, all_scalar) = crate::arguments(&args.args)?;
         let aqi = arrays[0].as_primitive::<Int64Type>();
         let lang = arrays.get(1).map(|a| a.as_string::<i32>());
         let levels = (0..aqi.len()).map(|i| {
@@ -178,13 +174,7 @@ impl ScalarUDFImpl for AqiLevel {
                 Arc::new(b.finish())
             }
         };
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &result, 0,
-            )?))
-        } else {
-            Ok(ColumnarValue::Array(result))
-        }
+        crate::result(result, all_scalar)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
