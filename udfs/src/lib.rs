@@ -4,21 +4,40 @@
 //! the whole set, so that every session (and every cluster node) has the same.
 //!
 //! # Layout
-//! One module per family; each exposes `functions()`; [`register_all`] collects them.
+//! One module per family (`aqi`, `traffic`, `composite`), each exposing its
+//! functions; [`register_all`] collects them, [`docs`] renders their in-code
+//! documentation as `docs/functions.md`.
 
 pub mod aqi;
+mod args;
+pub mod composite;
+pub mod decimal;
+pub mod docs;
+pub mod traffic;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::ArrayRef;
-use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 /// Every scalar function of citylake.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    aqi::functions()
+    let mut all = aqi::functions();
+    all.extend(traffic::functions());
+    all
+}
+
+/// Every aggregate function of citylake.
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    let mut all = traffic::aggregates();
+    all.extend(composite::aggregates());
+    all
+}
+
+/// Every window function of citylake.
+pub fn window_functions() -> Vec<Arc<WindowUDF>> {
+    composite::windows()
 }
 
 /// Registers every citylake function with `registry`.
@@ -26,23 +45,11 @@ pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for udf in scalar_functions() {
         registry.register_udf(udf)?;
     }
-    Ok(())
-}
-
-/// The arguments of a scalar function as arrays of one length, and whether
-/// they were all scalars (then the result is returned as a scalar too).
-pub(crate) fn arguments(args: &[ColumnarValue]) -> Result<(Vec<ArrayRef>, bool)> {
-    let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-    Ok((ColumnarValue::values_to_arrays(args)?, all_scalar))
-}
-
-/// A result array as the function's value: a scalar when every argument was one.
-pub(crate) fn result(array: ArrayRef, all_scalar: bool) -> Result<ColumnarValue> {
-    if all_scalar {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-            &array, 0,
-        )?))
-    } else {
-        Ok(ColumnarValue::Array(array))
+    for udaf in aggregate_functions() {
+        registry.register_udaf(udaf)?;
     }
+    for udwf in window_functions() {
+        registry.register_udwf(udwf)?;
+    }
+    Ok(())
 }

@@ -3,16 +3,15 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Builder};
-use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Field, FieldRef, Float64Type, Int64Type,
-};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl,
     Signature, Volatility,
 };
 
-use super::standard::{self, Decimal, Period, Pollutant, Standard};
+use super::standard::{self, Period, Pollutant, Standard};
+use crate::args::{Numeric, arguments, field, literal, numeric, result, text};
 
 const NAME: &str = "iaqi_cn";
 
@@ -58,67 +57,6 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
-fn text(t: &DataType, what: &str) -> Result<DataType> {
-    match t {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-            Ok(DataType::Utf8)
-        }
-        other => plan_err!("{NAME}: {what} must be text, got {other}"),
-    }
-}
-
-/// Integers and floats as Int64 / Float64; decimals unchanged (exact).
-pub(crate) fn numeric(function: &str, t: &DataType) -> Result<DataType> {
-    match t {
-        t if t.is_integer() => Ok(DataType::Int64),
-        DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Null => {
-            Ok(DataType::Float64)
-        }
-        DataType::Decimal128(..) => Ok(t.clone()),
-        DataType::Decimal256(..) | DataType::Decimal32(..) | DataType::Decimal64(..) => {
-            Ok(DataType::Decimal128(38, 10))
-        }
-        other => plan_err!("{function}: a concentration must be numeric, got {other}"),
-    }
-}
-
-/// The exact decimal of row `i` of a numeric array (coerced by [`numeric`]).
-pub(crate) fn decimal_at(array: &ArrayRef, i: usize) -> Option<Decimal> {
-    if array.is_null(i) {
-        return None;
-    }
-    match array.data_type() {
-        DataType::Int64 => Some(Decimal::new(
-            array.as_primitive::<Int64Type>().value(i) as i128,
-            0,
-        )),
-        DataType::Float64 => Decimal::from_f64(array.as_primitive::<Float64Type>().value(i)),
-        DataType::Decimal128(_, scale) => {
-            let v = array.as_primitive::<Decimal128Type>().value(i);
-            if *scale >= 0 {
-                Some(Decimal::new(v, *scale as u32))
-            } else {
-                Some(Decimal::new(
-                    v.saturating_mul(10i128.pow((-*scale) as u32)),
-                    0,
-                ))
-            }
-        }
-        _ => None,
-    }
-}
-
-fn literal(args: &ReturnFieldArgs, i: usize) -> Option<String> {
-    match args.scalar_arguments.get(i).copied().flatten() {
-        Some(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)),
-        ) => Some(s.clone()),
-        _ => None,
-    }
-}
-
 impl ScalarUDFImpl for IaqiCn {
     fn name(&self) -> &str {
         NAME
@@ -136,12 +74,12 @@ impl ScalarUDFImpl for IaqiCn {
             );
         }
         let mut out = vec![
-            text(&t[0], "pollutant")?,
-            text(&t[1], "period")?,
-            numeric(NAME, &t[2])?,
+            text(NAME, "pollutant", &t[0])?,
+            text(NAME, "period", &t[1])?,
+            numeric(NAME, "concentration", &t[2])?,
         ];
         if t.len() == 4 {
-            out.push(text(&t[3], "standard")?);
+            out.push(text(NAME, "standard", &t[3])?);
         }
         Ok(out)
     }
@@ -166,20 +104,21 @@ impl ScalarUDFImpl for IaqiCn {
         {
             return plan_err!("{NAME}: {e}");
         }
-        Ok(Arc::new(Field::new(self.name(), DataType::Int32, true)))
+        Ok(field(NAME, DataType::Int32))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (arrays, all_scalar) = crate::arguments(&args.args)?;
+        let (arrays, all_scalar) = arguments(&args.args)?;
         let len = arrays[0].len();
         let pollutant = arrays[0].as_string::<i32>();
         let period = arrays[1].as_string::<i32>();
         let standard = arrays.get(3).map(|a| a.as_string::<i32>());
+        let concentration = Numeric::new(&arrays[2]);
         let mut out = Int32Builder::with_capacity(len);
         // parsed names of the previous row: literal arguments are parsed once
         let mut cache: Option<(String, String, Option<String>, Pollutant, Period, Standard)> = None;
         for i in 0..len {
-            let c = decimal_at(&arrays[2], i);
+            let c = concentration.decimal(i);
             if c.is_none()
                 || pollutant.is_null(i)
                 || period.is_null(i)
@@ -222,8 +161,8 @@ impl ScalarUDFImpl for IaqiCn {
                 Err(e) => return exec_err!("{NAME}: {e}"),
             }
         }
-        let result: ArrayRef = Arc::new(out.finish());
-        crate::result(result, all_scalar)
+        let out: ArrayRef = Arc::new(out.finish());
+        result(out, all_scalar)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -235,6 +174,7 @@ impl ScalarUDFImpl for IaqiCn {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{Float64Array, Int32Array, StringArray};
+    use datafusion::arrow::datatypes::Field;
     use datafusion::logical_expr::ScalarUDF;
     use datafusion::prelude::SessionContext;
 

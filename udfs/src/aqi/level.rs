@@ -4,7 +4,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Builder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
@@ -127,7 +127,7 @@ impl ScalarUDFImpl for AqiLevel {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (arrays, all_scalar) = crate::arguments(&args.args)?;
+        let (arrays, all_scalar) = crate::args::arguments(&args.args)?;
         let aqi = arrays[0].as_primitive::<Int64Type>();
         let lang = arrays.get(1).map(|a| a.as_string::<i32>());
         let levels = (0..aqi.len()).map(|i| {
@@ -152,16 +152,7 @@ impl ScalarUDFImpl for AqiLevel {
                             b.append_null();
                             continue;
                         }
-                        Some(l) => match l.value(i).to_ascii_lowercase().as_str() {
-                            "zh" | "cn" => false,
-                            "en" => true,
-                            other => {
-                                return exec_err!(
-                                    "{}: unknown lang '{other}'; expected 'zh' or 'en'",
-                                    self.name
-                                );
-                            }
-                        },
+                        Some(l) => crate::args::english(self.name, l.value(i))?,
                     };
                     match level {
                         None => b.append_null(),
@@ -174,7 +165,7 @@ impl ScalarUDFImpl for AqiLevel {
                 Arc::new(b.finish())
             }
         };
-        crate::result(result, all_scalar)
+        crate::args::result(result, all_scalar)
     }
 
     fn documentation(&self) -> Option<&Documentation> {

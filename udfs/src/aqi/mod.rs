@@ -5,10 +5,12 @@
 
 mod iaqi;
 mod level;
+mod report;
 pub mod standard;
 
 pub use iaqi::IaqiCn;
 pub use level::AqiLevel;
+pub use report::AqiCn;
 
 use std::sync::Arc;
 
@@ -18,6 +20,10 @@ use datafusion::logical_expr::ScalarUDF;
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::from(IaqiCn::default())),
+        Arc::new(ScalarUDF::from(AqiCn::daily())),
+        Arc::new(ScalarUDF::from(AqiCn::hourly())),
+        Arc::new(ScalarUDF::from(AqiCn::primary())),
+        Arc::new(ScalarUDF::from(AqiCn::hourly_primary())),
         Arc::new(ScalarUDF::from(AqiLevel::level())),
         Arc::new(ScalarUDF::from(AqiLevel::category())),
         Arc::new(ScalarUDF::from(AqiLevel::color())),

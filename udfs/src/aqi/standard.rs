@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub use crate::decimal::Decimal;
+
 /// The two versions of HJ 633.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Standard {
@@ -149,42 +151,58 @@ enum Beyond {
     Fixed(i64),
 }
 
-/// A breakpoint row: concentrations for IAQI 0, 50, … up to where it stops.
-struct Table {
+/// The breakpoint table of one pollutant and period under one standard,
+/// resolved once and then applied to many concentrations ([`Breakpoints::iaqi`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Breakpoints {
+    /// Concentrations for IAQI 0, 50, … up to where the table stops.
     bp: &'static [i64],
     beyond: Beyond,
+    /// Decimals the input is first rounded to (half-even), 2026 only.
+    round_to: Option<u32>,
 }
 
 /// The breakpoint table of a pollutant and period under a standard, or an
 /// error naming what exists (PM has no 1h table: the real-time report uses the
-/// 24h breakpoints, which `table` returns for 1h as well).
-fn table(standard: Standard, pollutant: Pollutant, period: Period) -> Result<Table, String> {
+/// 24h breakpoints, which this returns for 1h as well).
+pub fn breakpoints(
+    standard: Standard,
+    pollutant: Pollutant,
+    period: Period,
+) -> Result<Breakpoints, String> {
     use Period::*;
     use Pollutant::*;
-    let full = |bp| Table {
+    let round_to = match standard {
+        Standard::Hj2012 => None,
+        Standard::Hj2026 => Some(pollutant.decimals_2026()),
+    };
+    let full = |bp| Breakpoints {
         bp,
         beyond: Beyond::Cap500,
+        round_to,
     };
     let t = match (pollutant, period) {
         (So2, H24) => full(&[0, 50, 150, 475, 800, 1600, 2100, 2620]),
-        (So2, H1) => Table {
+        (So2, H1) => Breakpoints {
             bp: &[0, 150, 500, 650, 800],
             beyond: match standard {
                 Standard::Hj2012 => Beyond::NotComputed,
                 Standard::Hj2026 => Beyond::Fixed(200),
             },
+            round_to,
         },
         (No2, H24) => full(&[0, 40, 80, 180, 280, 565, 750, 940]),
         (No2, H1) => full(&[0, 100, 200, 700, 1200, 2340, 3090, 3840]),
         (Co, H24) => full(&[0, 2, 4, 14, 24, 36, 48, 60]),
         (Co, H1) => full(&[0, 5, 10, 35, 60, 90, 120, 150]),
         (O3, H1) => full(&[0, 160, 200, 300, 400, 800, 1000, 1200]),
-        (O3, H8) => Table {
+        (O3, H8) => Breakpoints {
             bp: &[0, 100, 160, 215, 265, 800],
             beyond: match standard {
                 Standard::Hj2012 => Beyond::NotComputed,
                 Standard::Hj2026 => Beyond::Fixed(300),
             },
+            round_to,
         },
         (Pm10, H24 | H1) => match standard {
             Standard::Hj2012 => full(&[0, 50, 150, 250, 350, 420, 500, 600]),
@@ -207,113 +225,66 @@ fn table(standard: Standard, pollutant: Pollutant, period: Period) -> Result<Tab
     Ok(t)
 }
 
-/// Checks that a pollutant and period have a table (for planning-time errors).
-pub fn check(pollutant: Pollutant, period: Period) -> Result<(), String> {
-    table(Standard::DEFAULT, pollutant, period).map(|_| ())
-}
-
-/// An exact decimal: `mantissa / 10^scale`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decimal {
-    pub mantissa: i128,
-    pub scale: u32,
-}
-
-impl Decimal {
-    pub fn new(mantissa: i128, scale: u32) -> Self {
-        Self { mantissa, scale }
-    }
-
-    /// The shortest decimal that round-trips to `x` (4.9 is 4.9, not
-    /// 4.9000000000000003552…). `None` for NaN and infinities.
-    pub fn from_f64(x: f64) -> Option<Self> {
-        if !x.is_finite() {
+impl Breakpoints {
+    /// The IAQI of one concentration, or `None` when the standard does not
+    /// define one (negative concentration; above 800 for SO2 1h / O3 8h under 2012).
+    pub fn iaqi(&self, c: Decimal) -> Option<i64> {
+        if c.is_negative() {
             return None;
         }
-        // Rust prints the shortest round-trip representation, without exponent
-        let s = format!("{x}");
-        let (neg, digits) = match s.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, s.as_str()),
+        let c = match self.round_to {
+            Some(d) => c.round_half_even(d),
+            None => c,
         };
-        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        let scale = frac.len() as u32;
-        if scale > 30 || int.len() > 30 {
-            // far outside any concentration: saturate instead of overflowing
-            return Some(Self::new(
-                if neg {
-                    -(10i128.pow(30))
-                } else {
-                    10i128.pow(30)
-                },
-                0,
-            ));
+        let bp = self.bp;
+        for i in 1..bp.len() {
+            if c.cmp_int(bp[i]) != std::cmp::Ordering::Greater {
+                let (lo, hi) = (bp[i - 1], bp[i]);
+                let (ilo, ihi) = (IAQI[i - 1], IAQI[i]);
+                return Some(ilo + segment_step(ihi - ilo, lo, hi, c));
+            }
         }
-        let m: i128 = format!("{int}{frac}").parse().ok()?;
-        Some(Self::new(if neg { -m } else { m }, scale))
-    }
-
-    /// Rounds half to even to `decimals` places (GB/T 8170).
-    pub fn round_half_even(self, decimals: u32) -> Self {
-        if self.scale <= decimals {
-            return self;
+        match self.beyond {
+            Beyond::Cap500 => Some(500),
+            Beyond::NotComputed => None,
+            Beyond::Fixed(v) => Some(v),
         }
-        let div = 10i128.pow(self.scale - decimals);
-        let q = self.mantissa.div_euclid(div);
-        let r = self.mantissa.rem_euclid(div);
-        let twice = 2 * r;
-        let q = if twice > div || (twice == div && q % 2 != 0) {
-            q + 1
-        } else {
-            q
-        };
-        Self::new(q, decimals)
-    }
-
-    fn is_negative(&self) -> bool {
-        self.mantissa < 0
-    }
-
-    /// Compares with an integer.
-    fn cmp_int(&self, n: i64) -> std::cmp::Ordering {
-        self.mantissa.cmp(&(n as i128 * 10i128.pow(self.scale)))
     }
 }
 
-/// The IAQI of one concentration, or `None` when the standard does not define
-/// one (negative concentration; above 800 for SO2 1h / O3 8h under 2012).
+/// `ceil(span · (C − lo) / (hi − lo))` for `lo ≤ C ≤ hi`, exactly: in `i64` when
+/// the scaled values fit (the usual case), else in `i128`.
+fn segment_step(span: i64, lo: i64, hi: i64, c: Decimal) -> i64 {
+    if c.scale <= 9
+        && let Ok(m) = i64::try_from(c.mantissa)
+    {
+        let pow = 10i64.pow(c.scale);
+        if let (Some(lo_s), Some(den)) = (lo.checked_mul(pow), (hi - lo).checked_mul(pow))
+            && let Some(num) = m.checked_sub(lo_s).and_then(|d| d.checked_mul(span))
+        {
+            return num / den + i64::from(num % den != 0);
+        }
+    }
+    let pow = 10i128.pow(c.scale);
+    let num = span as i128 * (c.mantissa - lo as i128 * pow);
+    let den = (hi - lo) as i128 * pow;
+    (num / den + i128::from(num % den != 0)) as i64
+}
+
+/// Checks that a pollutant and period have a table (for planning-time errors).
+pub fn check(pollutant: Pollutant, period: Period) -> Result<(), String> {
+    breakpoints(Standard::DEFAULT, pollutant, period).map(|_| ())
+}
+
+/// The IAQI of one concentration (see [`Breakpoints::iaqi`]); an error when
+/// the pollutant has no table for the period.
 pub fn iaqi(
     standard: Standard,
     pollutant: Pollutant,
     period: Period,
     c: Decimal,
 ) -> Result<Option<i64>, String> {
-    let table = table(standard, pollutant, period)?;
-    if c.is_negative() {
-        return Ok(None);
-    }
-    let c = match standard {
-        Standard::Hj2026 => c.round_half_even(pollutant.decimals_2026()),
-        Standard::Hj2012 => c,
-    };
-    let bp = table.bp;
-    for i in 1..bp.len() {
-        if c.cmp_int(bp[i]) != std::cmp::Ordering::Greater {
-            let (lo, hi) = (bp[i - 1], bp[i]);
-            let (ilo, ihi) = (IAQI[i - 1], IAQI[i]);
-            let pow = 10i128.pow(c.scale);
-            // (ihi − ilo)·(C − lo) / (hi − lo), with C = m / 10^scale
-            let num = (ihi - ilo) as i128 * (c.mantissa - lo as i128 * pow);
-            let den = (hi - lo) as i128 * pow;
-            let step = num / den + i128::from(num % den != 0);
-            return Ok(Some(ilo + step as i64));
-        }
-    }
-    Ok(match table.beyond {
-        Beyond::Cap500 => Some(500),
-        Beyond::NotComputed => None,
-        Beyond::Fixed(v) => Some(v),
-    })
+    Ok(breakpoints(standard, pollutant, period)?.iaqi(c))
 }
 
 /// AQI level 1–6 of an AQI value (0–50 → 1, … > 300 → 6); `None` when negative.
