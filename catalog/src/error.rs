@@ -45,6 +45,14 @@ pub enum CatalogError {
         error: Box<DataFusionError>,
     },
 
+    /// A view's query cannot be read or planned.
+    #[error("catalog {}: view `{view}`: {message}", path.display())]
+    View {
+        path: PathBuf,
+        view: String,
+        message: String,
+    },
+
     /// A DataFusion error outside any one dataset (registering the catalog).
     #[error("{0}")]
     DataFusion(DataFusionError),

@@ -11,12 +11,14 @@
 //! - [`spec`]: the file format (serde types), parsing and validation.
 //! - [`types`]: column type names and their Arrow types.
 //! - `provider`: DataFusion providers built from a loaded catalog.
+//! - [`views`]: the city's standard views shipped with citylake.
 //! - [`error`]: [`CatalogError`], naming file, dataset and field.
 
 pub mod error;
 mod provider;
 pub mod spec;
 pub mod types;
+pub mod views;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +26,7 @@ pub use error::{CatalogError, Result};
 pub use provider::SYSTEM_SCHEMA;
 pub use spec::{
     CatalogSection, CatalogSpec, Classification, ColumnSpec, DatasetSpec, Format, PartitionSpec,
-    PiiTag,
+    PiiTag, ViewSpec,
 };
 pub use types::ColumnType;
 
@@ -80,6 +82,24 @@ impl Catalog {
     /// The storage root as a URL ending in `/` (`file:///...`, `s3://bucket/prefix/`).
     pub fn root_url(&self) -> &str {
         &self.root
+    }
+
+    /// The query of a view: inline, or read from its file (relative to the catalog file).
+    pub fn view_sql(&self, view: &ViewSpec) -> Result<String> {
+        if let Some(sql) = &view.sql {
+            return Ok(sql.clone());
+        }
+        let file = view.file.as_deref().unwrap_or_default();
+        let path = self
+            .path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(file);
+        std::fs::read_to_string(&path).map_err(|e| CatalogError::View {
+            path: self.path.clone(),
+            view: view.name.clone(),
+            message: format!("cannot read {}: {e}", path.display()),
+        })
     }
 
     /// The full URL of a dataset's location.

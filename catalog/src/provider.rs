@@ -9,11 +9,12 @@ use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session,
     TableProvider,
 };
-use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::{MemTable, ViewTable};
+use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::prelude::col;
 
 use crate::Catalog;
@@ -47,6 +48,42 @@ impl Catalog {
         system.register_table("columns".into(), columns_table(&tables)?)?;
         catalog.register_schema(SYSTEM_SCHEMA, system)?;
         Ok(catalog)
+    }
+
+    /// Plans the catalog's views, in the order declared, with `ctx` — a context
+    /// whose catalog of this name is `provider` (and that has the functions the
+    /// views use) — and registers them in `provider`, creating view-only schemas.
+    /// A view must be a query: DDL, DML and statements are refused.
+    pub async fn register_views(
+        &self,
+        ctx: &SessionContext,
+        provider: &MemoryCatalogProvider,
+    ) -> Result<()> {
+        for name in self.spec.view_only_schema_names() {
+            provider.register_schema(name, Arc::new(MemorySchemaProvider::new()))?;
+        }
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        for view in &self.spec.views {
+            let sql = self.view_sql(view)?;
+            let err = |message: String| CatalogError::View {
+                path: self.path.clone(),
+                view: view.name.clone(),
+                message,
+            };
+            let df = ctx
+                .sql_with_options(&sql, options)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            let table = ViewTable::new(df.logical_plan().clone(), Some(sql.clone()));
+            let schema = provider
+                .schema(view.schema_name())
+                .expect("view schemas registered above");
+            schema.register_table(view.view_name().to_string(), Arc::new(table))?;
+        }
+        Ok(())
     }
 
     async fn listing_table(

@@ -23,7 +23,16 @@
 //! type = "int"                         # optional; when every column has one, no file is read to plan
 //! description = "Road segment, see traffic.road_segments"
 //! pii = "plate"                        # optional personal-information / secrecy tag
+//!
+//! [[views]]
+//! name = "situation.district_daily"   # schema.view (a new schema is created when needed)
+//! file = "views/situation_district_daily.sql"  # relative to this file; or `sql = "SELECT …"`
+//! owner = "city operations centre"
+//! description = "Daily city situation index per district"
 //! ```
+//!
+//! Views are planned when the engine starts, in the order declared (a view may
+//! use the ones before it), with every citylake function available.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,6 +53,38 @@ pub struct CatalogSpec {
     pub catalog: CatalogSection,
     #[serde(default)]
     pub datasets: Vec<DatasetSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<ViewSpec>,
+}
+
+/// One `[[views]]` entry: a SQL view over the datasets (and earlier views).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSpec {
+    /// `schema.view`.
+    pub name: String,
+    /// The query, inline; exactly one of `sql` and `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// A file holding the query, relative to the catalog file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+impl ViewSpec {
+    /// The schema part of the name.
+    pub fn schema_name(&self) -> &str {
+        self.name.split_once('.').map_or("", |(s, _)| s)
+    }
+
+    /// The view part of the name.
+    pub fn view_name(&self) -> &str {
+        self.name.split_once('.').map_or(&self.name, |(_, v)| v)
+    }
 }
 
 /// The `[catalog]` section.
@@ -269,11 +310,12 @@ impl CatalogSpec {
             };
 
         for key in table.keys() {
-            if key != "catalog" && key != "datasets" {
+            if key != "catalog" && key != "datasets" && key != "views" {
                 return Err(invalid(
                     None,
                     key,
-                    "unknown top-level key; expected `[catalog]` and `[[datasets]]`".into(),
+                    "unknown top-level key; expected `[catalog]`, `[[datasets]]` and `[[views]]`"
+                        .into(),
                 ));
             }
         }
@@ -321,7 +363,40 @@ impl CatalogSpec {
                 datasets.push(dataset);
             }
         }
-        let spec = Self { catalog, datasets };
+        let mut views = Vec::new();
+        if let Some(value) = table.get("views") {
+            let entries = value.as_array().ok_or_else(|| {
+                invalid(
+                    None,
+                    "views",
+                    "must be an array of tables (`[[views]]`)".into(),
+                )
+            })?;
+            for (i, entry) in entries.iter().enumerate() {
+                let label = entry
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("#{}", i + 1));
+                let view: ViewSpec =
+                    serde_path_to_error::deserialize(entry.clone()).map_err(|e| {
+                        let message = clean(e.inner());
+                        let path = e.path().to_string();
+                        let field = if path == "." {
+                            field_of(&message)
+                        } else {
+                            path
+                        };
+                        invalid(None, &format!("views[{label}].{field}"), message)
+                    })?;
+                views.push(view);
+            }
+        }
+        let spec = Self {
+            catalog,
+            datasets,
+            views,
+        };
         spec.validate(path)?;
         Ok(spec)
     }
@@ -446,6 +521,56 @@ impl CatalogSpec {
                 }
             }
         }
+        for view in &self.views {
+            let field = |f: &str| format!("views[{}].{f}", view.name);
+            match view.name.split_once('.') {
+                Some((schema, name)) if is_identifier(schema) && is_identifier(name) => {}
+                _ => {
+                    return invalid(
+                        None,
+                        &field("name"),
+                        "must be `schema.view` with lower-case identifiers".into(),
+                    );
+                }
+            }
+            if matches!(view.schema_name(), "system" | "information_schema") {
+                return invalid(
+                    None,
+                    &field("name"),
+                    format!("schema `{}` is reserved", view.schema_name()),
+                );
+            }
+            if !names.insert(view.name.clone()) {
+                return invalid(
+                    None,
+                    &field("name"),
+                    "is already declared (as a dataset or a view)".into(),
+                );
+            }
+            match (&view.sql, &view.file) {
+                (Some(sql), None) if !sql.trim().is_empty() => {}
+                (None, Some(file))
+                    if !file.trim().is_empty()
+                        && !file.starts_with('/')
+                        && !file.split('/').any(|p| p == "..") => {}
+                (None, Some(file)) => {
+                    return invalid(
+                        None,
+                        &field("file"),
+                        format!(
+                            "`{file}` must be a path relative to the catalog file, without `..`"
+                        ),
+                    );
+                }
+                _ => {
+                    return invalid(
+                        None,
+                        &field("sql"),
+                        "give exactly one of `sql` (the query) and `file` (a .sql file)".into(),
+                    );
+                }
+            }
+        }
         Ok(())
     }
 
@@ -462,6 +587,16 @@ impl CatalogSpec {
     /// The schemas the datasets live in, sorted.
     pub fn schema_names(&self) -> BTreeSet<&str> {
         self.datasets.iter().map(|d| d.schema_name()).collect()
+    }
+
+    /// The schemas the views live in that no dataset lives in, sorted.
+    pub fn view_only_schema_names(&self) -> BTreeSet<&str> {
+        let datasets = self.schema_names();
+        self.views
+            .iter()
+            .map(|v| v.schema_name())
+            .filter(|s| !datasets.contains(s))
+            .collect()
     }
 }
 
@@ -674,5 +809,52 @@ pii = "plate"
             "s3://bucket/prefix/"
         );
         assert!(resolve_root("s3://bad host/", Path::new("/x")).is_err());
+    }
+
+    #[test]
+    fn views_are_validated() {
+        let with = |view: &str| format!("{GOOD}\n[[views]]\n{view}\n");
+        let spec = parse(&with("name = \"situation.daily\"\nsql = \"SELECT 1\"")).unwrap();
+        assert_eq!(spec.views[0].view_name(), "daily");
+        assert_eq!(
+            spec.view_only_schema_names()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["situation"]
+        );
+        assert_eq!(parse(&spec.to_toml().unwrap()).unwrap(), spec);
+        for (view, needle) in [
+            (
+                "name = \"daily\"\nsql = \"SELECT 1\"",
+                "field `views[daily].name`: must be `schema.view`",
+            ),
+            (
+                "name = \"s.v\"",
+                "give exactly one of `sql` (the query) and `file`",
+            ),
+            (
+                "name = \"s.v\"\nsql = \"SELECT 1\"\nfile = \"v.sql\"",
+                "give exactly one of",
+            ),
+            (
+                "name = \"s.v\"\nfile = \"../v.sql\"",
+                "must be a path relative to the catalog file",
+            ),
+            (
+                "name = \"traffic.segment_speed\"\nsql = \"SELECT 1\"",
+                "is already declared",
+            ),
+            (
+                "name = \"system.v\"\nsql = \"SELECT 1\"",
+                "schema `system` is reserved",
+            ),
+            (
+                "name = \"s.v\"\nquery = \"SELECT 1\"",
+                "unknown field `query`",
+            ),
+        ] {
+            let msg = error(&with(view));
+            assert!(msg.contains(needle), "{view}: {msg}");
+        }
     }
 }

@@ -10,6 +10,44 @@ use futures::StreamExt;
 
 use crate::args::Format;
 
+/// CSV has no nested values: lists, structs and maps are written as their
+/// display text (`[PM2.5, PM10]`), as the table format shows them.
+fn nested_as_text(batch: RecordBatch) -> anyhow::Result<RecordBatch> {
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    use std::sync::Arc;
+
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(batch);
+    }
+    let options = FormatOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+            let text: StringArray = (0..column.len())
+                .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 /// Writes one result stream to `out`; returns the number of rows.
 pub async fn write_stream(
     mut stream: SendableRecordBatchStream,
@@ -33,13 +71,13 @@ pub async fn write_stream(
                 .with_header(true)
                 .build(out);
             while let Some(batch) = stream.next().await {
-                let batch = batch?;
+                let batch = nested_as_text(batch?)?;
                 rows += batch.num_rows() as u64;
                 writer.write(&batch)?;
             }
             if rows == 0 {
                 // a header line even without rows
-                writer.write(&RecordBatch::new_empty(schema.clone()))?;
+                writer.write(&nested_as_text(RecordBatch::new_empty(schema.clone()))?)?;
             }
         }
         Format::Json => {

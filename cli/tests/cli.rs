@@ -275,6 +275,81 @@ fn a_missing_dataset_directory_is_a_clear_error() {
 }
 
 #[test]
+fn catalog_views_run_and_broken_views_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    let base = "[catalog]\nroot = \".\"\n";
+    let cases = [
+        (
+            "[[views]]\nname = \"s.v\"\nsql = \"SELECT aqi_cn_daily(75, 150, 10, 80, 1.0, 160) AS aqi\"\n",
+            None,
+        ),
+        (
+            "[[views]]\nname = \"s.v\"\nsql = \"SELECT * FROM nowhere\"\n",
+            Some("view `s.v`: Error during planning: table 'city.public.nowhere' not found"),
+        ),
+        (
+            "[[views]]\nname = \"s.v\"\nsql = \"CREATE TABLE t AS SELECT 1\"\n",
+            Some("view `s.v`"),
+        ),
+        (
+            "[[views]]\nname = \"s.v\"\nfile = \"views/missing.sql\"\n",
+            Some("view `s.v`: cannot read"),
+        ),
+    ];
+    for (views, error) in cases {
+        std::fs::write(&catalog, format!("{base}{views}")).unwrap();
+        let o = run(citylake()
+            .args(["sql", "--format", "csv", "--catalog"])
+            .arg(&catalog)
+            .args(["-c", "SELECT * FROM s.v"]));
+        match error {
+            None => {
+                assert!(o.status.success(), "{}", stderr(&o));
+                assert_eq!(stdout(&o), "aqi\n114\n");
+            }
+            Some(needle) => {
+                assert_eq!(o.status.code(), Some(1), "{views}");
+                assert!(stderr(&o).contains(needle), "{views}: {}", stderr(&o));
+            }
+        }
+    }
+}
+
+#[test]
+fn done_when_of_the_situation_functions_issue() {
+    // the daily report per station over a day of hourly data, in `citylake sql`
+    let o = sql(&[
+        "--format",
+        "csv",
+        "-c",
+        "SELECT station_id, aqi_cn_daily(pm25, pm10, so2, no2, co, o3_8h) AS aqi, \
+                aqi_category(aqi_cn_daily(pm25, pm10, so2, no2, co, o3_8h)) AS category, \
+                aqi_cn_primary(pm25, pm10, so2, no2, co, o3_8h) AS primary_pollutants \
+         FROM (SELECT station_id, avg(pm25) pm25, avg(pm10) pm10, avg(so2) so2, avg(no2) no2, avg(co) co, max(o3_8h) o3_8h \
+               FROM environment.air_quality_hourly WHERE CAST(observed_at AS DATE) = DATE '2025-01-15' GROUP BY station_id) \
+         ORDER BY station_id",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(
+        out.lines().next(),
+        Some("station_id,aqi,category,primary_pollutants")
+    );
+    assert!(rows.len() >= 13, "{out}");
+    for row in rows {
+        let cols: Vec<&str> = row.splitn(4, ',').collect();
+        let aqi: i32 = cols[1].parse().unwrap();
+        assert!((0..=500).contains(&aqi), "{row}");
+        assert!(
+            ["优", "良", "轻度污染", "中度污染", "重度污染", "严重污染"].contains(&cols[2]),
+            "{row}"
+        );
+    }
+}
+
+#[test]
 fn default_lake_is_generated_when_absent() {
     let cwd = tempfile::tempdir().unwrap();
     let o = run(citylake().current_dir(cwd.path()).args([

@@ -231,7 +231,16 @@ pub fn generate(options: &GenerateOptions, progress: &dyn Progress) -> Result<Su
             ),
         },
         datasets: tables.into_iter().map(|t| t.spec).collect(),
+        views: citylake_catalog::views::STANDARD_VIEWS
+            .iter()
+            .map(|v| v.spec(VIEWS_DIR))
+            .collect(),
     };
+    let views_dir = options.out.join(VIEWS_DIR);
+    std::fs::create_dir_all(&views_dir)?;
+    for view in citylake_catalog::views::STANDARD_VIEWS {
+        write_atomic(&views_dir.join(view.file), view.sql.as_bytes())?;
+    }
     spec.validate(&catalog_path)?;
     write_atomic(&catalog_path, spec.to_toml()?.as_bytes())?;
     Ok(Summary {
@@ -241,8 +250,11 @@ pub fn generate(options: &GenerateOptions, progress: &dyn Progress) -> Result<Su
     })
 }
 
+/// Where the generator writes the standard views' SQL, relative to the lake.
+const VIEWS_DIR: &str = "views";
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("toml.tmp");
+    let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())

@@ -40,8 +40,9 @@ fn lake(scale: f64, seed: u64) -> (tempfile::TempDir, BTreeMap<String, Vec<u8>>)
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let (_a, first) = lake(0.01, 7);
     let (_b, second) = lake(0.01, 7);
-    // every dataset's files plus the catalog, no temporary files left behind
-    assert_eq!(first.len(), 365 + 12 * 3 + 3 + 5 + 1);
+    // every dataset's files, the standard views and the catalog, no temporary files left behind
+    let views = citylake_catalog::views::STANDARD_VIEWS.len();
+    assert_eq!(first.len(), 365 + 12 * 3 + 3 + 5 + views + 1);
     assert!(first.keys().all(|k| !k.ends_with(".tmp")));
     assert_eq!(
         first.keys().collect::<Vec<_>>(),

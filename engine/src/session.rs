@@ -113,6 +113,14 @@ impl Engine {
             .with_default_features()
             .build();
         let provider = catalog.build_provider(&state).await?;
+        // Views are planned once, with the functions and the lake's catalog.
+        {
+            let mut state = state.clone();
+            citylake_udfs::register_all(&mut state)?;
+            let ctx = SessionContext::new_with_state(state);
+            ctx.register_catalog(catalog.name(), provider.clone());
+            catalog.register_views(&ctx, &provider).await?;
+        }
         let schemas = provider
             .schema_names()
             .into_iter()
