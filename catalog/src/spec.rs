@@ -322,75 +322,62 @@ impl CatalogSpec {
         let section = table
             .get("catalog")
             .ok_or_else(|| invalid(None, "catalog", "the `[catalog]` section is missing".into()))?;
+        // serde errors as the field they are about (`catalog.root`, `columns[2].type`)
+        let field_of_error = |e: &serde_path_to_error::Error<toml::de::Error>| {
+            let message = clean(e.inner());
+            let path = e.path().to_string();
+            let field = if path == "." {
+                field_of(&message)
+            } else {
+                path
+            };
+            (field, message)
+        };
         let catalog: CatalogSection =
             serde_path_to_error::deserialize(section.clone()).map_err(|e| {
-                let message = clean(e.inner());
-                let path = e.path().to_string();
-                let field = if path == "." {
-                    field_of(&message)
-                } else {
-                    path
-                };
+                let (field, message) = field_of_error(&e);
                 invalid(None, &format!("catalog.{field}"), message)
             })?;
-
-        let mut datasets = Vec::new();
-        if let Some(value) = table.get("datasets") {
+        // the entries of an array of tables, each labelled by its name (or position)
+        let entries = |key: &str| -> Result<Vec<(String, toml::Value)>> {
+            let Some(value) = table.get(key) else {
+                return Ok(vec![]);
+            };
             let entries = value.as_array().ok_or_else(|| {
                 invalid(
                     None,
-                    "datasets",
-                    "must be an array of tables (`[[datasets]]`)".into(),
+                    key,
+                    format!("must be an array of tables (`[[{key}]]`)"),
                 )
             })?;
-            for (i, entry) in entries.iter().enumerate() {
-                let label = entry
-                    .get("name")
-                    .and_then(|n| n.as_str())
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("#{}", i + 1));
-                let dataset: DatasetSpec = serde_path_to_error::deserialize(entry.clone())
-                    .map_err(|e| {
-                        let message = clean(e.inner());
-                        let path = e.path().to_string();
-                        let field = if path == "." {
-                            field_of(&message)
-                        } else {
-                            path
-                        };
-                        invalid(Some(label.clone()), &field, message)
-                    })?;
-                datasets.push(dataset);
-            }
+            Ok(entries
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| {
+                    let label = entry
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("#{}", i + 1));
+                    (label, entry.clone())
+                })
+                .collect())
+        };
+        let mut datasets = Vec::new();
+        for (label, entry) in entries("datasets")? {
+            let dataset: DatasetSpec = serde_path_to_error::deserialize(entry).map_err(|e| {
+                let (field, message) = field_of_error(&e);
+                invalid(Some(label.clone()), &field, message)
+            })?;
+            datasets.push(dataset);
         }
         let mut views = Vec::new();
-        if let Some(value) = table.get("views") {
-            let entries = value.as_array().ok_or_else(|| {
-                invalid(
-                    None,
-                    "views",
-                    "must be an array of tables (`[[views]]`)".into(),
-                )
+        for (label, entry) in entries("views")? {
+            let view: ViewSpec = serde_path_to_error::deserialize(entry).map_err(|e| {
+                let (field, message) = field_of_error(&e);
+                invalid(None, &format!("views[{label}].{field}"), message)
             })?;
-            for (i, entry) in entries.iter().enumerate() {
-                let label = entry
-                    .get("name")
-                    .and_then(|n| n.as_str())
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("#{}", i + 1));
-                let view: ViewSpec =
-                    serde_path_to_error::deserialize(entry.clone()).map_err(|e| {
-                        let message = clean(e.inner());
-                        let path = e.path().to_string();
-                        let field = if path == "." {
-                            field_of(&message)
-                        } else {
-                            path
-                        };
-                        invalid(None, &format!("views[{label}].{field}"), message)
-                    })?;
-                views.push(view);
-            }
+            views.push(view);
         }
         let spec = Self {
             catalog,
