@@ -149,6 +149,47 @@ fn slt_files(filter: &[String]) -> Vec<PathBuf> {
     files
 }
 
+/// The fixture lake a file asks for on its first line (`# lake: finance_tiny`).
+fn fixture_of(file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let first = text.lines().next()?;
+    first
+        .strip_prefix("# lake:")
+        .map(|name| name.trim().to_string())
+}
+
+/// Builds `tests/fixtures/NAME/` under `root`: its `setup.sql` writes the data
+/// (`DIR` is the lake directory), its `catalog.toml` declares it, the standard
+/// views are copied next to it.
+async fn build_fixture(name: &str, root: &Path) -> Engine {
+    use citylake_engine::datafusion::prelude::SessionContext;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let dir = root.join(name);
+    std::fs::create_dir_all(dir.join("views")).expect("fixture dir");
+    for view in citylake_engine::catalog::views::STANDARD_VIEWS {
+        std::fs::write(dir.join("views").join(view.file), view.sql).expect("view file");
+    }
+    let setup = std::fs::read_to_string(src.join("setup.sql")).expect("fixture setup.sql");
+    let ctx = SessionContext::new();
+    for statement in setup.split(";\n").filter(|s| {
+        s.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+    }) {
+        let sql = statement.replace("DIR", &dir.to_string_lossy());
+        let written = match ctx.sql(&sql).await {
+            Ok(df) => df.collect().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        written.unwrap_or_else(|e| panic!("fixture {name}: {e}\n{sql}"));
+    }
+    std::fs::copy(src.join("catalog.toml"), dir.join("catalog.toml")).expect("fixture catalog");
+    Engine::new(EngineConfig::new(dir.join("catalog.toml")))
+        .await
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -169,11 +210,24 @@ async fn main() {
             .await
             .expect("engine over the test lake"),
     );
+    // hand-written fixture lakes, built when a file asks for one (`# lake: NAME`)
+    let fixtures = tempfile::tempdir().expect("temp dir");
+    let mut fixture_engines: std::collections::HashMap<String, Arc<Engine>> = Default::default();
 
     let (mut passed, mut failed) = (0, 0);
     for file in slt_files(&filter) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let engine = engine.clone();
+        let engine = match fixture_of(&file) {
+            None => engine.clone(),
+            Some(fixture) => match fixture_engines.get(&fixture) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = Arc::new(build_fixture(&fixture, fixtures.path()).await);
+                    fixture_engines.insert(fixture, e.clone());
+                    e
+                }
+            },
+        };
         let lake = lake_prefix.clone();
         let mut runner = sqllogictest::Runner::new(move || {
             let session = engine

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 pub use error::{CatalogError, Result};
 pub use provider::SYSTEM_SCHEMA;
 pub use spec::{
-    CatalogSection, CatalogSpec, Classification, ColumnSpec, DatasetSpec, Format, PartitionSpec,
-    PiiTag, ViewSpec,
+    CatalogSection, CatalogSpec, Classification, ColumnSpec, DatasetSpec, EvaluationSection,
+    Format, PartitionSpec, PiiTag, ViewSpec,
 };
 pub use types::ColumnType;
 

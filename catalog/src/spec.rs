@@ -55,6 +55,28 @@ pub struct CatalogSpec {
     pub datasets: Vec<DatasetSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub views: Vec<ViewSpec>,
+    /// The performance-evaluation settings (`[evaluation]`); defaults from DOMAIN.md §4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationSection>,
+}
+
+/// The `[evaluation]` section: grade bands and the over-completion threshold of
+/// the spending-performance evaluation. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationSection {
+    /// Lowest total graded 优 (default 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade_excellent: Option<f64>,
+    /// Lowest total graded 良 (default 80).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade_good: Option<f64>,
+    /// Lowest total graded 中 (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade_fair: Option<f64>,
+    /// actual / target above which an indicator is flagged (default 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_completion_threshold: Option<f64>,
 }
 
 /// One `[[views]]` entry: a SQL view over the datasets (and earlier views).
@@ -310,11 +332,12 @@ impl CatalogSpec {
             };
 
         for key in table.keys() {
-            if key != "catalog" && key != "datasets" && key != "views" {
+            if !["catalog", "datasets", "views", "evaluation"].contains(&key.as_str()) {
                 return Err(invalid(
                     None,
                     key,
-                    "unknown top-level key; expected `[catalog]`, `[[datasets]]` and `[[views]]`"
+                    "unknown top-level key; expected `[catalog]`, `[[datasets]]`, `[[views]]` \
+                     and `[evaluation]`"
                         .into(),
                 ));
             }
@@ -379,10 +402,20 @@ impl CatalogSpec {
             })?;
             views.push(view);
         }
+        let evaluation = match table.get("evaluation") {
+            None => None,
+            Some(section) => Some(serde_path_to_error::deserialize(section.clone()).map_err(
+                |e| {
+                    let (field, message) = field_of_error(&e);
+                    invalid(None, &format!("evaluation.{field}"), message)
+                },
+            )?),
+        };
         let spec = Self {
             catalog,
             datasets,
             views,
+            evaluation,
         };
         spec.validate(path)?;
         Ok(spec)
@@ -506,6 +539,39 @@ impl CatalogSpec {
                         format!("`{col}` is not a declared column"),
                     );
                 }
+            }
+        }
+        if let Some(e) = &self.evaluation {
+            let bands = [
+                ("grade_excellent", e.grade_excellent.unwrap_or(90.0)),
+                ("grade_good", e.grade_good.unwrap_or(80.0)),
+                ("grade_fair", e.grade_fair.unwrap_or(60.0)),
+            ];
+            for (name, v) in bands {
+                if !(0.0..=100.0).contains(&v) {
+                    return invalid(
+                        None,
+                        &format!("evaluation.{name}"),
+                        format!("{v} is not a score between 0 and 100"),
+                    );
+                }
+            }
+            if !(bands[0].1 > bands[1].1 && bands[1].1 > bands[2].1) {
+                return invalid(
+                    None,
+                    "evaluation",
+                    "the grade bands must decrease: grade_excellent > grade_good > grade_fair"
+                        .into(),
+                );
+            }
+            if let Some(t) = e.over_completion_threshold
+                && !(t.is_finite() && t >= 1.0)
+            {
+                return invalid(
+                    None,
+                    "evaluation.over_completion_threshold",
+                    format!("{t} must be a ratio of at least 1"),
+                );
             }
         }
         for view in &self.views {
@@ -842,6 +908,27 @@ pii = "plate"
         ] {
             let msg = error(&with(view));
             assert!(msg.contains(needle), "{view}: {msg}");
+        }
+    }
+
+    #[test]
+    fn evaluation_settings_are_validated() {
+        let spec = parse(&format!("{GOOD}\n[evaluation]\ngrade_excellent = 85\n")).unwrap();
+        assert_eq!(spec.evaluation.unwrap().grade_excellent, Some(85.0));
+        for (section, needle) in [
+            ("grade_good = 95", "the grade bands must decrease"),
+            (
+                "grade_fair = -1",
+                "field `evaluation.grade_fair`: -1 is not a score",
+            ),
+            (
+                "over_completion_threshold = 0.5",
+                "must be a ratio of at least 1",
+            ),
+            ("grade_best = 1", "unknown field `grade_best`"),
+        ] {
+            let msg = error(&format!("{GOOD}\n[evaluation]\n{section}\n"));
+            assert!(msg.contains(needle), "{section}: {msg}");
         }
     }
 }

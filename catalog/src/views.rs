@@ -17,14 +17,24 @@ pub struct StandardView {
 }
 
 /// Every standard view, in dependency order.
-pub const STANDARD_VIEWS: &[StandardView] = &[StandardView {
-    name: "situation.district_daily",
-    file: "situation_district_daily.sql",
-    owner: "city operations centre",
-    description: "Daily city situation index per district (0–100, higher is better) from air \
+pub const STANDARD_VIEWS: &[StandardView] = &[
+    StandardView {
+        name: "situation.district_daily",
+        file: "situation_district_daily.sql",
+        owner: "city operations centre",
+        description: "Daily city situation index per district (0–100, higher is better) from air \
                   quality, traffic and hotline indicators with entropy weights",
-    sql: include_str!("../views/situation_district_daily.sql"),
-}];
+        sql: include_str!("../views/situation_district_daily.sql"),
+    },
+    StandardView {
+        name: "finance.program_scores",
+        file: "finance_program_scores.sql",
+        owner: "finance",
+        description: "Spending-performance evaluation per program and year: dimension scores, total, \
+                  grade, budget execution rate and review flags",
+        sql: include_str!("../views/finance_program_scores.sql"),
+    },
+];
 
 impl StandardView {
     /// The catalog entry referencing the file under `dir` (relative to the catalog).

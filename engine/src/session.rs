@@ -87,7 +87,19 @@ impl Engine {
         let runtime = runtime.build_arc()?;
         check_storage(&catalog)?;
 
+        // the evaluation settings of the catalog, as session options (`SET citylake.…`)
+        let mut evaluation = citylake_udfs::finance::EvaluationOptions::default();
+        if let Some(e) = &catalog.spec().evaluation {
+            let defaults = evaluation.clone();
+            evaluation.grade_excellent = e.grade_excellent.unwrap_or(defaults.grade_excellent);
+            evaluation.grade_good = e.grade_good.unwrap_or(defaults.grade_good);
+            evaluation.grade_fair = e.grade_fair.unwrap_or(defaults.grade_fair);
+            evaluation.over_completion_threshold = e
+                .over_completion_threshold
+                .unwrap_or(defaults.over_completion_threshold);
+        }
         let mut session_config = SessionConfig::new()
+            .with_option_extension(evaluation)
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(catalog.name(), DEFAULT_SCHEMA);

@@ -107,6 +107,126 @@ impl Decimal {
     }
 }
 
+/// An exact fraction `num / den` (`den > 0`), for scores and rates that are
+/// ratios of decimals; `None` from an operation means i128 overflow.
+#[derive(Debug, Clone, Copy)]
+pub struct Fraction {
+    pub num: i128,
+    pub den: i128,
+}
+
+impl Fraction {
+    pub fn int(n: i128) -> Self {
+        Self { num: n, den: 1 }
+    }
+
+    pub fn of(d: Decimal) -> Option<Self> {
+        Some(Self {
+            num: d.mantissa,
+            den: 10i128.checked_pow(d.scale)?,
+        })
+    }
+
+    /// `a / b`; `None` when `b` is 0 or on overflow.
+    pub fn checked_div(self, other: Self) -> Option<Self> {
+        if other.num == 0 {
+            return None;
+        }
+        let num = self.num.checked_mul(other.den)?;
+        let den = self.den.checked_mul(other.num)?;
+        let sign = if den < 0 { -1 } else { 1 };
+        Some(
+            Self {
+                num: sign * num,
+                den: sign * den,
+            }
+            .reduced(),
+        )
+    }
+
+    pub fn checked_mul(self, other: Self) -> Option<Self> {
+        Some(
+            Self {
+                num: self.num.checked_mul(other.num)?,
+                den: self.den.checked_mul(other.den)?,
+            }
+            .reduced(),
+        )
+    }
+
+    pub fn checked_sub(self, other: Self) -> Option<Self> {
+        Some(
+            Self {
+                num: self
+                    .num
+                    .checked_mul(other.den)?
+                    .checked_sub(other.num.checked_mul(self.den)?)?,
+                den: self.den.checked_mul(other.den)?,
+            }
+            .reduced(),
+        )
+    }
+
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        self.checked_sub(Self {
+            num: -other.num,
+            den: other.den,
+        })
+    }
+
+    fn reduced(self) -> Self {
+        let (mut a, mut b) = (self.num.unsigned_abs(), self.den.unsigned_abs());
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        let g = a.max(1) as i128;
+        Self {
+            num: self.num / g,
+            den: self.den / g,
+        }
+    }
+
+    /// The value rounded half to even to `scale` decimals, as a mantissa.
+    pub fn round(self, scale: u32) -> Option<i128> {
+        let n = self.num.checked_mul(10i128.checked_pow(scale)?)?;
+        let (q, r) = (n.div_euclid(self.den), n.rem_euclid(self.den));
+        let twice = r.checked_mul(2)?;
+        Some(if twice > self.den || (twice == self.den && q % 2 != 0) {
+            q + 1
+        } else {
+            q
+        })
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.num < 0
+    }
+
+    pub fn cmp_frac(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(
+            self.num
+                .checked_mul(other.den)?
+                .cmp(&other.num.checked_mul(self.den)?),
+        )
+    }
+
+    pub fn min(self, other: Self) -> Option<Self> {
+        Some(if self.cmp_frac(&other)?.is_le() {
+            self
+        } else {
+            other
+        })
+    }
+
+    pub fn max(self, other: Self) -> Option<Self> {
+        Some(if self.cmp_frac(&other)?.is_ge() {
+            self
+        } else {
+            other
+        })
+    }
+}
+
 impl Ord for Decimal {
     /// Exact comparison of the values (4.90 = 4.9), saturating far out of range.
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
@@ -178,6 +298,19 @@ mod tests {
         );
         assert!(Decimal::new(7, 1).mul_int(10) == Decimal::new(70, 1));
         assert!(Decimal::new(-1, 0) < Decimal::new(0, 5));
+        let third = Fraction::int(1).checked_div(Fraction::int(3)).unwrap();
+        assert_eq!(third.round(4), Some(3333));
+        assert_eq!(
+            Fraction::int(5).checked_div(Fraction::int(2)).unwrap().round(0),
+            Some(2)
+        );
+        assert_eq!(
+            Fraction::int(7).checked_div(Fraction::int(2)).unwrap().round(0),
+            Some(4)
+        );
+        let x = Fraction::of(Decimal::new(125, 2)).unwrap();
+        assert_eq!(x.checked_sub(Fraction::int(1)).unwrap().round(2), Some(25));
+        assert!(Fraction::int(1).checked_div(Fraction::int(0)).is_none());
         assert_eq!(
             Decimal::from_f64(0.1 + 0.2),
             Decimal::from_f64_printed(0.1 + 0.2)

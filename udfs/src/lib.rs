@@ -4,7 +4,7 @@
 //! the whole set, so that every session (and every cluster node) has the same.
 //!
 //! # Layout
-//! One module per family (`aqi`, `traffic`, `composite`), each exposing its
+//! One module per family (`aqi`, `traffic`, `composite`, `finance`), each exposing its
 //! functions; [`register_all`] collects them, [`docs`] renders their in-code
 //! documentation as `docs/functions.md`.
 
@@ -13,6 +13,7 @@ mod args;
 pub mod composite;
 pub mod decimal;
 pub mod docs;
+pub mod finance;
 pub mod traffic;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     let mut all = aqi::functions();
     all.extend(traffic::functions());
+    all.extend(finance::functions());
     all
 }
 

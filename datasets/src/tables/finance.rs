@@ -11,7 +11,8 @@
 //! output 50, benefit 30 and satisfaction 10 (outcome); 30 % of programs also
 //! carry a 10-point decision indicator, taken from output. The budget-execution
 //! indicator's actual value is the rate computed from the payments. 1 % of
-//! actual values are not reported (NULL). `payee` is a trade secret.
+//! actual values are not reported (NULL), and every tenth program (id ending in 3)
+//! has not reported the satisfaction survey of its last year. `payee` is a trade secret.
 //! Money is DECIMAL(18,2) yuan.
 
 use citylake_catalog::{Classification, PiiTag};
@@ -464,11 +465,18 @@ fn indicators() -> TableDef {
             let mut d: (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>) = Default::default();
             for (p, y) in program_years(world) {
                 for (i, ind) in program_indicators(world, p, y).into_iter().enumerate() {
-                    let missing =
-                        world
-                            .noise
-                            .unit(S_IND, (p.id as u64) << 16 | y as u64, 1_000 + i as u64)
-                            < 0.01;
+                    // 1 % of values are not reported; and every tenth program has not
+                    // reported its satisfaction survey for the latest year (so that
+                    // evaluations with incomplete data exist at every scale)
+                    let late_survey = p.id % 10 == 3
+                        && y == p.last_year.min(world.cal.year)
+                        && ind.level2 == "satisfaction";
+                    let missing = late_survey
+                        || world.noise.unit(
+                            S_IND,
+                            (p.id as u64) << 16 | y as u64,
+                            1_000 + i as u64,
+                        ) < 0.01;
                     c.0.push(Some(p.id));
                     c.1.push(Some(y));
                     c.2.push(Some(i as i32 + 1));
