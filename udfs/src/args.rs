@@ -102,6 +102,28 @@ impl<'a> Numeric<'a> {
         }
     }
 
+    /// Calls `f(i, decimal)` for rows `0..len` in one loop per array type
+    /// (the batch-wise form of [`Numeric::decimal`]).
+    pub fn for_each_decimal(&self, len: usize, mut f: impl FnMut(usize, Option<Decimal>)) {
+        match self {
+            Self::Float(a) if a.null_count() == 0 => {
+                for (i, &x) in a.values()[..len].iter().enumerate() {
+                    f(i, Decimal::from_f64(x));
+                }
+            }
+            Self::Int(a) if a.null_count() == 0 => {
+                for (i, &x) in a.values()[..len].iter().enumerate() {
+                    f(i, Some(Decimal::new(x as i128, 0)));
+                }
+            }
+            _ => {
+                for i in 0..len {
+                    f(i, self.decimal(i));
+                }
+            }
+        }
+    }
+
     /// The exact decimal of row `i` (a DOUBLE means its shortest decimal);
     /// `None` for NULL, NaN and infinities.
     pub fn decimal(&self, i: usize) -> Option<Decimal> {

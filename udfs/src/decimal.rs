@@ -32,8 +32,10 @@ impl Decimal {
             if scaled.abs() * f64::EPSILON * 4.0 >= 1.0 {
                 break;
             }
-            let m = scaled.round();
-            if m / pow == x {
+            // round half away from zero by truncation (no libm call); a value
+            // this misses has no decimal of this scale that parses back to x
+            let m = (scaled + 0.5f64.copysign(scaled)) as i64;
+            if m as f64 / pow == x {
                 return Some(Self::new(m as i128, scale as u32));
             }
         }
@@ -301,11 +303,17 @@ mod tests {
         let third = Fraction::int(1).checked_div(Fraction::int(3)).unwrap();
         assert_eq!(third.round(4), Some(3333));
         assert_eq!(
-            Fraction::int(5).checked_div(Fraction::int(2)).unwrap().round(0),
+            Fraction::int(5)
+                .checked_div(Fraction::int(2))
+                .unwrap()
+                .round(0),
             Some(2)
         );
         assert_eq!(
-            Fraction::int(7).checked_div(Fraction::int(2)).unwrap().round(0),
+            Fraction::int(7)
+                .checked_div(Fraction::int(2))
+                .unwrap()
+                .round(0),
             Some(4)
         );
         let x = Fraction::of(Decimal::new(125, 2)).unwrap();

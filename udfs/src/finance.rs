@@ -189,7 +189,9 @@ fn indicator(
             } else {
                 match rule {
                     Rule::Ratio => target.checked_div(actual)?,
-                    Rule::Linear => one.checked_sub(actual.checked_sub(target)?.checked_div(target)?)?.max(zero)?,
+                    Rule::Linear => one
+                        .checked_sub(actual.checked_sub(target)?.checked_div(target)?)?
+                        .max(zero)?,
                 }
             }
         }
@@ -477,7 +479,8 @@ impl ScalarUDFImpl for Finance {
                         if rate_only {
                             rate.round(scale.1 as u32)
                         } else {
-                            full.checked_mul(rate.min(Fraction::int(1))?)?.round(scale.1 as u32)
+                            full.checked_mul(rate.min(Fraction::int(1))?)?
+                                .round(scale.1 as u32)
                         }
                     })();
                     match v {

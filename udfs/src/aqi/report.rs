@@ -8,7 +8,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int32Builder, ListBuilder, StringBuilder,
+    Array, ArrayRef, AsArray, Int32Array, Int32Builder, ListBuilder, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, exec_err, plan_err};
@@ -177,6 +177,35 @@ fn evaluate(ind: &Indicators, values: &[Numeric], row: usize) -> Row {
     Row { aqi, iaqi }
 }
 
+/// The AQI of every row under one standard, column by column: each
+/// indicator's IAQIs in one tight loop, folded into a running maximum.
+fn aqi_columns(ind: &Indicators, values: &[Numeric], len: usize) -> ArrayRef {
+    let mut max = vec![-1i64; len];
+    let mut missing = vec![false; len];
+    for (k, (_, table)) in ind.tables.iter().enumerate() {
+        let Some(input) = values.get(k) else {
+            continue;
+        };
+        input.for_each_decimal(len, |i, c| match c.and_then(|c| table.iaqi(c)) {
+            Some(v) => max[i] = max[i].max(v),
+            None if k < 6 => missing[i] = true,
+            None => {}
+        });
+    }
+    let out: Int32Array = max
+        .iter()
+        .zip(&missing)
+        .map(|(&m, &gap)| {
+            if m < 0 || (gap && ind.missing_needs_over_100 && m <= 100) {
+                None
+            } else {
+                Some(m as i32)
+            }
+        })
+        .collect();
+    Arc::new(out)
+}
+
 static DOCS: LazyLock<[Documentation; 4]> = LazyLock::new(|| {
     let common = "Concentrations in µg/m³ (CO in mg/m³), integer, decimal or double; each IAQI is \
                   computed exactly as iaqi_cn does. A NULL or negative concentration is a missing \
@@ -262,6 +291,11 @@ static DOCS: LazyLock<[Documentation; 4]> = LazyLock::new(|| {
         .build(),
     ]
 });
+
+/// Whether every value of a string column is the same (a literal, usually).
+fn all_equal(c: &datafusion::arrow::array::StringArray) -> bool {
+    c.len() == 0 || (0..c.len()).all(|i| c.value(i) == c.value(0))
+}
 
 fn list_type() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
@@ -353,6 +387,14 @@ impl ScalarUDFImpl for AqiCn {
             }
         };
         let out: ArrayRef = match self.output {
+            // one standard for the whole batch (absent or a literal): column by column
+            Output::Aqi if standards.is_none_or(|c| c.null_count() == 0 && all_equal(c)) => {
+                match standard_at(0)? {
+                    _ if len == 0 => Arc::new(Int32Array::new_null(0)),
+                    Some(s) => aqi_columns(pick(s), &values, len),
+                    None => Arc::new(Int32Array::new_null(len)),
+                }
+            }
             Output::Aqi => {
                 let mut b = Int32Builder::with_capacity(len);
                 for i in 0..len {
@@ -410,7 +452,7 @@ impl ScalarUDFImpl for AqiCn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Float64Array, Int32Array};
+    use datafusion::arrow::array::Float64Array;
     use datafusion::logical_expr::ScalarUDF;
     use datafusion::prelude::SessionContext;
 

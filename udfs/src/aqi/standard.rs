@@ -232,6 +232,14 @@ impl Breakpoints {
         if c.is_negative() {
             return None;
         }
+        // the usual case, all in i64 (no 128-bit division): a mantissa below
+        // 2^53 with at most 9 decimals
+        if c.scale <= 9
+            && let Ok(m) = i64::try_from(c.mantissa)
+            && m < 1 << 53
+        {
+            return self.iaqi_i64(m, c.scale);
+        }
         let c = match self.round_to {
             Some(d) => c.round_half_even(d),
             None => c,
@@ -244,6 +252,38 @@ impl Breakpoints {
                 return Some(ilo + segment_step(ihi - ilo, lo, hi, c));
             }
         }
+        self.beyond_table()
+    }
+
+    /// [`Breakpoints::iaqi`] of `m / 10^scale`, `0 ≤ m < 2^53`, `scale ≤ 9`.
+    fn iaqi_i64(&self, mut m: i64, mut scale: u32) -> Option<i64> {
+        if let Some(d) = self.round_to
+            && scale > d
+        {
+            // GB/T 8170: half to even
+            let div = 10i64.pow(scale - d);
+            let (q, r) = (m / div, m % div);
+            m = if 2 * r > div || (2 * r == div && q % 2 != 0) {
+                q + 1
+            } else {
+                q
+            };
+            scale = d;
+        }
+        let pow = 10i64.pow(scale);
+        let bp = self.bp;
+        for i in 1..bp.len() {
+            if m <= bp[i] * pow {
+                let (lo, hi) = (bp[i - 1], bp[i]);
+                let num = (IAQI[i] - IAQI[i - 1]) * (m - lo * pow);
+                let den = (hi - lo) * pow;
+                return Some(IAQI[i - 1] + (num + den - 1) / den);
+            }
+        }
+        self.beyond_table()
+    }
+
+    fn beyond_table(&self) -> Option<i64> {
         match self.beyond {
             Beyond::Cap500 => Some(500),
             Beyond::NotComputed => None,
