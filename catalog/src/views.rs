@@ -27,6 +27,14 @@ pub const STANDARD_VIEWS: &[StandardView] = &[
         sql: include_str!("../views/situation_district_daily.sql"),
     },
     StandardView {
+        name: "finance.indicator_scores",
+        file: "finance_indicator_scores.sql",
+        owner: "finance",
+        description: "Every performance indicator of every program and year with its score and \
+                      review flags",
+        sql: include_str!("../views/finance_indicator_scores.sql"),
+    },
+    StandardView {
         name: "finance.program_scores",
         file: "finance_program_scores.sql",
         owner: "finance",

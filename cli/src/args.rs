@@ -27,6 +27,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage the users of the Flight SQL server.
     User(UserArgs),
+    /// Write a report (HTML, CSV, Parquet) from the lake.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The finance bureau's spending-performance evaluation of a year's special-fund programs.
+    Performance(crate::report::PerformanceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +191,7 @@ impl Cli {
             Command::Sql(args) => crate::sql::run(args).await,
             Command::Serve(args) => crate::serve::run(args).await,
             Command::User(args) => crate::serve::user(args),
+            Command::Report(ReportCommand::Performance(args)) => crate::report::run(args).await,
         }
     }
 }

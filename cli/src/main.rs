@@ -8,6 +8,7 @@ mod args;
 mod generate;
 mod output;
 mod repl;
+mod report;
 mod serve;
 mod sql;
 

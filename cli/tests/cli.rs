@@ -350,6 +350,111 @@ fn done_when_of_the_situation_functions_issue() {
 }
 
 #[test]
+fn performance_report_numbers_equal_a_plain_sql_recomputation() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(citylake()
+        .args(["report", "performance", "--year", "2025", "--catalog"])
+        .arg(lake().join("catalog.toml"))
+        .arg("--out")
+        .arg(out.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for stage in ["[1/5]", "[5/5]"] {
+        assert!(stderr(&o).contains(stage), "{}", stderr(&o));
+    }
+    let index = out.path().join("index.html");
+    assert_eq!(stdout(&o).trim(), index.display().to_string());
+    let page = std::fs::read_to_string(&index).unwrap();
+    for part in [
+        "<svg",
+        "Scores by department",
+        "Budget execution",
+        "Weakest indicators",
+        "@media print",
+        "id=\"p",
+    ] {
+        assert!(page.contains(part), "{part}");
+    }
+    assert!(
+        !page.contains("http://")
+            || page.matches("http://").count()
+                == page.matches("http://www.w3.org/2000/svg").count(),
+        "no network resource in the page"
+    );
+    assert!(out.path().join("scores.parquet").exists());
+    // the scores recomputed from the raw tables with plain SQL (no citylake function)
+    let script = out.path().join("check.sql");
+    let csv = out.path().join("scores.csv");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE EXTERNAL TABLE report STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true');\n\
+             WITH spent AS (SELECT program_id, year, sum(amount) AS spent FROM finance.expenditures GROUP BY 1, 2),\n\
+             p AS (SELECT p.program_id, p.year, CAST(p.budget_amount AS DOUBLE) AS budget, CAST(coalesce(s.spent, 0) AS DOUBLE) AS spent\n\
+                   FROM finance.programs p LEFT JOIN spent s USING (program_id, year)),\n\
+             i AS (SELECT program_id, year, level2, direction, CAST(weight AS DOUBLE) AS w, CAST(target_value AS DOUBLE) AS t,\n\
+                          CAST(target_high AS DOUBLE) AS h, CAST(actual_value AS DOUBLE) AS a FROM finance.performance_indicators),\n\
+             scored AS (SELECT i.program_id, i.year, CASE\n\
+                 WHEN i.level2 = 'budget_execution' THEN i.w * least(p.spent / p.budget, 1)\n\
+                 WHEN i.a IS NULL THEN 0\n\
+                 WHEN i.direction = 'higher_better' THEN CASE WHEN i.a >= i.t THEN i.w ELSE i.w * i.a / i.t END\n\
+                 WHEN i.direction = 'lower_better' THEN CASE WHEN i.a <= i.t THEN i.w WHEN i.t = 0 THEN 0 ELSE i.w * i.t / i.a END\n\
+                 WHEN i.direction = 'interval' THEN CASE WHEN i.a BETWEEN i.t AND i.h THEN i.w\n\
+                      ELSE i.w * greatest(0, 1 - (CASE WHEN i.a < i.t THEN i.t - i.a ELSE i.a - i.h END) / (i.h - i.t)) END\n\
+                 WHEN i.direction = 'boolean' THEN CASE WHEN i.a >= i.t AND i.a <> 0 THEN i.w ELSE 0 END END AS score\n\
+               FROM i JOIN p USING (program_id, year)),\n\
+             plain AS (SELECT s.program_id, sum(s.score) AS total, max(p.spent / p.budget) AS rate\n\
+                       FROM scored s JOIN p USING (program_id, year) WHERE s.year = 2025 GROUP BY 1)\n\
+             SELECT count(*) AS programs,\n\
+                    count(*) FILTER (WHERE abs(r.total_score - plain.total) > 0.001\n\
+                                        OR abs(r.budget_execution_rate - plain.rate) > 0.000001\n\
+                                        OR r.grade <> CASE WHEN round(plain.total, 2) >= 90 THEN '优' WHEN round(plain.total, 2) >= 80 THEN '良'\n\
+                                                           WHEN round(plain.total, 2) >= 60 THEN '中' ELSE '差' END) AS differing,\n\
+                    (SELECT count(*) FROM finance.programs WHERE year = 2025) AS expected\n\
+             FROM report r JOIN plain USING (program_id);\n",
+            csv.display()
+        ),
+    )
+    .unwrap();
+    let o = run(citylake()
+        .args(["sql", "--format", "csv", "--catalog"])
+        .arg(lake().join("catalog.toml"))
+        .arg("-f")
+        .arg(&script));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let last = stdout(&o).lines().last().unwrap().to_string();
+    let cols: Vec<&str> = last.split(',').collect();
+    assert_eq!(cols[1], "0", "programs whose report numbers differ: {last}");
+    assert_eq!(
+        cols[0], cols[2],
+        "every program of the year is in the report: {last}"
+    );
+    assert!(cols[0].parse::<u32>().unwrap() > 0);
+}
+
+#[test]
+fn performance_report_refuses_an_empty_year_and_an_unknown_department() {
+    let out = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["--year", "1999"], "no programs to evaluate in 1999"),
+        (
+            vec!["--year", "2025", "--department", "nope"],
+            "unknown department 'nope' for 2025; departments with programs that year:",
+        ),
+    ] {
+        let target = out.path().join("r");
+        let o = run(citylake()
+            .args(["report", "performance", "--catalog"])
+            .arg(lake().join("catalog.toml"))
+            .args(&args)
+            .arg("--out")
+            .arg(&target));
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        assert!(!target.exists(), "no report is written");
+    }
+}
+
+#[test]
 fn default_lake_is_generated_when_absent() {
     let cwd = tempfile::tempdir().unwrap();
     let o = run(citylake().current_dir(cwd.path()).args([
