@@ -39,9 +39,14 @@ cargo test --workspace --locked
 step "DuckDB cross-check on the same Parquet files"
 "$VENV/bin/python" scripts/duckdb_crosscheck.py "$CARGO_TARGET_DIR/debug/citylake"
 
-step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLAlchemy) against citylake serve"
-if ! command -v openssl >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq openssl
+step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLAlchemy) against citylake serve; the report in headless Chromium"
+# openssl for the TLS tests; headless Chromium and a CJK font for the report test
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v chromium >/dev/null || missing+=(chromium)
+fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || missing+=(fonts-wqy-zenhei)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 CITYLAKE_BIN="$CARGO_TARGET_DIR/debug/citylake" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
 

@@ -153,6 +153,22 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
         ),
     )
     .await?;
+    let bands = query(
+        &session,
+        "SELECT name, value FROM information_schema.df_settings \
+         WHERE name IN ('citylake.grade_excellent', 'citylake.grade_good', 'citylake.grade_fair') ORDER BY name",
+    )
+    .await?;
+    let band = |name: &str| {
+        (0..bands.rows.len())
+            .find(|&i| bands.get(i, "name") == name)
+            .map_or(String::new(), |i| bands.get(i, "value").to_string())
+    };
+    let bands = [
+        band("citylake.grade_excellent"),
+        band("citylake.grade_good"),
+        band("citylake.grade_fair"),
+    ];
     let departments = query(
         &session,
         &format!(
@@ -209,6 +225,7 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
     eprintln!("[5/5] writing the report…");
     let page = render(
         &args,
+        &bands,
         &programs,
         &summary,
         &departments,
@@ -229,7 +246,7 @@ fn bar_chart(title: &str, bars: &[(String, f64, String)], max: f64, color: &str)
         "<svg class=\"chart\" role=\"img\" aria-label=\"{t}\" xmlns=\"http://www.w3.org/2000/svg\" \
          viewBox=\"0 0 {w} {height}\" width=\"{w}\" height=\"{height}\"><title>{t}</title>",
         t = html(title),
-        w = label_w + chart_w + 80.0
+        w = label_w + chart_w + 170.0
     );
     for (i, (label, value, text)) in bars.iter().enumerate() {
         let y = 10.0 + row * i as f64;
@@ -270,6 +287,7 @@ fn grade_class(grade: &str) -> &'static str {
 
 fn render(
     args: &PerformanceArgs,
+    bands: &[String; 3],
     programs: &Table,
     summary: &Table,
     departments: &Table,
@@ -302,8 +320,8 @@ fn render(
          <div class=\"card\"><b>{}</b><span>支出 spent (元 yuan)</span></div>\
          <div class=\"card\"><b>{}</b><span>预算执行率 budget execution</span></div>\
          <div class=\"card\"><b>{}</b><span>平均得分 mean score</span></div></div>\
-         <table class=\"grades\"><tr><th>等级 grade</th><th class=\"g-excellent\">优 excellent (≥ 90)</th>\
-         <th class=\"g-good\">良 good (≥ 80)</th><th class=\"g-fair\">中 fair (≥ 60)</th><th class=\"g-poor\">差 poor</th></tr>\
+         <table class=\"grades\"><tr><th>等级 grade</th><th class=\"g-excellent\">优 excellent (≥ {b0})</th>\
+         <th class=\"g-good\">良 good (≥ {b1})</th><th class=\"g-fair\">中 fair (≥ {b2})</th><th class=\"g-poor\">差 poor</th></tr>\
          <tr><td>项目数 programs</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>\
          <p>数据不完整 incomplete data: <b>{}</b> programs · 超额完成待复核 over-completed indicators to review: <b>{}</b></p></section>",
         s("programs"),
@@ -317,6 +335,9 @@ fn render(
         s("poor"),
         s("incomplete"),
         s("over_completed"),
+        b0 = bands[0],
+        b1 = bands[1],
+        b2 = bands[2],
     )?;
 
     // charts

@@ -61,7 +61,8 @@ pub struct Program {
     pub last_year: i32,
     /// Budget of the first year, in fen (0.01 yuan).
     pub base_budget_fen: i128,
-    /// Latent delivery quality in [0, 1]: good programs spend and deliver as planned.
+    /// Latent delivery quality in [0, 1]: good programs spend and deliver as planned;
+    /// every tenth program (index 6 mod 10) has quality 0.
     pub quality: f64,
 }
 
@@ -361,7 +362,13 @@ impl World {
                     first_year,
                     last_year: (first_year + span - 1).min(year),
                     base_budget_fen: (yuan / 1_000.0).round() as i128 * 100_000,
-                    quality: self.noise.unit(S_PROGRAM, key, 7).powf(0.6),
+                    // every tenth program struggles, so that evaluations of every
+                    // grade exist at every scale
+                    quality: if i % 10 == 6 {
+                        0.0
+                    } else {
+                        self.noise.unit(S_PROGRAM, key, 7).powf(0.6)
+                    },
                 }
             })
             .collect()

@@ -1,0 +1,86 @@
+"""The performance report opened in headless Chromium: it loads without console errors,
+its charts are in the DOM, and a screenshot shows the page (not a blank one)."""
+
+import shutil
+import struct
+import subprocess
+import zlib
+
+from conftest import binary
+
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                  "--window-size=1200,1600", "--enable-logging=stderr", "--v=0"]
+
+
+def chromium():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "headless Chromium is needed (scripts/test.sh installs the Debian package)"
+    return path
+
+
+def pixels(png: bytes):
+    """The RGB(A) rows of an 8-bit PNG, unfiltered (enough of PNG for a screenshot)."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height, channels = 8, b"", 0, 0, 0
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos:pos + 4])
+        kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color = struct.unpack(">IIBB", data[:10])
+            assert depth == 8 and color in (2, 6), (depth, color)
+            channels = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += data
+        pos += 12 + length
+    raw, stride, rows, prev = zlib.decompress(idat), width * channels, [], bytearray(width * channels)
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - channels] if x >= channels else 0
+            b, c = prev[x], prev[x - channels] if x >= channels else 0
+            if f == 1:
+                line[x] = (line[x] + a) & 255
+            elif f == 2:
+                line[x] = (line[x] + b) & 255
+            elif f == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, channels, rows
+
+
+def test_report_renders_in_chromium(lake, tmp_path):
+    out = tmp_path / "report"
+    done = subprocess.run([binary(), "report", "performance", "--year", "2025", "--catalog",
+                           str(lake / "catalog.toml"), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    url = (out / "index.html").as_uri()
+
+    dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, "--dump-dom", url], capture_output=True,
+                         text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr
+    assert dom.stdout.count("<svg") >= 2 and "<rect" in dom.stdout, "the charts are in the page"
+    for line in dom.stderr.splitlines():
+        assert "CONSOLE" not in line and "Uncaught" not in line, line
+        assert "net::ERR" not in line, f"the page loads something from elsewhere: {line}"
+
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--screenshot={shot}", url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and shot.exists(), done.stderr
+    width, height, channels, rows = pixels(shot.read_bytes())
+    assert (width, height) == (1200, 1600)
+    colours, ink = set(), 0
+    for row in rows[::4]:
+        for x in range(0, width * channels, channels * 4):
+            px = row[x:x + 3]
+            colours.add(px)
+            ink += px != b"\xff\xff\xff"
+    assert len(colours) > 20, "the screenshot is not blank"
+    assert ink > 0.02 * (width // 4) * (height // 4), "there is content on the page"
+    # the bar colours of both charts are drawn
+    assert bytes((0x2b, 0x6c, 0xb0)) in colours and bytes((0x2f, 0x85, 0x5a)) in colours
