@@ -153,22 +153,13 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
         ),
     )
     .await?;
-    let bands = query(
-        &session,
-        "SELECT name, value FROM information_schema.df_settings \
-         WHERE name IN ('citylake.grade_excellent', 'citylake.grade_good', 'citylake.grade_fair') ORDER BY name",
-    )
-    .await?;
-    let band = |name: &str| {
-        (0..bands.rows.len())
-            .find(|&i| bands.get(i, "name") == name)
-            .map_or(String::new(), |i| bands.get(i, "value").to_string())
-    };
+    let options = session.evaluation_options();
     let bands = [
-        band("citylake.grade_excellent"),
-        band("citylake.grade_good"),
-        band("citylake.grade_fair"),
-    ];
+        options.grade_excellent,
+        options.grade_good,
+        options.grade_fair,
+    ]
+    .map(|b| b.to_string());
     let departments = query(
         &session,
         &format!(

@@ -370,6 +370,7 @@ fn performance_report_numbers_equal_a_plain_sql_recomputation() {
         "Budget execution",
         "Weakest indicators",
         "@media print",
+        "优 excellent (≥ 90)",
         "id=\"p",
     ] {
         assert!(page.contains(part), "{part}");

@@ -252,6 +252,18 @@ impl Session {
     }
 
     /// Who this session runs as.
+    /// The session's evaluation settings (grade bands, over-completion threshold):
+    /// the catalog's `[evaluation]`, as changed by `SET citylake.…`.
+    pub fn evaluation_options(&self) -> citylake_udfs::finance::EvaluationOptions {
+        self.ctx
+            .state()
+            .config_options()
+            .extensions
+            .get::<citylake_udfs::finance::EvaluationOptions>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn principal(&self) -> &Principal {
         &self.principal
     }
