@@ -55,9 +55,31 @@ pub struct CatalogSpec {
     pub datasets: Vec<DatasetSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub views: Vec<ViewSpec>,
+    /// Object-store settings of an `s3://` root (`[storage]`); credentials never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSection>,
     /// The performance-evaluation settings (`[evaluation]`); defaults from DOMAIN.md §4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<EvaluationSection>,
+}
+
+/// The `[storage]` section: how to reach an S3-compatible root. Each setting
+/// overrides the standard `AWS_*` environment variable; credentials come only
+/// from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// Endpoint URL of an S3-compatible store (e.g. `http://127.0.0.1:8333`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Allow plain HTTP (a store on loopback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_http: Option<bool>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most self-hosted stores need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
 }
 
 /// The `[evaluation]` section: grade bands and the over-completion threshold of
@@ -332,12 +354,12 @@ impl CatalogSpec {
             };
 
         for key in table.keys() {
-            if !["catalog", "datasets", "views", "evaluation"].contains(&key.as_str()) {
+            if !["catalog", "datasets", "views", "storage", "evaluation"].contains(&key.as_str()) {
                 return Err(invalid(
                     None,
                     key,
-                    "unknown top-level key; expected `[catalog]`, `[[datasets]]`, `[[views]]` \
-                     and `[evaluation]`"
+                    "unknown top-level key; expected `[catalog]`, `[[datasets]]`, `[[views]]`, \
+                     `[storage]` and `[evaluation]`"
                         .into(),
                 ));
             }
@@ -402,6 +424,29 @@ impl CatalogSpec {
             })?;
             views.push(view);
         }
+        let storage = match table.get("storage") {
+            None => None,
+            Some(section) => {
+                if let Some(key) = section.as_table().and_then(|t| {
+                    t.keys()
+                        .find(|k| k.contains("key") || k.contains("secret") || k.contains("token"))
+                }) {
+                    return Err(invalid(
+                        None,
+                        &format!("storage.{key}"),
+                        "credentials are never stored in the catalog; set AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY (or AWS_SESSION_TOKEN) in the environment"
+                            .into(),
+                    ));
+                }
+                Some(
+                    serde_path_to_error::deserialize(section.clone()).map_err(|e| {
+                        let (field, message) = field_of_error(&e);
+                        invalid(None, &format!("storage.{field}"), message)
+                    })?,
+                )
+            }
+        };
         let evaluation = match table.get("evaluation") {
             None => None,
             Some(section) => Some(serde_path_to_error::deserialize(section.clone()).map_err(
@@ -415,6 +460,7 @@ impl CatalogSpec {
             catalog,
             datasets,
             views,
+            storage,
             evaluation,
         };
         spec.validate(path)?;
@@ -909,6 +955,22 @@ pii = "plate"
             let msg = error(&with(view));
             assert!(msg.contains(needle), "{view}: {msg}");
         }
+    }
+
+    #[test]
+    fn storage_settings_never_hold_credentials() {
+        let spec = parse(&format!(
+            "{GOOD}\n[storage]\nendpoint = \"http://127.0.0.1:8333\"\nallow_http = true\npath_style = true\n"
+        ))
+        .unwrap();
+        assert_eq!(spec.storage.unwrap().allow_http, Some(true));
+        let msg = error(&format!("{GOOD}\n[storage]\nsecret_access_key = \"x\"\n"));
+        assert!(
+            msg.contains("credentials are never stored in the catalog"),
+            "{msg}"
+        );
+        let msg = error(&format!("{GOOD}\n[storage]\nbucket = \"x\"\n"));
+        assert!(msg.contains("unknown field `bucket`"), "{msg}");
     }
 
     #[test]

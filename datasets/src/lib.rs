@@ -235,6 +235,7 @@ pub fn generate(options: &GenerateOptions, progress: &dyn Progress) -> Result<Su
             .iter()
             .map(|v| v.spec(VIEWS_DIR))
             .collect(),
+        storage: None,
         evaluation: None,
     };
     let views_dir = options.out.join(VIEWS_DIR);

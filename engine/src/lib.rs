@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod principal;
 mod session;
+mod storage;
 
 pub use citylake_catalog as catalog;
 /// The DataFusion every citylake crate uses (one version for the workspace).

@@ -85,7 +85,7 @@ impl Engine {
             runtime = runtime.with_max_temp_directory_size(max);
         }
         let runtime = runtime.build_arc()?;
-        check_storage(&catalog)?;
+        crate::storage::register(&runtime, &catalog).await?;
 
         // the evaluation settings of the catalog, as session options (`SET citylake.…`)
         let mut evaluation = citylake_udfs::finance::EvaluationOptions::default();
@@ -179,43 +179,6 @@ impl Engine {
             permissions: SqlPermissions::READ_ONLY,
         }
     }
-}
-
-/// Checks that the catalog's storage root is one this build can read.
-fn check_storage(catalog: &Catalog) -> Result<()> {
-    let root = catalog.root_url();
-    if root.starts_with("file://") {
-        let path = url::Url::parse(root)
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-            .ok_or_else(|| {
-                EngineError::Config(format!("storage root {root} is not a local path"))
-            })?;
-        if !path.is_dir() {
-            return Err(EngineError::Config(format!(
-                "storage root {} (from {}) is not a directory",
-                path.display(),
-                catalog.path().display()
-            )));
-        }
-        // A missing dataset would read as an empty table: refuse it instead.
-        for ds in &catalog.spec().datasets {
-            let location = path.join(ds.location.trim_start_matches("./"));
-            if !location.exists() {
-                return Err(EngineError::Config(format!(
-                    "catalog {}: dataset `{}`: location {} does not exist",
-                    catalog.path().display(),
-                    ds.name,
-                    location.display()
-                )));
-            }
-        }
-        return Ok(());
-    }
-    let scheme = root.split("://").next().unwrap_or(root);
-    Err(EngineError::Config(format!(
-        "storage root {root}: scheme `{scheme}` is not supported by this build (supported: file)"
-    )))
 }
 
 /// Rewrites `?` placeholders to `$1`, `$2`, … in the order they appear.
