@@ -77,7 +77,14 @@ impl sqllogictest::AsyncDB for CityDb {
                         .columns()
                         .iter()
                         .zip(&formatters)
-                        .map(|(col, f)| cell(col.as_ref(), f, row).replace(&self.lake, "LAKE"))
+                        .map(|(col, f)| {
+                            let c = cell(col.as_ref(), f, row);
+                            if self.lake.is_empty() {
+                                c
+                            } else {
+                                c.replace(&self.lake, "LAKE")
+                            }
+                        })
                         .collect(),
                 );
             }
@@ -196,17 +203,29 @@ async fn main() {
     let complete = args.iter().any(|a| a == "--complete");
     let filter: Vec<String> = args.into_iter().filter(|a| !a.starts_with('-')).collect();
 
+    // The lake: generated here (SF 0.01), or an existing one — e.g. the same lake
+    // in an S3 store — named by CITYLAKE_SLT_CATALOG, with CITYLAKE_SLT_LAKE_PREFIX
+    // the object path prefix that plans show and the files replace with `LAKE`.
     let lake = tempfile::tempdir().expect("temp dir");
-    let summary =
-        citylake_datasets::generate(&GenerateOptions::new(SCALE, lake.path()), &NoProgress)
-            .expect("generate the test lake");
-    let lake_path = std::fs::canonicalize(lake.path()).expect("lake path");
-    let lake_prefix = lake_path
-        .to_string_lossy()
-        .trim_start_matches('/')
-        .to_string();
+    let (catalog, lake_prefix) = match std::env::var_os("CITYLAKE_SLT_CATALOG") {
+        Some(catalog) => (
+            PathBuf::from(catalog),
+            std::env::var("CITYLAKE_SLT_LAKE_PREFIX").unwrap_or_default(),
+        ),
+        None => {
+            let summary =
+                citylake_datasets::generate(&GenerateOptions::new(SCALE, lake.path()), &NoProgress)
+                    .expect("generate the test lake");
+            let lake_path = std::fs::canonicalize(lake.path()).expect("lake path");
+            let prefix = lake_path
+                .to_string_lossy()
+                .trim_start_matches('/')
+                .to_string();
+            (summary.catalog, prefix)
+        }
+    };
     let engine = Arc::new(
-        Engine::new(EngineConfig::new(&summary.catalog))
+        Engine::new(EngineConfig::new(&catalog))
             .await
             .expect("engine over the test lake"),
     );

@@ -130,3 +130,15 @@ def test_an_unreachable_store_fails_without_hanging(lake, tmp_path):
     assert done.returncode == 1
     assert "s3://lake/city" in done.stderr, done.stderr
     assert time.time() - started < 110
+
+
+def test_the_sqllogictest_suite_gives_the_same_results_over_s3(lake, weed, uploaded, tmp_path):
+    """The same .slt files as over the local lake (generated with the same scale and seed)."""
+    catalog = s3_catalog(lake, weed, tmp_path)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS, AWS_SECRET_ACCESS_KEY=SECRET,
+               CITYLAKE_SLT_CATALOG=str(catalog), CITYLAKE_SLT_LAKE_PREFIX="city")
+    done = subprocess.run(["cargo", "test", "--locked", "-q", "-p", "citylake-tests", "--test", "sqllogictests"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 failed" in done.stdout, done.stdout[-2000:]
