@@ -27,6 +27,13 @@ pub const STANDARD_VIEWS: &[StandardView] = &[
         sql: include_str!("../views/situation_district_daily.sql"),
     },
     StandardView {
+        name: "finance.program_spending",
+        file: "finance_program_spending.sql",
+        owner: "finance",
+        description: "Every program and year with its budget and the sum of its payments",
+        sql: include_str!("../views/finance_program_spending.sql"),
+    },
+    StandardView {
         name: "finance.indicator_scores",
         file: "finance_indicator_scores.sql",
         owner: "finance",

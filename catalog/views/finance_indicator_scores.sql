@@ -1,20 +1,11 @@
 -- Every performance indicator of every program and year, scored (DOMAIN.md §4).
 --
 -- Each indicator's weight is its full marks. The budget-execution indicator is scored
--- by budget_execution_score over the payments of finance.expenditures (spent / budget,
+-- by budget_execution_score over the payments (finance.program_spending: spent / budget,
 -- capped); every other indicator by indicator_score by its direction. An indicator
 -- without an actual value is `missing` and scores NULL; `over_completed` flags
 -- actual / target above citylake.over_completion_threshold (target / actual for
 -- lower-is-better indicators) for review.
-WITH spent AS (
-  SELECT program_id, year, sum(amount) AS spent
-  FROM finance.expenditures
-  GROUP BY 1, 2
-),
-programs AS (
-  SELECT p.program_id, p.year, p.budget_amount, coalesce(s.spent, 0) AS spent
-  FROM finance.programs p LEFT JOIN spent s USING (program_id, year)
-)
 SELECT i.program_id, i.year, i.indicator_id, i.level1, i.level2, i.indicator_name, i.direction,
        i.target_value, i.target_high, i.actual_value, i.unit, i.weight,
        i.actual_value IS NULL AS missing,
@@ -27,4 +18,4 @@ SELECT i.program_id, i.year, i.indicator_id, i.level1, i.level2, i.indicator_nam
          WHEN 'higher_better' THEN over_completion_flag(i.actual_value, i.target_value)
          ELSE false
        END AS over_completed
-FROM finance.performance_indicators i JOIN programs p USING (program_id, year)
+FROM finance.performance_indicators i JOIN finance.program_spending p USING (program_id, year)

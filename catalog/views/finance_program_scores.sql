@@ -8,16 +8,6 @@
 -- SET citylake.grade_*). A missing indicator scores 0 and marks the program-year
 -- incomplete; over-completed indicators are counted for review; weights_total shows
 -- whether the weights add up to 100 as the framework requires.
-WITH spent AS (
-  SELECT program_id, year, sum(amount) AS spent
-  FROM finance.expenditures
-  GROUP BY 1, 2
-),
-programs AS (
-  SELECT p.program_id, p.year, p.program_name, p.department, p.fund_category, p.budget_amount,
-         coalesce(s.spent, 0) AS spent
-  FROM finance.programs p LEFT JOIN spent s USING (program_id, year)
-)
 SELECT p.program_id, p.year, p.program_name, p.department, p.fund_category,
        p.budget_amount, p.spent,
        budget_execution_rate(p.spent, p.budget_amount) AS budget_execution_rate,
@@ -32,5 +22,5 @@ SELECT p.program_id, p.year, p.program_name, p.department, p.fund_category,
        count(*) FILTER (WHERE s.missing) AS missing_indicators,
        count(*) FILTER (WHERE s.over_completed) AS over_completed_indicators,
        count(*) FILTER (WHERE s.missing) > 0 AS incomplete
-FROM programs p JOIN finance.indicator_scores s USING (program_id, year)
+FROM finance.program_spending p JOIN finance.indicator_scores s USING (program_id, year)
 GROUP BY p.program_id, p.year, p.program_name, p.department, p.fund_category, p.budget_amount, p.spent

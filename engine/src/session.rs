@@ -218,13 +218,7 @@ impl Session {
     /// The session's evaluation settings (grade bands, over-completion threshold):
     /// the catalog's `[evaluation]`, as changed by `SET citylake.…`.
     pub fn evaluation_options(&self) -> citylake_udfs::finance::EvaluationOptions {
-        self.ctx
-            .state()
-            .config_options()
-            .extensions
-            .get::<citylake_udfs::finance::EvaluationOptions>()
-            .cloned()
-            .unwrap_or_default()
+        citylake_udfs::finance::EvaluationOptions::of(self.ctx.state().config_options())
     }
 
     pub fn principal(&self) -> &Principal {

@@ -43,7 +43,8 @@ impl ConfigExtension for EvaluationOptions {
 }
 
 impl EvaluationOptions {
-    fn of(config: &ConfigOptions) -> EvaluationOptions {
+    /// The options of a session's configuration (the defaults when unset).
+    pub fn of(config: &ConfigOptions) -> EvaluationOptions {
         config
             .extensions
             .get::<EvaluationOptions>()

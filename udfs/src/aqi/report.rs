@@ -145,6 +145,15 @@ impl Indicators {
     }
 }
 
+impl Indicators {
+    /// The AQI to publish from the maximum IAQI: NULL when nothing was
+    /// measured, and under 2026 (§5.3.1) when a pollutant is missing and the
+    /// others give 100 or less.
+    fn publish(&self, max: Option<i64>, missing: bool) -> Option<i64> {
+        max.filter(|&m| !(missing && self.missing_needs_over_100 && m <= 100))
+    }
+}
+
 /// The AQI and the IAQIs of one row.
 struct Row {
     aqi: Option<i64>,
@@ -170,11 +179,10 @@ fn evaluate(ind: &Indicators, values: &[Numeric], row: usize) -> Row {
             None => {}
         }
     }
-    let aqi = match max {
-        Some(m) if missing && ind.missing_needs_over_100 && m <= 100 => None,
-        other => other,
-    };
-    Row { aqi, iaqi }
+    Row {
+        aqi: ind.publish(max, missing),
+        iaqi,
+    }
 }
 
 /// The AQI of every row under one standard, column by column: each
@@ -195,13 +203,7 @@ fn aqi_columns(ind: &Indicators, values: &[Numeric], len: usize) -> ArrayRef {
     let out: Int32Array = max
         .iter()
         .zip(&missing)
-        .map(|(&m, &gap)| {
-            if m < 0 || (gap && ind.missing_needs_over_100 && m <= 100) {
-                None
-            } else {
-                Some(m as i32)
-            }
-        })
+        .map(|(&m, &gap)| ind.publish((m >= 0).then_some(m), gap).map(|v| v as i32))
         .collect();
     Arc::new(out)
 }
