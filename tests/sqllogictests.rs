@@ -142,7 +142,7 @@ fn cell(col: &dyn Array, f: &ArrayFormatter<'_>, row: usize) -> String {
 }
 
 fn slt_files(filter: &[String]) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
+    let dir = manifest_dir().join("slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/slt exists")
         .map(|e| e.expect("dir entry").path())
@@ -170,9 +170,7 @@ fn fixture_of(file: &Path) -> Option<String> {
 /// views are copied next to it.
 async fn build_fixture(name: &str, root: &Path) -> Engine {
     use citylake_engine::datafusion::prelude::SessionContext;
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name);
+    let src = manifest_dir().join("fixtures").join(name);
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("views")).expect("fixture dir");
     for view in citylake_engine::catalog::views::STANDARD_VIEWS {
@@ -287,4 +285,13 @@ async fn main() {
     if failed > 0 || passed == 0 {
         std::process::exit(1);
     }
+}
+
+/// This crate's directory: from `cargo test`'s environment at run time (a test
+/// binary reused from a build in another checkout would otherwise look there),
+/// else where it was built.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -15,11 +15,13 @@
 //! - [`error`]: [`CatalogError`], naming file, dataset and field.
 
 pub mod error;
+mod parquet;
 mod provider;
 pub mod spec;
 pub mod types;
 pub mod views;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{CatalogError, Result};
@@ -30,37 +32,79 @@ pub use spec::{
 };
 pub use types::ColumnType;
 
-/// A loaded, validated catalog with its storage root resolved to a URL.
+/// A loaded, validated catalog with its storage root resolved to a URL and
+/// the queries of its views read.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     path: PathBuf,
     spec: CatalogSpec,
     root: String,
+    /// View name → its query (inline or read from its file at load).
+    view_sql: HashMap<String, String>,
 }
 
 impl Catalog {
-    /// Loads and validates the catalog file at `path`.
+    /// Loads and validates the catalog file at `path`, reading the views' files
+    /// relative to it.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let spec = CatalogSpec::from_file(path)?;
         Self::from_spec(spec, path)
     }
 
-    /// Wraps an already parsed catalog; `path` locates a relative root and names errors.
+    /// Wraps an already parsed catalog; `path` locates a relative root and the
+    /// views' files, and names errors.
     pub fn from_spec(spec: CatalogSpec, path: &Path) -> Result<Self> {
-        spec.validate(path)?;
-        let root = spec::resolve_root(&spec.catalog.root, path).map_err(|message| {
+        let base = path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .to_path_buf();
+        Self::from_spec_with(spec, path, |file| {
+            let full = base.join(file);
+            std::fs::read_to_string(&full)
+                .map_err(|e| format!("cannot read {}: {e}", full.display()))
+        })
+    }
+
+    /// Wraps a catalog read from elsewhere (an object store): `location` is the
+    /// catalog file's path or URL (`s3://bucket/prefix/catalog.toml`), against
+    /// which a relative root resolves; `read_file` returns the text of a file
+    /// named relative to it (a view's `file`), or a message saying why not.
+    pub fn from_spec_with(
+        spec: CatalogSpec,
+        location: &Path,
+        mut read_file: impl FnMut(&str) -> std::result::Result<String, String>,
+    ) -> Result<Self> {
+        spec.validate(location)?;
+        let root = spec::resolve_root(&spec.catalog.root, location).map_err(|message| {
             CatalogError::Invalid {
-                path: path.to_path_buf(),
+                path: location.to_path_buf(),
                 dataset: None,
                 field: "catalog.root".into(),
                 message,
             }
         })?;
+        let mut view_sql = HashMap::with_capacity(spec.views.len());
+        for view in &spec.views {
+            let sql = match (&view.sql, &view.file) {
+                (Some(sql), _) => sql.clone(),
+                (None, file) => {
+                    read_file(file.as_deref().unwrap_or_default()).map_err(|message| {
+                        CatalogError::View {
+                            path: location.to_path_buf(),
+                            view: view.name.clone(),
+                            message,
+                        }
+                    })?
+                }
+            };
+            view_sql.insert(view.name.clone(), sql);
+        }
         Ok(Self {
-            path: path.to_path_buf(),
+            path: location.to_path_buf(),
             spec,
             root,
+            view_sql,
         })
     }
 
@@ -84,22 +128,9 @@ impl Catalog {
         &self.root
     }
 
-    /// The query of a view: inline, or read from its file (relative to the catalog file).
-    pub fn view_sql(&self, view: &ViewSpec) -> Result<String> {
-        if let Some(sql) = &view.sql {
-            return Ok(sql.clone());
-        }
-        let file = view.file.as_deref().unwrap_or_default();
-        let path = self
-            .path
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join(file);
-        std::fs::read_to_string(&path).map_err(|e| CatalogError::View {
-            path: self.path.clone(),
-            view: view.name.clone(),
-            message: format!("cannot read {}: {e}", path.display()),
-        })
+    /// The query of a view: inline, or as read from its file at load.
+    pub fn view_sql(&self, view: &ViewSpec) -> &str {
+        self.view_sql.get(&view.name).map_or("", String::as_str)
     }
 
     /// The full URL of a dataset's location.

@@ -67,7 +67,7 @@ impl Catalog {
             .with_allow_dml(false)
             .with_allow_statements(false);
         for view in &self.spec.views {
-            let sql = self.view_sql(view)?;
+            let sql = self.view_sql(view).to_string();
             let err = |message: String| CatalogError::View {
                 path: self.path.clone(),
                 view: view.name.clone(),
@@ -114,7 +114,9 @@ impl Catalog {
                     .collect(),
             ]
         };
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        let format =
+            crate::parquet::LakeParquetFormat::new(ParquetFormat::default(), store_url(&location));
+        let options = ListingOptions::new(Arc::new(format))
             .with_file_extension(".parquet")
             .with_table_partition_cols(partition_cols)
             .with_file_sort_order(sort_order);
@@ -218,6 +220,13 @@ fn columns_table(
         ("description", Arc::new(StringArray::from(description))),
         ("pii", Arc::new(StringArray::from(pii))),
     ])
+}
+
+/// `scheme://authority` of a location URL: what object paths are relative to.
+fn store_url(location: &str) -> String {
+    url::Url::parse(location)
+        .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or_default()))
+        .unwrap_or_default()
 }
 
 fn mem_table(columns: Vec<(&str, ArrayRef)>) -> Result<Arc<dyn TableProvider>> {

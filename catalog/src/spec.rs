@@ -701,6 +701,25 @@ impl CatalogSpec {
 
 /// The storage root of a catalog as a URL string with a trailing slash.
 pub fn resolve_root(root: &str, catalog_path: &Path) -> Result<String, String> {
+    let location = catalog_path.to_string_lossy();
+    if location.contains("://") && !root.contains("://") {
+        // a catalog in an object store: a relative root is relative to its URL
+        if Path::new(root).is_absolute() {
+            return Err(format!(
+                "`{root}` is a local path, but the catalog is at {location}; use a URL or a relative path"
+            ));
+        }
+        let base = url::Url::parse(&location)
+            .map_err(|e| format!("catalog location `{location}` is not a valid URL: {e}"))?;
+        let mut s = base
+            .join(root)
+            .map_err(|e| format!("`{root}` relative to {location}: {e}"))?
+            .to_string();
+        if !s.ends_with('/') {
+            s.push('/');
+        }
+        return Ok(s);
+    }
     if root.contains("://") {
         let url = url::Url::parse(root).map_err(|e| format!("`{root}` is not a valid URL: {e}"))?;
         let mut s = url.to_string();
@@ -908,6 +927,13 @@ pii = "plate"
             "s3://bucket/prefix/"
         );
         assert!(resolve_root("s3://bad host/", Path::new("/x")).is_err());
+        let remote = Path::new("s3://lake/city/catalog.toml");
+        assert_eq!(resolve_root(".", remote).unwrap(), "s3://lake/city/");
+        assert_eq!(
+            resolve_root("data", remote).unwrap(),
+            "s3://lake/city/data/"
+        );
+        assert!(resolve_root("/abs", remote).is_err());
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub enum ReportCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Catalog file. Default: ./data/lake/catalog.toml, generated (scale 0.1) when absent.
+    /// Catalog file: a path or an s3://bucket/prefix/catalog.toml URL. Default:
+    /// ./data/lake/catalog.toml, generated (scale 0.1) when absent.
     #[arg(long, env = "CITYLAKE_CATALOG")]
     pub catalog: Option<PathBuf>,
     /// Address to listen on.
@@ -102,7 +103,8 @@ pub struct GenerateArgs {
     /// Scale factor: 1 is the benchmark lake (~1,000 road segments, ~105 M speed rows), 0.01 the test lake.
     #[arg(long, env = "CITYLAKE_SCALE", default_value_t = 0.1)]
     pub scale: f64,
-    /// Output directory (the lake root; catalog.toml is written there last).
+    /// Output: a directory, or an `s3://bucket/prefix` URL (S3 settings from the AWS_*
+    /// environment). The lake root; catalog.toml is written there last.
     #[arg(long, env = "CITYLAKE_OUT", default_value = crate::sql::DEFAULT_LAKE_DIR)]
     pub out: PathBuf,
     /// Random seed: the same scale, seed and year give byte-identical files.
@@ -118,7 +120,8 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// Catalog file. Default: ./data/lake/catalog.toml, generated (scale 0.1) when absent.
+    /// Catalog file: a path or an s3://bucket/prefix/catalog.toml URL. Default:
+    /// ./data/lake/catalog.toml, generated (scale 0.1) when absent.
     #[arg(long, env = "CITYLAKE_CATALOG")]
     pub catalog: Option<PathBuf>,
     /// SQL to run (one or more statements separated by `;`).
@@ -152,10 +155,25 @@ pub struct EngineArgs {
     /// Partitions a query is split into (default: number of cores).
     #[arg(long, env = "CITYLAKE_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,
+    /// How long a dataset's file listing is reused before listing the store again
+    /// (e.g. 60s, 5m; `0` lists on every query, `forever` until restart). Default 60s.
+    #[arg(long, env = "CITYLAKE_LIST_CACHE_TTL", value_parser = parse_ttl)]
+    pub list_cache_ttl: Option<CacheTtl>,
+    /// Memory for cached Parquet footers and page indexes (e.g. 256MiB; 0 turns it off).
+    #[arg(long, env = "CITYLAKE_METADATA_CACHE", value_parser = parse_size)]
+    pub metadata_cache: Option<usize>,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
     citylake_engine::config::parse_size(s)
+}
+
+/// A cache lifetime: `None` keeps entries until restart.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl(pub Option<std::time::Duration>);
+
+fn parse_ttl(s: &str) -> Result<CacheTtl, String> {
+    citylake_engine::config::parse_ttl(s).map(CacheTtl)
 }
 
 /// How query results are written.
@@ -181,13 +199,14 @@ impl Cli {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
         tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .init();
     }
 
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Generate(args) => crate::generate::run(args),
+            Command::Generate(args) => crate::generate::run(args).await,
             Command::Sql(args) => crate::sql::run(args).await,
             Command::Serve(args) => crate::serve::run(args).await,
             Command::User(args) => crate::serve::user(args),

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use citylake_datasets::{GenerateOptions, Progress, Summary, generate};
+use citylake_engine::storage;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::GenerateArgs;
@@ -20,17 +21,98 @@ impl Progress for Bar {
     }
 }
 
-pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let out = args.out.to_string_lossy().into_owned();
+    let remote = storage::is_url(&out)
+        .then(|| storage::parse_url(&out))
+        .transpose()?;
+    if let Some(url) = &remote {
+        // before spending time generating: the store answers and holds no lake (or --force)
+        citylake_engine::publish::check_destination(
+            url,
+            citylake_datasets::CATALOG_FILE,
+            args.force,
+        )
+        .await?;
+    }
+    // An object-store lake is written to a local staging directory, then published.
+    let staging = match &remote {
+        Some(_) => Some(
+            tempfile::Builder::new()
+                .prefix("citylake-lake-")
+                .tempdir()?,
+        ),
+        None => None,
+    };
     let options = GenerateOptions {
         scale: args.scale,
         seed: args.seed,
         year: args.year,
-        out: args.out,
+        out: staging
+            .as_ref()
+            .map_or(args.out.clone(), |d| d.path().to_path_buf()),
         force: args.force,
     };
     let summary = generate_with_bar(&options)?;
     print_summary(&summary);
+    if let Some(url) = remote {
+        publish(&options.out, &url, args.force).await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Uploads the staged lake to `url`, its catalog last, with a progress bar.
+async fn publish(staged: &std::path::Path, url: &url::Url, replace: bool) -> anyhow::Result<()> {
+    let total: u64 = walk_size(staged)?;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    let started = std::time::Instant::now();
+    let done = citylake_engine::publish::publish_lake(
+        staged,
+        url,
+        citylake_datasets::CATALOG_FILE,
+        replace,
+        &|rel, bytes| {
+            bar.set_message(rel.to_string());
+            bar.inc(bytes);
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "uploaded {} files, {:.1} MiB in {:.1} s ({:.1} MiB/s) to {url}{}; catalog: {}{}",
+        done.files,
+        done.bytes as f64 / 1_048_576.0,
+        secs,
+        done.bytes as f64 / 1_048_576.0 / secs.max(1e-9),
+        if done.removed > 0 {
+            format!(" (replacing {} objects)", done.removed)
+        } else {
+            String::new()
+        },
+        url.as_str().trim_end_matches('/'),
+        format_args!("/{}", citylake_datasets::CATALOG_FILE),
+    );
+    Ok(())
+}
+
+fn walk_size(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            walk_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }
 
 /// Generates a lake with a progress bar on standard error.

@@ -87,11 +87,21 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     })
 }
 
-/// Demo mode: a users file beside the catalog, created on first use with an
+/// Where the demo users of a catalog in an object store are kept (locally:
+/// secrets never go to the shared store).
+const REMOTE_DEMO_DIR: &str = "data/demo-users";
+
+/// Demo mode: a users file beside the catalog (for a catalog in an object
+/// store, under `data/demo-users/` locally), created on first use with an
 /// `admin` and an `analyst` whose random passwords are written to a file only
 /// the owner can read, and printed once.
 fn demo_users(catalog: &Path) -> anyhow::Result<PathBuf> {
-    let dir = catalog.parent().unwrap_or(Path::new("."));
+    let dir = if citylake_engine::storage::is_url(&catalog.to_string_lossy()) {
+        std::fs::create_dir_all(REMOTE_DEMO_DIR)?;
+        Path::new(REMOTE_DEMO_DIR)
+    } else {
+        catalog.parent().unwrap_or(Path::new("."))
+    };
     let path = dir.join(DEMO_USERS);
     if path.exists() {
         eprintln!(

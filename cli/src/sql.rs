@@ -45,6 +45,12 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     config.memory_limit = args.memory_limit;
     config.spill_dir = args.spill_dir.clone();
     config.target_partitions = args.target_partitions;
+    if let Some(ttl) = args.list_cache_ttl {
+        config.list_cache_ttl = ttl.0;
+    }
+    if let Some(bytes) = args.metadata_cache {
+        config.metadata_cache_bytes = bytes;
+    }
     Ok(Engine::new(config).await?)
 }
 
@@ -105,12 +111,17 @@ pub async fn run_script(
         check_single_result(format, statements.len())?;
         for statement in statements {
             let started = std::time::Instant::now();
+            let before = session.object_store_requests();
             let plan = session.plan(statement).await?;
             let stream = session.execute(plan).await?;
             let rows = write_stream(stream, format, out).await?;
             out.flush()?;
             if timing {
-                eprintln!("{rows} row(s) in {:.3} s", started.elapsed().as_secs_f64());
+                let requests = session.object_store_requests().since(&before);
+                eprintln!(
+                    "{rows} row(s) in {:.3} s; object store: {requests}",
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
         Ok(())

@@ -1,11 +1,18 @@
 //! Engine configuration.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default time a listing of a dataset's files is reused before the store is
+/// listed again: files added to the lake are seen within a minute.
+pub const DEFAULT_LIST_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Default memory for cached Parquet footers and page indexes (shared by all queries).
+pub const DEFAULT_METADATA_CACHE: usize = 256 * 1024 * 1024;
 
 /// How to build an [`Engine`](crate::Engine).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Path of the lake's `catalog.toml`.
+    /// The lake's `catalog.toml`: a local path or an `s3://bucket/prefix/catalog.toml` URL.
     pub catalog: PathBuf,
     /// Memory for query execution, shared by all queries, in bytes. Operators that
     /// can spill (sort, aggregate, join) spill to disk beyond it. `None`: unbounded.
@@ -18,6 +25,12 @@ pub struct EngineConfig {
     pub target_partitions: Option<usize>,
     /// Rows per record batch (default: DataFusion's 8192).
     pub batch_size: Option<usize>,
+    /// How long a listing of a dataset's files is reused; `None` until restart.
+    /// Parquet footers are cached too, and re-read when an object's size or
+    /// modification time changes.
+    pub list_cache_ttl: Option<Duration>,
+    /// Memory for cached Parquet footers and page indexes, in bytes (0: no cache).
+    pub metadata_cache_bytes: usize,
 }
 
 impl EngineConfig {
@@ -30,8 +43,34 @@ impl EngineConfig {
             max_spill_bytes: None,
             target_partitions: None,
             batch_size: None,
+            list_cache_ttl: Some(DEFAULT_LIST_CACHE_TTL),
+            metadata_cache_bytes: DEFAULT_METADATA_CACHE,
         }
     }
+}
+
+/// Parses a duration such as `60s`, `5m`, `1h`, `500ms`; `0` or `never` turns a cache off
+/// (`Some(ZERO)`), `forever` keeps entries until restart (`None`).
+pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
+    let t = s.trim().to_ascii_lowercase();
+    match t.as_str() {
+        "forever" => return Ok(None),
+        "0" | "never" | "off" => return Ok(Some(Duration::ZERO)),
+        _ => {}
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 60s, 5m, forever)"))?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{s}`: unknown unit (use ms, s, m, h)")),
+    };
+    Ok(Some(d))
 }
 
 /// Parses a size such as `512MiB`, `2GiB`, `1.5G`, `800000` (bytes).
@@ -57,7 +96,22 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, parse_ttl};
+    use std::time::Duration;
+
+    #[test]
+    fn ttls() {
+        assert_eq!(parse_ttl("60s").unwrap(), Some(Duration::from_secs(60)));
+        assert_eq!(parse_ttl("5m").unwrap(), Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_ttl("250ms").unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_ttl("forever").unwrap(), None);
+        assert_eq!(parse_ttl("0").unwrap(), Some(Duration::ZERO));
+        assert!(parse_ttl("soon").is_err());
+        assert!(parse_ttl("3 days").is_err());
+    }
 
     #[test]
     fn sizes() {

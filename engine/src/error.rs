@@ -15,6 +15,11 @@ pub enum EngineError {
     #[error("invalid engine configuration: {0}")]
     Config(String),
 
+    /// An object store could not be read or written (unreachable, refused,
+    /// missing bucket or object); the message names the URL.
+    #[error("{0}")]
+    Storage(String),
+
     /// The statement is not allowed in this session (e.g. DDL through a read-only front end).
     #[error("not allowed: {0}")]
     NotAllowed(String),
@@ -57,7 +62,8 @@ fn describe(e: &DataFusionError) -> String {
         DataFusionError::NotImplemented(msg) => format!("not supported: {msg}"),
         DataFusionError::Execution(msg) => format!("execution error: {msg}"),
         DataFusionError::ArrowError(err, _) => format!("Arrow error: {err}"),
-        DataFusionError::ParquetError(err) => format!("Parquet error: {err}"),
+        // ParquetError's own message starts with what it is ("Parquet error: …")
+        DataFusionError::ParquetError(err) => err.to_string(),
         DataFusionError::ObjectStore(err) => format!("storage error: {err}"),
         DataFusionError::IoError(err) => format!("I/O error: {err}"),
         other => other.to_string(),

@@ -17,13 +17,18 @@
 //! - [`config`]: [`EngineConfig`] (catalog, memory limit and spilling, parallelism).
 //! - `session`: [`Engine`] (shared: runtime, catalog providers) and [`Session`]
 //!   (one principal's SQL: parse, plan, execute to a stream of record batches).
+//! - [`storage`]: object stores (local, S3) and loading a catalog from one;
+//!   [`publish`]: uploading a lake with its catalog last; [`requests`]: counting
+//!   object-store requests per session and per engine.
 //! - [`principal`]: who is asking; [`error`]: [`EngineError`].
 
 pub mod config;
 pub mod error;
 pub mod principal;
+pub mod publish;
+pub mod requests;
 mod session;
-mod storage;
+pub mod storage;
 
 pub use citylake_catalog as catalog;
 /// The DataFusion every citylake crate uses (one version for the workspace).
@@ -32,4 +37,5 @@ pub use datafusion;
 pub use config::EngineConfig;
 pub use error::{EngineError, Result};
 pub use principal::Principal;
+pub use requests::RequestStats;
 pub use session::{Engine, Session, SqlPermissions, Statement, TableInfo};

@@ -16,6 +16,7 @@ use datafusion::sql::parser::DFParser;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::principal::Principal;
+use crate::requests::{CountingRegistry, RequestCounts, RequestStats};
 
 /// The schema unqualified names resolve to; session-local views and tables go here.
 const DEFAULT_SCHEMA: &str = "public";
@@ -57,13 +58,25 @@ pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
     schemas: Vec<(String, Arc<dyn datafusion::catalog::SchemaProvider>)>,
+    /// Object-store requests of every session's queries.
+    requests: Arc<RequestCounts>,
 }
 
 impl Engine {
     /// Loads the catalog and builds the runtime and the table providers.
     pub async fn new(config: EngineConfig) -> Result<Self> {
-        let catalog = Catalog::load(&config.catalog)?;
-        let mut runtime = RuntimeEnvBuilder::new();
+        let catalog = crate::storage::load_catalog(&config.catalog).await?;
+        // Listings and Parquet footers are cached between queries (DataFusion's
+        // caches, shared by all sessions): a warm query over object storage
+        // reads only the pages it needs.
+        let mut runtime =
+            RuntimeEnvBuilder::new().with_metadata_cache_limit(config.metadata_cache_bytes);
+        runtime = match config.list_cache_ttl {
+            Some(ttl) if ttl.is_zero() => runtime.with_object_list_cache_limit(0),
+            ttl => runtime
+                .with_object_list_cache_limit(16 * 1024 * 1024)
+                .with_object_list_cache_ttl(ttl),
+        };
         if let Some(limit) = config.memory_limit {
             if limit < 1 << 20 {
                 return Err(EngineError::Config(format!(
@@ -146,7 +159,13 @@ impl Engine {
             runtime,
             config: session_config,
             schemas,
+            requests: Arc::new(RequestCounts::default()),
         })
+    }
+
+    /// Object-store requests made by every session's queries so far.
+    pub fn object_store_requests(&self) -> RequestStats {
+        self.requests.snapshot()
     }
 
     /// The loaded catalog.
@@ -165,9 +184,20 @@ impl Engine {
         catalog
             .register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))
             .expect("memory catalog accepts schemas");
+        // The shared runtime (memory pool, disk, caches, stores), seen through a
+        // registry that counts this session's object-store requests.
+        let requests = Arc::new(RequestCounts::default());
+        let registry = CountingRegistry::new(
+            self.runtime.object_store_registry.clone(),
+            vec![requests.clone(), self.requests.clone()],
+        );
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.runtime)
+            .with_object_store_registry(Arc::new(registry))
+            .build_arc()
+            .expect("a runtime from a built runtime");
         let mut state = SessionStateBuilder::new()
             .with_config(self.config.clone())
-            .with_runtime_env(self.runtime.clone())
+            .with_runtime_env(runtime)
             .with_default_features()
             .build();
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
@@ -177,6 +207,7 @@ impl Engine {
             ctx,
             principal,
             permissions: SqlPermissions::READ_ONLY,
+            requests,
         }
     }
 }
@@ -205,6 +236,7 @@ pub struct Session {
     ctx: SessionContext,
     principal: Principal,
     permissions: SqlPermissions,
+    requests: Arc<RequestCounts>,
 }
 
 impl Session {
@@ -214,13 +246,19 @@ impl Session {
         self
     }
 
-    /// Who this session runs as.
+    /// Object-store requests made by this session's queries so far (snapshot
+    /// before and after a query to see its own).
+    pub fn object_store_requests(&self) -> RequestStats {
+        self.requests.snapshot()
+    }
+
     /// The session's evaluation settings (grade bands, over-completion threshold):
     /// the catalog's `[evaluation]`, as changed by `SET citylake.…`.
     pub fn evaluation_options(&self) -> citylake_udfs::finance::EvaluationOptions {
         citylake_udfs::finance::EvaluationOptions::of(self.ctx.state().config_options())
     }
 
+    /// Who this session runs as.
     pub fn principal(&self) -> &Principal {
         &self.principal
     }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow_flight::decode::FlightRecordBatchStream;
@@ -166,7 +167,9 @@ impl CitylakeFlightSql {
             .ok_or_else(|| Status::internal("no plan to execute"))?;
         let schema = wire_schema(first.schema().as_arrow());
         let session = Arc::new(session);
+        let log = QueryLog::start(&session);
         let target = schema.clone();
+        let counter = log.clone();
         let batches = futures::stream::iter(plans)
             .then(move |plan| {
                 let session = session.clone();
@@ -177,7 +180,12 @@ impl CitylakeFlightSql {
             .try_flatten()
             .and_then(move |batch| {
                 let target = target.clone();
+                counter.rows(batch.num_rows());
                 async move { to_wire(batch, &target).map_err(FlightError::Arrow) }
+            })
+            .inspect_err({
+                let log = log.clone();
+                move |e| log.failed(e)
             });
         let (abort, registration) = AbortHandle::new_pair();
         self.running
@@ -190,6 +198,7 @@ impl CitylakeFlightSql {
         };
         let cancelled = futures::stream::once(async move {
             drop(guard);
+            log.finish(abort.is_aborted());
             abort.is_aborted().then(|| {
                 Err(FlightError::Tonic(Box::new(Status::cancelled(
                     "the query was cancelled",
@@ -832,6 +841,73 @@ impl FlightSqlService for CitylakeFlightSql {
 }
 
 /// One plan per bound parameter row.
+/// One query's line in the log when its stream is dropped (finished, failed,
+/// cancelled or abandoned by the client): user, outcome, rows, time and the
+/// object-store requests it made (`citylake serve --log info`).
+#[derive(Clone)]
+struct QueryLog {
+    inner: Arc<QueryLogInner>,
+}
+
+struct QueryLogInner {
+    session: Arc<Session>,
+    before: citylake_engine::RequestStats,
+    started: std::time::Instant,
+    rows: AtomicU64,
+    /// 0 running, 1 ok, 2 failed, 3 cancelled
+    outcome: AtomicU8,
+}
+
+impl QueryLog {
+    fn start(session: &Arc<Session>) -> Self {
+        Self {
+            inner: Arc::new(QueryLogInner {
+                session: session.clone(),
+                before: session.object_store_requests(),
+                started: std::time::Instant::now(),
+                rows: AtomicU64::new(0),
+                outcome: AtomicU8::new(0),
+            }),
+        }
+    }
+
+    fn rows(&self, n: usize) {
+        self.inner.rows.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn failed(&self, e: &FlightError) {
+        self.inner.outcome.store(2, Ordering::Relaxed);
+        tracing::info!(user = %self.inner.session.principal().user, error = %e, "query failed");
+    }
+
+    fn finish(&self, cancelled: bool) {
+        let outcome = if cancelled { 3 } else { 1 };
+        let _ =
+            self.inner
+                .outcome
+                .compare_exchange(0, outcome, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+impl Drop for QueryLogInner {
+    fn drop(&mut self) {
+        let outcome = match self.outcome.load(Ordering::Relaxed) {
+            0 => "dropped by the client",
+            1 => "ok",
+            2 => "failed",
+            _ => "cancelled",
+        };
+        tracing::info!(
+            user = %self.session.principal().user,
+            outcome,
+            rows = self.rows.load(Ordering::Relaxed),
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            object_store = %self.session.object_store_requests().since(&self.before),
+            "query finished"
+        );
+    }
+}
+
 fn bind_rows(plan: &LogicalPlan, rows: &RecordBatch) -> Result<Vec<LogicalPlan>, Status> {
     let mut plans = Vec::with_capacity(rows.num_rows());
     for row in 0..rows.num_rows() {

@@ -10,6 +10,7 @@ pub fn to_status(e: &EngineError) -> Status {
     let message = e.to_string();
     match e {
         EngineError::NotAllowed(_) => Status::permission_denied(message),
+        EngineError::Storage(_) => Status::unavailable(message),
         EngineError::Config(_) | EngineError::Catalog(_) => {
             tracing::error!(error = %message, "server configuration error");
             Status::internal(message)
@@ -23,6 +24,17 @@ pub fn to_status(e: &EngineError) -> Status {
                 Status::invalid_argument(message)
             }
             DataFusionError::NotImplemented(_) => Status::unimplemented(message),
+            // a lake object that is corrupt, truncated or gone since it was listed
+            DataFusionError::ParquetError(_) => Status::data_loss(message),
+            DataFusionError::ObjectStore(e)
+                if matches!(**e, object_store::Error::NotFound { .. }) =>
+            {
+                Status::data_loss(message)
+            }
+            // the store is unreachable, slow or refusing: retrying later may work
+            DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => {
+                Status::unavailable(message)
+            }
             DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
             DataFusionError::Execution(_) | DataFusionError::ArrowError(..) => {
                 // bad data or a cast that failed at run time: the query's fault

@@ -5,6 +5,7 @@ import os
 import pathlib
 import re
 import subprocess
+import threading
 import time
 
 import pytest
@@ -34,12 +35,16 @@ def lake(tmp_path_factory):
 
 
 class Server:
-    def __init__(self, lake, tls=None):
-        args = [binary(), "serve", "--catalog", str(lake / "catalog.toml"), "--users",
-                str(lake / "users.toml"), "--bind", "127.0.0.1:0"]
+    """`citylake serve` on a free loopback port; its standard error is collected in `log`
+    (read by a thread, so a chatty server never blocks on a full pipe)."""
+
+    def __init__(self, lake, tls=None, catalog=None, env=None, extra=()):
+        catalog = catalog or str(lake / "catalog.toml")
+        args = [binary(), "serve", "--catalog", catalog, "--users",
+                str(lake / "users.toml"), "--bind", "127.0.0.1:0", *extra]
         if tls:
             args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.time() + 60
         self.log = []
         while time.time() < deadline:
@@ -53,6 +58,12 @@ class Server:
                 break
         else:
             raise RuntimeError("server did not start")
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
 
     def stop(self):
         self.proc.terminate()

@@ -106,10 +106,20 @@ pub fn reference_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This crate's directory: from `cargo test`'s environment at run time (a test
+    /// binary reused from a build in another checkout would otherwise look there),
+    /// else where it was built.
+    fn manifest_dir() -> std::path::PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    }
+
     use datafusion::prelude::SessionContext;
 
     fn page_path() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/functions.md")
+        manifest_dir().join("../docs/functions.md")
     }
 
     #[test]
