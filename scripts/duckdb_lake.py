@@ -1,6 +1,6 @@
 """DuckDB over a citylake lake: one view per dataset of catalog.toml, on the same Parquet files.
 
-Used by the cross-check test and by the benchmarks, so that both engines read exactly the
+Used by city-bench (its DuckDB worker) and the foundation benchmark, so that both engines read exactly the
 same files with the same schema names (`traffic.segment_speed`, ...).
 """
 

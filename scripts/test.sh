@@ -2,7 +2,8 @@
 # Runs every test of citylake, from nothing on a fresh machine: installs what the
 # tests need (a Python virtualenv with DuckDB and the Flight SQL clients), then
 # format, lint, the Rust tests (unit, sqllogictest, CLI and Flight end to end),
-# the DuckDB cross-check and the Python Flight SQL client tests.
+# city-bench's agreement check against DataFusion and DuckDB, and the Python tests
+# (Flight SQL clients, the report in Chromium, the lake in SeaweedFS).
 #
 # A build cache outside the checkout is reused when it exists:
 #   CARGO_TARGET_DIR (default $HOME/.cache/citylake/target)
@@ -36,8 +37,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit, sqllogictest, CLI and Flight SQL end to end)"
 cargo test --workspace --locked
 
-step "DuckDB cross-check on the same Parquet files"
-"$VENV/bin/python" scripts/duckdb_crosscheck.py "$CARGO_TARGET_DIR/debug/citylake"
+step "city-bench quick mode: every workload query agrees across citylake, plain DataFusion and DuckDB (SF 0.01; no timings)"
+bench_lake=$(mktemp -d)
+"$CARGO_TARGET_DIR/debug/city-bench" citybench --scale 0.01 --lake "$bench_lake/lake" --check-only \
+  --python "$VENV/bin/python"
+rm -rf "$bench_lake"
 
 step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLAlchemy) against citylake serve; the report in headless Chromium"
 # openssl for the TLS tests; headless Chromium and a CJK font for the report test

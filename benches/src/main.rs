@@ -1,0 +1,533 @@
+//! `city-bench`: the city-bench workload and its harness.
+//!
+//! - `citybench`: every query of `benches/queries/` through citylake in-process,
+//!   plain DataFusion and DuckDB on the same Parquet files; checks that the
+//!   three agree, then prints a markdown table with the medians, the ratios
+//!   and their geometric means.
+//! - `scale`: citylake on the workload at several scale factors, and how time grows.
+//! - `flight`: result fetch over Flight SQL (ADBC) against in-process, by result size.
+//! - `udf`: the criterion benchmarks of the city's functions, run and reported.
+//!
+//! Timings are measurements, never test assertions; `citybench --check-only`
+//! (run by the test command at SF 0.01) checks only that the engines agree.
+
+mod compare;
+mod engines;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use engines::{Citylake, DataFusion, DuckDb, Measured};
+
+#[derive(Parser)]
+#[command(
+    name = "city-bench",
+    about = "city-bench: citylake next to plain DataFusion and DuckDB"
+)]
+struct Cli {
+    #[command(subcommand)]
+    suite: Suite,
+}
+
+#[derive(Subcommand)]
+enum Suite {
+    /// The workload through citylake, plain DataFusion and DuckDB, side by side.
+    Citybench(CitybenchArgs),
+    /// citylake on the workload at several scale factors.
+    Scale(ScaleArgs),
+    /// Result fetch over Flight SQL (ADBC client) against in-process.
+    Flight(FlightArgs),
+    /// The criterion benchmarks of the functions.
+    Udf(UdfArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Scale factor of the lake (generated when absent).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// The lake's directory (default: data/bench-sf<scale>).
+    #[arg(long)]
+    lake: Option<PathBuf>,
+    /// Measured runs per query (after the warm-up).
+    #[arg(long, default_value_t = 5)]
+    iterations: usize,
+    /// Warm-up runs per query.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Python with the duckdb (and adbc) packages (default: the test venv's).
+    #[arg(long, env = "CITYLAKE_PYTHON")]
+    python: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CitybenchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Only the queries whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Check that the engines agree (one run each, no warm-up, no times printed).
+    #[arg(long)]
+    check_only: bool,
+    /// The workload directory.
+    #[arg(long)]
+    queries: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ScaleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Scale factors, smallest first.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,1")]
+    scales: Vec<f64>,
+}
+
+#[derive(Args)]
+struct FlightArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The citylake binary to serve with (a release build for figures).
+    #[arg(long, default_value = "target/release/citylake")]
+    binary: PathBuf,
+}
+
+#[derive(Args)]
+struct UdfArgs {
+    /// Write the results as JSON here.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Report the last run's results without running the benchmarks again.
+    #[arg(long)]
+    report_only: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.suite {
+            Suite::Citybench(a) => citybench(a).await,
+            Suite::Scale(a) => scale(a).await,
+            Suite::Flight(a) => flight(a),
+            Suite::Udf(a) => udf(a),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Common {
+    fn lake(&self) -> PathBuf {
+        self.lake
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("data/bench-sf{}", self.scale)))
+    }
+
+    fn python(&self) -> PathBuf {
+        self.python.clone().unwrap_or_else(|| {
+            let venv = std::env::var_os("CITYLAKE_VENV").map_or_else(
+                || {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/citylake/venv")
+                },
+                PathBuf::from,
+            );
+            venv.join("bin/python")
+        })
+    }
+}
+
+/// The catalog of the lake at `dir`, generated at `scale` when absent.
+fn ensure_lake(dir: &Path, scale: f64) -> anyhow::Result<PathBuf> {
+    let catalog = dir.join(citylake_datasets::CATALOG_FILE);
+    if !catalog.exists() {
+        eprintln!("generating the SF {scale} lake at {}…", dir.display());
+        let summary = citylake_datasets::generate(
+            &citylake_datasets::GenerateOptions::new(scale, dir),
+            &citylake_datasets::NoProgress,
+        )?;
+        eprintln!(
+            "generated {} rows in {:.1} s",
+            summary.total_rows(),
+            summary.elapsed.as_secs_f64()
+        );
+    }
+    Ok(catalog)
+}
+
+#[derive(Serialize)]
+struct QueryResult {
+    name: String,
+    need: String,
+    shape: String,
+    citylake_s: Vec<f64>,
+    datafusion_s: Vec<f64>,
+    duckdb_s: Vec<f64>,
+    citylake_functions_s: Option<Vec<f64>>,
+    vs_datafusion: f64,
+    vs_duckdb: f64,
+}
+
+#[derive(Serialize)]
+struct CitybenchResult {
+    date: String,
+    scale: f64,
+    iterations: usize,
+    duckdb_version: String,
+    queries: Vec<QueryResult>,
+    geomean_vs_datafusion: f64,
+    geomean_vs_duckdb: f64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn geomean(v: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = v.fold((0.0, 0), |(s, n), x| (s + x.ln(), n + 1));
+    (sum / n as f64).exp()
+}
+
+fn cell(times: &[f64]) -> String {
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = times.iter().copied().fold(0.0, f64::max);
+    format!("{:.4} ({min:.4}–{max:.4})", median(times))
+}
+
+async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
+    let c = &a.common;
+    let queries = workload::load(
+        &a.queries.clone().unwrap_or_else(workload::default_dir),
+        a.filter.as_deref(),
+    )?;
+    let catalog = ensure_lake(&c.lake(), c.scale)?;
+    let (warmup, iterations) = if a.check_only {
+        (0, 1)
+    } else {
+        (c.warmup, c.iterations)
+    };
+    let citylake = Citylake::open(&catalog).await?;
+    let datafusion = DataFusion::open(&catalog).await?;
+    let mut duckdb = DuckDb::start(&c.python(), &catalog, None)?;
+    eprintln!(
+        "city-bench: {} queries at SF {} ({}), {iterations} run(s) after {warmup} warm-up; DuckDB {}",
+        queries.len(),
+        c.scale,
+        catalog.display(),
+        duckdb.version
+    );
+    let mut results = vec![];
+    let mut disagreements = vec![];
+    for q in &queries {
+        let run = |what: &str, r: anyhow::Result<Measured>| {
+            r.with_context(|| format!("{} on {what}", q.name))
+        };
+        let ours = run(
+            "citylake",
+            citylake.run(&q.standard, warmup, iterations).await,
+        )?;
+        let df = run(
+            "DataFusion",
+            datafusion.run(&q.standard, warmup, iterations).await,
+        )?;
+        let duck = run("DuckDB", duckdb.run(&q.standard, warmup, iterations))?;
+        let functions = if q.uses_functions() {
+            Some(run(
+                "citylake (functions)",
+                citylake.run(&q.citylake, warmup, iterations).await,
+            )?)
+        } else {
+            None
+        };
+        for (other, m) in [("DataFusion", &df), ("DuckDB", &duck)] {
+            if let Some(d) = compare::difference(&ours.rows, &m.rows) {
+                disagreements.push(format!("{}: citylake vs {other}: {d}", q.name));
+            }
+        }
+        if a.check_only {
+            eprintln!(
+                "{:<40} {} rows, engines agree: {}",
+                q.name,
+                ours.rows.len(),
+                if disagreements.iter().any(|d| d.starts_with(&q.name)) {
+                    "NO"
+                } else {
+                    "yes"
+                }
+            );
+        }
+        results.push(QueryResult {
+            name: q.name.clone(),
+            need: q.need.clone(),
+            shape: q.shape.clone(),
+            vs_datafusion: median(&ours.times) / median(&df.times),
+            vs_duckdb: median(&ours.times) / median(&duck.times),
+            citylake_s: ours.times,
+            datafusion_s: df.times,
+            duckdb_s: duck.times,
+            citylake_functions_s: functions.map(|m| m.times),
+        });
+    }
+    if !disagreements.is_empty() {
+        for d in &disagreements {
+            eprintln!("DISAGREE {d}");
+        }
+        bail!("the engines disagree on {} result(s)", disagreements.len());
+    }
+    if a.check_only {
+        eprintln!(
+            "all {} queries agree across citylake, DataFusion and DuckDB",
+            queries.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let result = CitybenchResult {
+        date: today(),
+        scale: c.scale,
+        iterations,
+        duckdb_version: duckdb.version.clone(),
+        geomean_vs_datafusion: geomean(results.iter().map(|r| r.vs_datafusion)),
+        geomean_vs_duckdb: geomean(results.iter().map(|r| r.vs_duckdb)),
+        queries: results,
+    };
+    print_table(&result);
+    if let Some(path) = &c.output {
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(r: &CitybenchResult) {
+    println!(
+        "city-bench at SF {} ({}), median (min–max) of {} runs in seconds; DuckDB {}\n",
+        r.scale, r.date, r.iterations, r.duckdb_version
+    );
+    println!(
+        "| query | citylake | DataFusion | DuckDB | citylake / DataFusion | citylake / DuckDB | citylake with functions |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for q in &r.queries {
+        println!(
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {} |",
+            q.name,
+            cell(&q.citylake_s),
+            cell(&q.datafusion_s),
+            cell(&q.duckdb_s),
+            q.vs_datafusion,
+            q.vs_duckdb,
+            q.citylake_functions_s.as_deref().map_or("—".into(), cell)
+        );
+    }
+    println!(
+        "\ngeometric mean: citylake / DataFusion {:.3}, citylake / DuckDB {:.3}",
+        r.geomean_vs_datafusion, r.geomean_vs_duckdb
+    );
+    let mut worst: Vec<&QueryResult> = r.queries.iter().collect();
+    worst.sort_by(|a, b| b.vs_duckdb.total_cmp(&a.vs_duckdb));
+    println!(
+        "slowest against DuckDB: {}",
+        worst
+            .iter()
+            .take(3)
+            .map(|q| format!("{} ({:.2})", q.name, q.vs_duckdb))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+fn today() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+async fn scale(a: ScaleArgs) -> anyhow::Result<ExitCode> {
+    let queries = workload::load(&workload::default_dir(), None)?;
+    if a.scales.len() < 2 {
+        bail!("give at least two scale factors (--scales 0.1,1)");
+    }
+    let mut per_scale: Vec<(f64, Vec<f64>)> = vec![];
+    for &sf in &a.scales {
+        let catalog = ensure_lake(&PathBuf::from(format!("data/bench-sf{sf}")), sf)?;
+        let citylake = Citylake::open(&catalog).await?;
+        let mut medians = vec![];
+        for q in &queries {
+            let m = citylake
+                .run(&q.citylake, a.common.warmup, a.common.iterations)
+                .await
+                .with_context(|| format!("{} at SF {sf}", q.name))?;
+            medians.push(median(&m.times));
+        }
+        per_scale.push((sf, medians));
+    }
+    let (small, large) = (&per_scale[0], &per_scale[per_scale.len() - 1]);
+    println!(
+        "citylake, median of {} runs (s); SF {} → SF {} (data ×{:.0})\n",
+        a.common.iterations,
+        small.0,
+        large.0,
+        large.0 / small.0
+    );
+    println!("| query | SF {} | SF {} | ratio |", small.0, large.0);
+    println!("|---|---|---|---|");
+    for (i, q) in queries.iter().enumerate() {
+        println!(
+            "| {} | {:.4} | {:.4} | {:.1} |",
+            q.name,
+            small.1[i],
+            large.1[i],
+            large.1[i] / small.1[i]
+        );
+    }
+    let total_small: f64 = small.1.iter().sum();
+    let total_large: f64 = large.1.iter().sum();
+    println!(
+        "\nwhole workload: {total_small:.3} s → {total_large:.3} s, ratio {:.2}; geometric mean of the ratios {:.2}",
+        total_large / total_small,
+        geomean(small.1.iter().zip(&large.1).map(|(s, l)| l / s))
+    );
+    if let Some(path) = &a.common.output {
+        let json = serde_json::json!({
+            "date": today(),
+            "queries": queries.iter().map(|q| &q.name).collect::<Vec<_>>(),
+            "scales": per_scale.iter().map(|(sf, m)| serde_json::json!({"scale": sf, "median_s": m})).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `benches/flight_fetch.py` (ADBC needs Python) on the lake.
+fn flight(a: FlightArgs) -> anyhow::Result<ExitCode> {
+    let c = &a.common;
+    let catalog = ensure_lake(&c.lake(), c.scale)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("flight_fetch.py");
+    let mut cmd = Command::new(c.python());
+    cmd.arg(script)
+        .arg("--binary")
+        .arg(&a.binary)
+        .arg("--lake")
+        .arg(catalog.parent().unwrap_or(Path::new(".")))
+        .arg("--iterations")
+        .arg(c.iterations.to_string());
+    if let Some(out) = &c.output {
+        cmd.arg("--output").arg(out);
+    }
+    let status = cmd.status().context("running flight_fetch.py")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the functions' criterion benchmarks and reports criterion's estimates.
+fn udf(a: UdfArgs) -> anyhow::Result<ExitCode> {
+    if !a.report_only {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["bench", "-p", "citylake-udfs", "--bench", "functions"])
+            .status()
+            .context("running cargo bench")?;
+        if !status.success() {
+            bail!("cargo bench failed");
+        }
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let mut rows = vec![];
+    collect_estimates(&target.join("criterion"), &mut rows)?;
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    println!("| benchmark | mean | 95% interval |\n|---|---|---|");
+    for (name, mean, lo, hi) in &rows {
+        println!(
+            "| {name} | {:.3} ms | {:.3}–{:.3} ms |",
+            mean / 1e6,
+            lo / 1e6,
+            hi / 1e6
+        );
+    }
+    if let Some(path) = &a.output {
+        let json: Vec<_> = rows
+            .iter()
+            .map(|(n, m, l, h)| serde_json::json!({"name": n, "mean_ns": m, "low_ns": l, "high_ns": h}))
+            .collect();
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `(benchmark, mean, low, high)` in ns from criterion's `*/new/estimates.json`.
+fn collect_estimates(dir: &Path, out: &mut Vec<(String, f64, f64, f64)>) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        bail!("no criterion results under {}", dir.display());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let estimates = path.join("new/estimates.json");
+        if estimates.exists() {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&estimates)?)?;
+            let mean = &v["mean"];
+            let name = path
+                .strip_prefix(dir.parent().unwrap_or(dir))
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            out.push((
+                name.trim_start_matches("criterion/").to_string(),
+                mean["point_estimate"].as_f64().unwrap_or(f64::NAN),
+                mean["confidence_interval"]["lower_bound"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+                mean["confidence_interval"]["upper_bound"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+            ));
+        } else if path.is_dir() && path.file_name().is_some_and(|n| n != "report") {
+            collect_estimates(&path, out)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_geometric_means() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!((geomean([1.0, 4.0].into_iter()) - 2.0).abs() < 1e-12);
+    }
+}
