@@ -116,6 +116,10 @@ pub struct GenerateArgs {
     /// Replace an existing lake at --out.
     #[arg(long)]
     pub force: bool,
+    /// For an s3:// output: files larger than this are uploaded in parts of this size
+    /// (at least 5MiB, S3's smallest part).
+    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
+    pub upload_part_size: usize,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,9 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let remote = storage::is_url(&out)
         .then(|| storage::parse_url(&out))
         .transpose()?;
+    if args.upload_part_size < citylake_engine::publish::MIN_PART_SIZE {
+        anyhow::bail!("--upload-part-size must be at least 5MiB (S3's smallest part)");
+    }
     if let Some(url) = &remote {
         // before spending time generating: the store answers and holds no lake (or --force)
         citylake_engine::publish::check_destination(
@@ -56,13 +59,18 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let summary = generate_with_bar(&options)?;
     print_summary(&summary);
     if let Some(url) = remote {
-        publish(&options.out, &url, args.force).await?;
+        publish(&options.out, &url, args.force, args.upload_part_size).await?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Uploads the staged lake to `url`, its catalog last, with a progress bar.
-async fn publish(staged: &std::path::Path, url: &url::Url, replace: bool) -> anyhow::Result<()> {
+async fn publish(
+    staged: &std::path::Path,
+    url: &url::Url,
+    replace: bool,
+    part_size: usize,
+) -> anyhow::Result<()> {
     let total: u64 = walk_size(staged)?;
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template(
@@ -76,6 +84,7 @@ async fn publish(staged: &std::path::Path, url: &url::Url, replace: bool) -> any
         url,
         citylake_datasets::CATALOG_FILE,
         replace,
+        part_size,
         &|rel, bytes| {
             bar.set_message(rel.to_string());
             bar.inc(bytes);

@@ -18,9 +18,11 @@ use url::Url;
 use crate::error::{EngineError, Result};
 use crate::storage::{describe_store_error, object_url, open};
 
-/// Files at least this large are uploaded in parts of this size (S3 allows at
-/// most 10,000 parts, so up to ~78 GiB per file); smaller ones in one PUT.
+/// Default part size: files larger than this are uploaded in parts of this size
+/// (S3 allows at most 10,000 parts, so up to ~78 GiB per file); smaller ones in one PUT.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3's smallest part (all but the last); smaller parts fail with `EntityTooSmall`.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Files uploaded at the same time.
 const CONCURRENT_UPLOADS: usize = 4;
 
@@ -55,13 +57,15 @@ pub async fn check_destination(dest: &Url, catalog_file: &str, replace: bool) ->
 
 /// Uploads every file under `local` to the prefix `dest` (`s3://bucket/prefix`),
 /// `catalog_file` (relative to `local`) last. An existing lake at `dest`
-/// (one with a catalog file) is refused unless `replace`. `on_file` is called
-/// with each file's relative path and size once it is stored.
+/// (one with a catalog file) is refused unless `replace`. Files larger than
+/// `part_size` go up as multipart uploads. `on_file` is called with each
+/// file's relative path and size once it is stored.
 pub async fn publish_lake(
     local: &Path,
     dest: &Url,
     catalog_file: &str,
     replace: bool,
+    part_size: usize,
     on_file: &(dyn Fn(&str, u64) + Sync),
 ) -> Result<Published> {
     let (store, prefix) = open(dest, None)?;
@@ -102,13 +106,15 @@ pub async fn publish_lake(
         let key = prefix.clone().join_all_rel(&rel);
         let path = local.join(&rel);
         async move {
-            let bytes = upload_file(store, &path, &key).await.map_err(|e| {
-                EngineError::Storage(format!(
-                    "uploading {} to {}: {e}",
-                    path.display(),
-                    object_url(dest, &key)
-                ))
-            })?;
+            let bytes = upload_file(store, &path, &key, part_size)
+                .await
+                .map_err(|e| {
+                    EngineError::Storage(format!(
+                        "uploading {} to {}: {e}",
+                        path.display(),
+                        object_url(dest, &key)
+                    ))
+                })?;
             on_file(&rel, bytes);
             Ok::<_, EngineError>(bytes)
         }
@@ -139,24 +145,23 @@ async fn upload_file(
     store: Arc<dyn ObjectStore>,
     path: &Path,
     key: &StorePath,
+    part_size: usize,
 ) -> std::result::Result<u64, String> {
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| e.to_string())?;
-    let mut writer = BufWriter::with_capacity(store, key.clone(), PART_SIZE);
-    let copied = async {
-        let n = tokio::io::copy(&mut file, &mut writer).await?;
-        writer.shutdown().await?;
-        Ok::<_, std::io::Error>(n)
-    }
-    .await;
-    match copied {
-        Ok(n) => Ok(n),
+    let mut writer = BufWriter::with_capacity(store, key.clone(), part_size);
+    let n = match tokio::io::copy(&mut file, &mut writer).await {
+        Ok(n) => n,
         Err(e) => {
+            // cancel the parts already uploaded
             let _ = writer.abort().await;
-            Err(e.to_string())
+            return Err(e.to_string());
         }
-    }
+    };
+    // completes the upload (or the single PUT); a failure leaves no object
+    writer.shutdown().await.map_err(|e| e.to_string())?;
+    Ok(n)
 }
 
 /// Every file under `dir`, as paths relative to `base` with `/` separators.
@@ -208,9 +213,14 @@ mod tests {
         std::fs::write(src.path().join("catalog.toml"), "x").unwrap();
         let dest = Url::from_directory_path(dest_dir.path()).unwrap();
         let order = std::sync::Mutex::new(vec![]);
-        let done = publish_lake(src.path(), &dest, "catalog.toml", false, &|rel, _| {
-            order.lock().unwrap().push(rel.to_string())
-        })
+        let done = publish_lake(
+            src.path(),
+            &dest,
+            "catalog.toml",
+            false,
+            PART_SIZE,
+            &|rel, _| order.lock().unwrap().push(rel.to_string()),
+        )
         .await
         .unwrap();
         assert_eq!(done.files, 2);
@@ -222,13 +232,28 @@ mod tests {
         let copied = std::fs::read(dest_dir.path().join("a/b=1/part.parquet")).unwrap();
         assert_eq!(copied.len(), PART_SIZE + 10);
 
-        let again = publish_lake(src.path(), &dest, "catalog.toml", false, &|_, _| {}).await;
+        let again = publish_lake(
+            src.path(),
+            &dest,
+            "catalog.toml",
+            false,
+            PART_SIZE,
+            &|_, _| {},
+        )
+        .await;
         assert!(again.unwrap_err().to_string().contains("--force"));
         // a stale object of the old lake is removed when replacing it
         std::fs::write(dest_dir.path().join("a/stale.parquet"), "old").unwrap();
-        let replaced = publish_lake(src.path(), &dest, "catalog.toml", true, &|_, _| {})
-            .await
-            .unwrap();
+        let replaced = publish_lake(
+            src.path(),
+            &dest,
+            "catalog.toml",
+            true,
+            PART_SIZE,
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(replaced.removed, 2);
         assert!(!dest_dir.path().join("a/stale.parquet").exists());
         assert!(dest_dir.path().join("catalog.toml").exists());

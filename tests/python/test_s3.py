@@ -103,6 +103,17 @@ def test_an_interrupted_upload_is_not_a_lake(weed, tmp_path):
     assert "s3://lake/partial/catalog.toml" in done.stderr and "not found" in done.stderr, done.stderr
 
 
+def test_large_files_are_uploaded_in_parts(weed):
+    """The publisher's multipart path against the real store (SeaweedFS enforces S3's 5 MiB
+    smallest part): engine/tests/s3_publish.rs, an ignored test run here with the store."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = dict(weed.env(), CITYLAKE_TEST_S3_PREFIX=f"s3://{BUCKET}/multipart")
+    done = subprocess.run(["cargo", "test", "--locked", "-q", "-p", "citylake-engine", "--test", "s3_publish",
+                           "--", "--ignored"], cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 passed" in done.stdout, done.stdout[-2000:]
+
+
 def test_the_query_timing_shows_object_store_requests_and_the_cache(weed, uploaded):
     q = "SELECT count(*), avg(avg_speed_kmh) FROM traffic.segment_speed WHERE dt = DATE '2025-03-03'"
     env = weed.env()
