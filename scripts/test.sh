@@ -39,7 +39,7 @@ cargo test --workspace --locked
 
 step "city-bench quick mode: every workload query agrees across citylake, plain DataFusion and DuckDB (SF 0.01; no timings)"
 bench_lake=$(mktemp -d)
-"$CARGO_TARGET_DIR/debug/city-bench" citybench --scale 0.01 --lake "$bench_lake/lake" --check-only \
+cargo run --locked -q -p citylake-bench -- citybench --scale 0.01 --lake "$bench_lake/lake" --check-only \
   --python "$VENV/bin/python"
 rm -rf "$bench_lake"
 

@@ -28,6 +28,21 @@ pub struct Measured {
     pub rows: Rows,
 }
 
+impl Measured {
+    pub fn empty() -> Self {
+        Self {
+            times: vec![],
+            rows: vec![],
+        }
+    }
+
+    /// Adds the runs of `other`; its result becomes the last one.
+    pub fn add(&mut self, other: Measured) {
+        self.times.extend(other.times);
+        self.rows = other.rows;
+    }
+}
+
 /// citylake in-process: the engine every front end uses, as the local administrator.
 pub struct Citylake {
     session: Session,

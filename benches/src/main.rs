@@ -247,23 +247,32 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
         let run = |what: &str, r: anyhow::Result<Measured>| {
             r.with_context(|| format!("{} on {what}", q.name))
         };
-        let ours = run(
-            "citylake",
-            citylake.run(&q.standard, warmup, iterations).await,
-        )?;
-        let df = run(
-            "DataFusion",
-            datafusion.run(&q.standard, warmup, iterations).await,
-        )?;
-        let duck = run("DuckDB", duckdb.run(&q.standard, warmup, iterations))?;
-        let functions = if q.uses_functions() {
-            Some(run(
-                "citylake (functions)",
-                citylake.run(&q.citylake, warmup, iterations).await,
-            )?)
-        } else {
-            None
-        };
+        // warm-up, then the engines take turns run by run, so that drift on the
+        // machine (frequency, caches, other load) falls on all of them alike
+        let mut ours = Measured::empty();
+        let mut df = Measured::empty();
+        let mut duck = Measured::empty();
+        let mut functions = q.uses_functions().then(Measured::empty);
+        for i in 0..warmup + iterations.max(1) {
+            let c = run("citylake", citylake.run(&q.standard, 0, 1).await)?;
+            let d = run("DataFusion", datafusion.run(&q.standard, 0, 1).await)?;
+            let k = run("DuckDB", duckdb.run(&q.standard, 0, 1))?;
+            let f = match &functions {
+                Some(_) => Some(run(
+                    "citylake (functions)",
+                    citylake.run(&q.citylake, 0, 1).await,
+                )?),
+                None => None,
+            };
+            if i >= warmup {
+                ours.add(c);
+                df.add(d);
+                duck.add(k);
+                if let (Some(all), Some(f)) = (functions.as_mut(), f) {
+                    all.add(f);
+                }
+            }
+        }
         for (other, m) in [("DataFusion", &df), ("DuckDB", &duck)] {
             if let Some(d) = compare::difference(&ours.rows, &m.rows) {
                 disagreements.push(format!("{}: citylake vs {other}: {d}", q.name));

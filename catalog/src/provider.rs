@@ -144,7 +144,11 @@ impl Catalog {
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);
-        let table = ListingTable::try_new(config).map_err(table_err)?;
+        // the runtime's statistics cache, as SessionContext::register_listing_table
+        // does: without it every query converts each file's footer statistics again
+        let table = ListingTable::try_new(config)
+            .map_err(table_err)?
+            .with_cache(state.runtime_env().cache_manager.get_file_statistic_cache());
         Ok(Arc::new(table))
     }
 

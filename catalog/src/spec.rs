@@ -241,6 +241,23 @@ pub enum PiiTag {
 }
 
 impl PiiTag {
+    /// Every tag.
+    pub const ALL: [PiiTag; 8] = [
+        Self::Name,
+        Self::Phone,
+        Self::IdNumber,
+        Self::Address,
+        Self::Plate,
+        Self::Email,
+        Self::Location,
+        Self::TradeSecret,
+    ];
+
+    /// The tag named `s` (`name`, `phone`, `id_number`, …).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Name => "name",

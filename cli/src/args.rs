@@ -156,7 +156,7 @@ pub struct EngineArgs {
     /// Directory for spill files (default: the system temp directory).
     #[arg(long, env = "CITYLAKE_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
-    /// Partitions a query is split into (default: number of cores).
+    /// Partitions a query is split into (default: number of cores; twice that for a lake in an object store).
     #[arg(long, env = "CITYLAKE_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,
     /// How long a dataset's file listing is reused before listing the store again

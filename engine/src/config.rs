@@ -21,7 +21,8 @@ pub struct EngineConfig {
     pub spill_dir: Option<PathBuf>,
     /// Cap on the total size of spill files, in bytes (default: DataFusion's, 100 GiB).
     pub max_spill_bytes: Option<u64>,
-    /// Partitions a query is split into (default: the number of cores).
+    /// Partitions a query is split into (default: the number of cores; twice that
+    /// for a lake in an object store, so that more requests are in flight).
     pub target_partitions: Option<usize>,
     /// Rows per record batch (default: DataFusion's 8192).
     pub batch_size: Option<usize>,

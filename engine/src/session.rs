@@ -116,7 +116,14 @@ impl Engine {
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(catalog.name(), DEFAULT_SCHEMA);
-        if let Some(n) = config.target_partitions {
+        // A lake in an object store waits on requests: twice as many partitions as
+        // cores keeps more GETs in flight (measured at SF 1 against SeaweedFS:
+        // S3 / local 1.55 → 1.35). `--target-partitions` overrides it.
+        let remote = !catalog.root_url().starts_with("file://");
+        let target_partitions = config.target_partitions.or_else(|| {
+            remote.then(|| 2 * std::thread::available_parallelism().map_or(1, |n| n.get()))
+        });
+        if let Some(n) = target_partitions {
             if n == 0 {
                 return Err(EngineError::Config(
                     "target partitions must be at least 1".into(),
