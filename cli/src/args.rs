@@ -163,6 +163,9 @@ pub struct EngineArgs {
     /// (e.g. 60s, 5m; `0` lists on every query, `forever` until restart). Default 60s.
     #[arg(long, env = "CITYLAKE_LIST_CACHE_TTL", value_parser = parse_ttl)]
     pub list_cache_ttl: Option<CacheTtl>,
+    /// The access policy (default: policy.toml beside the catalog, else the built-in default).
+    #[arg(long, env = "CITYLAKE_POLICY")]
+    pub policy: Option<PathBuf>,
     /// Memory for cached Parquet footers and page indexes (e.g. 256MiB; 0 turns it off).
     #[arg(long, env = "CITYLAKE_METADATA_CACHE", value_parser = parse_size)]
     pub metadata_cache: Option<usize>,

@@ -134,6 +134,11 @@ pub fn generate_with_bar(options: &GenerateOptions) -> anyhow::Result<Summary> {
     );
     let summary = generate(options, &Bar(bar.clone()))?;
     bar.finish_and_clear();
+    // the default access policy beside the catalog, unless one is there already
+    let policy = options.out.join(citylake_engine::policy::POLICY_FILE);
+    if options.force || !policy.exists() {
+        std::fs::write(&policy, citylake_engine::policy::DEFAULT_POLICY)?;
+    }
     Ok(summary)
 }
 

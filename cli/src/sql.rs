@@ -48,6 +48,7 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     if let Some(ttl) = args.list_cache_ttl {
         config.list_cache_ttl = ttl.0;
     }
+    config.policy = args.policy.clone();
     if let Some(bytes) = args.metadata_cache {
         config.metadata_cache_bytes = bytes;
     }

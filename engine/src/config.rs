@@ -32,6 +32,9 @@ pub struct EngineConfig {
     pub list_cache_ttl: Option<Duration>,
     /// Memory for cached Parquet footers and page indexes, in bytes (0: no cache).
     pub metadata_cache_bytes: usize,
+    /// The access policy file (default: `policy.toml` beside a local catalog when
+    /// present, else the built-in default policy).
+    pub policy: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -46,6 +49,7 @@ impl EngineConfig {
             batch_size: None,
             list_cache_ttl: Some(DEFAULT_LIST_CACHE_TTL),
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
+            policy: None,
         }
     }
 }

@@ -20,10 +20,14 @@
 //! - [`storage`]: object stores (local, S3) and loading a catalog from one;
 //!   [`publish`]: uploading a lake with its catalog last; [`requests`]: counting
 //!   object-store requests per session and per engine.
+//! - [`policy`]: roles, grants, masks and row filters; [`governance`]: their
+//!   enforcement in the catalog each session sees.
 //! - [`principal`]: who is asking; [`error`]: [`EngineError`].
 
 pub mod config;
 pub mod error;
+pub mod governance;
+pub mod policy;
 pub mod principal;
 pub mod publish;
 pub mod requests;

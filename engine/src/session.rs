@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use citylake_catalog::Catalog;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -15,6 +16,8 @@ use datafusion::sql::parser::DFParser;
 
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
+use crate::governance::governed_table;
+use crate::policy::{DatasetFacts, PolicyStore};
 use crate::principal::Principal;
 use crate::requests::{CountingRegistry, RequestCounts, RequestStats};
 
@@ -57,9 +60,30 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
-    schemas: Vec<(String, Arc<dyn datafusion::catalog::SchemaProvider>)>,
+    /// The catalog's datasets, then its views, in order, with their providers.
+    entries: Vec<Entry>,
+    /// `system.datasets` and `system.columns`.
+    system: Vec<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
+    /// The access policy, reloaded when its file changes.
+    policy: Arc<PolicyStore>,
     /// Object-store requests of every session's queries.
     requests: Arc<RequestCounts>,
+}
+
+/// A dataset or view of the catalog, as the policy sees it.
+#[derive(Debug, Clone)]
+struct Entry {
+    schema: String,
+    table: String,
+    /// `schema.table`
+    name: String,
+    owner: String,
+    classification: citylake_catalog::Classification,
+    columns: Vec<String>,
+    pii: Vec<(String, citylake_catalog::PiiTag)>,
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+    /// For a view: the datasets and views it reads.
+    reads: Option<Vec<String>>,
 }
 
 impl Engine {
@@ -153,19 +177,29 @@ impl Engine {
             ctx.register_catalog(catalog.name(), provider.clone());
             catalog.register_views(&ctx, &provider).await?;
         }
-        let schemas = provider
-            .schema_names()
-            .into_iter()
-            .map(|name| {
-                let schema = provider.schema(&name).expect("listed schema exists");
-                (name, schema)
-            })
-            .collect();
+        let entries = catalog_entries(&catalog, &provider).await?;
+        let system_schema = provider
+            .schema(citylake_catalog::SYSTEM_SCHEMA)
+            .expect("the system schema exists");
+        let mut system = vec![];
+        for name in system_schema.table_names() {
+            if let Some(table) = system_schema.table(&name).await? {
+                system.push((name, table));
+            }
+        }
+        let policy_path = config.policy.clone().or_else(|| {
+            let beside = config.catalog.parent()?.join(crate::policy::POLICY_FILE);
+            (!crate::storage::is_url(&config.catalog.to_string_lossy()) && beside.exists())
+                .then_some(beside)
+        });
+        let policy = Arc::new(PolicyStore::open(policy_path)?);
         Ok(Self {
             catalog: Arc::new(catalog),
             runtime,
             config: session_config,
-            schemas,
+            entries,
+            system,
+            policy,
             requests: Arc::new(RequestCounts::default()),
         })
     }
@@ -180,17 +214,15 @@ impl Engine {
         &self.catalog
     }
 
+    /// The access policy in force.
+    pub fn policy(&self) -> Arc<crate::policy::Policy> {
+        self.policy.current()
+    }
+
     /// A new session for `principal`, read-only until [`Session::with_permissions`].
+    /// The catalog it sees is the policy's view of the lake for this principal
+    /// (see [`crate::governance`]).
     pub fn session(&self, principal: Principal) -> Session {
-        let catalog = Arc::new(MemoryCatalogProvider::new());
-        for (name, schema) in &self.schemas {
-            catalog
-                .register_schema(name, schema.clone())
-                .expect("memory catalog accepts schemas");
-        }
-        catalog
-            .register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))
-            .expect("memory catalog accepts schemas");
         // The shared runtime (memory pool, disk, caches, stores), seen through a
         // registry that counts this session's object-store requests.
         let requests = Arc::new(RequestCounts::default());
@@ -208,15 +240,206 @@ impl Engine {
             .with_default_features()
             .build();
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
+        datafusion::execution::FunctionRegistry::register_udf(
+            &mut state,
+            Arc::new(crate::governance::mask_udf()),
+        )
+        .expect("the mask function registers");
+
+        let policy = self.policy.current();
+        let catalog_name = self.catalog.name();
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        let schema = |name: &str| -> Arc<dyn datafusion::catalog::SchemaProvider> {
+            if let Some(s) = catalog.schema(name) {
+                return s;
+            }
+            let s: Arc<dyn datafusion::catalog::SchemaProvider> =
+                Arc::new(MemorySchemaProvider::new());
+            catalog
+                .register_schema(name, s.clone())
+                .expect("memory catalog accepts schemas");
+            s
+        };
+        let mut denied = std::collections::BTreeSet::new();
+        let mut in_full = std::collections::BTreeSet::new();
+        let mut visible = vec![];
+        for e in &self.entries {
+            let mut access = policy.access(
+                &principal,
+                &DatasetFacts {
+                    name: &e.name,
+                    owner: &e.owner,
+                    classification: e.classification,
+                    columns: &e.columns,
+                },
+            );
+            if let Some(reads) = &e.reads {
+                // a view is read only where everything it reads is readable in full
+                if !reads.iter().all(|r| in_full.contains(r)) {
+                    access.readable = false;
+                    access.visible &= reads
+                        .iter()
+                        .all(|r| !denied.contains(r) || visible.contains(r));
+                }
+            }
+            if !access.visible {
+                denied.insert(e.name.clone());
+                continue;
+            }
+            visible.push(e.name.clone());
+            let provider = if !access.readable {
+                // listed (an auditor's metadata), refused in queries
+                denied.insert(e.name.clone());
+                e.provider.clone()
+            } else {
+                let masked: Vec<_> = e
+                    .pii
+                    .iter()
+                    .filter(|(_, tag)| !access.sees(*tag))
+                    .cloned()
+                    .collect();
+                if masked.is_empty() && access.row_filter.is_none() {
+                    in_full.insert(e.name.clone());
+                    e.provider.clone()
+                } else {
+                    let name =
+                        TableReference::full(catalog_name, e.schema.as_str(), e.table.as_str());
+                    match governed_table(
+                        &state,
+                        name,
+                        e.provider.clone(),
+                        access.row_filter.as_deref(),
+                        &masked,
+                    ) {
+                        Ok(t) => t,
+                        Err(err) => {
+                            tracing::error!(dataset = %e.name, error = %err, "cannot apply the policy; refusing the dataset");
+                            denied.insert(e.name.clone());
+                            continue;
+                        }
+                    }
+                }
+            };
+            schema(&e.schema)
+                .register_table(e.table.clone(), provider)
+                .expect("memory schema accepts tables");
+        }
+        // the catalog's own tables list only what this principal may see
+        let system = schema(citylake_catalog::SYSTEM_SCHEMA);
+        let quoted = visible
+            .iter()
+            .map(|n| format!("'{}'", n.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for (name, table) in &self.system {
+            let table = if denied.is_empty() {
+                table.clone()
+            } else {
+                let predicate = match name.as_str() {
+                    "datasets" => format!("name IN ({quoted})"),
+                    _ => format!("schema_name || '.' || table_name IN ({quoted})"),
+                };
+                let predicate = if visible.is_empty() {
+                    "FALSE".to_string()
+                } else {
+                    predicate
+                };
+                let reference = TableReference::full(
+                    catalog_name,
+                    citylake_catalog::SYSTEM_SCHEMA,
+                    name.as_str(),
+                );
+                governed_table(&state, reference, table.clone(), Some(&[predicate]), &[])
+                    .expect("the system tables' filter plans")
+            };
+            system
+                .register_table(name.clone(), table)
+                .expect("memory schema accepts tables");
+        }
+        schema(DEFAULT_SCHEMA);
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_catalog(self.catalog.name(), catalog);
+        ctx.register_catalog(catalog_name, catalog);
         Session {
             ctx,
             principal,
             permissions: SqlPermissions::READ_ONLY,
             requests,
+            denied,
         }
     }
+}
+
+fn column_names(t: &dyn datafusion::catalog::TableProvider) -> Vec<String> {
+    t.schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// The catalog's datasets and views with their providers, facts and PII tags.
+async fn catalog_entries(
+    catalog: &Catalog,
+    provider: &MemoryCatalogProvider,
+) -> Result<Vec<Entry>> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut out = vec![];
+    let table = |schema: &str, table: &str| {
+        let provider = provider.schema(schema).expect("registered schema");
+        let table = table.to_string();
+        async move { provider.table(&table).await }
+    };
+    for ds in &catalog.spec().datasets {
+        let Some(t) = table(ds.schema_name(), ds.table_name()).await? else {
+            continue;
+        };
+        out.push(Entry {
+            schema: ds.schema_name().to_string(),
+            table: ds.table_name().to_string(),
+            name: ds.name.clone(),
+            owner: ds.owner.clone(),
+            classification: ds.classification,
+            columns: column_names(t.as_ref()),
+            pii: ds
+                .columns
+                .iter()
+                .filter_map(|c| c.pii.map(|tag| (c.name.clone(), tag)))
+                .collect(),
+            provider: t,
+            reads: None,
+        });
+    }
+    for v in &catalog.spec().views {
+        let Some(t) = table(v.schema_name(), v.view_name()).await? else {
+            continue;
+        };
+        let mut reads = vec![];
+        if let Some(plan) = t.get_logical_plan() {
+            plan.apply(|node| {
+                if let LogicalPlan::TableScan(scan) = node {
+                    let r = &scan.table_name;
+                    reads.push(format!(
+                        "{}.{}",
+                        r.schema().unwrap_or(DEFAULT_SCHEMA),
+                        r.table()
+                    ));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        out.push(Entry {
+            schema: v.schema_name().to_string(),
+            table: v.view_name().to_string(),
+            name: v.name.clone(),
+            owner: v.owner.clone(),
+            classification: citylake_catalog::Classification::Internal,
+            columns: column_names(t.as_ref()),
+            pii: vec![],
+            provider: t,
+            reads: Some(reads),
+        });
+    }
+    Ok(out)
 }
 
 /// Rewrites `?` placeholders to `$1`, `$2`, … in the order they appear.
@@ -244,6 +467,8 @@ pub struct Session {
     principal: Principal,
     permissions: SqlPermissions,
     requests: Arc<RequestCounts>,
+    /// Datasets and views this principal may not read (`schema.table`).
+    denied: std::collections::BTreeSet<String>,
 }
 
 impl Session {
@@ -280,6 +505,7 @@ impl Session {
     /// Positional `?` placeholders (JDBC, ADBC) become `$1`, `$2`, … in order.
     pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
         number_question_marks(&mut statement);
+        self.check_access(&statement)?;
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         let options = SQLOptions::new()
             .with_allow_ddl(self.permissions.ddl)
@@ -289,6 +515,28 @@ impl Session {
             .verify_plan(&plan)
             .map_err(|e| EngineError::NotAllowed(e.strip_backtrace().to_string()))?;
         Ok(plan)
+    }
+
+    /// Refuses a statement that names a dataset or view the principal may not
+    /// read, naming it (PERMISSION_DENIED over Flight SQL).
+    fn check_access(&self, statement: &Statement) -> Result<()> {
+        if self.denied.is_empty() {
+            return Ok(());
+        }
+        let state = self.ctx.state();
+        let catalog = state.config_options().catalog.default_catalog.clone();
+        let references = state.resolve_table_references(statement)?;
+        for r in references {
+            let resolved = r.resolve(&catalog, DEFAULT_SCHEMA);
+            let name = format!("{}.{}", resolved.schema, resolved.table);
+            if *resolved.catalog == *catalog && self.denied.contains(&name) {
+                return Err(EngineError::NotAllowed(format!(
+                    "permission denied: user `{}` may not read `{name}`",
+                    self.principal.user
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Executes a plan; the result streams batch by batch.

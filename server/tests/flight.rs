@@ -338,13 +338,14 @@ async fn metadata_commands() {
         "emergency",
         "environment",
         "finance",
-        "hotline",
         "traffic",
         "system",
         "public",
     ] {
         assert!(names.contains(&schema), "{schema} missing from {names:?}");
     }
+    // the analyst's policy: restricted datasets (hotline.cases) are not even listed
+    assert!(!names.contains(&"hotline"), "{names:?}");
     let filtered = CommandGetDbSchemas {
         catalog: Some("city".into()),
         db_schema_filter_pattern: Some("tra%".into()),

@@ -1,0 +1,537 @@
+//! The access policy: roles, what each may read, which personal information it
+//! sees unmasked, and row filters that may use the user's attributes.
+//!
+//! A policy is a TOML file (`policy.toml` beside the catalog; `citylake
+//! generate` writes the default one, [`DEFAULT_POLICY`]):
+//!
+//! ```toml
+//! [[roles]]
+//! name = "district_analyst"
+//! read = ["*", "hotline.cases"]      # `*`: every dataset that is not restricted; `**`: all;
+//!                                    # `schema.*`: the whole schema, restricted included; or a name
+//! unmasked_tags = []                 # PII tags seen unmasked (`*`: all)
+//! unmasked_datasets = []             # datasets seen unmasked (patterns as in `read`)
+//! department = ""                    # a department whose own datasets the role reads unmasked
+//! metadata_only = false              # metadata of every dataset, no data
+//! audit_log = false                  # may read system.audit_log
+//! [[roles.row_filters]]
+//! datasets = ["*"]                   # applied to the readable datasets that have the columns it uses
+//! predicate = "district = ${user.district}"
+//! ```
+//!
+//! A user's access is the union of its roles' grants: a dataset is readable if
+//! one role reads it; a column is unmasked if one role sees it unmasked; rows
+//! are those some granting role's filter keeps (a granting role without a
+//! filter keeps all). Restricted datasets are read only when named (or their
+//! schema is). The owner department of a dataset always reads it unmasked.
+//! `${user.department}` and `${user.<attribute>}` become SQL literals; a
+//! missing attribute becomes NULL, so the filter keeps no row.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use citylake_catalog::{Classification, PiiTag};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+use crate::principal::Principal;
+
+/// The default policy `citylake generate` writes beside a lake's catalog, and
+/// the one in force when a lake has no policy file.
+pub const DEFAULT_POLICY: &str = include_str!("default_policy.toml");
+/// File name of the policy beside the catalog.
+pub const POLICY_FILE: &str = "policy.toml";
+
+/// The parsed policy file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub roles: Vec<RoleSpec>,
+}
+
+/// One role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub unmasked_tags: Vec<String>,
+    #[serde(default)]
+    pub unmasked_datasets: Vec<String>,
+    #[serde(default)]
+    pub department: String,
+    #[serde(default)]
+    pub metadata_only: bool,
+    #[serde(default)]
+    pub audit_log: bool,
+    #[serde(default)]
+    pub row_filters: Vec<RowFilterSpec>,
+}
+
+/// A row filter of a role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowFilterSpec {
+    pub datasets: Vec<String>,
+    pub predicate: String,
+}
+
+/// What one principal may do with one dataset or view.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Access {
+    /// Listed in metadata (GetTables, information_schema, system.datasets).
+    pub visible: bool,
+    /// Its rows may be read.
+    pub readable: bool,
+    /// PII tags seen unmasked (all tags when `all_unmasked`).
+    pub unmasked: BTreeSet<String>,
+    pub all_unmasked: bool,
+    /// Predicates (SQL, attributes substituted) ORed together; `None`: all rows.
+    pub row_filter: Option<Vec<String>>,
+}
+
+impl Access {
+    /// Whether a column with `tag` comes back unmasked.
+    pub fn sees(&self, tag: PiiTag) -> bool {
+        self.all_unmasked || self.unmasked.contains(tag.as_str())
+    }
+}
+
+/// The facts of a dataset the policy looks at.
+pub struct DatasetFacts<'a> {
+    pub name: &'a str,
+    pub owner: &'a str,
+    pub classification: Classification,
+    /// Column names (a row filter applies only where its columns exist).
+    pub columns: &'a [String],
+}
+
+impl Policy {
+    /// Parses and validates policy text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let policy: Policy = toml::from_str(text).map_err(|e| {
+            EngineError::Config(format!(
+                "policy {}: {}",
+                origin.display(),
+                e.message().trim()
+            ))
+        })?;
+        policy.validate(origin)?;
+        Ok(policy)
+    }
+
+    /// Loads the policy file at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EngineError::Config(format!("policy {}: {e}", path.display())))?;
+        Self::parse(&text, path)
+    }
+
+    /// The built-in default policy.
+    pub fn default_policy() -> Self {
+        Self::parse(DEFAULT_POLICY, Path::new("<built-in policy>"))
+            .expect("the default policy is valid")
+    }
+
+    fn validate(&self, origin: &Path) -> Result<()> {
+        let err = |role: &str, msg: String| {
+            EngineError::Config(format!("policy {}: role `{role}`: {msg}", origin.display()))
+        };
+        let mut names = BTreeSet::new();
+        for r in &self.roles {
+            if r.name.trim().is_empty() {
+                return Err(EngineError::Config(format!(
+                    "policy {}: a role without a name",
+                    origin.display()
+                )));
+            }
+            if !names.insert(r.name.as_str()) {
+                return Err(err(&r.name, "defined twice".into()));
+            }
+            for pattern in r.read.iter().chain(&r.unmasked_datasets) {
+                if !valid_pattern(pattern) {
+                    return Err(err(
+                        &r.name,
+                        format!("`{pattern}` is not `*`, `**`, `schema.*` or `schema.table`"),
+                    ));
+                }
+            }
+            for tag in &r.unmasked_tags {
+                if tag != "*" && PiiTag::parse(tag).is_none() {
+                    return Err(err(&r.name, format!("unknown PII tag `{tag}`")));
+                }
+            }
+            for f in &r.row_filters {
+                if f.predicate.trim().is_empty() || f.datasets.is_empty() {
+                    return Err(err(
+                        &r.name,
+                        "a row filter needs datasets and a predicate".into(),
+                    ));
+                }
+                if let Some(bad) = f.datasets.iter().find(|p| !valid_pattern(p)) {
+                    return Err(err(
+                        &r.name,
+                        format!("row filter dataset `{bad}` is not a pattern"),
+                    ));
+                }
+                substitute(&f.predicate, &Principal::local_admin()).map_err(|m| err(&r.name, m))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The roles of the policy by name.
+    fn role(&self, name: &str) -> Option<&RoleSpec> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// Whether `principal` may read `system.audit_log`.
+    pub fn reads_audit_log(&self, principal: &Principal) -> bool {
+        principal
+            .roles
+            .iter()
+            .filter_map(|r| self.role(r))
+            .any(|r| r.audit_log)
+    }
+
+    /// What `principal` may do with `ds`.
+    pub fn access(&self, principal: &Principal, ds: &DatasetFacts) -> Access {
+        let mut access = Access::default();
+        let mut filters: Vec<String> = vec![];
+        let mut unfiltered = false;
+        let owner = principal
+            .department
+            .as_deref()
+            .is_some_and(|d| !d.is_empty() && d == ds.owner);
+        if owner {
+            access.visible = true;
+            access.readable = true;
+            access.all_unmasked = true;
+            unfiltered = true;
+        }
+        for role in principal.roles.iter().filter_map(|r| self.role(r)) {
+            if role.metadata_only {
+                access.visible = true;
+            }
+            let department = !role.department.is_empty() && role.department == ds.owner;
+            let reads = department || role.read.iter().any(|p| matches(p, ds));
+            if !reads {
+                continue;
+            }
+            access.visible = true;
+            access.readable = true;
+            if department || role.unmasked_datasets.iter().any(|p| matches(p, ds)) {
+                access.all_unmasked = true;
+            }
+            for tag in &role.unmasked_tags {
+                if tag == "*" {
+                    access.all_unmasked = true;
+                } else {
+                    access.unmasked.insert(tag.clone());
+                }
+            }
+            let applicable: Vec<&RowFilterSpec> = role
+                .row_filters
+                .iter()
+                .filter(|f| f.datasets.iter().any(|p| matches(p, ds)))
+                .filter(|f| {
+                    columns_of(&f.predicate)
+                        .iter()
+                        .all(|c| ds.columns.iter().any(|have| have == c))
+                })
+                .collect();
+            if applicable.is_empty() || department {
+                unfiltered = true;
+            } else {
+                // a role's filters all hold (AND); roles combine with OR
+                let both: Vec<String> = applicable
+                    .iter()
+                    .map(|f| substitute(&f.predicate, principal).unwrap_or_else(|_| "FALSE".into()))
+                    .map(|p| format!("({p})"))
+                    .collect();
+                filters.push(both.join(" AND "));
+            }
+        }
+        if access.readable && !unfiltered {
+            access.row_filter = Some(filters);
+        }
+        access
+    }
+}
+
+fn valid_pattern(p: &str) -> bool {
+    p == "*"
+        || p == "**"
+        || p.split_once('.').is_some_and(|(s, t)| {
+            !s.is_empty() && !t.is_empty() && !s.contains('*') && (t == "*" || !t.contains('*'))
+        })
+}
+
+/// `*` matches every dataset that is not restricted; `schema.*` every dataset
+/// of the schema; otherwise the exact name.
+fn matches(pattern: &str, ds: &DatasetFacts) -> bool {
+    if pattern == "*" {
+        return ds.classification != Classification::Restricted;
+    }
+    if pattern == "**" {
+        return true;
+    }
+    match pattern.strip_suffix(".*") {
+        Some(schema) => ds.name.split_once('.').is_some_and(|(s, _)| s == schema),
+        None => pattern == ds.name,
+    }
+}
+
+/// Column names a predicate uses: the identifiers that are not SQL keywords,
+/// literals or `${…}` references (enough to know where a filter applies).
+fn columns_of(predicate: &str) -> Vec<String> {
+    const KEYWORDS: &[&str] = &[
+        "and", "or", "not", "in", "is", "null", "true", "false", "like", "between", "case", "when",
+        "then", "else", "end", "lower", "upper", "trim",
+    ];
+    let mut out = vec![];
+    let mut rest = predicate;
+    while !rest.is_empty() {
+        if let Some(tail) = rest.strip_prefix("${") {
+            rest = tail.split_once('}').map_or("", |(_, t)| t);
+        } else if let Some(tail) = rest.strip_prefix('\'') {
+            rest = tail.split_once('\'').map_or("", |(_, t)| t);
+        } else if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let word = &rest[..end];
+            if !KEYWORDS.contains(&word.to_ascii_lowercase().as_str()) {
+                out.push(word.to_string());
+            }
+            rest = &rest[end..];
+        } else {
+            let mut chars = rest.chars();
+            chars.next();
+            rest = chars.as_str();
+        }
+    }
+    out
+}
+
+/// Replaces `${user.name}`, `${user.department}` and `${user.<attribute>}`
+/// with SQL string literals (NULL when the user has no such attribute).
+pub fn substitute(predicate: &str, principal: &Principal) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = predicate;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start + 2..];
+        let (key, after) = tail
+            .split_once('}')
+            .ok_or_else(|| format!("unclosed `${{` in `{predicate}`"))?;
+        let attr = key
+            .trim()
+            .strip_prefix("user.")
+            .ok_or_else(|| format!("`${{{key}}}`: only ${{user.…}} references are allowed"))?;
+        let value = match attr {
+            "name" => Some(principal.user.clone()),
+            "department" => principal.department.clone(),
+            other => principal.attributes.get(other).cloned(),
+        };
+        match value {
+            Some(v) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+            None => out.push_str("NULL"),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The policy in force, reloaded when its file changes; a broken file is
+/// reported and the previous policy kept.
+#[derive(Debug)]
+pub struct PolicyStore {
+    path: Option<PathBuf>,
+    state: std::sync::RwLock<(std::sync::Arc<Policy>, Option<std::time::SystemTime>)>,
+}
+
+impl PolicyStore {
+    /// The policy at `path` (must be valid at start), or the built-in default.
+    pub fn open(path: Option<PathBuf>) -> Result<Self> {
+        let (policy, modified) = match &path {
+            Some(p) => (Policy::load(p)?, modified(p)),
+            None => (Policy::default_policy(), None),
+        };
+        Ok(Self {
+            path,
+            state: std::sync::RwLock::new((std::sync::Arc::new(policy), modified)),
+        })
+    }
+
+    /// Where the policy comes from.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The current policy, reloading the file first if it changed.
+    pub fn current(&self) -> std::sync::Arc<Policy> {
+        if let Some(path) = &self.path {
+            let now = modified(path);
+            let stale = self.state.read().expect("policy lock").1 != now;
+            if stale {
+                let mut state = self.state.write().expect("policy lock");
+                if state.1 != now {
+                    state.1 = now;
+                    match Policy::load(path) {
+                        Ok(p) => {
+                            tracing::info!(path = %path.display(), "policy reloaded");
+                            state.0 = std::sync::Arc::new(p);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "the changed policy is invalid; keeping the previous one");
+                        }
+                    }
+                }
+            }
+        }
+        self.state.read().expect("policy lock").0.clone()
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Per column of a dataset: its PII tag, if any.
+pub type PiiColumns = BTreeMap<String, PiiTag>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(roles: &[&str], dept: Option<&str>, attrs: &[(&str, &str)]) -> Principal {
+        Principal {
+            user: "u".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            department: dept.map(str::to_string),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn facts<'a>(
+        name: &'a str,
+        owner: &'a str,
+        c: Classification,
+        cols: &'a [String],
+    ) -> DatasetFacts<'a> {
+        DatasetFacts {
+            name,
+            owner,
+            classification: c,
+            columns: cols,
+        }
+    }
+
+    #[test]
+    fn the_default_policy_grants_what_the_roles_promise() {
+        let p = Policy::default_policy();
+        let cols: Vec<String> = ["case_id", "district", "caller_name"]
+            .map(String::from)
+            .to_vec();
+        let cases = facts(
+            "hotline.cases",
+            "hotline",
+            Classification::Restricted,
+            &cols,
+        );
+        let pay_cols: Vec<String> = ["payee"].map(String::from).to_vec();
+        let payments = facts(
+            "finance.expenditures",
+            "finance",
+            Classification::Restricted,
+            &pay_cols,
+        );
+        let speed_cols: Vec<String> = ["segment_id"].map(String::from).to_vec();
+        let speed = facts(
+            "traffic.segment_speed",
+            "traffic",
+            Classification::Internal,
+            &speed_cols,
+        );
+
+        let admin = p.access(&user(&["admin"], None, &[]), &cases);
+        assert!(admin.readable && admin.all_unmasked && admin.row_filter.is_none());
+
+        let analyst = user(&["analyst"], None, &[]);
+        assert!(
+            !p.access(&analyst, &cases).visible,
+            "restricted: default deny"
+        );
+        let s = p.access(&analyst, &speed);
+        assert!(s.readable && !s.all_unmasked && s.unmasked.is_empty());
+
+        let district = user(&["district_analyst"], None, &[("district", "Xihu")]);
+        let a = p.access(&district, &cases);
+        assert!(a.readable && !a.sees(PiiTag::Name) && !a.sees(PiiTag::Phone));
+        assert_eq!(a.row_filter, Some(vec!["(district = 'Xihu')".to_string()]));
+        assert!(!p.access(&district, &payments).readable);
+        // the filter applies only where the column exists
+        assert_eq!(p.access(&district, &speed).row_filter, None);
+        // no district attribute: no row
+        let nowhere = user(&["district_analyst"], None, &[]);
+        assert_eq!(
+            p.access(&nowhere, &cases).row_filter,
+            Some(vec!["(district = NULL)".to_string()])
+        );
+
+        let finance = user(&["finance"], None, &[]);
+        let f = p.access(&finance, &payments);
+        assert!(f.readable && f.all_unmasked);
+
+        let hotline = user(&["hotline"], None, &[]);
+        assert!(p.access(&hotline, &cases).all_unmasked);
+        assert!(!p.access(&hotline, &payments).readable);
+
+        let auditor = user(&["auditor"], None, &[]);
+        let au = p.access(&auditor, &cases);
+        assert!(au.visible && !au.readable);
+        assert!(p.reads_audit_log(&auditor) && !p.reads_audit_log(&analyst));
+
+        // the owner department reads its own data unmasked whatever its roles
+        let owner = user(&["analyst"], Some("hotline"), &[]);
+        assert!(p.access(&owner, &cases).all_unmasked);
+    }
+
+    #[test]
+    fn bad_policies_name_the_problem() {
+        let bad = |text: &str| {
+            Policy::parse(text, Path::new("/p.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("[[roles]]\nname = \"a\"\nread = [\"hotline\"]\n").contains("`hotline`"));
+        assert!(bad("[[roles]]\nname = \"a\"\nunmasked_tags = [\"dna\"]\n").contains("dna"));
+        assert!(bad("[[roles]]\nname = \"a\"\n[[roles]]\nname = \"a\"\n").contains("twice"));
+        assert!(bad("[[roles]]\nname = \"a\"\nwrite = true\n").contains("/p.toml"));
+        let unclosed = "[[roles]]\nname = \"a\"\n[[roles.row_filters]]\ndatasets = [\"*\"]\npredicate = \"d = ${user.d\"\n";
+        assert!(bad(unclosed).contains("unclosed"));
+    }
+
+    #[test]
+    fn attributes_become_escaped_literals() {
+        let u = user(&[], Some("traffic"), &[("district", "O'Hare")]);
+        assert_eq!(
+            substitute("district = ${user.district} AND d = ${user.department}", &u).unwrap(),
+            "district = 'O''Hare' AND d = 'traffic'"
+        );
+        assert_eq!(
+            columns_of("district = ${user.district} AND lower(x) IN ('a b')"),
+            ["district", "x"]
+        );
+    }
+}

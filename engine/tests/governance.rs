@@ -1,0 +1,455 @@
+//! The access policy, enforced in the catalog each session sees: who sees
+//! which datasets, masking that holds whatever a query does with a masked
+//! column, row filters applied before anything else, refusals naming the
+//! table, hot reload of the policy file. Over a generated SF 0.01 lake with
+//! the default policy.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use citylake_datasets::{GenerateOptions, NoProgress};
+use citylake_engine::datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use citylake_engine::datafusion::arrow::compute::cast;
+use citylake_engine::datafusion::arrow::datatypes::DataType;
+use citylake_engine::{Engine, EngineConfig, EngineError, Principal};
+use futures::TryStreamExt;
+
+fn lake() -> &'static std::path::Path {
+    static LAKE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        citylake_datasets::generate(&GenerateOptions::new(0.01, dir.path()), &NoProgress).unwrap();
+        dir
+    })
+    .path()
+}
+
+async fn engine() -> Engine {
+    Engine::new(EngineConfig::new(lake().join("catalog.toml")))
+        .await
+        .unwrap()
+}
+
+fn user(roles: &[&str], department: Option<&str>, attrs: &[(&str, &str)]) -> Principal {
+    Principal {
+        user: format!("{}-user", roles.join("+")),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        department: department.map(str::to_string),
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// Every value as text, row by row.
+async fn rows(
+    engine: &Engine,
+    who: &Principal,
+    sql: &str,
+) -> Result<Vec<Vec<String>>, EngineError> {
+    let session = engine.session(who.clone());
+    let batches: Vec<RecordBatch> = session
+        .sql(sql)
+        .await?
+        .try_collect()
+        .await
+        .map_err(EngineError::from)?;
+    let mut out = vec![];
+    for b in &batches {
+        let cols: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| cast(c, &DataType::Utf8).unwrap())
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                cols.iter()
+                    .map(|c| {
+                        let s = c.as_any().downcast_ref::<StringArray>().unwrap();
+                        if s.is_null(i) {
+                            "NULL".to_string()
+                        } else {
+                            s.value(i).to_string()
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn district_analyst() -> Principal {
+    user(&["district_analyst"], None, &[("district", "Xihu")])
+}
+
+fn is_masked_phone(s: &str) -> bool {
+    s.len() == 11 && s[3..7] == *"****" && s[..3].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[tokio::test]
+async fn a_district_analyst_sees_their_district_with_personal_data_masked() {
+    let e = engine().await;
+    let who = district_analyst();
+    let districts = rows(&e, &who, "SELECT DISTINCT district FROM hotline.cases")
+        .await
+        .unwrap();
+    assert_eq!(districts, vec![vec!["Xihu".to_string()]]);
+    let admin = Principal::local_admin();
+    let all_xihu = rows(
+        &e,
+        &admin,
+        "SELECT count(*) FROM hotline.cases WHERE district = 'Xihu'",
+    )
+    .await
+    .unwrap();
+    let mine = rows(&e, &who, "SELECT count(*) FROM hotline.cases")
+        .await
+        .unwrap();
+    assert_eq!(mine, all_xihu);
+    let sample = rows(&e, &who, "SELECT caller_name, caller_phone, caller_id_number FROM hotline.cases WHERE caller_phone IS NOT NULL LIMIT 50").await.unwrap();
+    assert!(!sample.is_empty());
+    for r in &sample {
+        assert_eq!(r[0].chars().count(), 2, "{r:?}");
+        assert!(r[0].ends_with('*'), "{r:?}");
+        assert!(is_masked_phone(&r[1]), "{r:?}");
+        if r[2] != "NULL" {
+            assert_eq!(&r[2][6..14], "********", "{r:?}");
+        }
+    }
+    // finance payees: refused, naming the table
+    let err = rows(&e, &who, "SELECT payee FROM finance.expenditures")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotAllowed(_)), "{err}");
+    assert!(err.to_string().contains("finance.expenditures"), "{err}");
+}
+
+/// At least thirty ways to get at a masked value or another district's rows;
+/// each must come back masked, filtered or refused.
+#[tokio::test]
+async fn bypass_attempts_return_masked_or_filtered_data_or_are_refused() {
+    let e = engine().await;
+    let admin = Principal::local_admin();
+    let who = district_analyst();
+    // a real phone number and name of a caller in Xihu, and one elsewhere
+    let real = rows(&e, &admin, "SELECT caller_phone, caller_name, caller_id_number, case_id FROM hotline.cases WHERE district = 'Xihu' AND caller_phone IS NOT NULL ORDER BY case_id LIMIT 1").await.unwrap().remove(0);
+    let (phone, name, id_number) = (&real[0], &real[1], &real[2]);
+    let elsewhere = rows(
+        &e,
+        &admin,
+        "SELECT case_id FROM hotline.cases WHERE district <> 'Xihu' ORDER BY case_id LIMIT 1",
+    )
+    .await
+    .unwrap()
+    .remove(0)[0]
+        .clone();
+
+    // queries that must return no row
+    let empty = [
+        format!("SELECT case_id FROM hotline.cases WHERE caller_phone = '{phone}'"),
+        format!("SELECT case_id FROM hotline.cases WHERE caller_phone LIKE '{phone}'"),
+        format!("SELECT case_id FROM hotline.cases WHERE caller_phone IN ('{phone}', 'x')"),
+        format!("SELECT case_id FROM hotline.cases WHERE caller_name = '{name}'"),
+        format!("SELECT case_id FROM hotline.cases WHERE caller_id_number = '{id_number}'"),
+        format!(
+            "SELECT case_id FROM hotline.cases WHERE substr(caller_phone, 4, 4) = '{}'",
+            &phone[3..7]
+        ),
+        format!(
+            "SELECT case_id FROM hotline.cases WHERE caller_phone > '{}' AND caller_phone < '{}'",
+            &phone[..10],
+            phone
+        ),
+        format!("SELECT case_id FROM hotline.cases WHERE case_id = {elsewhere}"),
+        "SELECT case_id FROM hotline.cases WHERE district <> 'Xihu'".to_string(),
+        "SELECT * FROM hotline.cases WHERE district = 'Shangcheng'".to_string(),
+        format!(
+            "WITH c AS (SELECT * FROM hotline.cases) SELECT case_id FROM c WHERE caller_phone = '{phone}'"
+        ),
+        format!(
+            "SELECT case_id FROM (SELECT * FROM hotline.cases) t WHERE t.caller_phone = '{phone}'"
+        ),
+        format!(
+            "SELECT a.case_id FROM hotline.cases a JOIN hotline.cases b ON a.case_id = b.case_id WHERE b.caller_phone = '{phone}'"
+        ),
+        format!(
+            "SELECT case_id FROM hotline.cases WHERE EXISTS (SELECT 1 FROM hotline.cases i WHERE i.caller_phone = '{phone}')"
+        ),
+        format!(
+            "SELECT case_id FROM hotline.cases WHERE position('{}' IN caller_phone) > 0",
+            &phone[5..9]
+        ),
+        format!("SELECT case_id FROM hotline.cases WHERE md5(caller_phone) = md5('{phone}')"),
+        format!(
+            "SELECT case_id FROM hotline.cases WHERE CAST(caller_phone AS VARCHAR) = '{phone}'"
+        ),
+        format!(
+            "SELECT case_id FROM hotline.cases WHERE regexp_like(caller_phone, '^{}')",
+            &phone[..7]
+        ),
+    ];
+    for q in &empty {
+        let r = rows(&e, &who, q).await.unwrap_or_default();
+        assert!(r.is_empty(), "{q} returned {r:?}");
+    }
+    // queries whose every value must be masked
+    let masked_phone = [
+        "SELECT caller_phone FROM hotline.cases",
+        "SELECT max(caller_phone) FROM hotline.cases",
+        "SELECT min(caller_phone) FROM hotline.cases",
+        "SELECT DISTINCT caller_phone FROM hotline.cases",
+        "SELECT caller_phone FROM hotline.cases ORDER BY caller_phone LIMIT 3",
+        "SELECT first_value(caller_phone) OVER (ORDER BY case_id) FROM hotline.cases",
+        "SELECT caller_phone FROM hotline.cases UNION SELECT caller_phone FROM hotline.cases",
+        "SELECT x FROM (SELECT caller_phone AS x FROM hotline.cases) LIMIT 5",
+        "WITH t AS (SELECT caller_phone FROM hotline.cases) SELECT * FROM t",
+        "SELECT caller_phone FROM hotline.cases c, LATERAL (SELECT 1) AS one(x)",
+        "SELECT array_agg(caller_phone)[1] FROM hotline.cases",
+        "SELECT string_agg(caller_phone, ',') FROM (SELECT caller_phone FROM hotline.cases LIMIT 3)",
+        "SELECT CAST(caller_phone AS VARCHAR) FROM hotline.cases",
+        "SELECT coalesce(caller_phone, 'none') FROM hotline.cases WHERE caller_phone IS NOT NULL",
+    ];
+    for q in &masked_phone {
+        let r = rows(&e, &who, q).await.unwrap();
+        assert!(!r.is_empty(), "{q}");
+        for row in &r {
+            for v in row[0].split(',').filter(|v| *v != "NULL" && *v != "none") {
+                let v = v.trim_matches(|c| c == '[' || c == ']');
+                assert!(is_masked_phone(v), "{q}: {v}");
+            }
+        }
+    }
+    // character probing sees stars, counting sees masked values
+    let stars = rows(&e, &who, "SELECT DISTINCT substr(caller_phone, 4, 4) FROM hotline.cases WHERE caller_phone IS NOT NULL").await.unwrap();
+    assert_eq!(stars, vec![vec!["****".to_string()]]);
+    let lengths = rows(
+        &e,
+        &who,
+        "SELECT DISTINCT length(caller_name) FROM hotline.cases WHERE caller_name IS NOT NULL",
+    )
+    .await
+    .unwrap();
+    assert_eq!(lengths, vec![vec!["2".to_string()]]);
+    let distinct = rows(
+        &e,
+        &who,
+        "SELECT count(DISTINCT caller_phone) FROM hotline.cases",
+    )
+    .await
+    .unwrap();
+    let real_distinct = rows(
+        &e,
+        &admin,
+        "SELECT count(DISTINCT caller_phone) FROM hotline.cases WHERE district = 'Xihu'",
+    )
+    .await
+    .unwrap();
+    assert!(distinct[0][0].parse::<i64>().unwrap() <= real_distinct[0][0].parse::<i64>().unwrap());
+    // EXPLAIN shows the mask and the filter, never a value
+    let plan = rows(
+        &e,
+        &who,
+        &format!("EXPLAIN SELECT * FROM hotline.cases WHERE caller_phone = '{phone}'"),
+    )
+    .await
+    .unwrap();
+    let text = format!("{plan:?}");
+    assert!(
+        text.contains("citylake_mask") && text.contains("Xihu"),
+        "{text}"
+    );
+    // prepared statements go through the same catalog
+    let r = rows(
+        &e,
+        &who,
+        &format!(
+            "SELECT case_id FROM hotline.cases WHERE caller_phone = $1 AND case_id > {}",
+            0
+        ),
+    )
+    .await;
+    assert!(r.is_err() || r.unwrap().is_empty());
+    // tables not granted: refused by name, wherever they are named
+    for q in [
+        "SELECT * FROM finance.expenditures",
+        "SELECT count(*) FROM (SELECT payee FROM finance.expenditures)",
+        "WITH p AS (SELECT * FROM finance.expenditures) SELECT * FROM p",
+        "EXPLAIN SELECT payee FROM finance.expenditures",
+        "SELECT * FROM hotline.cases h JOIN finance.expenditures e ON true",
+        "SELECT * FROM city.finance.expenditures",
+        "SELECT total_score FROM finance.program_scores",
+    ] {
+        let err = rows(&e, &who, q).await.unwrap_err();
+        assert!(matches!(err, EngineError::NotAllowed(_)), "{q}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn metadata_lists_only_what_a_principal_may_see() {
+    let e = engine().await;
+    let analyst = user(&["analyst"], None, &[]);
+    let names = |rows: Vec<Vec<String>>| rows.into_iter().map(|r| r.join(".")).collect::<Vec<_>>();
+    let tables = names(rows(&e, &analyst, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = 'city'").await.unwrap());
+    assert!(tables.contains(&"traffic.segment_speed".to_string()));
+    assert!(!tables.contains(&"hotline.cases".to_string()), "{tables:?}");
+    assert!(!tables.contains(&"finance.expenditures".to_string()));
+    let listed = names(
+        rows(&e, &analyst, "SELECT name FROM system.datasets")
+            .await
+            .unwrap(),
+    );
+    assert!(
+        !listed.contains(&"hotline.cases".to_string())
+            && listed.contains(&"common.districts".to_string()),
+        "{listed:?}"
+    );
+    let cols = rows(
+        &e,
+        &analyst,
+        "SELECT count(*) FROM system.columns WHERE table_name = 'cases'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(cols[0][0], "0");
+    let err = rows(&e, &analyst, "SELECT * FROM hotline.cases")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("permission denied") && err.to_string().contains("hotline.cases"),
+        "{err}"
+    );
+
+    // an auditor sees the metadata of everything and no data
+    let auditor = user(&["auditor"], None, &[]);
+    let tables = names(rows(&e, &auditor, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = 'city'").await.unwrap());
+    assert!(tables.contains(&"hotline.cases".to_string()), "{tables:?}");
+    assert!(
+        rows(&e, &auditor, "SELECT count(*) FROM common.districts")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn departments_and_finance_see_their_own_data_unmasked() {
+    let e = engine().await;
+    let admin = Principal::local_admin();
+    let real = rows(
+        &e,
+        &admin,
+        "SELECT caller_name FROM hotline.cases ORDER BY case_id LIMIT 5",
+    )
+    .await
+    .unwrap();
+    let hotline = user(&["hotline"], None, &[]);
+    assert_eq!(
+        rows(
+            &e,
+            &hotline,
+            "SELECT caller_name FROM hotline.cases ORDER BY case_id LIMIT 5"
+        )
+        .await
+        .unwrap(),
+        real
+    );
+    // the owner department, whatever its role
+    let owner = user(&["analyst"], Some("hotline"), &[]);
+    assert_eq!(
+        rows(
+            &e,
+            &owner,
+            "SELECT caller_name FROM hotline.cases ORDER BY case_id LIMIT 5"
+        )
+        .await
+        .unwrap(),
+        real
+    );
+    let payees = rows(
+        &e,
+        &admin,
+        "SELECT payee FROM finance.expenditures ORDER BY expenditure_id LIMIT 5",
+    )
+    .await
+    .unwrap();
+    let finance = user(&["finance"], None, &[]);
+    assert_eq!(
+        rows(
+            &e,
+            &finance,
+            "SELECT payee FROM finance.expenditures ORDER BY expenditure_id LIMIT 5"
+        )
+        .await
+        .unwrap(),
+        payees
+    );
+    // the finance views run for finance, over what finance may read
+    let scores = rows(&e, &finance, "SELECT count(*) FROM finance.program_scores")
+        .await
+        .unwrap();
+    assert_eq!(
+        scores,
+        rows(&e, &admin, "SELECT count(*) FROM finance.program_scores")
+            .await
+            .unwrap()
+    );
+    // the environment bureau reads hotline cases? no: restricted, not its own
+    let env = user(&["environment"], None, &[]);
+    assert!(
+        rows(&e, &env, "SELECT count(*) FROM hotline.cases")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn the_policy_file_reloads_and_a_broken_one_keeps_the_old_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, citylake_engine::policy::DEFAULT_POLICY).unwrap();
+    let mut config = EngineConfig::new(lake().join("catalog.toml"));
+    config.policy = Some(path.clone());
+    let e = Engine::new(config).await.unwrap();
+    let analyst = user(&["analyst"], None, &[]);
+    assert!(
+        rows(&e, &analyst, "SELECT count(*) FROM hotline.cases")
+            .await
+            .is_err()
+    );
+
+    // grant the analysts the hotline cases (a file with a new modification time)
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let granted = citylake_engine::policy::DEFAULT_POLICY.replace(
+        "name = \"analyst\"\ndescription = \"every dataset that is not restricted, all personal information masked\"\nread = [\"*\"]",
+        "name = \"analyst\"\nread = [\"*\", \"hotline.cases\"]",
+    );
+    assert_ne!(granted, citylake_engine::policy::DEFAULT_POLICY);
+    std::fs::write(&path, &granted).unwrap();
+    set_mtime_forward(&path, 5);
+    let r = rows(&e, &analyst, "SELECT count(*) FROM hotline.cases")
+        .await
+        .unwrap();
+    assert_ne!(r[0][0], "0");
+
+    // a broken file: reported, the last good policy stays
+    std::fs::write(&path, "[[roles]]\nname = 3\n").unwrap();
+    set_mtime_forward(&path, 10);
+    assert!(
+        rows(&e, &analyst, "SELECT count(*) FROM hotline.cases")
+            .await
+            .is_ok()
+    );
+    // and a bad policy at start is an error naming the file
+    let mut config = EngineConfig::new(lake().join("catalog.toml"));
+    config.policy = Some(path.clone());
+    let err = Engine::new(config).await.unwrap_err();
+    assert!(err.to_string().contains("policy.toml"), "{err}");
+}
+
+/// Moves a file's modification time `secs` into the future (coarse file-system clocks).
+fn set_mtime_forward(path: &std::path::Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(secs))
+        .unwrap();
+}

@@ -1,0 +1,60 @@
+"""The access policy over Flight SQL with a real client (ADBC): a district analyst sees the hotline
+cases of their district only, with callers' names, phones and id numbers masked, and cannot read the
+finance payees (PERMISSION_DENIED naming the table); an analyst does not even see the restricted
+datasets in metadata; the admin sees everything unmasked."""
+
+import re
+
+import adbc_driver_manager
+import pytest
+
+from test_flight_clients import adbc
+
+
+def fetch(server, user, sql):
+    with adbc(server, user=user) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def test_a_district_analyst_sees_their_district_masked(server):
+    assert fetch(server, "dora", "SELECT DISTINCT district FROM hotline.cases") == [("Xihu",)]
+    (mine,) = fetch(server, "dora", "SELECT count(*) FROM hotline.cases")
+    (xihu,) = fetch(server, "root", "SELECT count(*) FROM hotline.cases WHERE district = 'Xihu'")
+    assert mine == xihu
+    rows = fetch(server, "dora", "SELECT caller_name, caller_phone, caller_id_number FROM hotline.cases "
+                                 "WHERE caller_phone IS NOT NULL AND caller_id_number IS NOT NULL LIMIT 100")
+    assert rows
+    for name, phone, id_number in rows:
+        assert len(name) == 2 and name.endswith("*"), name
+        assert re.fullmatch(r"\d{3}\*{4}\d{4}", phone), phone
+        assert re.fullmatch(r".{6}\*{8}.{4}", id_number), id_number
+    # the admin sees the real values
+    real = fetch(server, "root", "SELECT caller_phone FROM hotline.cases WHERE district = 'Xihu' "
+                                 "AND caller_phone IS NOT NULL ORDER BY case_id LIMIT 1")[0][0]
+    assert "*" not in real
+    # a filter on the hidden value confirms nothing
+    assert fetch(server, "dora", f"SELECT case_id FROM hotline.cases WHERE caller_phone = '{real}'") == []
+
+
+def test_refusals_name_the_table_and_the_server_keeps_serving(server):
+    with pytest.raises(adbc_driver_manager.Error) as e:
+        fetch(server, "dora", "SELECT payee FROM finance.expenditures")
+    message = str(e.value)
+    assert "finance.expenditures" in message and "permission denied" in message.lower(), message
+    with pytest.raises(adbc_driver_manager.Error) as e:
+        fetch(server, "ana", "SELECT count(*) FROM hotline.cases")
+    assert "hotline.cases" in str(e.value)
+    assert fetch(server, "ana", "SELECT count(*) FROM common.districts") == [(13,)]
+
+
+def test_metadata_follows_the_policy(server):
+    def schemas(user):
+        with adbc(server, user=user) as conn:
+            objects = conn.adbc_get_objects(depth="tables", catalog_filter="city").read_all().to_pylist()
+            return {s["db_schema_name"]: [t["table_name"] for t in s["db_schema_tables"]]
+                    for s in objects[0]["catalog_db_schemas"]}
+    assert "cases" in schemas("dora").get("hotline", [])
+    assert "expenditures" not in schemas("dora").get("finance", [])
+    assert "hotline" not in schemas("ana")
+    assert "expenditures" in schemas("root")["finance"]
