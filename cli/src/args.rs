@@ -166,6 +166,9 @@ pub struct EngineArgs {
     /// The access policy (default: policy.toml beside the catalog, else the built-in default).
     #[arg(long, env = "CITYLAKE_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Where the audit trail is written (default: audit/ beside a local catalog, data/audit otherwise).
+    #[arg(long, env = "CITYLAKE_AUDIT_DIR")]
+    pub audit_dir: Option<PathBuf>,
     /// Memory for cached Parquet footers and page indexes (e.g. 256MiB; 0 turns it off).
     #[arg(long, env = "CITYLAKE_METADATA_CACHE", value_parser = parse_size)]
     pub metadata_cache: Option<usize>,

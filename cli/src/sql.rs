@@ -49,6 +49,7 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
         config.list_cache_ttl = ttl.0;
     }
     config.policy = args.policy.clone();
+    config.audit_dir = args.audit_dir.clone();
     if let Some(bytes) = args.metadata_cache {
         config.metadata_cache_bytes = bytes;
     }

@@ -35,6 +35,9 @@ pub struct EngineConfig {
     /// The access policy file (default: `policy.toml` beside a local catalog when
     /// present, else the built-in default policy).
     pub policy: Option<PathBuf>,
+    /// Where the audit trail is written (default: `audit/` beside a local
+    /// catalog, `data/audit` for a catalog in an object store).
+    pub audit_dir: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -50,6 +53,7 @@ impl EngineConfig {
             list_cache_ttl: Some(DEFAULT_LIST_CACHE_TTL),
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
             policy: None,
+            audit_dir: None,
         }
     }
 }

@@ -20,10 +20,12 @@
 //! - [`storage`]: object stores (local, S3) and loading a catalog from one;
 //!   [`publish`]: uploading a lake with its catalog last; [`requests`]: counting
 //!   object-store requests per session and per engine.
+//! - [`audit`]: the audit trail (JSON lines, `system.audit_log`).
 //! - [`policy`]: roles, grants, masks and row filters; [`governance`]: their
 //!   enforcement in the catalog each session sees.
 //! - [`principal`]: who is asking; [`error`]: [`EngineError`].
 
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod governance;

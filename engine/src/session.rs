@@ -66,6 +66,9 @@ pub struct Engine {
     system: Vec<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     /// The access policy, reloaded when its file changes.
     policy: Arc<PolicyStore>,
+    /// The audit trail and `system.audit_log` over it.
+    audit: Arc<crate::audit::AuditLog>,
+    audit_table: Arc<dyn datafusion::catalog::TableProvider>,
     /// Object-store requests of every session's queries.
     requests: Arc<RequestCounts>,
 }
@@ -193,6 +196,17 @@ impl Engine {
                 .then_some(beside)
         });
         let policy = Arc::new(PolicyStore::open(policy_path)?);
+        let remote_catalog = crate::storage::is_url(&config.catalog.to_string_lossy());
+        let audit_dir = config
+            .audit_dir
+            .clone()
+            .unwrap_or_else(|| match config.catalog.parent() {
+                Some(dir) if !remote_catalog => dir.join("audit"),
+                _ => std::path::PathBuf::from("data/audit"),
+            });
+        let audit = Arc::new(crate::audit::AuditLog::open(&audit_dir)?);
+        let audit_table: Arc<dyn datafusion::catalog::TableProvider> =
+            Arc::new(crate::audit::AuditTable::new(&audit_dir));
         Ok(Self {
             catalog: Arc::new(catalog),
             runtime,
@@ -200,6 +214,8 @@ impl Engine {
             entries,
             system,
             policy,
+            audit,
+            audit_table,
             requests: Arc::new(RequestCounts::default()),
         })
     }
@@ -356,6 +372,36 @@ impl Engine {
                 .register_table(name.clone(), table)
                 .expect("memory schema accepts tables");
         }
+        if policy.reads_audit_log(&principal) {
+            system
+                .register_table("audit_log".into(), self.audit_table.clone())
+                .expect("memory schema accepts tables");
+        } else {
+            denied.insert(format!("{}.audit_log", citylake_catalog::SYSTEM_SCHEMA));
+        }
+        // the masked columns of each dataset, for the audit records
+        let masked_columns = self
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let access = policy.access(
+                    &principal,
+                    &DatasetFacts {
+                        name: &e.name,
+                        owner: &e.owner,
+                        classification: e.classification,
+                        columns: &e.columns,
+                    },
+                );
+                let masked: Vec<String> = e
+                    .pii
+                    .iter()
+                    .filter(|(_, tag)| !access.sees(*tag))
+                    .map(|(c, _)| format!("{}.{c}", e.name))
+                    .collect();
+                (access.readable && !masked.is_empty()).then(|| (e.name.clone(), masked))
+            })
+            .collect();
         schema(DEFAULT_SCHEMA);
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(catalog_name, catalog);
@@ -365,6 +411,9 @@ impl Engine {
             permissions: SqlPermissions::READ_ONLY,
             requests,
             denied,
+            audit: self.audit.clone(),
+            client: String::new(),
+            masked_columns,
         }
     }
 }
@@ -442,6 +491,24 @@ async fn catalog_entries(
     Ok(out)
 }
 
+/// The datasets and views a plan reads, `schema.table`, sorted.
+fn datasets_of(plan: &LogicalPlan) -> Vec<String> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut out = std::collections::BTreeSet::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let r = &scan.table_name;
+            out.insert(format!(
+                "{}.{}",
+                r.schema().unwrap_or(DEFAULT_SCHEMA),
+                r.table()
+            ));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out.into_iter().collect()
+}
+
 /// Rewrites `?` placeholders to `$1`, `$2`, … in the order they appear.
 fn number_question_marks(statement: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
@@ -469,6 +536,11 @@ pub struct Session {
     requests: Arc<RequestCounts>,
     /// Datasets and views this principal may not read (`schema.table`).
     denied: std::collections::BTreeSet<String>,
+    audit: Arc<crate::audit::AuditLog>,
+    /// The client's address, for the audit trail.
+    client: String,
+    /// Per dataset, the columns masked for this principal.
+    masked_columns: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Session {
@@ -476,6 +548,50 @@ impl Session {
     pub fn with_permissions(mut self, permissions: SqlPermissions) -> Self {
         self.permissions = permissions;
         self
+    }
+
+    /// Records the client's address in this session's audit records.
+    pub fn with_client(mut self, client: impl Into<String>) -> Self {
+        self.client = client.into();
+        self
+    }
+
+    /// Appends a record of a request to the audit trail (synced to disk before
+    /// returning). `plan` names the datasets the request touched.
+    #[allow(clippy::too_many_arguments)]
+    pub fn audit(
+        &self,
+        kind: &str,
+        request: &str,
+        plan: Option<&LogicalPlan>,
+        rows: u64,
+        bytes: u64,
+        duration: std::time::Duration,
+        outcome: &str,
+        error: &str,
+    ) {
+        let datasets = plan.map(datasets_of).unwrap_or_default();
+        let masked: Vec<&str> = datasets
+            .iter()
+            .filter_map(|d| self.masked_columns.get(d))
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        self.audit.record(crate::audit::AuditRecord {
+            user: self.principal.user.clone(),
+            roles: self.principal.roles.join(","),
+            client: self.client.clone(),
+            kind: kind.to_string(),
+            request: request.to_string(),
+            datasets: datasets.join(","),
+            masked: masked.join(","),
+            rows: rows as i64,
+            bytes: bytes as i64,
+            duration_ms: duration.as_millis() as i64,
+            outcome: outcome.to_string(),
+            error: error.to_string(),
+            ..Default::default()
+        });
     }
 
     /// Object-store requests made by this session's queries so far (snapshot

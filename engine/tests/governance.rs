@@ -330,6 +330,30 @@ async fn metadata_lists_only_what_a_principal_may_see() {
             .await
             .is_err()
     );
+    // the audit log: the auditor reads it, an analyst may not
+    let session = e.session(auditor.clone());
+    session.audit(
+        "query",
+        "SELECT 42",
+        None,
+        1,
+        8,
+        std::time::Duration::ZERO,
+        "ok",
+        "",
+    );
+    let logged = rows(
+        &e,
+        &auditor,
+        "SELECT count(*) FROM system.audit_log WHERE request = 'SELECT 42'",
+    )
+    .await
+    .unwrap();
+    assert_ne!(logged[0][0], "0");
+    let err = rows(&e, &analyst, "SELECT * FROM system.audit_log")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("system.audit_log"), "{err}");
 }
 
 #[tokio::test]

@@ -49,6 +49,8 @@ type DoGetStream = <CitylakeFlightSql as FlightService>::DoGetStream;
 /// A prepared statement, owned by the user who created it.
 struct Prepared {
     user: String,
+    /// The statement's SQL, for the audit trail.
+    sql: String,
     plan: LogicalPlan,
     /// Bound parameter rows (one execution per row).
     params: Option<RecordBatch>,
@@ -114,13 +116,53 @@ impl CitylakeFlightSql {
 
     fn session<T>(&self, request: &Request<T>) -> Result<Session, Status> {
         let principal = self.principal(request)?;
-        Ok(self.engine.session(principal))
+        let client = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        Ok(self.engine.session(principal).with_client(client))
     }
 
+    /// Plans SQL; a refusal or an error is recorded in the audit trail.
     async fn plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan, Status> {
-        let plan = session.plan_sql(sql).await.map_err(|e| to_status(&e))?;
-        tracing::info!(user = %session.principal().user, sql, "planned");
-        Ok(plan)
+        let started = std::time::Instant::now();
+        match session.plan_sql(sql).await {
+            Ok(plan) => {
+                tracing::info!(user = %session.principal().user, sql, "planned");
+                Ok(plan)
+            }
+            Err(e) => {
+                let outcome = match e {
+                    citylake_engine::EngineError::NotAllowed(_) => "refused",
+                    _ => "error",
+                };
+                session.audit(
+                    "query",
+                    sql,
+                    None,
+                    0,
+                    0,
+                    started.elapsed(),
+                    outcome,
+                    &e.to_string(),
+                );
+                Err(to_status(&e))
+            }
+        }
+    }
+
+    /// Records a metadata call in the audit trail.
+    fn audit_metadata(session: &Session, command: &str, rows: usize, started: std::time::Instant) {
+        session.audit(
+            "metadata",
+            command,
+            None,
+            rows as u64,
+            0,
+            started.elapsed(),
+            "ok",
+            "",
+        );
     }
 
     /// A FlightInfo announcing `schema` with one endpoint whose ticket is `ticket`.
@@ -160,6 +202,7 @@ impl CitylakeFlightSql {
         &self,
         ticket: Vec<u8>,
         session: Session,
+        sql: String,
         plans: Vec<LogicalPlan>,
     ) -> Result<Response<DoGetStream>, Status> {
         let first = plans
@@ -167,7 +210,7 @@ impl CitylakeFlightSql {
             .ok_or_else(|| Status::internal("no plan to execute"))?;
         let schema = wire_schema(first.schema().as_arrow());
         let session = Arc::new(session);
-        let log = QueryLog::start(&session);
+        let log = QueryLog::start(&session, sql, first.clone());
         let target = schema.clone();
         let counter = log.clone();
         let batches = futures::stream::iter(plans)
@@ -180,7 +223,7 @@ impl CitylakeFlightSql {
             .try_flatten()
             .and_then(move |batch| {
                 let target = target.clone();
-                counter.rows(batch.num_rows());
+                counter.rows(&batch);
                 async move { to_wire(batch, &target).map_err(FlightError::Arrow) }
             })
             .inspect_err({
@@ -241,11 +284,11 @@ impl CitylakeFlightSql {
         &self,
         handle: &[u8],
         user: &str,
-    ) -> Result<(LogicalPlan, Option<RecordBatch>), Status> {
+    ) -> Result<(LogicalPlan, Option<RecordBatch>, String), Status> {
         let key = String::from_utf8_lossy(handle).to_string();
         let prepared = self.prepared.lock().expect("prepared lock");
         match prepared.get(&key) {
-            Some(p) if p.user == user => Ok((p.plan.clone(), p.params.clone())),
+            Some(p) if p.user == user => Ok((p.plan.clone(), p.params.clone(), p.sql.clone())),
             _ => Err(Status::not_found(format!(
                 "unknown prepared statement handle `{key}` (closed, or made by another server or user)"
             ))),
@@ -412,7 +455,18 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request)?;
+        let started = std::time::Instant::now();
         let plan = self.plan(&session, &query.query).await?;
+        session.audit(
+            "plan",
+            &query.query,
+            Some(&plan),
+            0,
+            0,
+            started.elapsed(),
+            "ok",
+            "",
+        );
         let schema = wire_schema(plan.schema().as_arrow());
         // a random id makes each FlightInfo's ticket unique (for CancelFlightInfo)
         let ticket = TicketStatementQuery {
@@ -441,7 +495,12 @@ impl FlightSqlService for CitylakeFlightSql {
             .map(|(_, sql)| sql.to_string())
             .ok_or_else(|| Status::invalid_argument("not a citylake statement ticket"))?;
         let plan = self.plan(&session, &sql).await?;
-        self.stream(request.into_inner().ticket.to_vec(), session, vec![plan])
+        self.stream(
+            request.into_inner().ticket.to_vec(),
+            session,
+            sql,
+            vec![plan],
+        )
     }
 
     async fn do_action_create_prepared_statement(
@@ -458,6 +517,7 @@ impl FlightSqlService for CitylakeFlightSql {
             handle.clone(),
             Prepared {
                 user: session.principal().user.clone(),
+                sql: query.query.clone(),
                 plan,
                 params: None,
             },
@@ -509,7 +569,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.principal(&request)?;
-        let (plan, _) = self.lookup_prepared(&cmd.prepared_statement_handle, &principal.user)?;
+        let (plan, _, _) = self.lookup_prepared(&cmd.prepared_statement_handle, &principal.user)?;
         let schema = wire_schema(plan.schema().as_arrow());
         let info = Self::info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?;
         Ok(Response::new(info))
@@ -521,7 +581,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request)?;
-        let (plan, params) =
+        let (plan, params, sql) =
             self.lookup_prepared(&cmd.prepared_statement_handle, &session.principal().user)?;
         let plans = match params {
             None => {
@@ -538,7 +598,7 @@ impl FlightSqlService for CitylakeFlightSql {
             }
             Some(rows) => bind_rows(&plan, &rows)?,
         };
-        self.stream(request.into_inner().ticket.to_vec(), session, plans)
+        self.stream(request.into_inner().ticket.to_vec(), session, sql, plans)
     }
 
     async fn do_action_close_prepared_statement(
@@ -588,10 +648,17 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request)?;
+        let started = std::time::Instant::now();
         let mut builder = query.into_builder();
         for name in session.catalog_names() {
             builder.append(name);
         }
+        Self::audit_metadata(
+            &session,
+            "GetCatalogs",
+            session.catalog_names().len(),
+            started,
+        );
         batch_response(
             builder
                 .build()
@@ -614,10 +681,12 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request)?;
+        let started = std::time::Instant::now();
         let mut builder = query.into_builder();
         for (catalog, schema) in session.schemas() {
             builder.append(catalog, schema);
         }
+        Self::audit_metadata(&session, "GetDbSchemas", session.schemas().len(), started);
         batch_response(
             builder
                 .build()
@@ -640,6 +709,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request)?;
+        let started = std::time::Instant::now();
         let tables = session.tables().await.map_err(|e| to_status(&e))?;
         let mut builder = query.into_builder();
         for t in &tables {
@@ -653,6 +723,7 @@ impl FlightSqlService for CitylakeFlightSql {
                 )
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
+        Self::audit_metadata(&session, "GetTables", tables.len(), started);
         batch_response(
             builder
                 .build()
@@ -851,18 +922,30 @@ struct QueryLog {
 
 struct QueryLogInner {
     session: Arc<Session>,
+    sql: String,
+    plan: LogicalPlan,
     before: citylake_engine::RequestStats,
     started: std::time::Instant,
     rows: AtomicU64,
+    bytes: AtomicU64,
     /// 0 running, 1 ok, 2 failed, 3 cancelled
     outcome: AtomicU8,
+    error: Mutex<String>,
+    /// The audit record is written once: at the end of the stream, before the
+    /// client sees it end, or when the stream is dropped.
+    audited: std::sync::atomic::AtomicBool,
 }
 
 impl QueryLog {
-    fn start(session: &Arc<Session>) -> Self {
+    fn start(session: &Arc<Session>, sql: String, plan: LogicalPlan) -> Self {
         Self {
             inner: Arc::new(QueryLogInner {
                 session: session.clone(),
+                sql,
+                plan,
+                bytes: AtomicU64::new(0),
+                error: Mutex::new(String::new()),
+                audited: Default::default(),
                 before: session.object_store_requests(),
                 started: std::time::Instant::now(),
                 rows: AtomicU64::new(0),
@@ -871,26 +954,63 @@ impl QueryLog {
         }
     }
 
-    fn rows(&self, n: usize) {
-        self.inner.rows.fetch_add(n as u64, Ordering::Relaxed);
+    fn rows(&self, batch: &RecordBatch) {
+        self.inner
+            .rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.inner
+            .bytes
+            .fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
     }
 
     fn failed(&self, e: &FlightError) {
         self.inner.outcome.store(2, Ordering::Relaxed);
+        *self.inner.error.lock().expect("error lock") = e.to_string();
         tracing::info!(user = %self.inner.session.principal().user, error = %e, "query failed");
     }
 
+    /// The stream is about to end: record it in the audit trail now, so that
+    /// the record is on disk before the client sees the end.
     fn finish(&self, cancelled: bool) {
         let outcome = if cancelled { 3 } else { 1 };
         let _ =
             self.inner
                 .outcome
                 .compare_exchange(0, outcome, Ordering::Relaxed, Ordering::Relaxed);
+        self.inner.audit();
+    }
+}
+
+impl QueryLogInner {
+    fn outcome(&self) -> &'static str {
+        match self.outcome.load(Ordering::Relaxed) {
+            0 => "dropped",
+            1 => "ok",
+            2 => "error",
+            _ => "cancelled",
+        }
+    }
+
+    fn audit(&self) {
+        if self.audited.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.session.audit(
+            "query",
+            &self.sql,
+            Some(&self.plan),
+            self.rows.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.started.elapsed(),
+            self.outcome(),
+            &self.error.lock().expect("error lock"),
+        );
     }
 }
 
 impl Drop for QueryLogInner {
     fn drop(&mut self) {
+        self.audit();
         let outcome = match self.outcome.load(Ordering::Relaxed) {
             0 => "dropped by the client",
             1 => "ok",

@@ -29,6 +29,7 @@ def lake(tmp_path_factory):
     env = dict(os.environ, CITYLAKE_PASSWORD=PASSWORD)
     for name, role, extra in [("ana", "analyst", ["--department", "traffic", "--attr", "district=Xihu"]),
                               ("dora", "district_analyst", ["--attr", "district=Xihu"]),
+                              ("audrey", "auditor", []),
                               ("root", "admin", [])]:
         subprocess.run([binary(), "user", "add", name, "--role", role, *extra, "--users", str(users)],
                        check=True, capture_output=True, env=env)

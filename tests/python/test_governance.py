@@ -3,11 +3,13 @@ cases of their district only, with callers' names, phones and id numbers masked,
 finance payees (PERMISSION_DENIED naming the table); an analyst does not even see the restricted
 datasets in metadata; the admin sees everything unmasked."""
 
+import json
 import re
 
 import adbc_driver_manager
 import pytest
 
+from conftest import PASSWORD, Server
 from test_flight_clients import adbc
 
 
@@ -58,3 +60,43 @@ def test_metadata_follows_the_policy(server):
     assert "expenditures" not in schemas("dora").get("finance", [])
     assert "hotline" not in schemas("ana")
     assert "expenditures" in schemas("root")["finance"]
+
+
+def test_every_request_is_in_the_audit_log_and_survives_a_restart(lake):
+    """Allowed and refused queries and metadata calls are recorded with user, client, datasets and
+    masking; the auditor reads them as system.audit_log, others may not; a restarted server still
+    has them; no password or token is ever written."""
+    first = Server(lake)
+    try:
+        marker = "SELECT count(*) AS audit_marker FROM hotline.cases"
+        fetch(first, "dora", marker)
+        with pytest.raises(adbc_driver_manager.Error):
+            fetch(first, "dora", "SELECT payee AS audit_refused FROM finance.expenditures")
+        with adbc(first, user="dora") as conn:
+            conn.adbc_get_objects(depth="tables", catalog_filter="city").read_all()
+        with pytest.raises(adbc_driver_manager.Error) as e:
+            fetch(first, "dora", "SELECT * FROM system.audit_log")
+        assert "system.audit_log" in str(e.value)
+    finally:
+        first.stop()
+    second = Server(lake)
+    try:
+        rows = fetch(second, "audrey", "SELECT user, kind, request, datasets, masked, rows, outcome, error, client "
+                                       "FROM system.audit_log WHERE user = 'dora' ORDER BY time")
+    finally:
+        second.stop()
+    by_request = {}
+    for r in rows:
+        by_request.setdefault(r[2], []).append(r)
+    ok = [r for r in by_request[marker] if r[1] == "query"]
+    assert ok and ok[-1][6] == "ok" and ok[-1][5] == 1, by_request[marker]
+    assert ok[-1][3] == "hotline.cases" and "hotline.cases.caller_phone" in ok[-1][4], ok[-1]
+    assert ok[-1][8].startswith("127.0.0.1:"), ok[-1]
+    refused = by_request["SELECT payee AS audit_refused FROM finance.expenditures"]
+    assert refused[-1][6] == "refused" and "finance.expenditures" in refused[-1][7], refused
+    assert any(r[1] == "metadata" for r in rows), rows
+    assert any(r[6] == "refused" and "audit_log" in r[2] for r in rows), rows
+    text = "".join(p.read_text() for p in (lake / "audit").glob("*.jsonl"))
+    assert PASSWORD not in text and "Bearer" not in text and "Basic " not in text
+    for line in text.splitlines():
+        json.loads(line)
