@@ -50,10 +50,20 @@ pub struct Citylake {
 
 impl Citylake {
     pub async fn open(catalog: &Path) -> anyhow::Result<Self> {
+        Self::open_as(catalog, Principal::local_admin()).await
+    }
+
+    /// citylake as `principal`, under the lake's access policy.
+    pub async fn open_as(catalog: &Path, principal: Principal) -> anyhow::Result<Self> {
         let engine = Engine::new(EngineConfig::new(catalog)).await?;
         Ok(Self {
-            session: engine.session(Principal::local_admin()),
+            session: engine.session(principal),
         })
+    }
+
+    /// The session (for the audit-cost measurement).
+    pub fn session(&self) -> &Session {
+        &self.session
     }
 
     pub async fn run(

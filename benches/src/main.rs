@@ -44,6 +44,9 @@ enum Suite {
     Flight(FlightArgs),
     /// The criterion benchmarks of the functions.
     Udf(UdfArgs),
+    /// The cost of the access policy: the workload as a district analyst (masking
+    /// and row filters) against the administrator, and the audit log's cost per record.
+    Policy(Common),
 }
 
 #[derive(Args, Clone)]
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
             Suite::Scale(a) => scale(a).await,
             Suite::Flight(a) => flight(a),
             Suite::Udf(a) => udf(a),
+            Suite::Policy(a) => policy(a).await,
         }
     });
     match result {
@@ -433,6 +437,82 @@ async fn scale(a: ScaleArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The workload as admin and as a district analyst (Xihu): the queries the
+/// analyst may run (masked hotline cases, district row filters), time ratios;
+/// then the audit log's cost per record (a JSON line, fsynced).
+async fn policy(c: Common) -> anyhow::Result<ExitCode> {
+    let catalog = ensure_lake(&c.lake(), c.scale)?;
+    let queries = workload::load(&workload::default_dir(), None)?;
+    let admin = Citylake::open(&catalog).await?;
+    let analyst = citylake_engine::Principal {
+        user: "bench-district-analyst".into(),
+        roles: vec!["district_analyst".into()],
+        department: None,
+        attributes: [("district".to_string(), "Xihu".to_string())].into(),
+    };
+    let restricted = Citylake::open_as(&catalog, analyst).await?;
+    println!(
+        "citylake as admin and as a district analyst (Xihu), SF {}, median of {} runs (s)\n",
+        c.scale, c.iterations
+    );
+    println!("| query | admin | district analyst | ratio |\n|---|---|---|---|");
+    let mut ratios = vec![];
+    for q in &queries {
+        let a = admin.run(&q.citylake, c.warmup, c.iterations).await?;
+        let r = match restricted.run(&q.citylake, c.warmup, c.iterations).await {
+            Ok(r) => r,
+            Err(e) => {
+                println!(
+                    "| {} | {:.4} | refused: {} | — |",
+                    q.name,
+                    median(&a.times),
+                    short(&e)
+                );
+                continue;
+            }
+        };
+        let ratio = median(&r.times) / median(&a.times);
+        ratios.push(ratio);
+        println!(
+            "| {} | {:.4} | {:.4} | {ratio:.2} |",
+            q.name,
+            median(&a.times),
+            median(&r.times)
+        );
+    }
+    println!(
+        "\ngeometric mean over the {} queries the analyst may run: {:.3}",
+        ratios.len(),
+        geomean(ratios.iter().copied())
+    );
+    let n = 200;
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        restricted.session().audit(
+            "query",
+            &format!("SELECT {i} -- city-bench audit cost"),
+            None,
+            1,
+            8,
+            std::time::Duration::ZERO,
+            "ok",
+            "",
+        );
+    }
+    println!(
+        "audit log: {:.3} ms per record ({n} records, each written and fsynced)",
+        started.elapsed().as_secs_f64() * 1000.0 / n as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short(e: &anyhow::Error) -> String {
+    let s = format!("{e:#}");
+    s.split("may not read")
+        .nth(1)
+        .map_or(s.clone(), |t| format!("may not read{t}"))
 }
 
 /// Runs `benches/flight_fetch.py` (ADBC needs Python) on the lake.
