@@ -95,7 +95,22 @@ pub async fn serve(
     }
     builder
         .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))
+}
+
+/// The accepted connections, with Nagle's algorithm off: a Flight SQL call is a
+/// few small HTTP/2 frames each way, and with Nagle on, each waits for the
+/// peer's delayed ACK (~40 ms per call on Linux).
+fn incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::TryStreamExt;
+    TcpListenerStream::new(listener).and_then(|stream| async move {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+        Ok(stream)
+    })
 }
