@@ -491,14 +491,13 @@ async fn policy(c: Common) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     for i in 0..n {
         restricted.session().audit(
-            "query",
-            &format!("SELECT {i} -- city-bench audit cost"),
+            citylake_engine::audit::AuditRecord::new(
+                "query",
+                &format!("SELECT {i} -- city-bench audit cost"),
+                "ok",
+            )
+            .returned(1, 8),
             None,
-            1,
-            8,
-            std::time::Duration::ZERO,
-            "ok",
-            "",
         );
     }
     println!(

@@ -43,6 +43,39 @@ pub struct AuditRecord {
     pub error: String,
 }
 
+impl AuditRecord {
+    /// A record of a `kind` request (`query`, `plan`, `metadata`) for `request`
+    /// (SQL or command) that ended with `outcome`; the session fills in who, from
+    /// where, and which datasets and masked columns.
+    pub fn new(kind: &str, request: &str, outcome: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            request: request.to_string(),
+            outcome: outcome.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// With the rows and bytes returned.
+    pub fn returned(mut self, rows: u64, bytes: u64) -> Self {
+        self.rows = rows as i64;
+        self.bytes = bytes as i64;
+        self
+    }
+
+    /// With the time the request took.
+    pub fn took(mut self, duration: std::time::Duration) -> Self {
+        self.duration_ms = duration.as_millis() as i64;
+        self
+    }
+
+    /// With the error the request ended with.
+    pub fn failed(mut self, error: impl std::fmt::Display) -> Self {
+        self.error = error.to_string();
+        self
+    }
+}
+
 /// The schema of `system.audit_log` (the fields of [`AuditRecord`]).
 pub fn schema() -> SchemaRef {
     let text = |n: &str| Field::new(n, DataType::Utf8, true);

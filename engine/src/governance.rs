@@ -68,7 +68,13 @@ pub fn mask_value(value: &str, tag: PiiTag) -> Option<String> {
 }
 
 /// `citylake_mask(text, 'tag')`: the masked text (NULL for tags shown as NULL).
-pub fn mask_udf() -> ScalarUDF {
+/// One instance, shared by every session and governed plan.
+pub fn mask_udf() -> Arc<ScalarUDF> {
+    static UDF: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    UDF.get_or_init(|| Arc::new(build_mask_udf())).clone()
+}
+
+fn build_mask_udf() -> ScalarUDF {
     create_udf(
         MASK_FUNCTION,
         vec![DataType::Utf8, DataType::Utf8],

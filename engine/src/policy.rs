@@ -27,7 +27,7 @@
 //! `${user.department}` and `${user.<attribute>}` become SQL literals; a
 //! missing attribute becomes NULL, so the filter keeps no row.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use citylake_catalog::{Classification, PiiTag};
@@ -240,7 +240,9 @@ impl Policy {
                 .iter()
                 .filter(|f| f.datasets.iter().any(|p| matches(p, ds)))
                 .filter(|f| {
+                    // validated at load, so the predicate parses
                     columns_of(&f.predicate)
+                        .unwrap_or_default()
                         .iter()
                         .all(|c| ds.columns.iter().any(|have| have == c))
                 })
@@ -287,36 +289,32 @@ fn matches(pattern: &str, ds: &DatasetFacts) -> bool {
     }
 }
 
-/// Column names a predicate uses: the identifiers that are not SQL keywords,
-/// literals or `${…}` references (enough to know where a filter applies).
-fn columns_of(predicate: &str) -> Vec<String> {
-    const KEYWORDS: &[&str] = &[
-        "and", "or", "not", "in", "is", "null", "true", "false", "like", "between", "case", "when",
-        "then", "else", "end", "lower", "upper", "trim",
-    ];
+/// Column names a predicate uses (its identifiers, as the SQL parser reads
+/// it; `${…}` references are replaced by literals first).
+fn columns_of(predicate: &str) -> std::result::Result<Vec<String>, String> {
+    use datafusion::sql::sqlparser::ast::{Expr, visit_expressions};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use std::ops::ControlFlow;
+    let sql = substitute(predicate, &Principal::local_admin())?;
+    let expr = Parser::new(&GenericDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| format!("predicate `{predicate}`: {e}"))?;
     let mut out = vec![];
-    let mut rest = predicate;
-    while !rest.is_empty() {
-        if let Some(tail) = rest.strip_prefix("${") {
-            rest = tail.split_once('}').map_or("", |(_, t)| t);
-        } else if let Some(tail) = rest.strip_prefix('\'') {
-            rest = tail.split_once('\'').map_or("", |(_, t)| t);
-        } else if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            let word = &rest[..end];
-            if !KEYWORDS.contains(&word.to_ascii_lowercase().as_str()) {
-                out.push(word.to_string());
+    let _ = visit_expressions(&expr, |e| {
+        match e {
+            Expr::Identifier(id) => out.push(id.value.clone()),
+            Expr::CompoundIdentifier(parts) => {
+                if let Some(last) = parts.last() {
+                    out.push(last.value.clone());
+                }
             }
-            rest = &rest[end..];
-        } else {
-            let mut chars = rest.chars();
-            chars.next();
-            rest = chars.as_str();
+            _ => {}
         }
-    }
-    out
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(out)
 }
 
 /// Replaces `${user.name}`, `${user.department}` and `${user.<attribute>}`
@@ -403,9 +401,6 @@ impl PolicyStore {
 fn modified(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
-
-/// Per column of a dataset: its PII tag, if any.
-pub type PiiColumns = BTreeMap<String, PiiTag>;
 
 #[cfg(test)]
 mod tests {
@@ -530,8 +525,14 @@ mod tests {
             "district = 'O''Hare' AND d = 'traffic'"
         );
         assert_eq!(
-            columns_of("district = ${user.district} AND lower(x) IN ('a b')"),
+            columns_of("district = ${user.district} AND lower(x) IN ('a b')").unwrap(),
             ["district", "x"]
         );
+        // function names are not columns (a filter must not be skipped for them)
+        assert_eq!(
+            columns_of("coalesce(district, 'none') = ${user.district}").unwrap(),
+            ["district"]
+        );
+        assert!(columns_of("district = = 1").is_err());
     }
 }

@@ -73,6 +73,17 @@ pub struct Engine {
     requests: Arc<RequestCounts>,
 }
 
+impl Entry {
+    fn facts(&self) -> DatasetFacts<'_> {
+        DatasetFacts {
+            name: &self.name,
+            owner: &self.owner,
+            classification: self.classification,
+            columns: &self.columns,
+        }
+    }
+}
+
 /// A dataset or view of the catalog, as the policy sees it.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -230,11 +241,6 @@ impl Engine {
         &self.catalog
     }
 
-    /// The access policy in force.
-    pub fn policy(&self) -> Arc<crate::policy::Policy> {
-        self.policy.current()
-    }
-
     /// A new session for `principal`, read-only until [`Session::with_permissions`].
     /// The catalog it sees is the policy's view of the lake for this principal
     /// (see [`crate::governance`]).
@@ -258,7 +264,7 @@ impl Engine {
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
         datafusion::execution::FunctionRegistry::register_udf(
             &mut state,
-            Arc::new(crate::governance::mask_udf()),
+            crate::governance::mask_udf(),
         )
         .expect("the mask function registers");
 
@@ -279,16 +285,10 @@ impl Engine {
         let mut denied = std::collections::BTreeSet::new();
         let mut in_full = std::collections::BTreeSet::new();
         let mut visible = vec![];
+        // per dataset, the columns masked for this principal (for the audit records)
+        let mut masked_columns = std::collections::BTreeMap::new();
         for e in &self.entries {
-            let mut access = policy.access(
-                &principal,
-                &DatasetFacts {
-                    name: &e.name,
-                    owner: &e.owner,
-                    classification: e.classification,
-                    columns: &e.columns,
-                },
-            );
+            let mut access = policy.access(&principal, &e.facts());
             if let Some(reads) = &e.reads {
                 // a view is read only where everything it reads is readable in full
                 if !reads.iter().all(|r| in_full.contains(r)) {
@@ -314,6 +314,15 @@ impl Engine {
                     .filter(|(_, tag)| !access.sees(*tag))
                     .cloned()
                     .collect();
+                if !masked.is_empty() {
+                    masked_columns.insert(
+                        e.name.clone(),
+                        masked
+                            .iter()
+                            .map(|(c, _)| format!("{}.{c}", e.name))
+                            .collect::<Vec<_>>(),
+                    );
+                }
                 if masked.is_empty() && access.row_filter.is_none() {
                     in_full.insert(e.name.clone());
                     e.provider.clone()
@@ -379,29 +388,6 @@ impl Engine {
         } else {
             denied.insert(format!("{}.audit_log", citylake_catalog::SYSTEM_SCHEMA));
         }
-        // the masked columns of each dataset, for the audit records
-        let masked_columns = self
-            .entries
-            .iter()
-            .filter_map(|e| {
-                let access = policy.access(
-                    &principal,
-                    &DatasetFacts {
-                        name: &e.name,
-                        owner: &e.owner,
-                        classification: e.classification,
-                        columns: &e.columns,
-                    },
-                );
-                let masked: Vec<String> = e
-                    .pii
-                    .iter()
-                    .filter(|(_, tag)| !access.sees(*tag))
-                    .map(|(c, _)| format!("{}.{c}", e.name))
-                    .collect();
-                (access.readable && !masked.is_empty()).then(|| (e.name.clone(), masked))
-            })
-            .collect();
         schema(DEFAULT_SCHEMA);
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(catalog_name, catalog);
@@ -431,7 +417,6 @@ async fn catalog_entries(
     catalog: &Catalog,
     provider: &MemoryCatalogProvider,
 ) -> Result<Vec<Entry>> {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     let mut out = vec![];
     let table = |schema: &str, table: &str| {
         let provider = provider.schema(schema).expect("registered schema");
@@ -462,20 +447,10 @@ async fn catalog_entries(
         let Some(t) = table(v.schema_name(), v.view_name()).await? else {
             continue;
         };
-        let mut reads = vec![];
-        if let Some(plan) = t.get_logical_plan() {
-            plan.apply(|node| {
-                if let LogicalPlan::TableScan(scan) = node {
-                    let r = &scan.table_name;
-                    reads.push(format!(
-                        "{}.{}",
-                        r.schema().unwrap_or(DEFAULT_SCHEMA),
-                        r.table()
-                    ));
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })?;
-        }
+        let reads = t
+            .get_logical_plan()
+            .map(|plan| datasets_of(&plan))
+            .unwrap_or_default();
         out.push(Entry {
             schema: v.schema_name().to_string(),
             table: v.view_name().to_string(),
@@ -556,20 +531,10 @@ impl Session {
         self
     }
 
-    /// Appends a record of a request to the audit trail (synced to disk before
-    /// returning). `plan` names the datasets the request touched.
-    #[allow(clippy::too_many_arguments)]
-    pub fn audit(
-        &self,
-        kind: &str,
-        request: &str,
-        plan: Option<&LogicalPlan>,
-        rows: u64,
-        bytes: u64,
-        duration: std::time::Duration,
-        outcome: &str,
-        error: &str,
-    ) {
+    /// Appends `record` to the audit trail (synced to disk before returning),
+    /// with this session's user, roles and client, and — from `plan` — the
+    /// datasets the request touched and the columns masked in them.
+    pub fn audit(&self, mut record: crate::audit::AuditRecord, plan: Option<&LogicalPlan>) {
         let datasets = plan.map(datasets_of).unwrap_or_default();
         let masked: Vec<&str> = datasets
             .iter()
@@ -577,21 +542,12 @@ impl Session {
             .flatten()
             .map(String::as_str)
             .collect();
-        self.audit.record(crate::audit::AuditRecord {
-            user: self.principal.user.clone(),
-            roles: self.principal.roles.join(","),
-            client: self.client.clone(),
-            kind: kind.to_string(),
-            request: request.to_string(),
-            datasets: datasets.join(","),
-            masked: masked.join(","),
-            rows: rows as i64,
-            bytes: bytes as i64,
-            duration_ms: duration.as_millis() as i64,
-            outcome: outcome.to_string(),
-            error: error.to_string(),
-            ..Default::default()
-        });
+        record.user = self.principal.user.clone();
+        record.roles = self.principal.roles.join(",");
+        record.client = self.client.clone();
+        record.datasets = datasets.join(",");
+        record.masked = masked.join(",");
+        self.audit.record(record);
     }
 
     /// Object-store requests made by this session's queries so far (snapshot

@@ -11,6 +11,7 @@ use citylake_datasets::{GenerateOptions, NoProgress};
 use citylake_engine::datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use citylake_engine::datafusion::arrow::compute::cast;
 use citylake_engine::datafusion::arrow::datatypes::DataType;
+use citylake_engine::datafusion::common::ScalarValue;
 use citylake_engine::{Engine, EngineConfig, EngineError, Principal};
 use futures::TryStreamExt;
 
@@ -260,17 +261,39 @@ async fn bypass_attempts_return_masked_or_filtered_data_or_are_refused() {
         text.contains("citylake_mask") && text.contains("Xihu"),
         "{text}"
     );
-    // prepared statements go through the same catalog
-    let r = rows(
-        &e,
-        &who,
-        &format!(
-            "SELECT case_id FROM hotline.cases WHERE caller_phone = $1 AND case_id > {}",
-            0
-        ),
-    )
-    .await;
-    assert!(r.is_err() || r.unwrap().is_empty());
+    // a prepared statement with the hidden value bound as its parameter (as the
+    // server binds Flight SQL parameters) finds nothing either
+    let session = e.session(who.clone());
+    let plan = session
+        .plan_sql("SELECT case_id FROM hotline.cases WHERE caller_phone = $1")
+        .await
+        .unwrap()
+        .with_param_values(vec![ScalarValue::from(phone.as_str())])
+        .unwrap();
+    let batches: Vec<RecordBatch> = session
+        .execute(plan)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    // while the administrator's prepared statement finds the case
+    let session = e.session(admin.clone());
+    let plan = session
+        .plan_sql("SELECT case_id FROM hotline.cases WHERE caller_phone = $1")
+        .await
+        .unwrap()
+        .with_param_values(vec![ScalarValue::from(phone.as_str())])
+        .unwrap();
+    let batches: Vec<RecordBatch> = session
+        .execute(plan)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() >= 1);
     // tables not granted: refused by name, wherever they are named
     for q in [
         "SELECT * FROM finance.expenditures",
@@ -333,14 +356,8 @@ async fn metadata_lists_only_what_a_principal_may_see() {
     // the audit log: the auditor reads it, an analyst may not
     let session = e.session(auditor.clone());
     session.audit(
-        "query",
-        "SELECT 42",
+        citylake_engine::audit::AuditRecord::new("query", "SELECT 42", "ok").returned(1, 8),
         None,
-        1,
-        8,
-        std::time::Duration::ZERO,
-        "ok",
-        "",
     );
     let logged = rows(
         &e,

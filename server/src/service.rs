@@ -27,6 +27,7 @@ use arrow_flight::{
     Ticket,
 };
 use base64::Engine as _;
+use citylake_engine::audit::AuditRecord;
 use citylake_engine::datafusion::arrow::array::{ArrayRef, RecordBatch};
 use citylake_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use citylake_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
@@ -137,14 +138,10 @@ impl CitylakeFlightSql {
                     _ => "error",
                 };
                 session.audit(
-                    "query",
-                    sql,
+                    AuditRecord::new("query", sql, outcome)
+                        .took(started.elapsed())
+                        .failed(&e),
                     None,
-                    0,
-                    0,
-                    started.elapsed(),
-                    outcome,
-                    &e.to_string(),
                 );
                 Err(to_status(&e))
             }
@@ -154,14 +151,10 @@ impl CitylakeFlightSql {
     /// Records a metadata call in the audit trail.
     fn audit_metadata(session: &Session, command: &str, rows: usize, started: std::time::Instant) {
         session.audit(
-            "metadata",
-            command,
+            AuditRecord::new("metadata", command, "ok")
+                .returned(rows as u64, 0)
+                .took(started.elapsed()),
             None,
-            rows as u64,
-            0,
-            started.elapsed(),
-            "ok",
-            "",
         );
     }
 
@@ -458,14 +451,8 @@ impl FlightSqlService for CitylakeFlightSql {
         let started = std::time::Instant::now();
         let plan = self.plan(&session, &query.query).await?;
         session.audit(
-            "plan",
-            &query.query,
+            AuditRecord::new("plan", &query.query, "ok").took(started.elapsed()),
             Some(&plan),
-            0,
-            0,
-            started.elapsed(),
-            "ok",
-            "",
         );
         let schema = wire_schema(plan.schema().as_arrow());
         // a random id makes each FlightInfo's ticket unique (for CancelFlightInfo)
@@ -995,15 +982,16 @@ impl QueryLogInner {
         if self.audited.swap(true, Ordering::Relaxed) {
             return;
         }
+        let error = self.error.lock().expect("error lock").clone();
         self.session.audit(
-            "query",
-            &self.sql,
+            AuditRecord::new("query", &self.sql, self.outcome())
+                .returned(
+                    self.rows.load(Ordering::Relaxed),
+                    self.bytes.load(Ordering::Relaxed),
+                )
+                .took(self.started.elapsed())
+                .failed(error),
             Some(&self.plan),
-            self.rows.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-            self.started.elapsed(),
-            self.outcome(),
-            &self.error.lock().expect("error lock"),
         );
     }
 }
