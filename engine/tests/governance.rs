@@ -81,6 +81,26 @@ async fn rows(
     Ok(out)
 }
 
+/// Rows of `SELECT case_id FROM hotline.cases WHERE caller_phone = $1` with
+/// `phone` bound, planned and executed as `who`.
+async fn prepared_phone_lookup(engine: &Engine, who: &Principal, phone: &str) -> usize {
+    let session = engine.session(who.clone());
+    let plan = session
+        .plan_sql("SELECT case_id FROM hotline.cases WHERE caller_phone = $1")
+        .await
+        .unwrap()
+        .with_param_values(vec![ScalarValue::from(phone)])
+        .unwrap();
+    let batches: Vec<RecordBatch> = session
+        .execute(plan)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
 fn district_analyst() -> Principal {
     user(&["district_analyst"], None, &[("district", "Xihu")])
 }
@@ -262,38 +282,10 @@ async fn bypass_attempts_return_masked_or_filtered_data_or_are_refused() {
         "{text}"
     );
     // a prepared statement with the hidden value bound as its parameter (as the
-    // server binds Flight SQL parameters) finds nothing either
-    let session = e.session(who.clone());
-    let plan = session
-        .plan_sql("SELECT case_id FROM hotline.cases WHERE caller_phone = $1")
-        .await
-        .unwrap()
-        .with_param_values(vec![ScalarValue::from(phone.as_str())])
-        .unwrap();
-    let batches: Vec<RecordBatch> = session
-        .execute(plan)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
-    // while the administrator's prepared statement finds the case
-    let session = e.session(admin.clone());
-    let plan = session
-        .plan_sql("SELECT case_id FROM hotline.cases WHERE caller_phone = $1")
-        .await
-        .unwrap()
-        .with_param_values(vec![ScalarValue::from(phone.as_str())])
-        .unwrap();
-    let batches: Vec<RecordBatch> = session
-        .execute(plan)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() >= 1);
+    // server binds Flight SQL parameters) finds nothing either, while the
+    // administrator's finds the case
+    assert_eq!(prepared_phone_lookup(&e, &who, phone).await, 0);
+    assert!(prepared_phone_lookup(&e, &admin, phone).await >= 1);
     // tables not granted: refused by name, wherever they are named
     for q in [
         "SELECT * FROM finance.expenditures",
