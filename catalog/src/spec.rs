@@ -17,12 +17,24 @@
 //! description = "Speed per road segment and 5-minute interval"
 //! sort_order = ["observed_at"]        # order of the rows within each file
 //! partitions = [{ name = "dt", type = "date" }]
+//! primary_key = ["segment_id", "observed_at"]  # optional; checked for uniqueness
+//! time_column = "observed_at"         # optional; the event time freshness is judged on
+//! partition_tolerance = 0.5           # optional; overrides [quality]'s for this dataset
 //!
 //! [[datasets.columns]]
 //! name = "segment_id"
 //! type = "int"                         # optional; when every column has one, no file is read to plan
 //! description = "Road segment, see traffic.road_segments"
 //! pii = "plate"                        # optional personal-information / secrecy tag
+//! required = true                      # optional; a NULL here is a completeness defect
+//! min = 0                              # optional valid range of a numeric column
+//! max = 200
+//!
+//! [quality]
+//! as_of = "2026-01-01T00:00:00"       # optional: the clock freshness is judged against
+//!                                     # (local time; default: now). A simulated lake sets it.
+//! partition_tolerance = 0.5           # a partition with fewer than (1 − t) × or more than
+//!                                     # (1 + t) × the median rows per partition is an anomaly
 //!
 //! [[views]]
 //! name = "situation.district_daily"   # schema.view (a new schema is created when needed)
@@ -61,6 +73,41 @@ pub struct CatalogSpec {
     /// The performance-evaluation settings (`[evaluation]`); defaults from DOMAIN.md §4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<EvaluationSection>,
+    /// The data-quality settings (`[quality]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualitySection>,
+}
+
+/// The `[quality]` section: how the data-quality checks judge the lake.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySection {
+    /// The local time (`YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS`, Asia/Shanghai) that
+    /// freshness is judged against; default: now. A simulated lake sets the end
+    /// of its year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
+    /// A partition whose row count is below (1 − t) or above (1 + t) times the
+    /// median of the dataset's partitions is an anomaly (default 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_tolerance: Option<f64>,
+}
+
+/// Default of [`QualitySection::partition_tolerance`].
+pub const DEFAULT_PARTITION_TOLERANCE: f64 = 0.5;
+
+/// Parses a local time `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (a space instead of
+/// the `T` too).
+pub fn parse_local_time(s: &str) -> Result<chrono::NaiveDateTime, String> {
+    let t = s.trim();
+    chrono::NaiveDateTime::parse_from_str(&t.replace(' ', "T"), "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
+        })
+        .map_err(|_| {
+            format!("`{s}` is not a local time; expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS")
+        })
 }
 
 /// The `[storage]` section: how to reach an S3-compatible root. Each setting
@@ -173,6 +220,17 @@ pub struct DatasetSpec {
     pub partitions: Vec<PartitionSpec>,
     #[serde(default)]
     pub columns: Vec<ColumnSpec>,
+    /// Columns whose values identify a row; the quality checks count duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
+    /// The event-time column freshness is judged on (newest value against the
+    /// update frequency); without it, the newest file's modification time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
+    /// This dataset's partition-row tolerance, overriding `[quality]`'s (e.g. for
+    /// yearly partitions whose sizes legitimately differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_tolerance: Option<f64>,
 }
 
 /// A Hive partition column (`dt=2025-01-01/`).
@@ -197,6 +255,15 @@ pub struct ColumnSpec {
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii: Option<PiiTag>,
+    /// Every row must have a value (a completeness check).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// Lowest valid value of a numeric column (a validity check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Highest valid value of a numeric column (a validity check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// File format of a dataset.
@@ -371,12 +438,21 @@ impl CatalogSpec {
             };
 
         for key in table.keys() {
-            if !["catalog", "datasets", "views", "storage", "evaluation"].contains(&key.as_str()) {
+            if ![
+                "catalog",
+                "datasets",
+                "views",
+                "storage",
+                "evaluation",
+                "quality",
+            ]
+            .contains(&key.as_str())
+            {
                 return Err(invalid(
                     None,
                     key,
                     "unknown top-level key; expected `[catalog]`, `[[datasets]]`, `[[views]]`, \
-                     `[storage]` and `[evaluation]`"
+                     `[storage]`, `[evaluation]` and `[quality]`"
                         .into(),
                 ));
             }
@@ -464,21 +540,38 @@ impl CatalogSpec {
                 )
             }
         };
-        let evaluation = match table.get("evaluation") {
-            None => None,
-            Some(section) => Some(serde_path_to_error::deserialize(section.clone()).map_err(
-                |e| {
-                    let (field, message) = field_of_error(&e);
-                    invalid(None, &format!("evaluation.{field}"), message)
-                },
-            )?),
-        };
+        // an optional section of plain settings, errors named `section.field`
+        fn settings<T: serde::de::DeserializeOwned>(
+            table: &toml::Table,
+            name: &str,
+            error: impl Fn(&str, String) -> CatalogError,
+        ) -> Result<Option<T>> {
+            let Some(section) = table.get(name) else {
+                return Ok(None);
+            };
+            serde_path_to_error::deserialize(section.clone())
+                .map(Some)
+                .map_err(|e| {
+                    let message = clean(e.inner());
+                    let path = e.path().to_string();
+                    let field = if path == "." {
+                        field_of(&message)
+                    } else {
+                        path
+                    };
+                    error(&format!("{name}.{field}"), message)
+                })
+        }
+        let error = |field: &str, message: String| invalid(None, field, message);
+        let evaluation = settings(&table, "evaluation", error)?;
+        let quality = settings(&table, "quality", error)?;
         let spec = Self {
             catalog,
             datasets,
             views,
             storage,
             evaluation,
+            quality,
         };
         spec.validate(path)?;
         Ok(spec)
@@ -567,6 +660,56 @@ impl CatalogSpec {
                 {
                     return invalid(name, &format!("columns[{i}].type"), message);
                 }
+                for (field, bound) in [("min", col.min), ("max", col.max)] {
+                    if bound.is_some_and(|b| !b.is_finite()) {
+                        return invalid(
+                            name,
+                            &format!("columns[{i}].{field}"),
+                            "must be a finite number".into(),
+                        );
+                    }
+                }
+                if let (Some(min), Some(max)) = (col.min, col.max)
+                    && min > max
+                {
+                    return invalid(
+                        name,
+                        &format!("columns[{i}].min"),
+                        format!("{min} is above max {max}"),
+                    );
+                }
+            }
+            let is_column = |c: &str| {
+                ds.columns.is_empty()
+                    || column_names.contains(c)
+                    || ds.partitions.iter().any(|p| p.name == c)
+            };
+            for (i, key) in ds.primary_key.iter().enumerate() {
+                if !is_column(key) {
+                    return invalid(
+                        name,
+                        &format!("primary_key[{i}]"),
+                        format!("`{key}` is not a declared column"),
+                    );
+                }
+            }
+            if let Some(t) = ds.partition_tolerance
+                && !(t.is_finite() && t > 0.0)
+            {
+                return invalid(
+                    name,
+                    "partition_tolerance",
+                    format!("{t} must be a positive number"),
+                );
+            }
+            if let Some(t) = &ds.time_column
+                && !is_column(t)
+            {
+                return invalid(
+                    name,
+                    "time_column",
+                    format!("`{t}` is not a declared column"),
+                );
             }
             for (i, part) in ds.partitions.iter().enumerate() {
                 let field = format!("partitions[{i}].type");
@@ -602,6 +745,20 @@ impl CatalogSpec {
                         format!("`{col}` is not a declared column"),
                     );
                 }
+            }
+        }
+        if let Some(q) = &self.quality {
+            if let Some(Err(message)) = q.as_of.as_deref().map(parse_local_time) {
+                return invalid(None, "quality.as_of", message);
+            }
+            if let Some(t) = q.partition_tolerance
+                && !(t.is_finite() && t > 0.0)
+            {
+                return invalid(
+                    None,
+                    "quality.partition_tolerance",
+                    format!("{t} must be a positive number"),
+                );
             }
         }
         if let Some(e) = &self.evaluation {
@@ -913,6 +1070,45 @@ pii = "plate"
         assert!(error(&twice).contains("declared twice"));
         // no [catalog]
         assert!(error("[[datasets]]\nname = \"a.b\"\n").contains("`[catalog]` section is missing"));
+    }
+
+    #[test]
+    fn quality_declarations_are_validated() {
+        let with = |dataset: &str, column: &str| {
+            GOOD.replace(
+                "sort_order = [\"observed_at\"]",
+                &format!("sort_order = [\"observed_at\"]\n{dataset}"),
+            )
+            .replace(
+                "description = \"interval start\"",
+                &format!("description = \"interval start\"\n{column}"),
+            )
+        };
+        let ok = parse(&with(
+            "primary_key = [\"plate\", \"observed_at\"]\ntime_column = \"observed_at\"",
+            "required = true",
+        ))
+        .unwrap();
+        assert_eq!(ok.datasets[0].primary_key.len(), 2);
+        assert!(ok.datasets[0].columns[0].required);
+        assert!(
+            error(&with("primary_key = [\"nope\"]", "")).contains("field `primary_key[0]`: `nope`")
+        );
+        assert!(error(&with("time_column = \"nope\"", "")).contains("field `time_column`"));
+        assert!(error(&with("", "min = 5\nmax = 1")).contains("5 is above max 1"));
+        assert!(error(&with("partition_tolerance = 0", "")).contains("positive number"));
+        let quality = |section: &str| format!("{GOOD}\n[quality]\n{section}\n");
+        let q = parse(&quality(
+            "as_of = \"2026-01-01\"\npartition_tolerance = 0.25",
+        ))
+        .unwrap();
+        assert_eq!(q.quality.unwrap().as_of.as_deref(), Some("2026-01-01"));
+        assert!(error(&quality("as_of = \"soon\"")).contains("field `quality.as_of`"));
+        assert!(error(&quality("tolerance = 1")).contains("quality.tolerance"));
+        assert_eq!(
+            parse_local_time("2026-01-01 08:30:00").unwrap().to_string(),
+            "2026-01-01 08:30:00"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage the users of the Flight SQL server.
     User(UserArgs),
+    /// Check the datasets' quality: freshness, completeness, validity, uniqueness, partitions.
+    Quality(crate::quality::QualityArgs),
     /// Write a report (HTML, CSV, Parquet) from the lake.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -220,6 +222,7 @@ impl Cli {
             Command::Sql(args) => crate::sql::run(args).await,
             Command::Serve(args) => crate::serve::run(args).await,
             Command::User(args) => crate::serve::user(args),
+            Command::Quality(args) => crate::quality::run(args).await,
             Command::Report(ReportCommand::Performance(args)) => crate::report::run(args).await,
         }
     }

@@ -7,6 +7,7 @@ use clap::Parser;
 mod args;
 mod generate;
 mod output;
+mod quality;
 mod repl;
 mod report;
 mod serve;

@@ -633,3 +633,78 @@ fn serve_refuses_half_a_tls_configuration_and_a_missing_users_file() {
         "{err}"
     );
 }
+
+fn quality(args: &[&str]) -> Output {
+    run(citylake()
+        .arg("quality")
+        .arg("--catalog")
+        .arg(lake().join("catalog.toml"))
+        .args(args))
+}
+
+#[test]
+fn quality_finds_the_planted_defects() {
+    // the table lists the failures, then a summary
+    let o = quality(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for expected in [
+        "dt=2025-02-15",
+        "3 rows outside the valid range [0, ∞]; observed [-2,",
+        "3 values of (case_id) are held by more than one row",
+        "3 of 1064 rows have no district",
+        "newest reported_at 2025-12-28",
+        "6 failed",
+    ] {
+        assert!(out.contains(expected), "{expected} missing from\n{out}");
+    }
+    assert!(
+        !out.contains("| pass"),
+        "passing checks listed without --all"
+    );
+    assert!(quality(&["--all"]).status.success());
+    // --strict fails on a failed check; a clean dataset passes
+    assert_eq!(quality(&["--strict"]).status.code(), Some(1));
+    let o = quality(&["--strict", "--dataset", "common.districts"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+
+    // JSON: every check of one dataset; another clock makes the feed fresh
+    let o = quality(&[
+        "--format",
+        "json",
+        "--dataset",
+        "emergency.incidents",
+        "--as-of",
+        "2025-12-28T19:00:00",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["as_of"], "2025-12-28T19:00:00");
+    let checks = json["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["dataset"] == "emergency.incidents"));
+    let freshness = checks.iter().find(|c| c["check"] == "freshness").unwrap();
+    assert_eq!(freshness["status"], "pass", "{freshness}");
+    // a clock before the newest event: those rows are from the future
+    let future = checks
+        .iter()
+        .find(|c| c["check"] == "validity" && c["column"] == "reported_at")
+        .unwrap();
+    assert_eq!(future["status"], "fail", "{future}");
+    assert_eq!(json["summary"]["fail"], 2);
+
+    // bad input
+    let o = quality(&["--dataset", "no.such"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no dataset `no.such` in the catalog; it has common.districts"),
+        "{}",
+        stderr(&o)
+    );
+    let o = quality(&["--as-of", "yesterday"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--as-of: `yesterday` is not a local time"),
+        "{}",
+        stderr(&o)
+    );
+}

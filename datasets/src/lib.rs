@@ -27,6 +27,7 @@
 
 pub mod calendar;
 pub mod city;
+pub mod defects;
 mod events;
 pub mod noise;
 mod people;
@@ -237,6 +238,11 @@ pub fn generate(options: &GenerateOptions, progress: &dyn Progress) -> Result<Su
             .collect(),
         storage: None,
         evaluation: None,
+        // the simulated year ends at the lake's clock: freshness is judged there
+        quality: Some(citylake_catalog::spec::QualitySection {
+            as_of: Some(format!("{}-01-01T00:00:00", options.year + 1)),
+            partition_tolerance: None,
+        }),
     };
     let views_dir = options.out.join(VIEWS_DIR);
     std::fs::create_dir_all(&views_dir)?;

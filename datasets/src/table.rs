@@ -67,6 +67,9 @@ pub fn column(name: &str, data_type: &str, description: &str) -> ColumnSpec {
         data_type: Some(data_type.into()),
         description: description.into(),
         pii: None,
+        required: false,
+        min: None,
+        max: None,
     }
 }
 

@@ -41,6 +41,12 @@ impl From<DataFusionError> for EngineError {
     }
 }
 
+impl From<datafusion::arrow::error::ArrowError> for EngineError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Self::Query(e.into())
+    }
+}
+
 impl EngineError {
     /// The underlying DataFusion error, if this is a query error.
     pub fn datafusion(&self) -> Option<&DataFusionError> {

@@ -23,6 +23,7 @@
 //! - [`audit`]: the audit trail (JSON lines, `system.audit_log`).
 //! - [`policy`]: roles, grants, masks and row filters; [`governance`]: their
 //!   enforcement in the catalog each session sees.
+//! - [`quality`]: the data-quality checks and `system.data_quality`.
 //! - [`principal`]: who is asking; [`error`]: [`EngineError`].
 
 pub mod audit;
@@ -32,6 +33,7 @@ pub mod governance;
 pub mod policy;
 pub mod principal;
 pub mod publish;
+pub mod quality;
 pub mod requests;
 mod session;
 pub mod storage;

@@ -71,6 +71,8 @@ pub struct Engine {
     audit_table: Arc<dyn datafusion::catalog::TableProvider>,
     /// Object-store requests of every session's queries.
     requests: Arc<RequestCounts>,
+    /// The data-quality checks over the raw lake (`system.data_quality`).
+    quality: Arc<crate::quality::Checker>,
 }
 
 impl Entry {
@@ -183,6 +185,12 @@ impl Engine {
             .with_default_features()
             .build();
         let provider = catalog.build_provider(&state).await?;
+        let catalog = Arc::new(catalog);
+        let quality = {
+            let ctx = SessionContext::new_with_state(state.clone());
+            ctx.register_catalog(catalog.name(), provider.clone());
+            Arc::new(crate::quality::Checker::new(catalog.clone(), ctx))
+        };
         // Views are planned once, with the functions and the lake's catalog.
         {
             let mut state = state.clone();
@@ -201,6 +209,10 @@ impl Engine {
                 system.push((name, table));
             }
         }
+        system.push((
+            "data_quality".to_string(),
+            Arc::new(crate::quality::QualityTable::new(quality.clone())),
+        ));
         let policy_path = config.policy.clone().or_else(|| {
             let beside = config.catalog.parent()?.join(crate::policy::POLICY_FILE);
             (!crate::storage::is_url(&config.catalog.to_string_lossy()) && beside.exists())
@@ -219,7 +231,7 @@ impl Engine {
         let audit_table: Arc<dyn datafusion::catalog::TableProvider> =
             Arc::new(crate::audit::AuditTable::new(&audit_dir));
         Ok(Self {
-            catalog: Arc::new(catalog),
+            catalog,
             runtime,
             config: session_config,
             entries,
@@ -228,7 +240,14 @@ impl Engine {
             audit,
             audit_table,
             requests: Arc::new(RequestCounts::default()),
+            quality,
         })
+    }
+
+    /// The data-quality checks over the raw lake, as `citylake quality` runs them
+    /// (sessions see them, filtered to their datasets, as `system.data_quality`).
+    pub fn quality(&self) -> &crate::quality::Checker {
+        &self.quality
     }
 
     /// Object-store requests made by every session's queries so far.
@@ -362,6 +381,7 @@ impl Engine {
             } else {
                 let predicate = match name.as_str() {
                     "datasets" => format!("name IN ({quoted})"),
+                    "data_quality" => format!("dataset IN ({quoted})"),
                     _ => format!("schema_name || '.' || table_name IN ({quoted})"),
                 };
                 let predicate = if visible.is_empty() {

@@ -335,11 +335,42 @@ async fn metadata_lists_only_what_a_principal_may_see() {
         err.to_string().contains("permission denied") && err.to_string().contains("hotline.cases"),
         "{err}"
     );
+    // the data-quality checks of hidden datasets are hidden too, even asked for by name
+    let quality = names(
+        rows(
+            &e,
+            &analyst,
+            "SELECT DISTINCT dataset FROM system.data_quality ORDER BY 1",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(
+        quality.contains(&"traffic.segment_speed".to_string())
+            && !quality.contains(&"hotline.cases".to_string()),
+        "{quality:?}"
+    );
+    let asked = rows(
+        &e,
+        &analyst,
+        "SELECT count(*) FROM system.data_quality WHERE dataset = 'hotline.cases'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked[0][0], "0");
 
     // an auditor sees the metadata of everything and no data
     let auditor = user(&["auditor"], None, &[]);
     let tables = names(rows(&e, &auditor, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = 'city'").await.unwrap());
     assert!(tables.contains(&"hotline.cases".to_string()), "{tables:?}");
+    let quality = rows(
+        &e,
+        &auditor,
+        "SELECT status FROM system.data_quality WHERE dataset = 'hotline.cases' AND \"check\" = 'uniqueness'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(quality, vec![vec!["fail".to_string()]]);
     assert!(
         rows(&e, &auditor, "SELECT count(*) FROM common.districts")
             .await

@@ -100,3 +100,15 @@ def test_every_request_is_in_the_audit_log_and_survives_a_restart(lake):
     assert PASSWORD not in text and "Bearer" not in text and "Basic " not in text
     for line in text.splitlines():
         json.loads(line)
+
+
+def test_data_quality_over_flight_follows_the_policy(server):
+    """The planted defects are in system.data_quality for whoever may see the dataset."""
+    failing = fetch(server, "root", "SELECT dataset, \"check\" FROM system.data_quality "
+                                    "WHERE status = 'fail' ORDER BY 1, 2")
+    assert ("hotline.cases", "uniqueness") in failing
+    assert ("traffic.segment_speed", "partition_rows") in failing
+    assert ("emergency.incidents", "freshness") in failing
+    # an analyst does not see the restricted hotline, not even its checks
+    seen = {d for (d,) in fetch(server, "ana", "SELECT DISTINCT dataset FROM system.data_quality")}
+    assert "traffic.segment_speed" in seen and "hotline.cases" not in seen

@@ -2,7 +2,7 @@
 
 use citylake_catalog::Classification;
 
-use super::dataset;
+use super::{Expect, dataset};
 use crate::city::DISTRICTS;
 use crate::table::{FilePart, TableDef, batch, column, f64s, i64s, utf8_values};
 
@@ -39,6 +39,24 @@ pub fn districts() -> TableDef {
             "Approximate centroid latitude (WGS84)",
         ),
     ];
+    Expect {
+        key: &["district"],
+        time: None,
+        required: &[
+            "district",
+            "district_name_zh",
+            "admin_code",
+            "area_km2",
+            "population",
+        ],
+        ranges: &[
+            ("area_km2", Some(0.0), None),
+            ("population", Some(0.0), None),
+            ("longitude", Some(118.0), Some(121.0)),
+            ("latitude", Some(29.0), Some(31.0)),
+        ],
+    }
+    .apply(&mut spec);
     let parts = vec![FilePart {
         rel_path: "part-0.parquet".into(),
         write: Box::new(|_, schema, sink| {

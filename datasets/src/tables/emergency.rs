@@ -11,10 +11,13 @@
 
 use citylake_catalog::Classification;
 
-use super::{dataset, month_partition, monthly_parts};
+use super::{Expect, dataset, month_partition, monthly_parts};
 use crate::city::{DISTRICTS, population_weights};
+use crate::defects;
 use crate::events::{daily_count, day_times};
-use crate::table::{TableDef, batch, column, f64s, i16s, i64s, round_to, timestamps, utf8_values};
+use crate::table::{
+    TableDef, batch, column, f64s, i16s, i64s, round_to, timestamps, utf8, utf8_values,
+};
 use crate::world::{INCIDENTS_PER_SF, World, count};
 use crate::writer::BATCH_ROWS;
 
@@ -84,6 +87,23 @@ pub fn incidents(world: &World) -> TableDef {
             "1 minor, 2 moderate, 3 serious, 4 major",
         ),
     ];
+    Expect {
+        key: &["incident_id"],
+        time: Some("reported_at"),
+        required: &[
+            "incident_id",
+            "incident_type",
+            "district",
+            "reported_at",
+            "severity",
+        ],
+        ranges: &[
+            ("longitude", Some(118.0), Some(121.0)),
+            ("latitude", Some(29.0), Some(31.0)),
+            ("severity", Some(1.0), Some(4.0)),
+        ],
+    }
+    .apply(&mut spec);
     TableDef {
         spec,
         parts: monthly_parts(world, write_month),
@@ -94,7 +114,7 @@ pub fn incidents(world: &World) -> TableDef {
 struct Columns {
     id: Vec<Option<i64>>,
     kind: Vec<&'static str>,
-    district: Vec<&'static str>,
+    district: Vec<Option<&'static str>>,
     reported: Vec<Option<i64>>,
     dispatched: Vec<Option<i64>>,
     arrived: Vec<Option<i64>>,
@@ -114,7 +134,7 @@ impl Columns {
             vec![
                 i64s(self.id),
                 utf8_values(self.kind),
-                utf8_values(self.district),
+                utf8(self.district),
                 timestamps(self.reported),
                 timestamps(self.dispatched),
                 timestamps(self.arrived),
@@ -139,6 +159,9 @@ fn write_month(
     let weights = population_weights();
     let mut cols = Columns::default();
     for d in cal.month_days(month) {
+        if !defects::incident_feed_up(d, cal.days()) {
+            continue;
+        }
         let winter = cal.winter(d).max(0.0);
         let day_rain: f64 = (0..24).map(|h| cal.rain(n, d, h as f64)).sum::<f64>() / 24.0;
         let flood_season = (-((d as f64 - 190.0) / 45.0).powi(2)).exp();
@@ -180,7 +203,8 @@ fn write_month(
             let spread = district.area_km2.sqrt() / 111.0 * 0.25;
             cols.id.push(Some(date_key * 1_000_000 + seq as i64 + 1));
             cols.kind.push(TYPES[kind]);
-            cols.district.push(district.name);
+            let unlocated = seq == 0 && defects::UNLOCATED_INCIDENT_DAYS.contains(&d);
+            cols.district.push((!unlocated).then_some(district.name));
             cols.reported.push(Some(reported));
             cols.dispatched.push(Some(dispatched));
             cols.arrived.push((!cancelled).then_some(arrived));

@@ -13,8 +13,9 @@
 
 use citylake_catalog::Classification;
 
-use super::{dataset, month_partition, monthly_parts};
+use super::{Expect, dataset, month_partition, monthly_parts};
 use crate::city::DISTRICTS;
+use crate::defects;
 use crate::table::{
     FilePart, TableDef, batch, column, f64s, i32s, round_to, timestamps, utf8_values,
 };
@@ -55,6 +56,23 @@ fn stations(world: &World) -> TableDef {
             "urban, suburban, roadside or background",
         ),
     ];
+    Expect {
+        key: &["station_id"],
+        time: None,
+        required: &[
+            "station_id",
+            "station_name",
+            "district",
+            "longitude",
+            "latitude",
+            "station_type",
+        ],
+        ranges: &[
+            ("longitude", Some(118.0), Some(121.0)),
+            ("latitude", Some(29.0), Some(31.0)),
+        ],
+    }
+    .apply(&mut spec);
     let stations = world.stations.clone();
     let parts = vec![FilePart {
         rel_path: "part-0.parquet".into(),
@@ -105,6 +123,21 @@ fn hourly(world: &World) -> TableDef {
             "O3 8-hour sliding mean ending this hour, µg/m³ (NULL with fewer than 6 valid hours)",
         ),
     ];
+    Expect {
+        key: &["station_id", "observed_at"],
+        time: Some("observed_at"),
+        required: &["station_id", "observed_at"],
+        ranges: &[
+            ("pm25", Some(0.0), None),
+            ("pm10", Some(0.0), None),
+            ("so2", Some(0.0), None),
+            ("no2", Some(0.0), None),
+            ("co", Some(0.0), None),
+            ("o3", Some(0.0), None),
+            ("o3_8h", Some(0.0), None),
+        ],
+    }
+    .apply(&mut spec);
     TableDef {
         spec,
         parts: monthly_parts(world, write_month),
@@ -222,7 +255,10 @@ fn write_month(
     for gh in first_hour..last_hour {
         let ts = world.cal.micros(0, gh * 3_600);
         for (i, st) in stations.iter().enumerate() {
-            let r = reading(world, st, gh);
+            let mut r = reading(world, st, gh);
+            if defects::pm25_drift(i, gh) {
+                r[0] = Some(defects::PM25_DRIFT_VALUE);
+            }
             let hist = &mut o3_hist[i];
             hist.push_back(r[5]);
             let valid: Vec<f64> = hist.iter().flatten().copied().collect();

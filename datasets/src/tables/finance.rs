@@ -17,7 +17,7 @@
 
 use citylake_catalog::{Classification, PiiTag};
 
-use super::{dataset, partition};
+use super::{Expect, dataset, partition};
 use crate::calendar::Calendar;
 use crate::table::{
     FilePart, TableDef, batch, column, decimals, i32s, i64s, pii_column, timestamps, utf8,
@@ -97,6 +97,20 @@ fn programs() -> TableDef {
         column("year", "int", "Budget year"),
         column("budget_amount", "decimal(18,2)", "Budget of the year, yuan"),
     ];
+    Expect {
+        key: &["program_id", "year"],
+        time: None,
+        required: &[
+            "program_id",
+            "program_name",
+            "department",
+            "fund_category",
+            "year",
+            "budget_amount",
+        ],
+        ranges: &[("budget_amount", Some(0.0), None)],
+    }
+    .apply(&mut spec);
     let parts = vec![FilePart {
         rel_path: "part-0.parquet".into(),
         write: Box::new(|world, schema, sink| {
@@ -181,6 +195,16 @@ fn expenditures(world: &World) -> TableDef {
         column("purpose", "text", "What the payment was for"),
     ];
     let year = world.cal.year;
+    Expect {
+        key: &["expenditure_id"],
+        time: Some("paid_at"),
+        required: &["expenditure_id", "program_id", "paid_at", "amount", "payee"],
+        ranges: &[("amount", Some(0.0), None)],
+    }
+    .apply(&mut spec);
+    // programs start and end over the years: a year's payments vary with the
+    // programs running then, so only a near-empty year is an anomaly
+    spec.partition_tolerance = Some(0.9);
     let parts = (year - 2..=year)
         .map(|y| FilePart {
             rel_path: format!("year={y}/part-0.parquet"),
@@ -457,6 +481,28 @@ fn indicators() -> TableDef {
             "Weight in the total score; weights of a program-year sum to 100",
         ),
     ];
+    Expect {
+        key: &["program_id", "year", "indicator_id"],
+        time: None,
+        required: &[
+            "program_id",
+            "year",
+            "indicator_id",
+            "level1",
+            "level2",
+            "indicator_name",
+            "direction",
+            "target_value",
+            "unit",
+            "weight",
+        ],
+        ranges: &[
+            ("target_value", Some(0.0), None),
+            ("actual_value", Some(0.0), None),
+            ("weight", Some(0.0), Some(100.0)),
+        ],
+    }
+    .apply(&mut spec);
     let parts = vec![FilePart {
         rel_path: "part-0.parquet".into(),
         write: Box::new(|world, schema, sink| {

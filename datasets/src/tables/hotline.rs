@@ -14,8 +14,9 @@
 
 use citylake_catalog::{Classification, PiiTag};
 
-use super::{dataset, month_partition, monthly_parts};
+use super::{Expect, dataset, month_partition, monthly_parts};
 use crate::city::{DISTRICTS, population_weights};
+use crate::defects;
 use crate::events::{daily_count, day_times};
 use crate::people;
 use crate::table::{
@@ -185,6 +186,24 @@ pub fn cases(world: &World) -> TableDef {
             "Caller's rating 1 (poor) to 5 (very satisfied); NULL when not rated",
         ),
     ];
+    Expect {
+        key: &["case_id"],
+        time: Some("received_at"),
+        required: &[
+            "case_id",
+            "received_at",
+            "district",
+            "channel",
+            "category",
+            "caller_name",
+            "caller_phone",
+            "description",
+            "handling_department",
+            "status",
+        ],
+        ranges: &[("satisfaction", Some(1.0), Some(5.0))],
+    }
+    .apply(&mut spec);
     TableDef {
         spec,
         parts: monthly_parts(world, write_month),
@@ -209,6 +228,27 @@ struct CaseColumns {
 }
 
 impl CaseColumns {
+    /// Stores the last case a second time.
+    fn repeat_last(&mut self) {
+        fn again<T: Clone>(v: &mut Vec<T>) {
+            let last = v.last().expect("a case was pushed").clone();
+            v.push(last);
+        }
+        again(&mut self.id);
+        again(&mut self.received);
+        again(&mut self.district);
+        again(&mut self.channel);
+        again(&mut self.category);
+        again(&mut self.name);
+        again(&mut self.phone);
+        again(&mut self.id_number);
+        again(&mut self.description);
+        again(&mut self.department);
+        again(&mut self.status);
+        again(&mut self.closed);
+        again(&mut self.satisfaction);
+    }
+
     fn finish(
         self,
         schema: &arrow::datatypes::SchemaRef,
@@ -321,6 +361,9 @@ fn write_month(
             cols.status.push(status);
             cols.closed.push(closed);
             cols.satisfaction.push(satisfaction);
+            if seq == 0 && defects::DUPLICATE_CASE_DAYS.contains(&d) {
+                cols.repeat_last();
+            }
             if cols.id.len() >= BATCH_ROWS {
                 sink(std::mem::take(&mut cols).finish(schema)?)?;
             }

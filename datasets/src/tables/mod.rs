@@ -7,7 +7,7 @@ mod finance;
 mod hotline;
 mod traffic;
 
-use citylake_catalog::{Classification, DatasetSpec, PartitionSpec};
+use citylake_catalog::{Classification, ColumnSpec, DatasetSpec, PartitionSpec};
 
 use arrow::datatypes::SchemaRef;
 
@@ -44,6 +44,44 @@ fn dataset(
         sort_order: vec![],
         partitions: vec![],
         columns: vec![],
+        primary_key: vec![],
+        time_column: None,
+        partition_tolerance: None,
+    }
+}
+
+/// What the data-quality checks hold a dataset to: its key, the event-time
+/// column its freshness is judged on, the columns that must have a value and the
+/// valid ranges of numeric columns. Names must be declared columns.
+struct Expect<'a> {
+    key: &'a [&'a str],
+    time: Option<&'a str>,
+    required: &'a [&'a str],
+    ranges: &'a [(&'a str, Option<f64>, Option<f64>)],
+}
+
+impl Expect<'_> {
+    fn apply(self, spec: &mut DatasetSpec) {
+        fn column<'s>(spec: &'s mut DatasetSpec, name: &str) -> &'s mut ColumnSpec {
+            let table = spec.name.clone();
+            spec.columns
+                .iter_mut()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("{table} has no column {name}"))
+        }
+        for name in self.required {
+            column(spec, name).required = true;
+        }
+        for (name, min, max) in self.ranges {
+            let c = column(spec, name);
+            c.min = *min;
+            c.max = *max;
+        }
+        for name in self.key.iter().chain(&self.time) {
+            column(spec, name);
+        }
+        spec.primary_key = self.key.iter().map(|k| k.to_string()).collect();
+        spec.time_column = self.time.map(str::to_string);
     }
 }
 

@@ -18,8 +18,9 @@
 use chrono::Datelike;
 use citylake_catalog::Classification;
 
-use super::{dataset, partition};
+use super::{Expect, dataset, partition};
 use crate::city::DISTRICTS;
+use crate::defects;
 use crate::table::{
     FilePart, TableDef, batch, column, f64s, i32s, round_to, timestamps, utf8_values,
 };
@@ -65,6 +66,27 @@ fn segments(world: &World) -> TableDef {
             "Free-flow speed, km/h (GB/T 33171: fastest ninth of interval means, capped at the limit)",
         ),
     ];
+    Expect {
+        key: &["segment_id"],
+        time: None,
+        required: &[
+            "segment_id",
+            "road_name",
+            "road_class",
+            "district",
+            "length_m",
+            "lanes",
+            "speed_limit_kmh",
+            "free_flow_speed_kmh",
+        ],
+        ranges: &[
+            ("length_m", Some(1.0), None),
+            ("lanes", Some(1.0), None),
+            ("speed_limit_kmh", Some(1.0), Some(130.0)),
+            ("free_flow_speed_kmh", Some(1.0), Some(150.0)),
+        ],
+    }
+    .apply(&mut spec);
     let segs = world.segments.clone();
     let parts = vec![FilePart {
         rel_path: "part-0.parquet".into(),
@@ -125,6 +147,17 @@ fn speeds(world: &World) -> TableDef {
             "Vehicles counted in the interval, all lanes",
         ),
     ];
+    Expect {
+        key: &[],
+        time: Some("observed_at"),
+        required: &["segment_id", "observed_at"],
+        ranges: &[
+            ("avg_speed_kmh", Some(0.0), Some(200.0)),
+            ("travel_time_s", Some(0.0), None),
+            ("vehicle_count", Some(0.0), None),
+        ],
+    }
+    .apply(&mut spec);
     let parts = (0..world.cal.days())
         .map(|d| FilePart {
             rel_path: format!("dt={}/part-0.parquet", world.cal.date(d)),
@@ -191,6 +224,9 @@ fn write_day(
     let cap = BATCH_ROWS + segs.len();
     let mut cols = SpeedColumns::with_capacity(cap);
     for s in 0..SLOTS {
+        if !defects::speed_feed_up(d, s) {
+            continue;
+        }
         let ts = world.cal.micros(d, s as i64 * 300);
         let (dem, pressure, _) = slot[s as usize];
         let t = (d * SLOTS + s) as f64 / 6.0; // local fluctuation knots every 30 min
@@ -200,6 +236,10 @@ fn write_day(
             let bits = n.bits(S_SPEED, key, row);
             if bits % 1000 < 2 {
                 cols.push(seg.id, ts, None, None, None);
+                continue;
+            }
+            if defects::speed_fault(d, s, i) {
+                cols.push(seg.id, ts, Some(defects::SPEED_FAULT_CODE), None, Some(0));
                 continue;
             }
             let mut c = seg.susceptibility * pressure + 0.05 * n.smooth(S_LOCAL, key, t);
