@@ -243,3 +243,45 @@ fn missing(catalog: &Catalog, dataset: &str, location: &str) -> EngineError {
         catalog.path().display()
     ))
 }
+
+/// An object-store registry that opens an S3 bucket's client from the
+/// environment (`AWS_*`) the first time a URL of that bucket is used. A cluster
+/// node needs it: plans name `s3://bucket/…` locations, and credentials never
+/// travel with a query — each node reads its own environment.
+#[derive(Debug, Default)]
+pub struct EnvObjectStoreRegistry {
+    inner: datafusion::execution::object_store::DefaultObjectStoreRegistry,
+}
+
+impl EnvObjectStoreRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl datafusion::execution::object_store::ObjectStoreRegistry for EnvObjectStoreRegistry {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.inner.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        self.inner.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        match self.inner.get_store(url) {
+            Err(_) if url.scheme() == "s3" => {
+                let store = s3_store(url, None)
+                    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+                // the registry keys stores by scheme and bucket
+                self.inner.register_store(url, store.clone());
+                Ok(store)
+            }
+            found => found,
+        }
+    }
+}
