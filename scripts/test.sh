@@ -3,7 +3,11 @@
 # tests need (a Python virtualenv with DuckDB and the Flight SQL clients), then
 # format, lint, the Rust tests (unit, sqllogictest, CLI and Flight end to end),
 # city-bench's agreement check against DataFusion and DuckDB, and the Python tests
-# (Flight SQL clients, the report in Chromium, the lake in SeaweedFS).
+# (Flight SQL clients, the report in Chromium, the lake in SeaweedFS, a Ballista
+# cluster of separate processes).
+#
+# Everything is built once, with the `cluster` feature (Ballista): the workspace
+# pins the features Ballista shares with the rest, so this is one build.
 #
 # A build cache outside the checkout is reused when it exists:
 #   CARGO_TARGET_DIR (default $HOME/.cache/citylake/target)
@@ -31,19 +35,22 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+FEATURES=(--workspace --locked --features citylake-cli/cluster)
+
 step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy "${FEATURES[@]}" --all-targets -- -D warnings
 
 step "cargo test (unit, sqllogictest, CLI and Flight SQL end to end)"
-cargo test --workspace --locked
+cargo test "${FEATURES[@]}"
+cargo build "${FEATURES[@]}" --bins
 
 step "city-bench quick mode: every workload query agrees across citylake, plain DataFusion and DuckDB (SF 0.01; no timings)"
 bench_lake=$(mktemp -d)
-cargo run --locked -q -p citylake-bench -- citybench --scale 0.01 --lake "$bench_lake/lake" --check-only \
+"$CARGO_TARGET_DIR/debug/city-bench" citybench --scale 0.01 --lake "$bench_lake/lake" --check-only \
   --python "$VENV/bin/python"
 rm -rf "$bench_lake"
 
-step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLAlchemy) against citylake serve; the report in headless Chromium"
+step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLAlchemy) against citylake serve, alone and on a Ballista cluster; the report in headless Chromium"
 # openssl for the TLS tests; headless Chromium and a CJK font for the report test
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)

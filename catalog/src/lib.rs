@@ -15,7 +15,7 @@
 //! - [`error`]: [`CatalogError`], naming file, dataset and field.
 
 pub mod error;
-mod parquet;
+pub mod parquet;
 mod provider;
 pub mod spec;
 pub mod types;

@@ -55,6 +55,12 @@ impl LakeParquetFormat {
         }
     }
 
+    /// DataFusion's Parquet format this one wraps (what a plan sent to a
+    /// cluster carries: the wrapper's error naming is local to this process).
+    pub fn inner(&self) -> &ParquetFormat {
+        &self.inner
+    }
+
     fn name(&self, location: &object_store::path::Path) -> String {
         object_name(&self.store_url, location)
     }

@@ -29,6 +29,9 @@ pub enum Command {
     User(UserArgs),
     /// Check the datasets' quality: freshness, completeness, validity, uniqueness, partitions.
     Quality(crate::quality::QualityArgs),
+    /// Run citylake on a Ballista cluster: a scheduler or an executor.
+    #[command(subcommand)]
+    Cluster(crate::cluster::ClusterCommand),
     /// Write a report (HTML, CSV, Parquet) from the lake.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -174,9 +177,13 @@ pub struct EngineArgs {
     /// Memory for cached Parquet footers and page indexes (e.g. 256MiB; 0 turns it off).
     #[arg(long, env = "CITYLAKE_METADATA_CACHE", value_parser = parse_size)]
     pub metadata_cache: Option<usize>,
+    /// Run queries on a Ballista cluster (df://HOST:PORT of its scheduler); the
+    /// policy, masking and audit stay here. Needs the `cluster` build feature.
+    #[arg(long, env = "CITYLAKE_CLUSTER")]
+    pub cluster: Option<String>,
 }
 
-fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize, String> {
     citylake_engine::config::parse_size(s)
 }
 
@@ -223,6 +230,7 @@ impl Cli {
             Command::Serve(args) => crate::serve::run(args).await,
             Command::User(args) => crate::serve::user(args),
             Command::Quality(args) => crate::quality::run(args).await,
+            Command::Cluster(command) => crate::cluster::run(command).await,
             Command::Report(ReportCommand::Performance(args)) => crate::report::run(args).await,
         }
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod cluster;
 mod generate;
 mod output;
 mod quality;

@@ -53,7 +53,11 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     if let Some(bytes) = args.metadata_cache {
         config.metadata_cache_bytes = bytes;
     }
-    Ok(Engine::new(config).await?)
+    let engine = Engine::new(config).await?;
+    Ok(match &args.cluster {
+        Some(location) => engine.with_remote(crate::cluster::connect(location).await?),
+        None => engine,
+    })
 }
 
 pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {

@@ -24,6 +24,7 @@
 //! - [`policy`]: roles, grants, masks and row filters; [`governance`]: their
 //!   enforcement in the catalog each session sees.
 //! - [`quality`]: the data-quality checks and `system.data_quality`.
+//! - [`remote`]: the hook through which a cluster runs a session's queries.
 //! - [`principal`]: who is asking; [`error`]: [`EngineError`].
 
 pub mod audit;
@@ -34,6 +35,7 @@ pub mod policy;
 pub mod principal;
 pub mod publish;
 pub mod quality;
+pub mod remote;
 pub mod requests;
 mod session;
 pub mod storage;

@@ -73,6 +73,8 @@ pub struct Engine {
     requests: Arc<RequestCounts>,
     /// The data-quality checks over the raw lake (`system.data_quality`).
     quality: Arc<crate::quality::Checker>,
+    /// Where queries run when not here (a cluster), if anywhere.
+    remote: Option<Arc<dyn crate::remote::RemoteExecutor>>,
 }
 
 impl Entry {
@@ -241,7 +243,20 @@ impl Engine {
             audit_table,
             requests: Arc::new(RequestCounts::default()),
             quality,
+            remote: None,
         })
+    }
+
+    /// Sends every session's queries to `remote` (a cluster) where it accepts
+    /// them; the rest run here.
+    pub fn with_remote(mut self, remote: Arc<dyn crate::remote::RemoteExecutor>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Where queries run when not here, if anywhere.
+    pub fn remote(&self) -> Option<&Arc<dyn crate::remote::RemoteExecutor>> {
+        self.remote.as_ref()
     }
 
     /// The data-quality checks over the raw lake, as `citylake quality` runs them
@@ -420,6 +435,7 @@ impl Engine {
             audit: self.audit.clone(),
             client: String::new(),
             masked_columns,
+            remote: self.remote.clone(),
         }
     }
 }
@@ -536,6 +552,8 @@ pub struct Session {
     client: String,
     /// Per dataset, the columns masked for this principal.
     masked_columns: std::collections::BTreeMap<String, Vec<String>>,
+    /// Where queries run when not here (a cluster), if anywhere.
+    remote: Option<Arc<dyn crate::remote::RemoteExecutor>>,
 }
 
 impl Session {
@@ -631,8 +649,23 @@ impl Session {
         Ok(())
     }
 
-    /// Executes a plan; the result streams batch by batch.
+    /// Executes a plan; the result streams batch by batch. With a remote
+    /// executor (a cluster), a query it accepts runs there: the plan, optimized
+    /// here under this principal's policy, is what it receives.
     pub async fn execute(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        if let Some(remote) = &self.remote
+            && crate::remote::is_query(&plan)
+        {
+            let state = self.ctx.state();
+            let optimized = state.optimize(&plan)?;
+            match remote.accepts(&optimized) {
+                Ok(()) => {
+                    tracing::debug!(cluster = remote.location(), "query runs on the cluster");
+                    return remote.execute(&state, optimized).await;
+                }
+                Err(why) => tracing::debug!(reason = %why, "query runs locally"),
+            }
+        }
         let df = self.ctx.execute_logical_plan(plan).await?;
         Ok(df.execute_stream().await?)
     }

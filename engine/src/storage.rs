@@ -132,7 +132,7 @@ pub fn describe_store_error(e: &object_store::Error) -> String {
 
 /// Registers the store of `catalog`'s root with `runtime` and checks that every
 /// dataset's location exists.
-pub(crate) async fn register(runtime: &RuntimeEnv, catalog: &Catalog) -> Result<()> {
+pub async fn register(runtime: &RuntimeEnv, catalog: &Catalog) -> Result<()> {
     let root = catalog.root_url();
     let url = parse_url(root)?;
     match url.scheme() {

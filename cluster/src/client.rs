@@ -1,0 +1,285 @@
+//! The front end's side: [`Cluster`] runs a session's optimized plans on a
+//! Ballista scheduler and streams the results back.
+//!
+//! What runs where:
+//! - here (the front end): parsing, the access check, planning against the
+//!   principal's governed catalog (masks and row filters are part of the plan),
+//!   optimization, the audit trail, and every plan the cluster cannot take:
+//!   one reading `system.*`, `information_schema` or a session's in-memory
+//!   table, one holding an `IN`/`EXISTS` subquery or a window function (which
+//!   Ballista 55 computed wrongly over shuffled partitions in our tests),
+//!   statements and `EXPLAIN`;
+//! - on the cluster: the query itself — scans of the lake's Parquet files,
+//!   joins, aggregates, citylake's functions — split into stages by the
+//!   scheduler and run by the executors.
+//!
+//! Dropping a result stream before its end (a client that cancels or goes
+//! away) cancels the cluster's job.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ballista_core::execution_plans::DistributedQueryExec;
+use ballista_core::extension::SessionStateExt;
+use ballista_core::serde::protobuf::CancelJobParams;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use citylake_engine::catalog::parquet::LakeParquetFormat;
+use citylake_engine::{EngineError, Result};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
+use datafusion::datasource::{TableProvider, provider_as_source, source_as_provider};
+use datafusion::execution::session_state::SessionState;
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::protobuf::LogicalPlanNode;
+use futures::Stream;
+
+/// A Ballista cluster, addressed `df://host:port` (the scheduler).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    location: String,
+    /// `http://host:port` of the scheduler's gRPC service.
+    scheduler: String,
+}
+
+impl Cluster {
+    /// Connects to the scheduler at `location` (`df://host:port`), failing
+    /// clearly when it is not there.
+    pub async fn connect(location: &str) -> Result<Self> {
+        let bad = |why: String| EngineError::Config(format!("--cluster {location}: {why}"));
+        let url = url::Url::parse(location).map_err(|e| bad(e.to_string()))?;
+        if url.scheme() != "df" {
+            return Err(bad("expected df://HOST:PORT".into()));
+        }
+        let host = url.host_str().ok_or_else(|| bad("no host".into()))?;
+        let port = url.port().ok_or_else(|| bad("no port".into()))?;
+        let scheduler = format!("http://{host}:{port}");
+        let endpoint = tonic::transport::Endpoint::from_shared(scheduler.clone())
+            .map_err(|e| bad(e.to_string()))?
+            .connect_timeout(std::time::Duration::from_secs(5));
+        endpoint.connect().await.map_err(|e| {
+            EngineError::Storage(format!(
+                "cannot reach the cluster's scheduler at {location}: {e}"
+            ))
+        })?;
+        Ok(Self {
+            location: location.to_string(),
+            scheduler,
+        })
+    }
+}
+
+/// Why `plan` cannot run on the cluster, if it cannot.
+fn local_only(plan: &LogicalPlan) -> Option<String> {
+    let mut why = None;
+    let mut scans = 0;
+    let _ = plan.apply_with_subqueries(|node| {
+        let reason = match node {
+            LogicalPlan::TableScan(scan) => {
+                scans += 1;
+                let listing = source_as_provider(&scan.source)
+                    .ok()
+                    .is_some_and(|p| p.downcast_ref::<ListingTable>().is_some());
+                (!listing)
+                    .then(|| format!("it reads {}, which lives in this process", scan.table_name))
+            }
+            LogicalPlan::Extension(_) | LogicalPlan::RecursiveQuery(_) => Some(format!(
+                "{} plans are not sent to the cluster",
+                node.display()
+            )),
+            // Ballista 55 returned wrong rows for window functions over shuffled
+            // partitions (built-in ones too: `max(x) OVER (PARTITION BY day)`
+            // after a GROUP BY), so windows stay here, where they are right.
+            LogicalPlan::Window(_) => Some(
+                "it has window functions, which Ballista 55 computes wrongly over shuffled \
+                 partitions"
+                    .to_string(),
+            ),
+            _ => {
+                let mut subquery = false;
+                let _ = node.apply_expressions(|e| {
+                    subquery |= e
+                        .exists(|e| {
+                            // (a scalar subquery travels; these do not)
+                            Ok(matches!(e, Expr::InSubquery(_) | Expr::Exists(_)))
+                        })
+                        .unwrap_or(false);
+                    Ok(TreeNodeRecursion::Continue)
+                });
+                subquery.then(|| "it keeps a subquery expression".to_string())
+            }
+        };
+        if reason.is_some() {
+            why = reason;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    why.or_else(|| (scans == 0).then(|| "it reads no dataset".to_string()))
+}
+
+/// The plan with each dataset's Parquet format as DataFusion's own: the
+/// error-naming wrapper (`LakeParquetFormat`) works in this process only, and
+/// what travels to the scheduler must be a format it knows.
+fn portable(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let plan = plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::TableScan(scan) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(table) = source_as_provider(&scan.source)?
+            .downcast_ref::<ListingTable>()
+            .map(|t| (t.table_paths().clone(), t.options().clone(), t.schema()))
+        else {
+            return Ok(Transformed::no(node));
+        };
+        let (paths, mut options, schema) = table;
+        let Some(lake) = options.format.downcast_ref::<LakeParquetFormat>() else {
+            return Ok(Transformed::no(node));
+        };
+        options.format =
+            Arc::new(ParquetFormat::default().with_options(lake.inner().options().clone()));
+        let file_schema: SchemaRef = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .filter(|f| {
+                    !options
+                        .table_partition_cols
+                        .iter()
+                        .any(|(p, _)| p == f.name())
+                })
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+        let table = ListingTable::try_new(
+            ListingTableConfig::new_with_multi_paths(paths)
+                .with_listing_options(options)
+                .with_schema(file_schema),
+        )?;
+        let scan = TableScan {
+            source: provider_as_source(Arc::new(table)),
+            ..scan.clone()
+        };
+        Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+    })?;
+    Ok(plan.data)
+}
+
+/// The distributed query node of a physical plan (its root, as Ballista plans
+/// it), which learns its job's id once submitted.
+type Job = Arc<dyn ExecutionPlan>;
+
+fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<Job> {
+    if plan.is::<DistributedQueryExec<LogicalPlanNode>>() {
+        return Some(Arc::clone(plan));
+    }
+    plan.children().into_iter().find_map(job_of)
+}
+
+fn job_id(job: &Job) -> Option<String> {
+    job.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()?
+        .job_id()
+        .map(|id| id.to_string())
+}
+
+#[async_trait::async_trait]
+impl citylake_engine::remote::RemoteExecutor for Cluster {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn accepts(&self, plan: &LogicalPlan) -> std::result::Result<(), String> {
+        match local_only(plan) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    async fn execute(
+        &self,
+        state: &SessionState,
+        plan: LogicalPlan,
+    ) -> Result<SendableRecordBatchStream> {
+        let plan = portable(plan)?;
+        let ballista = state.clone().upgrade_for_ballista(self.scheduler.clone())?;
+        let physical = ballista
+            .query_planner()
+            .create_physical_plan(&plan, &ballista)
+            .await?;
+        let job = job_of(&physical);
+        let stream = datafusion::physical_plan::execute_stream(physical, ballista.task_ctx())?;
+        Ok(Box::pin(CancelOnDrop {
+            inner: stream,
+            job,
+            scheduler: self.scheduler.clone(),
+            finished: false,
+        }))
+    }
+}
+
+/// A cluster job's results; dropped before their end, the job is cancelled.
+struct CancelOnDrop {
+    inner: SendableRecordBatchStream,
+    job: Option<Job>,
+    scheduler: String,
+    finished: bool,
+}
+
+impl Stream for CancelOnDrop {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.inner.as_mut().poll_next(cx);
+        if matches!(next, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.finished = true;
+        }
+        next
+    }
+}
+
+impl RecordBatchStream for CancelOnDrop {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Some(job_id) = self.job.as_ref().and_then(job_id) else {
+            return;
+        };
+        let scheduler = self.scheduler.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(job = %job_id, "no runtime to cancel the cluster job on");
+            return;
+        };
+        runtime.spawn(async move {
+            let result = async {
+                SchedulerGrpcClient::connect(scheduler)
+                    .await?
+                    .cancel_job(CancelJobParams {
+                        job_id: job_id.clone(),
+                    })
+                    .await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    tracing::info!(job = %job_id, "cluster job cancelled: its results were dropped")
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job_id, error = %e, "cannot cancel the cluster job")
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,20 @@
+//! citylake on Apache DataFusion Ballista 55: the same SQL, functions and
+//! policies on a cluster.
+//!
+//! - [`node`]: the scheduler and executor processes (`citylake cluster
+//!   scheduler` / `executor`). Their sessions know citylake's scalar, aggregate
+//!   and window functions (and the policy's mask function), its configuration
+//!   options, and open S3 stores from each node's own `AWS_*` environment.
+//! - [`client`]: [`client::Cluster`], the front end's
+//!   [`citylake_engine::remote::RemoteExecutor`]: `citylake serve --cluster` and
+//!   `citylake sql --cluster` plan and enforce the policy locally, then hand the
+//!   optimized plan — scans of the lake's Parquet files under the policy's
+//!   projections and filters — to the scheduler and stream the results back.
+//!
+//! Only this crate (and the CLI built with its `cluster` feature) depends on
+//! Ballista.
+
+pub mod client;
+pub mod node;
+
+pub use client::Cluster;

@@ -1,0 +1,201 @@
+//! The cluster's processes: a Ballista scheduler and executors whose sessions
+//! know citylake.
+//!
+//! What every node adds to Ballista's defaults:
+//! - the functions: `citylake_udfs::register_all` (scalar, aggregate, window)
+//!   and the policy's `citylake_mask`, so that plans naming them decode;
+//! - the configuration options (`citylake.grade_excellent`, …) that travel with
+//!   a query's settings;
+//! - object stores: `s3://` locations open a client from the node's own
+//!   environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, …) on first use;
+//!   credentials are never part of a query's settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use citylake_engine::storage::EnvObjectStoreRegistry;
+use datafusion::catalog::CatalogProvider;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::prelude::SessionConfig;
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+
+/// Errors of starting or running a node.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The session configuration every node starts from: Ballista's, with
+/// citylake's options.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new_with_ballista()
+        .with_option_extension(citylake_udfs::finance::EvaluationOptions::default())
+}
+
+/// A runtime whose stores open from the environment, sharing `registry`.
+fn runtime(
+    registry: &Arc<EnvObjectStoreRegistry>,
+    temp_dir: Option<&str>,
+) -> datafusion::error::Result<Arc<RuntimeEnv>> {
+    let mut builder = RuntimeEnvBuilder::new().with_object_store_registry(registry.clone());
+    if let Some(dir) = temp_dir {
+        builder = builder.with_temp_file_path(dir);
+    }
+    builder.build_arc()
+}
+
+/// A session state with Ballista's planner rules and citylake's functions.
+fn session_state(
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+) -> datafusion::error::Result<SessionState> {
+    let mut state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
+        .build();
+    register_functions(&mut state)?;
+    Ok(state)
+}
+
+/// citylake's functions and the policy's mask function, added to `state`.
+pub fn register_functions(state: &mut SessionState) -> datafusion::error::Result<()> {
+    citylake_udfs::register_all(state)?;
+    datafusion::execution::FunctionRegistry::register_udf(
+        state,
+        citylake_engine::governance::mask_udf(),
+    )?;
+    Ok(())
+}
+
+/// How to run a scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    pub bind: SocketAddr,
+    /// A catalog whose datasets the scheduler's own sessions see by name (for
+    /// clients that send SQL to the scheduler; citylake's front end sends plans
+    /// that carry their files' locations).
+    pub catalog: Option<PathBuf>,
+    /// An executor silent for this long is lost: its tasks are rescheduled.
+    pub executor_timeout: Duration,
+}
+
+/// Runs a scheduler until the process ends. `ready` receives the bound address.
+pub async fn run_scheduler(
+    options: SchedulerOptions,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), Error> {
+    let registry = Arc::new(EnvObjectStoreRegistry::new());
+    let catalog = match &options.catalog {
+        Some(path) => Some(load_catalog(path, &registry).await?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(options.bind).await?;
+    let addr = listener.local_addr()?;
+    let builder_registry = registry.clone();
+    let timeout = options.executor_timeout.as_secs().max(1);
+    let config = SchedulerConfig {
+        bind_host: addr.ip().to_string(),
+        external_host: addr.ip().to_string(),
+        bind_port: addr.port(),
+        executor_timeout_seconds: timeout,
+        no_executors_grace_period_seconds: timeout,
+        expire_dead_executor_interval_seconds: timeout.clamp(1, 5),
+        ..Default::default()
+    }
+    .with_override_config_producer(Arc::new(session_config))
+    .with_override_session_builder(Arc::new(move |config: SessionConfig| {
+        let state = session_state(config, runtime(&builder_registry, None)?)?;
+        if let Some((name, provider)) = &catalog {
+            state
+                .catalog_list()
+                .register_catalog(name.clone(), provider.clone());
+        }
+        Ok(state)
+    }));
+    let config = Arc::new(config);
+    let cluster = BallistaCluster::new_from_config(&config).await?;
+    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
+    ready(addr);
+    start_grpc_service_with_listener(listener, scheduler).await?;
+    Ok(())
+}
+
+/// The catalog's datasets as a provider, over stores from `registry` (the
+/// catalog's `[storage]` section applies to its root).
+async fn load_catalog(
+    path: &std::path::Path,
+    registry: &Arc<EnvObjectStoreRegistry>,
+) -> Result<(String, Arc<dyn CatalogProvider>), Error> {
+    let catalog = citylake_engine::storage::load_catalog(path).await?;
+    let runtime = runtime(registry, None)?;
+    citylake_engine::storage::register(&runtime, &catalog).await?;
+    let state = session_state(session_config(), runtime)?;
+    let provider: Arc<dyn CatalogProvider> = catalog.build_provider(&state).await?;
+    Ok((catalog.name().to_string(), provider))
+}
+
+/// How to run an executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// The scheduler's host and port.
+    pub scheduler: (String, u16),
+    /// Address of the executor's Arrow Flight service (shuffle and results).
+    pub bind: SocketAddr,
+    /// Port of its gRPC service (tasks pushed by the scheduler).
+    pub grpc_port: u16,
+    /// Tasks run at once.
+    pub slots: usize,
+    /// Where shuffle files and spills go (default: a temporary directory).
+    pub work_dir: Option<PathBuf>,
+    /// Memory for query execution on this executor (default: Ballista's, a
+    /// share of the machine's memory).
+    pub memory_limit: Option<u64>,
+    /// How often the executor tells the scheduler it is alive.
+    pub heartbeat: Duration,
+}
+
+/// Runs an executor until the process ends.
+pub async fn run_executor(options: ExecutorOptions) -> Result<(), Error> {
+    let registry = Arc::new(EnvObjectStoreRegistry::new());
+    let functions_state = session_state(session_config(), runtime(&registry, None)?)?;
+    let functions = Arc::new(BallistaFunctionRegistry::from(&functions_state));
+    let work_dir = options
+        .work_dir
+        .as_ref()
+        .map(|d| d.to_string_lossy().into_owned());
+    if let Some(dir) = &options.work_dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temp_dir = work_dir.clone();
+    let config = ExecutorProcessConfig {
+        bind_host: options.bind.ip().to_string(),
+        external_host: Some(options.bind.ip().to_string()),
+        port: options.bind.port(),
+        grpc_port: options.grpc_port,
+        scheduler_host: options.scheduler.0.clone(),
+        scheduler_port: options.scheduler.1,
+        scheduler_connect_timeout_seconds: 30,
+        vcores: options.slots.max(1),
+        work_dir,
+        special_mod_log_level: "WARN".into(),
+        print_thread_info: false,
+        executor_heartbeat_interval_seconds: options.heartbeat.as_secs().max(1),
+        memory_pool_size: options.memory_limit,
+        override_function_registry: Some(functions),
+        override_config_producer: Some(Arc::new(session_config)),
+        override_runtime_producer: Some(Arc::new(move |_config: &SessionConfig| {
+            runtime(&registry, temp_dir.as_deref())
+        })),
+        ..Default::default()
+    };
+    start_executor_process(Arc::new(config)).await?;
+    Ok(())
+}

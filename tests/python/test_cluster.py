@@ -1,0 +1,210 @@
+"""citylake on a Ballista cluster: `citylake cluster scheduler`, two `citylake cluster executor`s
+and `citylake serve --cluster`, all separate processes on loopback, answer an ADBC client's
+city-bench queries (function and standard variants) with the same results as a single node; the
+policy (masks, row filters, refusals) holds through the cluster; a query that reads system tables
+runs in the front end; a dropped query's job is cancelled; an executor stopped mid-query gives a
+clear error or a retried success and the cluster answers the next query; the lake in SeaweedFS is
+read by the executors with their own AWS_* environment."""
+
+import decimal
+import math
+import pathlib
+import sys
+import threading
+import time
+
+import adbc_driver_manager
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
+from cluster import Cluster, workload  # noqa: E402
+from conftest import Server, binary  # noqa: E402
+from test_flight_clients import adbc  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(binary(), executors=2, slots=2)
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def front(lake, cluster):
+    s = Server(lake, extra=["--cluster", cluster.location, "--log", "citylake_engine=debug,info"])
+    yield s
+    s.stop()
+
+
+def fetch(server, sql, user="root"):
+    with adbc(server, user=user) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def normal(rows):
+    """Rows comparable across engines: numbers as floats to 9 significant digits, sorted."""
+    def value(v):
+        if isinstance(v, (float, decimal.Decimal)):
+            f = float(v)
+            if f == 0 or math.isnan(f):
+                return f
+            return round(f, 8 - int(math.floor(math.log10(abs(f)))))
+        if isinstance(v, list):
+            return tuple(value(x) for x in v)
+        return v
+    return sorted((tuple(value(v) for v in row) for row in rows), key=repr)
+
+
+def ran_on_cluster(front, before):
+    return any("query runs on the cluster" in line for line in front.log[before:])
+
+
+def has_window(sql):
+    """Window functions (directly or through the situation view) run in the front end: Ballista 55
+    computed them wrongly over shuffled partitions (see test_window_queries_stay_in_the_front_end)."""
+    return " OVER " in sql.upper() or "situation.district_daily" in sql
+
+
+@pytest.mark.parametrize("name,sql,standard", workload(), ids=[q[0] for q in workload()])
+def test_city_bench_queries_same_results_as_single_node(server, front, name, sql, standard):
+    for variant in [sql, standard] if standard else [sql]:
+        expected = fetch(server, variant)
+        before = len(front.log)
+        got = fetch(front, variant)
+        assert normal(got) == normal(expected), f"{name}: cluster {got[:3]} vs single node {expected[:3]}"
+        if has_window(variant):
+            assert any("window functions" in line for line in front.log[before:]), front.log[before:]
+        else:
+            assert ran_on_cluster(front, before), f"{name} did not run on the cluster: {front.log[before:]}"
+
+
+def test_most_of_the_workload_runs_on_the_cluster():
+    on_cluster = [name for name, sql, _ in workload() if not has_window(sql)]
+    assert len(on_cluster) >= 17, on_cluster
+
+
+def test_window_queries_stay_in_the_front_end(server, front):
+    """The query that showed the Ballista 55 window bug: right, because it runs in the front end."""
+    q = ("WITH daily AS (SELECT station_id % 3 AS d, CAST(observed_at AS DATE) AS day, avg(pm25) AS pm25 "
+         "FROM environment.air_quality_hourly WHERE month = '2025-01' GROUP BY 1, 2) "
+         "SELECT d, day, max(pm25) OVER (PARTITION BY day), row_number() OVER (PARTITION BY day ORDER BY d) "
+         "FROM daily ORDER BY day, d")
+    before = len(front.log)
+    assert normal(fetch(front, q)) == normal(fetch(server, q))
+    assert any("query runs locally" in line and "window functions" in line for line in front.log[before:])
+
+
+def test_the_policy_holds_through_the_cluster(server, front):
+    # the district analyst: their district only, personal data masked, finance refused
+    assert fetch(front, "SELECT DISTINCT district FROM hotline.cases", user="dora") == [("Xihu",)]
+    q = "SELECT caller_phone, caller_name FROM hotline.cases ORDER BY case_id LIMIT 50"
+    before = len(front.log)
+    masked = fetch(front, q, user="dora")
+    assert ran_on_cluster(front, before)
+    assert masked == fetch(server, q, user="dora")
+    assert all("****" in phone and name.endswith("*") for phone, name in masked)
+    real = fetch(server, "SELECT caller_phone FROM hotline.cases WHERE district = 'Xihu' "
+                         "ORDER BY case_id LIMIT 1")[0][0]
+    assert fetch(front, f"SELECT count(*) FROM hotline.cases WHERE caller_phone = '{real}'",
+                 user="dora") == [(0,)]
+    with pytest.raises(adbc_driver_manager.Error) as e:
+        fetch(front, "SELECT payee FROM finance.expenditures", user="dora")
+    assert "permission denied" in str(e.value).lower() and "finance.expenditures" in str(e.value)
+    # the request is in the front end's audit log
+    rows = fetch(front, "SELECT outcome FROM system.audit_log WHERE request LIKE '%finance.expenditures%' "
+                        "AND user = 'dora'")
+    assert ("refused",) in rows
+
+
+def test_system_tables_and_mixed_queries_run_in_the_front_end(front):
+    before = len(front.log)
+    rows = fetch(front, "SELECT d.name, count(*) FROM system.datasets d "
+                        "JOIN information_schema.columns c ON c.table_name = split_part(d.name, '.', 2) "
+                        "GROUP BY 1 ORDER BY 1")
+    assert ("common.districts", 7) in rows
+    assert any("query runs locally" in line for line in front.log[before:])
+    assert fetch(front, "SELECT 1 + 1") == [(2,)]
+
+
+def test_a_dropped_query_cancels_its_cluster_job(front, cluster):
+    with adbc(front, user="root") as conn, conn.cursor() as cur:
+        cur.execute("SELECT * FROM traffic.segment_speed a CROSS JOIN common.districts")
+        reader = cur.fetch_record_batch()
+        reader.read_next_batch()
+    # the connection is closed with the stream unread: the front end cancels the job
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if any("cluster job cancelled" in line for line in front.log):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("no cancellation in the front end's log:\n" + "".join(front.log[-20:]))
+    assert fetch(front, "SELECT count(*) FROM common.districts") == [(13,)]
+
+
+def test_an_executor_stopped_mid_query(lake, tmp_path):
+    """Its own cluster: a query running when one executor dies ends with a clear error or a
+    retried success, and the cluster answers the next query on the executor left."""
+    c = Cluster(binary(), executors=2, slots=1)
+    s = Server(lake, extra=["--cluster", c.location])
+    try:
+        expected = fetch(s, "SELECT count(*), sum(vehicle_count) FROM traffic.segment_speed")
+        outcome = {}
+
+        def long_query():
+            try:
+                outcome["rows"] = fetch(s, "SELECT segment_id, date_part('hour', observed_at) h, "
+                                           "avg(avg_speed_kmh), count(DISTINCT observed_at) "
+                                           "FROM traffic.segment_speed GROUP BY 1, 2 ORDER BY 1, 2")
+            except adbc_driver_manager.Error as e:
+                outcome["error"] = str(e)
+        t = threading.Thread(target=long_query)
+        t.start()
+        time.sleep(0.5)
+        c.executors[0].stop(kill=True)
+        t.join(timeout=240)
+        assert not t.is_alive(), "the query hung after its executor died"
+        if "error" in outcome:
+            assert outcome["error"].strip(), "an empty error"
+        else:
+            assert len(outcome["rows"]) == 13 * 24
+        # the next query runs on the executor that is left
+        assert fetch(s, "SELECT count(*), sum(vehicle_count) FROM traffic.segment_speed") == expected
+    finally:
+        s.stop()
+        c.stop()
+
+
+def test_the_lake_in_seaweedfs_from_the_executors(lake, tmp_path_factory):
+    from seaweed import BUCKET, Weed
+    import subprocess
+    weed = Weed(str(tmp_path_factory.mktemp("weed-cluster")))
+    c = None
+    s = None
+    try:
+        done = subprocess.run([binary(), "generate", "--scale", "0.01", "--out", f"s3://{BUCKET}/city"],
+                              capture_output=True, text=True, env=weed.env(), timeout=300)
+        assert done.returncode == 0, done.stderr
+        # every node reads the store with its own environment; the front end too
+        c = Cluster(binary(), executors=2, env=weed.env())
+        s = Server(lake, catalog=f"s3://{BUCKET}/city/catalog.toml", env=weed.env(),
+                   extra=["--cluster", c.location, "--log", "citylake_engine=debug,info"])
+        local = Server(lake)
+        try:
+            for q in ["SELECT count(*), sum(vehicle_count) FROM traffic.segment_speed",
+                      "SELECT district, count(*) FROM hotline.cases GROUP BY 1 ORDER BY 1",
+                      "SELECT station_id, aqi_cn_daily(avg(pm25), avg(pm10), avg(so2), avg(no2), avg(co), "
+                      "max(o3_8h)) FROM environment.air_quality_hourly WHERE month = '2025-01' "
+                      "GROUP BY 1 ORDER BY 1"]:
+                before = len(s.log)
+                assert normal(fetch(s, q)) == normal(fetch(local, q)), q
+                assert ran_on_cluster(s, before), q
+        finally:
+            local.stop()
+    finally:
+        if s:
+            s.stop()
+        if c:
+            c.stop()
+        weed.stop()
