@@ -33,7 +33,7 @@ PASSWORD = "bench password 1"
 
 def serve(binary, catalog, users, extra=()):
     return Process([binary, "serve", "--catalog", str(catalog), "--users", str(users),
-                    "--bind", "127.0.0.1:0", *extra], ready=r"listening on (127\.0\.0\.1:\d+)",
+                    "--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", *extra], ready=r"listening on (127\.0\.0\.1:\d+)",
                    timeout=300)
 
 

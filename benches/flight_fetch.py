@@ -45,7 +45,7 @@ def main():
     users = pathlib.Path(tempfile.mkdtemp()) / "users.toml"
     subprocess.run([a.binary, "user", "add", "bench", "--role", "admin", "--users", str(users)], check=True,
                    env=dict(os.environ, CITYLAKE_PASSWORD=PASSWORD), capture_output=True)
-    server = subprocess.Popen([a.binary, "serve", "--catalog", catalog, "--users", str(users), "--bind", "127.0.0.1:0"],
+    server = subprocess.Popen([a.binary, "serve", "--catalog", catalog, "--users", str(users), "--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"],
                               stderr=subprocess.PIPE, text=True)
     results = []
     try:

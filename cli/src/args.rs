@@ -12,6 +12,9 @@ pub struct Cli {
     /// Log filter (tracing syntax, e.g. `info` or `citylake_engine=debug`).
     #[arg(long, global = true, env = "CITYLAKE_LOG", default_value = "warn")]
     pub log: String,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(long, global = true, env = "CITYLAKE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -64,6 +67,14 @@ pub struct ServeArgs {
     /// Lifetime of a login's bearer token, in seconds.
     #[arg(long, env = "CITYLAKE_TOKEN_TTL", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,
+    /// Address of the operator endpoints (/metrics, /health, /ready); keep it on
+    /// loopback or a private network.
+    #[arg(long, env = "CITYLAKE_METRICS_BIND", default_value = "127.0.0.1:9464")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
+    /// After SIGTERM/SIGINT, how long running queries may finish before they are
+    /// cancelled (`forever` waits).
+    #[arg(long, env = "CITYLAKE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_ttl)]
+    pub shutdown_grace: CacheTtl,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -177,6 +188,27 @@ pub struct EngineArgs {
     /// Memory for cached Parquet footers and page indexes (e.g. 256MiB; 0 turns it off).
     #[arg(long, env = "CITYLAKE_METADATA_CACHE", value_parser = parse_size)]
     pub metadata_cache: Option<usize>,
+    /// Stop a query after this long (e.g. 30s, 5m; default: no limit). A role's
+    /// query_timeout in the policy replaces it.
+    #[arg(long, env = "CITYLAKE_QUERY_TIMEOUT", value_parser = parse_ttl)]
+    pub query_timeout: Option<CacheTtl>,
+    /// Memory one query may hold (e.g. 1GiB; default: the --memory-limit pool);
+    /// operators spill before they fail. A role's memory_per_query replaces it.
+    #[arg(long, env = "CITYLAKE_MEMORY_PER_QUERY", value_parser = parse_size)]
+    pub memory_per_query: Option<usize>,
+    /// Most rows a query may return (default: no limit).
+    #[arg(long, env = "CITYLAKE_MAX_RESULT_ROWS")]
+    pub max_result_rows: Option<u64>,
+    /// Most bytes a query may return (e.g. 512MiB; default: no limit).
+    #[arg(long, env = "CITYLAKE_MAX_RESULT_BYTES", value_parser = parse_size)]
+    pub max_result_bytes: Option<usize>,
+    /// Queries that run at once (default: twice the cores).
+    #[arg(long, env = "CITYLAKE_MAX_CONCURRENT_QUERIES")]
+    pub max_concurrent_queries: Option<usize>,
+    /// Queries that may wait for a slot, in arrival order; beyond, refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "CITYLAKE_QUERY_QUEUE", default_value_t = citylake_engine::config::DEFAULT_QUERY_QUEUE)]
+    pub query_queue: usize,
     /// Run queries on a Ballista cluster (df://HOST:PORT of its scheduler); the
     /// policy, masking and audit stay here. Needs the `cluster` build feature.
     #[arg(long, env = "CITYLAKE_CLUSTER")]
@@ -191,7 +223,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 #[derive(Debug, Clone, Copy)]
 pub struct CacheTtl(pub Option<std::time::Duration>);
 
-fn parse_ttl(s: &str) -> Result<CacheTtl, String> {
+pub fn parse_ttl(s: &str) -> Result<CacheTtl, String> {
     citylake_engine::config::parse_ttl(s).map(CacheTtl)
 }
 
@@ -212,15 +244,26 @@ pub enum Format {
     Arrow,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 impl Cli {
     pub fn init_logging(&self) {
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-        tracing_subscriber::fmt()
+        let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(std::io::stderr)
-            .init();
+            .with_writer(std::io::stderr);
+        match self.log_format {
+            LogFormat::Json => builder.json().init(),
+            LogFormat::Text => builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init(),
+        }
     }
 
     pub async fn run(self) -> anyhow::Result<ExitCode> {

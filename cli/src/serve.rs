@@ -50,17 +50,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     let signal = shutdown_signal()?;
     print_connect_help(addr, tls.is_some(), &users_path);
-    let shutdown = async {
+    let ops = citylake_server::ops::Ops::new(engine.clone());
+    if let Some(addr) = args.metrics_bind {
+        let listener = citylake_server::ops::bind(addr)
+            .await
+            .with_context(|| format!("cannot bind --metrics-bind {addr}"))?;
+        eprintln!(
+            "Operator endpoints on http://{0}: /metrics (Prometheus), /health, /ready",
+            listener.local_addr()?
+        );
+        let ops = ops.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ops.serve(listener).await {
+                tracing::error!(error = %e, "the operator endpoints stopped");
+            }
+        });
+    }
+    let grace = args.shutdown_grace.0.unwrap_or(Duration::MAX);
+    let shutdown = async move {
         signal.await;
-        eprintln!("shutting down: finishing running calls…");
+        ops.shutting_down();
+        eprintln!(
+            "shutting down: no new calls; running queries get {} to finish",
+            args.shutdown_grace
+                .0
+                .map_or("all the time they need".to_string(), |g| format!("{g:?}"))
+        );
     };
-    citylake_server::serve(
+    citylake_server::serve_with_grace(
         listener,
         engine,
         Arc::new(users),
         Duration::from_secs(args.token_ttl_secs),
         tls,
         shutdown,
+        grace,
     )
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -53,6 +53,19 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     if let Some(bytes) = args.metadata_cache {
         config.metadata_cache_bytes = bytes;
     }
+    config.limits = citylake_engine::limits::Limits {
+        query_timeout: args
+            .query_timeout
+            .and_then(|t| t.0)
+            .filter(|t| !t.is_zero()),
+        max_result_rows: args.max_result_rows,
+        max_result_bytes: args.max_result_bytes.map(|n| n as u64),
+        memory_per_query: args.memory_per_query,
+    };
+    if let Some(n) = args.max_concurrent_queries {
+        config.max_concurrent_queries = n;
+    }
+    config.query_queue = args.query_queue;
     let engine = Engine::new(config).await?;
     Ok(match &args.cluster {
         Some(location) => engine.with_remote(crate::cluster::connect(location).await?),

@@ -542,7 +542,13 @@ fn serve_demo_mode_creates_users_and_stops_on_sigterm() {
     let cwd = tempfile::tempdir().unwrap();
     let mut child = citylake()
         .current_dir(cwd.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-bind",
+            "127.0.0.1:0",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -613,7 +619,13 @@ fn serve_refuses_half_a_tls_configuration_and_a_missing_users_file() {
     // serve with these TLS flags fails; its stderr
     let serve_fails = |tls: &[&str]| {
         let o = run(citylake()
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--metrics-bind",
+                "127.0.0.1:0",
+            ])
             .args(tls)
             .arg("--users")
             .arg(&users)

@@ -38,6 +38,12 @@ pub struct EngineConfig {
     /// Where the audit trail is written (default: `audit/` beside a local
     /// catalog, `data/audit` for a catalog in an object store).
     pub audit_dir: Option<PathBuf>,
+    /// Per-query limits (timeout, result size, memory); roles may replace them.
+    pub limits: crate::limits::Limits,
+    /// Queries that run at once (default: twice the cores).
+    pub max_concurrent_queries: usize,
+    /// Queries that may wait for a slot, in arrival order; beyond, refused (default 64).
+    pub query_queue: usize,
 }
 
 impl EngineConfig {
@@ -51,6 +57,9 @@ impl EngineConfig {
             target_partitions: None,
             batch_size: None,
             list_cache_ttl: Some(DEFAULT_LIST_CACHE_TTL),
+            limits: Default::default(),
+            max_concurrent_queries: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            query_queue: DEFAULT_QUERY_QUEUE,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
             policy: None,
             audit_dir: None,
@@ -80,6 +89,20 @@ pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
         _ => return Err(format!("`{s}`: unknown unit (use ms, s, m, h)")),
     };
     Ok(Some(d))
+}
+
+/// Default of [`EngineConfig::query_queue`].
+pub const DEFAULT_QUERY_QUEUE: usize = 64;
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `256.0 MiB`, `2.0 GiB`.
+pub fn format_size(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if n >= size {
+            return format!("{:.1} {unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n} B")
 }
 
 /// Parses a size such as `512MiB`, `2GiB`, `1.5G`, `800000` (bytes).

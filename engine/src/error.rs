@@ -72,6 +72,7 @@ fn describe(e: &DataFusionError) -> String {
         DataFusionError::ParquetError(err) => err.to_string(),
         DataFusionError::ObjectStore(err) => format!("storage error: {err}"),
         DataFusionError::IoError(err) => format!("I/O error: {err}"),
+        DataFusionError::External(err) if err.is::<crate::limits::LimitError>() => err.to_string(),
         other => other.to_string(),
     }
 }

@@ -24,6 +24,8 @@
 //! - [`policy`]: roles, grants, masks and row filters; [`governance`]: their
 //!   enforcement in the catalog each session sees.
 //! - [`quality`]: the data-quality checks and `system.data_quality`.
+//! - [`limits`]: per-query limits, the per-query memory pool, admission;
+//!   [`queries`]: every query's state (`system.queries`) and the metrics.
 //! - [`remote`]: the hook through which a cluster runs a session's queries.
 //! - [`principal`]: who is asking; [`error`]: [`EngineError`].
 
@@ -31,10 +33,12 @@ pub mod audit;
 pub mod config;
 pub mod error;
 pub mod governance;
+pub mod limits;
 pub mod policy;
 pub mod principal;
 pub mod publish;
 pub mod quality;
+pub mod queries;
 pub mod remote;
 pub mod requests;
 mod session;

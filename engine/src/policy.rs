@@ -71,6 +71,37 @@ pub struct RoleSpec {
     pub audit_log: bool,
     #[serde(default)]
     pub row_filters: Vec<RowFilterSpec>,
+    /// Resource limits of the role's queries, replacing the server's (`30s`, `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_result_rows: Option<u64>,
+    /// e.g. `256MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<String>,
+    /// e.g. `2GiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_query: Option<String>,
+}
+
+impl RoleSpec {
+    /// The role's limits (validated when the policy loads).
+    fn limits(&self) -> std::result::Result<crate::limits::Limits, String> {
+        let timeout = match self.query_timeout.as_deref() {
+            None => None,
+            Some(t) => match crate::config::parse_ttl(t)? {
+                Some(d) if !d.is_zero() => Some(d),
+                _ => return Err(format!("query_timeout `{t}` must be a positive duration")),
+            },
+        };
+        let size = |s: &Option<String>| s.as_deref().map(crate::config::parse_size).transpose();
+        Ok(crate::limits::Limits {
+            query_timeout: timeout,
+            max_result_rows: self.max_result_rows,
+            max_result_bytes: size(&self.max_result_bytes)?.map(|n| n as u64),
+            memory_per_query: size(&self.memory_per_query)?,
+        })
+    }
 }
 
 /// A row filter of a role.
@@ -161,6 +192,9 @@ impl Policy {
                     ));
                 }
             }
+            if let Err(e) = r.limits() {
+                return Err(err(&r.name, e));
+            }
             for tag in &r.unmasked_tags {
                 if tag != "*" && PiiTag::parse(tag).is_none() {
                     return Err(err(&r.name, format!("unknown PII tag `{tag}`")));
@@ -188,6 +222,15 @@ impl Policy {
     /// The roles of the policy by name.
     fn role(&self, name: &str) -> Option<&RoleSpec> {
         self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// The resource limits `principal`'s roles set (the most generous of them).
+    pub fn limits(&self, principal: &Principal) -> crate::limits::Limits {
+        principal
+            .roles
+            .iter()
+            .filter_map(|r| self.role(r)?.limits().ok())
+            .fold(Default::default(), crate::limits::Limits::most_generous)
     }
 
     /// Whether `principal` may read `system.audit_log`.

@@ -75,6 +75,12 @@ pub struct Engine {
     quality: Arc<crate::quality::Checker>,
     /// Where queries run when not here (a cluster), if anywhere.
     remote: Option<Arc<dyn crate::remote::RemoteExecutor>>,
+    /// Every query, for `system.queries` and the metrics.
+    queries: Arc<crate::queries::QueryRegistry>,
+    /// How many queries run at once and wait.
+    admission: Arc<crate::limits::Admission>,
+    /// The global per-query limits (roles may replace them).
+    limits: crate::limits::Limits,
 }
 
 impl Entry {
@@ -244,7 +250,33 @@ impl Engine {
             requests: Arc::new(RequestCounts::default()),
             quality,
             remote: None,
+            queries: Arc::new(crate::queries::QueryRegistry::default()),
+            admission: Arc::new(crate::limits::Admission::new(
+                config.max_concurrent_queries,
+                config.query_queue,
+            )),
+            limits: config.limits.clone(),
         })
+    }
+
+    /// Running and recent queries, and the engine's metrics.
+    pub fn queries(&self) -> &Arc<crate::queries::QueryRegistry> {
+        &self.queries
+    }
+
+    /// The engine's metrics as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        self.queries.encode(
+            self.admission.running(),
+            self.admission.waiting(),
+            self.runtime.memory_pool.reserved(),
+            &self.requests.snapshot(),
+        )
+    }
+
+    /// Queries running and waiting now.
+    pub fn load(&self) -> (usize, usize) {
+        (self.admission.running(), self.admission.waiting())
     }
 
     /// Sends every session's queries to `remote` (a cluster) where it accepts
@@ -279,15 +311,23 @@ impl Engine {
     /// The catalog it sees is the policy's view of the lake for this principal
     /// (see [`crate::governance`]).
     pub fn session(&self, principal: Principal) -> Session {
+        let policy = self.policy.current();
+        let limits = self.limits.with_roles(&policy.limits(&principal));
         // The shared runtime (memory pool, disk, caches, stores), seen through a
-        // registry that counts this session's object-store requests.
+        // registry that counts this session's object-store requests and a pool
+        // that caps this session's memory.
         let requests = Arc::new(RequestCounts::default());
         let registry = CountingRegistry::new(
             self.runtime.object_store_registry.clone(),
             vec![requests.clone(), self.requests.clone()],
         );
+        let pool = Arc::new(crate::limits::QueryPool::new(
+            self.runtime.memory_pool.clone(),
+            limits.memory_per_query,
+        ));
         let runtime = RuntimeEnvBuilder::from_runtime_env(&self.runtime)
             .with_object_store_registry(Arc::new(registry))
+            .with_memory_pool(pool.clone())
             .build_arc()
             .expect("a runtime from a built runtime");
         let mut state = SessionStateBuilder::new()
@@ -302,7 +342,6 @@ impl Engine {
         )
         .expect("the mask function registers");
 
-        let policy = self.policy.current();
         let catalog_name = self.catalog.name();
         let catalog = Arc::new(MemoryCatalogProvider::new());
         let schema = |name: &str| -> Arc<dyn datafusion::catalog::SchemaProvider> {
@@ -416,7 +455,18 @@ impl Engine {
                 .register_table(name.clone(), table)
                 .expect("memory schema accepts tables");
         }
-        if policy.reads_audit_log(&principal) {
+        // a user's own queries; all of them for the roles that read the audit log
+        let all_queries = policy.reads_audit_log(&principal);
+        system
+            .register_table(
+                "queries".into(),
+                Arc::new(crate::queries::QueriesTable::new(
+                    self.queries.clone(),
+                    (!all_queries).then(|| principal.user.clone()),
+                )),
+            )
+            .expect("memory schema accepts tables");
+        if all_queries {
             system
                 .register_table("audit_log".into(), self.audit_table.clone())
                 .expect("memory schema accepts tables");
@@ -436,6 +486,10 @@ impl Engine {
             client: String::new(),
             masked_columns,
             remote: self.remote.clone(),
+            queries: self.queries.clone(),
+            admission: self.admission.clone(),
+            limits,
+            pool,
         }
     }
 }
@@ -520,6 +574,48 @@ fn datasets_of(plan: &LogicalPlan) -> Vec<String> {
     out.into_iter().collect()
 }
 
+/// Most binary operators a statement may hold (see [`Session::parse`]).
+pub const MAX_OPERATORS: usize = 4096;
+
+fn check_complexity(sql: &str) -> Result<()> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // a syntax error is reported by the parser, with its position
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return Ok(());
+    };
+    let operators = tokens
+        .iter()
+        .filter(|t| {
+            matches!(
+                t,
+                Token::Plus
+                    | Token::Minus
+                    | Token::Mul
+                    | Token::Div
+                    | Token::Mod
+                    | Token::StringConcat
+                    | Token::Eq
+                    | Token::Neq
+                    | Token::Lt
+                    | Token::Gt
+                    | Token::LtEq
+                    | Token::GtEq
+            ) || matches!(t, Token::Word(w) if w.keyword == datafusion::sql::sqlparser::keywords::Keyword::AND
+                || w.keyword == datafusion::sql::sqlparser::keywords::Keyword::OR)
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(EngineError::Query(
+            datafusion::error::DataFusionError::Plan(format!(
+                "statement too complex: {operators} operators, at most {MAX_OPERATORS} \
+                 (split it, or use IN (…) for long lists of alternatives)"
+            )),
+        ));
+    }
+    Ok(())
+}
+
 /// Rewrites `?` placeholders to `$1`, `$2`, … in the order they appear.
 fn number_question_marks(statement: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
@@ -554,6 +650,12 @@ pub struct Session {
     masked_columns: std::collections::BTreeMap<String, Vec<String>>,
     /// Where queries run when not here (a cluster), if anywhere.
     remote: Option<Arc<dyn crate::remote::RemoteExecutor>>,
+    queries: Arc<crate::queries::QueryRegistry>,
+    admission: Arc<crate::limits::Admission>,
+    /// This principal's per-query limits.
+    limits: crate::limits::Limits,
+    /// The memory pool of this session's queries (its cap and peak).
+    pool: Arc<crate::limits::QueryPool>,
 }
 
 impl Session {
@@ -606,7 +708,11 @@ impl Session {
     }
 
     /// Splits SQL text into statements (syntax errors carry line and column).
+    /// A statement with more than [`MAX_OPERATORS`] operators is refused before
+    /// it is parsed: a chain like `1 + 1 + … + 1` parses without recursion into
+    /// a tree so deep that planning it would exhaust a thread's stack.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        check_complexity(sql)?;
         let statements = DFParser::parse_sql(sql)?;
         Ok(statements.into_iter().collect())
     }
@@ -649,10 +755,60 @@ impl Session {
         Ok(())
     }
 
-    /// Executes a plan; the result streams batch by batch. With a remote
-    /// executor (a cluster), a query it accepts runs there: the plan, optimized
-    /// here under this principal's policy, is what it receives.
+    /// Executes a plan; the result streams batch by batch (see [`Session::run`]).
     pub async fn execute(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        let sql = plan.display().to_string();
+        self.run(plan, &sql).await
+    }
+
+    /// Runs a plan as the query `sql` (the text `system.queries` and the logs
+    /// show): it waits for an admission slot (or is refused when the queue is
+    /// full), then streams its results under the principal's limits (timeout,
+    /// result size, memory); dropping the stream stops the work.
+    pub async fn run(&self, plan: LogicalPlan, sql: &str) -> Result<SendableRecordBatchStream> {
+        let entry = self.queries.register(
+            &self.principal.user,
+            &self.principal.roles.join(","),
+            &self.client,
+            sql,
+            self.pool.clone(),
+        );
+        let permit = match self.admission.admit().await {
+            Ok(p) => p,
+            Err(e) => {
+                let message = e.to_string();
+                self.queries
+                    .end(&entry, crate::queries::QueryState::Refused, message);
+                return Err(EngineError::Query(e.into_datafusion()));
+            }
+        };
+        match self.start(plan).await {
+            Ok((stream, physical)) => Ok(Box::pin(crate::queries::Tracked::new(
+                stream,
+                self.queries.clone(),
+                entry,
+                self.limits.clone(),
+                physical,
+                permit,
+            ))),
+            Err(e) => {
+                self.queries
+                    .end(&entry, crate::queries::QueryState::Failed, e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a plan: on the cluster when there is one and it takes the plan
+    /// (optimized here under this principal's policy), else here; the local
+    /// physical plan is returned for its scan and spill figures.
+    async fn start(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<(
+        SendableRecordBatchStream,
+        Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    )> {
         if let Some(remote) = &self.remote
             && crate::remote::is_query(&plan)
         {
@@ -661,13 +817,16 @@ impl Session {
             match remote.accepts(&optimized) {
                 Ok(()) => {
                     tracing::debug!(cluster = remote.location(), "query runs on the cluster");
-                    return remote.execute(&state, optimized).await;
+                    return Ok((remote.execute(&state, optimized).await?, None));
                 }
                 Err(why) => tracing::debug!(reason = %why, "query runs locally"),
             }
         }
         let df = self.ctx.execute_logical_plan(plan).await?;
-        Ok(df.execute_stream().await?)
+        let physical = df.create_physical_plan().await?;
+        let stream =
+            datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?;
+        Ok((stream, Some(physical)))
     }
 
     /// Parses and plans SQL holding exactly one statement.

@@ -13,6 +13,7 @@
 
 pub mod auth;
 mod metadata;
+pub mod ops;
 mod service;
 mod status;
 mod wire;
@@ -72,8 +73,11 @@ impl TlsPem {
     }
 }
 
+/// Default time running queries get to finish after a shutdown signal.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Serves Flight SQL on `listener` until `shutdown` completes; running calls
-/// finish (tonic's graceful shutdown).
+/// then get [`DEFAULT_SHUTDOWN_GRACE`] to finish (see [`serve_with_grace`]).
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
@@ -82,7 +86,46 @@ pub async fn serve(
     tls: Option<TlsPem>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let service = CitylakeFlightSql::new(engine, users, Arc::new(Tokens::new(token_ttl)));
+    serve_with_grace(
+        listener,
+        engine,
+        users,
+        token_ttl,
+        tls,
+        shutdown,
+        DEFAULT_SHUTDOWN_GRACE,
+    )
+    .await
+}
+
+/// Serves Flight SQL on `listener` until `shutdown` completes. Then it stops
+/// accepting connections and calls, lets running queries finish for `grace`,
+/// and cancels those still running (their clients get `CANCELLED`, their
+/// audit records are written). The audit trail is synced record by record.
+pub async fn serve_with_grace(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    users: Arc<Users>,
+    token_ttl: Duration,
+    tls: Option<TlsPem>,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+) -> Result<(), ServerError> {
+    let service = CitylakeFlightSql::new(engine.clone(), users, Arc::new(Tokens::new(token_ttl)));
+    let canceller = service.canceller();
+    let shutdown = async move {
+        shutdown.await;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let n = canceller.cancel_all();
+            if n > 0 {
+                tracing::warn!(
+                    queries = n,
+                    "shutdown grace period over: cancelled the running queries"
+                );
+            }
+        });
+    };
     // Larger HTTP/2 flow-control windows: results are large and mostly sent on
     // fast links; the 64 KiB defaults stall the stream between acknowledgements.
     let mut builder = Server::builder()
@@ -95,7 +138,7 @@ pub async fn serve(
     }
     builder
         .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener, engine), shutdown)
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))
 }
@@ -103,14 +146,19 @@ pub async fn serve(
 /// The accepted connections, with Nagle's algorithm off: a Flight SQL call is a
 /// few small HTTP/2 frames each way, and with Nagle on, each waits for the
 /// peer's delayed ACK (~40 ms per call on Linux).
+/// Each connection is counted in the `connections` gauge while open.
 fn incoming(
     listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    engine: Arc<Engine>,
+) -> impl futures::Stream<Item = std::io::Result<ops::Counted>> {
     use futures::TryStreamExt;
-    TcpListenerStream::new(listener).and_then(|stream| async move {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+    TcpListenerStream::new(listener).and_then(move |stream| {
+        let engine = engine.clone();
+        async move {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+            }
+            Ok(ops::Counted::new(stream, engine))
         }
-        Ok(stream)
     })
 }

@@ -206,10 +206,12 @@ impl CitylakeFlightSql {
         let log = QueryLog::start(&session, sql, first.clone());
         let target = schema.clone();
         let counter = log.clone();
+        let query = log.sql().to_string();
         let batches = futures::stream::iter(plans)
             .then(move |plan| {
                 let session = session.clone();
-                async move { session.execute(plan).await }
+                let query = query.clone();
+                async move { session.run(plan, &query).await }
             })
             .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))))
             .map_ok(|s| s.map_err(|e| FlightError::Tonic(Box::new(to_status(&e.into())))))
@@ -246,6 +248,14 @@ impl CitylakeFlightSql {
             schema,
             Abortable::new(batches, registration).chain(cancelled),
         ))
+    }
+
+    /// A handle that can stop every running stream later (the end of a
+    /// shutdown's grace period); their clients get `CANCELLED`.
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            running: self.running.clone(),
+        }
     }
 
     /// CancelFlightInfo: stops the running streams of the FlightInfo's tickets.
@@ -377,6 +387,23 @@ fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
 
 /// The Flight action that cancels a FlightInfo's queries.
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+
+/// Stops the service's running streams (see [`CitylakeFlightSql::canceller`]).
+#[derive(Clone)]
+pub struct Canceller {
+    running: Arc<Mutex<HashMap<Vec<u8>, AbortHandle>>>,
+}
+
+impl Canceller {
+    /// Stops every running stream; returns how many.
+    pub fn cancel_all(&self) -> usize {
+        let running = self.running.lock().expect("running lock");
+        for abort in running.values() {
+            abort.abort();
+        }
+        running.len()
+    }
+}
 
 /// Removes a stream from the running set when it ends or is dropped.
 struct Unregister {
@@ -939,6 +966,10 @@ impl QueryLog {
                 outcome: AtomicU8::new(0),
             }),
         }
+    }
+
+    fn sql(&self) -> &str {
+        &self.inner.sql
     }
 
     fn rows(&self, batch: &RecordBatch) {

@@ -2,6 +2,7 @@
 
 use citylake_engine::EngineError;
 use citylake_engine::datafusion::error::DataFusionError;
+use citylake_engine::limits::LimitError;
 use tonic::Status;
 
 /// Maps an engine error to the gRPC code a client should see. Messages are the
@@ -36,6 +37,14 @@ pub fn to_status(e: &EngineError) -> Status {
                 Status::unavailable(message)
             }
             DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+            DataFusionError::External(e) => match e.downcast_ref::<LimitError>() {
+                Some(LimitError::Timeout(_)) => Status::deadline_exceeded(message),
+                Some(_) => Status::resource_exhausted(message),
+                None => {
+                    tracing::error!(error = %message, "internal error");
+                    Status::internal("internal error; see the server log")
+                }
+            },
             DataFusionError::Execution(_) | DataFusionError::ArrowError(..) => {
                 // bad data or a cast that failed at run time: the query's fault
                 Status::invalid_argument(message)

@@ -1,7 +1,7 @@
 //! Flight SQL end to end: the real server on 127.0.0.1:0 (plain and TLS) and
 //! arrow-flight's Flight SQL client.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::FlightInfo;
@@ -10,74 +10,13 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
 use citylake_engine::datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use citylake_engine::datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
-use citylake_engine::{Engine, EngineConfig};
-use citylake_server::{TlsPem, Users};
+use citylake_server::TlsPem;
 use futures::TryStreamExt;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-const PASSWORD: &str = "correct horse battery";
-
-/// One SF 0.01 lake for every test of this binary.
-fn lake() -> &'static std::path::Path {
-    static LAKE: OnceLock<std::path::PathBuf> = OnceLock::new();
-    LAKE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        citylake_datasets::generate(
-            &citylake_datasets::GenerateOptions::new(0.01, &dir),
-            &citylake_datasets::NoProgress,
-        )
-        .unwrap();
-        dir
-    })
-}
-
-fn users() -> Users {
-    let mut users = Users::default();
-    users
-        .add(
-            "ana",
-            PASSWORD,
-            vec!["analyst".into()],
-            Some("traffic".into()),
-            Default::default(),
-        )
-        .unwrap();
-    users
-}
-
-/// Starts a server (with TLS when given) and returns its address.
-async fn start(tls: Option<TlsPem>, ttl: Duration) -> std::net::SocketAddr {
-    let engine = Engine::new(EngineConfig::new(lake().join("catalog.toml")))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(citylake_server::serve(
-        listener,
-        Arc::new(engine),
-        Arc::new(users()),
-        ttl,
-        tls,
-        std::future::pending(),
-    ));
-    addr
-}
-
-async fn client(addr: std::net::SocketAddr) -> FlightSqlServiceClient<Channel> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    FlightSqlServiceClient::new(channel)
-}
-
-async fn logged_in(addr: std::net::SocketAddr) -> FlightSqlServiceClient<Channel> {
-    let mut c = client(addr).await;
-    c.handshake("ana", PASSWORD).await.unwrap();
-    c
-}
+mod common;
+use common::{PASSWORD, client, logged_in, start};
 
 async fn fetch(
     c: &mut FlightSqlServiceClient<Channel>,

@@ -43,7 +43,7 @@ class Server:
     def __init__(self, lake, tls=None, catalog=None, env=None, extra=()):
         catalog = catalog or str(lake / "catalog.toml")
         args = [binary(), "serve", "--catalog", catalog, "--users",
-                str(lake / "users.toml"), "--bind", "127.0.0.1:0", *extra]
+                str(lake / "users.toml"), "--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", *extra]
         if tls:
             args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
@@ -54,6 +54,9 @@ class Server:
             if not line:
                 raise RuntimeError("server exited: " + "".join(self.log))
             self.log.append(line)
+            m = re.search(r"Operator endpoints on http://(127\.0\.0\.1:\d+)", line)
+            if m:
+                self.ops = m.group(1)
             m = re.search(r"listening on (127\.0\.0\.1:\d+)", line)
             if m:
                 self.addr = m.group(1)

@@ -1,0 +1,336 @@
+//! Resource limits: what one query may use, and how many run at once.
+//!
+//! - [`Limits`]: per query — wall-clock time, result rows and bytes, memory.
+//!   Set globally (`EngineConfig::limits`, the server's flags) and per role in
+//!   the policy (`query_timeout`, `max_result_rows`, `max_result_bytes`,
+//!   `memory_per_query`); a role's setting replaces the global one, and of
+//!   several roles the most generous applies.
+//! - [`QueryPool`]: the memory pool a query's session sees — the engine's pool
+//!   (whose total is `--memory-limit`; operators spill beyond it) with the
+//!   query's own cap in front, tracking its peak.
+//! - [`Admission`]: at most `max_concurrent` queries run; the next `queue`
+//!   wait in arrival order (a fair semaphore); beyond that a query is refused
+//!   at once (`RESOURCE_EXHAUSTED`).
+//!
+//! Each refusal names the limit and how to raise it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+};
+
+/// Per-query limits; `None`: unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub query_timeout: Option<Duration>,
+    pub max_result_rows: Option<u64>,
+    pub max_result_bytes: Option<u64>,
+    pub memory_per_query: Option<usize>,
+}
+
+impl Limits {
+    /// These limits with a principal's role settings in place of the global ones.
+    pub fn with_roles(&self, roles: &Limits) -> Limits {
+        Limits {
+            query_timeout: roles.query_timeout.or(self.query_timeout),
+            max_result_rows: roles.max_result_rows.or(self.max_result_rows),
+            max_result_bytes: roles.max_result_bytes.or(self.max_result_bytes),
+            memory_per_query: roles.memory_per_query.or(self.memory_per_query),
+        }
+    }
+
+    /// The most generous of two roles' settings (a setting one role leaves
+    /// unset does not lift another's).
+    pub fn most_generous(self, other: Limits) -> Limits {
+        fn max<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        Limits {
+            query_timeout: max(self.query_timeout, other.query_timeout),
+            max_result_rows: max(self.max_result_rows, other.max_result_rows),
+            max_result_bytes: max(self.max_result_bytes, other.max_result_bytes),
+            memory_per_query: max(self.memory_per_query, other.memory_per_query),
+        }
+    }
+}
+
+/// A query stopped by one of its limits. The message says which and how to
+/// raise it.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error(
+        "query timeout: stopped after {0:?} (raise --query-timeout, or the role's query_timeout in the policy)"
+    )]
+    Timeout(Duration),
+    #[error(
+        "result too large: more than {0} rows (add a LIMIT, or raise --max-result-rows / the role's max_result_rows)"
+    )]
+    ResultRows(u64),
+    #[error(
+        "result too large: more than {0} bytes (select fewer rows or columns, or raise --max-result-bytes / the role's max_result_bytes)"
+    )]
+    ResultBytes(u64),
+    #[error(
+        "server busy: {running} queries running and {waiting} waiting, the most it accepts (retry later; the operator can raise --max-concurrent-queries / --query-queue)"
+    )]
+    Busy { running: usize, waiting: usize },
+}
+
+impl LimitError {
+    /// As a DataFusion error, so it travels through result streams.
+    pub fn into_datafusion(self) -> DataFusionError {
+        DataFusionError::External(Box::new(self))
+    }
+
+    /// The limit error at the root of `e`, if it is one.
+    pub fn of(e: &DataFusionError) -> Option<&LimitError> {
+        match e.find_root() {
+            DataFusionError::External(inner) => inner.downcast_ref::<LimitError>(),
+            _ => None,
+        }
+    }
+}
+
+/// The engine's memory pool seen through one query's cap.
+#[derive(Debug)]
+pub struct QueryPool {
+    inner: Arc<dyn MemoryPool>,
+    limit: Option<usize>,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl QueryPool {
+    pub fn new(inner: Arc<dyn MemoryPool>, limit: Option<usize>) -> Self {
+        Self {
+            inner,
+            limit,
+            used: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// The most memory the query held at once, in bytes.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        let now = self.used.fetch_add(n, Ordering::Relaxed) + n;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.limit {
+            Some(l) => write!(
+                f,
+                "query pool of {} over {}",
+                crate::config::format_size(l as u64),
+                self.inner
+            ),
+            None => write!(f, "query pool over {}", self.inner),
+        }
+    }
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "citylake-query"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer)
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer)
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional);
+        self.add(additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink);
+        self.used.fetch_sub(shrink, Ordering::Relaxed);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
+        if let Some(limit) = self.limit {
+            let used = self.used.load(Ordering::Relaxed);
+            if used + additional > limit {
+                return Err(DataFusionError::ResourcesExhausted(format!(
+                    "query memory limit of {} reached by {} ({} held, {} more asked); operators \
+                     that can spill did; raise --memory-per-query or the role's memory_per_query",
+                    crate::config::format_size(limit as u64),
+                    reservation.consumer().name(),
+                    crate::config::format_size(used as u64),
+                    crate::config::format_size(additional as u64),
+                )));
+            }
+        }
+        self.inner.try_grow(reservation, additional)?;
+        self.add(additional);
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        match (self.limit, self.inner.memory_limit()) {
+            (Some(l), MemoryLimit::Finite(g)) => MemoryLimit::Finite(l.min(g)),
+            (Some(l), _) => MemoryLimit::Finite(l),
+            (None, inner) => inner,
+        }
+    }
+}
+
+/// How many queries run at once, and how many may wait.
+#[derive(Debug)]
+pub struct Admission {
+    slots: Arc<tokio::sync::Semaphore>,
+    max_running: usize,
+    max_waiting: usize,
+    waiting: AtomicUsize,
+}
+
+/// A running query's slot; released when dropped.
+#[derive(Debug)]
+pub struct Permit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Admission {
+    pub fn new(max_running: usize, max_waiting: usize) -> Self {
+        let max_running = max_running.max(1);
+        Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(max_running)),
+            max_running,
+            max_waiting,
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queries running now.
+    pub fn running(&self) -> usize {
+        self.max_running - self.slots.available_permits()
+    }
+
+    /// Queries waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a slot in arrival order, or refuses at once when the queue is full.
+    pub async fn admit(&self) -> Result<Permit, LimitError> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(Permit { _permit: permit });
+        }
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        if waiting >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(LimitError::Busy {
+                running: self.running(),
+                waiting,
+            });
+        }
+        // decremented however the wait ends (a dropped request too)
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _waiting = Waiting(&self.waiting);
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        Ok(Permit { _permit: permit })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::execution::memory_pool::UnboundedMemoryPool;
+
+    #[test]
+    fn the_query_cap_refuses_and_the_peak_is_kept() {
+        let pool: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(
+            Arc::new(UnboundedMemoryPool::default()),
+            Some(1000),
+        ));
+        let r = MemoryConsumer::new("sort").register(&pool);
+        r.try_grow(600).unwrap();
+        let err = r.try_grow(600).unwrap_err().to_string();
+        assert!(
+            err.contains("query memory limit of 1000 B") && err.contains("memory_per_query"),
+            "{err}"
+        );
+        r.shrink(500);
+        r.try_grow(800).unwrap();
+        assert_eq!(pool.reserved(), 900);
+        assert_eq!(pool.downcast_ref::<QueryPool>().unwrap().peak(), 900);
+    }
+
+    #[test]
+    fn role_limits_replace_global_ones_and_the_most_generous_role_wins() {
+        let global = Limits {
+            query_timeout: Some(Duration::from_secs(60)),
+            max_result_rows: Some(1000),
+            ..Default::default()
+        };
+        let a = Limits {
+            max_result_rows: Some(10),
+            ..Default::default()
+        };
+        let b = Limits {
+            max_result_rows: Some(50),
+            memory_per_query: Some(1 << 20),
+            ..Default::default()
+        };
+        let roles = a.most_generous(b);
+        let l = global.with_roles(&roles);
+        assert_eq!(l.max_result_rows, Some(50));
+        assert_eq!(l.query_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(l.memory_per_query, Some(1 << 20));
+    }
+
+    #[tokio::test]
+    async fn admission_queues_in_order_and_refuses_beyond_the_queue() {
+        let a = Arc::new(Admission::new(1, 1));
+        let first = a.admit().await.unwrap();
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit().await.map(|_| ()) })
+        };
+        while a.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = a.admit().await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("1 queries running and 1 waiting"),
+            "{refused}"
+        );
+        drop(first);
+        waiter.await.unwrap().unwrap();
+        assert_eq!(a.waiting(), 0);
+    }
+}

@@ -1,0 +1,91 @@
+//! Helpers shared by the server's end-to-end tests: a generated SF 0.01 lake,
+//! users, the server on 127.0.0.1:0 and logged-in clients.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use citylake_engine::{Engine, EngineConfig};
+use citylake_server::{TlsPem, Users};
+use tonic::transport::{Channel, Endpoint};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn lake() -> &'static std::path::Path {
+    static LAKE: OnceLock<std::path::PathBuf> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        citylake_datasets::generate(
+            &citylake_datasets::GenerateOptions::new(0.01, &dir),
+            &citylake_datasets::NoProgress,
+        )
+        .unwrap();
+        dir
+    })
+}
+
+pub fn users() -> Users {
+    let mut users = Users::default();
+    users
+        .add(
+            "ana",
+            PASSWORD,
+            vec!["analyst".into()],
+            Some("traffic".into()),
+            Default::default(),
+        )
+        .unwrap();
+    users
+}
+
+/// Starts a server (with TLS when given) and returns its address.
+pub async fn start(tls: Option<TlsPem>, ttl: Duration) -> std::net::SocketAddr {
+    let engine = Engine::new(EngineConfig::new(lake().join("catalog.toml")))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(citylake_server::serve(
+        listener,
+        Arc::new(engine),
+        Arc::new(users()),
+        ttl,
+        tls,
+        std::future::pending(),
+    ));
+    addr
+}
+
+pub async fn client(addr: std::net::SocketAddr) -> FlightSqlServiceClient<Channel> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    FlightSqlServiceClient::new(channel)
+}
+
+pub async fn logged_in(addr: std::net::SocketAddr) -> FlightSqlServiceClient<Channel> {
+    let mut c = client(addr).await;
+    c.handshake("ana", PASSWORD).await.unwrap();
+    c
+}
+
+/// The server with `config` changed by `configure` (limits, for instance).
+pub async fn start_with(configure: impl FnOnce(&mut EngineConfig)) -> std::net::SocketAddr {
+    let mut config = EngineConfig::new(lake().join("catalog.toml"));
+    configure(&mut config);
+    let engine = Engine::new(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(citylake_server::serve(
+        listener,
+        Arc::new(engine),
+        Arc::new(users()),
+        Duration::from_secs(3600),
+        None,
+        std::future::pending(),
+    ));
+    addr
+}
