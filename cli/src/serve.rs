@@ -49,7 +49,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot bind {}", args.bind))?;
     let addr = listener.local_addr()?;
     let signal = shutdown_signal()?;
-    print_connect_help(addr, tls.is_some(), &users_path);
     let ops = citylake_server::ops::Ops::new(engine.clone());
     if let Some(addr) = args.metrics_bind {
         let listener = citylake_server::ops::bind(addr)
@@ -66,6 +65,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    print_connect_help(addr, tls.is_some(), &users_path);
     let grace = args.shutdown_grace.0.unwrap_or(Duration::MAX);
     let shutdown = async move {
         signal.await;

@@ -418,6 +418,12 @@ impl Tracked {
 
     fn end(&mut self, state: QueryState, error: String) {
         self.ended = true;
+        // drop the plan's stream now: its tasks stop (a timed-out or over-limit
+        // query must not keep the CPU busy while the client reads its error)
+        let schema = self.inner.schema();
+        self.inner = Box::pin(datafusion::physical_plan::EmptyRecordBatchStream::new(
+            schema,
+        ));
         if let Some(plan) = self.plan.take() {
             self.registry.plan_figures(&plan);
         }

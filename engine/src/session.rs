@@ -773,16 +773,39 @@ impl Session {
             sql,
             self.pool.clone(),
         );
+        // a request dropped while it waits or starts ends its query as cancelled
+        struct Pending<'a> {
+            queries: &'a crate::queries::QueryRegistry,
+            entry: Option<Arc<crate::queries::QueryEntry>>,
+        }
+        impl Drop for Pending<'_> {
+            fn drop(&mut self) {
+                if let Some(entry) = self.entry.take() {
+                    self.queries.end(
+                        &entry,
+                        crate::queries::QueryState::Cancelled,
+                        "cancelled before it started".into(),
+                    );
+                }
+            }
+        }
+        let mut pending = Pending {
+            queries: &self.queries,
+            entry: Some(entry.clone()),
+        };
         let permit = match self.admission.admit().await {
             Ok(p) => p,
             Err(e) => {
+                pending.entry = None;
                 let message = e.to_string();
                 self.queries
                     .end(&entry, crate::queries::QueryState::Refused, message);
                 return Err(EngineError::Query(e.into_datafusion()));
             }
         };
-        match self.start(plan).await {
+        let started = self.start(plan).await;
+        pending.entry = None;
+        match started {
             Ok((stream, physical)) => Ok(Box::pin(crate::queries::Tracked::new(
                 stream,
                 self.queries.clone(),

@@ -1,0 +1,301 @@
+"""Operating the server: limits, the admission queue, cancellation, metrics, system.queries, JSON
+logs, EXPLAIN ANALYZE, graceful shutdown, and a 32-client load with one runaway query — all against
+the real `citylake serve` binary on loopback with ADBC clients."""
+
+import json
+import os
+import pathlib
+import re
+import signal
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+
+import adbc_driver_manager
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
+from cluster import workload  # noqa: E402
+from conftest import Server  # noqa: E402
+from test_cluster import normal  # noqa: E402
+from test_flight_clients import adbc  # noqa: E402
+
+RUNAWAY = ("SELECT count(*) FROM traffic.segment_speed a JOIN traffic.segment_speed b "
+           "ON a.segment_id = b.segment_id")
+
+
+def fetch(server, sql, user="root"):
+    with adbc(server, user=user) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def metrics(server):
+    text = urllib.request.urlopen(f"http://{server.ops}/metrics", timeout=10).read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            out[key] = s.value
+    return out
+
+
+def total(m, name, **labels):
+    return sum(v for (n, ls), v in m.items()
+               if n == name and all(dict(ls).get(k) == v2 for k, v2 in labels.items()))
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.fixture(scope="module")
+def ops_server(lake):
+    s = Server(lake, extra=["--query-timeout", "10s", "--memory-per-query", "64MiB",
+                            "--max-concurrent-queries", "8", "--query-queue", "64",
+                            "--log", "info", "--log-format", "json"])
+    yield s
+    s.stop()
+
+
+def test_metrics_parse_and_move(ops_server):
+    assert urllib.request.urlopen(f"http://{ops_server.ops}/health").status == 200
+    assert urllib.request.urlopen(f"http://{ops_server.ops}/ready").status == 200
+    before = metrics(ops_server)
+    for _ in range(3):
+        assert fetch(ops_server, "SELECT count(*) FROM traffic.segment_speed "
+                                 "WHERE dt = DATE '2025-03-03' AND segment_id + 0 >= 0") == [(13 * 288,)]
+    after = metrics(ops_server)
+    assert total(after, "citylake_queries_total", outcome="finished") \
+        >= total(before, "citylake_queries_total", outcome="finished") + 3
+    assert total(after, "citylake_rows_scanned_total") >= total(before, "citylake_rows_scanned_total") + 3 * 13 * 288
+    assert total(after, "citylake_object_store_requests_total") > total(before, "citylake_object_store_requests_total")
+    assert total(after, "citylake_query_duration_seconds_count") >= 3
+    assert ("citylake_connections", ()) in after and ("citylake_queries_queued", ()) in after
+    assert ("citylake_memory_reserved_bytes", ()) in after
+
+
+def test_json_logs_one_line_per_query_with_its_id(ops_server):
+    fetch(ops_server, "SELECT 42 AS answer")
+    time.sleep(0.5)
+    ended = [json.loads(line) for line in ops_server.log
+             if line.startswith("{") and '"query ended"' in line]
+    assert ended and all("query_id" in e["fields"] for e in ended), ops_server.log[-5:]
+    assert any(e["fields"]["state"] == "finished" for e in ended)
+
+
+def test_explain_analyze_for_ones_own_queries(ops_server):
+    rows = fetch(ops_server, "EXPLAIN ANALYZE SELECT count(*) FROM common.districts", user="ana")
+    text = "\n".join(str(r) for r in rows)
+    assert "output_rows" in text or "metrics" in text, text
+
+
+def test_system_queries_shows_own_queries_and_all_to_the_auditor(ops_server):
+    fetch(ops_server, "SELECT 'mine' AS x", user="ana")
+    mine = fetch(ops_server, "SELECT DISTINCT \"user\" FROM system.queries", user="ana")
+    assert mine == [("ana",)]
+    users = {u for (u,) in fetch(ops_server, "SELECT DISTINCT \"user\" FROM system.queries", user="audrey")}
+    assert {"ana", "root"} <= users
+    rows = fetch(ops_server, "SELECT state, rows, peak_memory >= 0, duration_ms >= 0 FROM system.queries "
+                             "WHERE sql = 'SELECT ''mine'' AS x'", user="audrey")
+    assert rows == [("finished", 1, True, True)]
+
+
+def test_timeout_and_memory_limit_stop_a_query_alone(ops_server):
+    results = {}
+
+    def runaway():
+        try:
+            results["runaway"] = fetch(ops_server, RUNAWAY)
+        except adbc_driver_manager.Error as e:
+            results["runaway"] = e
+    t = threading.Thread(target=runaway)
+    t.start()
+    time.sleep(0.3)
+    # a small query at the same time succeeds
+    assert fetch(ops_server, "SELECT count(*) FROM common.districts") == [(13,)]
+    t.join(timeout=60)
+    assert not t.is_alive()
+    e = results["runaway"]
+    assert isinstance(e, adbc_driver_manager.Error), e
+    assert "memory limit" in str(e) or "query timeout" in str(e), str(e)
+    state = fetch(ops_server, "SELECT state, error FROM system.queries WHERE sql = "
+                              f"'{RUNAWAY}' ORDER BY query_id DESC LIMIT 1")
+    assert state[0][0] in ("failed", "timed_out") and ("limit" in state[0][1] or "timeout" in state[0][1]), state
+
+
+def test_cancel_stops_the_work(ops_server):
+    pid = ops_server.proc.pid
+    conn = adbc(ops_server, user="root")
+    cur = conn.cursor()
+    cur.execute("SELECT a.segment_id, b.observed_at FROM traffic.segment_speed a "
+                "JOIN traffic.segment_speed b ON a.observed_at = b.observed_at")
+    reader = cur.fetch_record_batch()
+    reader.read_next_batch()
+    cur.adbc_cancel()  # CancelFlightInfo
+    try:
+        reader.read_all()
+    except Exception:
+        pass
+    cur.close()
+    conn.close()
+    # work stops at its tasks' next await point; a join probing a batch finishes it first
+    time.sleep(4)
+    start = cpu_seconds(pid)
+    time.sleep(2)
+    assert cpu_seconds(pid) - start < 0.4, "the server still works after the client went away"
+    rows = fetch(ops_server, "SELECT state FROM system.queries WHERE sql LIKE '%a.observed_at = b.observed_at%' "
+                             "AND sql NOT LIKE '%system.queries%' ORDER BY query_id DESC LIMIT 1", user="audrey")
+    assert rows == [("cancelled",)]
+
+
+def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
+    s = Server(lake, extra=["--max-concurrent-queries", "1", "--query-queue", "1", "--query-timeout", "6s"])
+    # connections first: a login verifies an argon2 hash, which takes a while
+    conns = [adbc(s, user="root") for _ in range(3)]
+    try:
+        out = {}
+
+        def run(name, conn, sql):
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    out[name] = (time.time(), cur.fetchall())
+            except adbc_driver_manager.Error as e:
+                out[name] = (time.time(), e)
+        def until(running, queued):
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                load = json.loads(urllib.request.urlopen(f"http://{s.ops}/ready").read())
+                if load == {"running": running, "queued": queued}:
+                    return
+                time.sleep(0.05)
+            raise AssertionError(f"load never reached {running} running, {queued} queued: {load}")
+        first = threading.Thread(target=run, args=("first", conns[0], RUNAWAY))  # holds the slot until its timeout
+        first.start()
+        until(1, 0)
+        second = threading.Thread(target=run, args=("second", conns[1], "SELECT 2"))
+        second.start()
+        until(1, 1)
+        run("third", conns[2], "SELECT 3")
+        third = out["third"][1]
+        assert isinstance(third, adbc_driver_manager.Error), third
+        assert "server busy" in str(third) and "--query-queue" in str(third), str(third)
+        first.join(60)
+        second.join(60)
+        assert out["second"][1] == [(2,)]
+        assert "query timeout" in str(out["first"][1])
+        states = fetch(s, "SELECT sql, state FROM system.queries ORDER BY query_id")
+        assert ("SELECT 3", "refused") in states and ("SELECT 2", "finished") in states
+        # the queued query ended after the running one released its slot (server clock)
+        ends = dict(fetch(s, "SELECT state, CAST(started AS BIGINT) / 1000 + CAST(duration_ms AS BIGINT) "
+                             "FROM system.queries WHERE sql IN ('SELECT 2', '" + RUNAWAY.replace("'", "''") + "')"))
+        assert ends["finished"] >= ends["timed_out"], ends
+    finally:
+        for c in conns:
+            c.close()
+        s.stop()
+
+
+def test_32_clients_with_one_runaway(ops_server):
+    mix = [(name, sql) for name, sql, _ in workload()]
+    expected = {name: normal(fetch(ops_server, sql)) for name, sql in mix}
+    before = metrics(ops_server)
+    latencies, errors, wrong = [], [], []
+    stop = time.time() + 20
+    lock = threading.Lock()
+
+    def client(i):
+        with adbc(ops_server, user="root") as conn:
+            k = i
+            while time.time() < stop:
+                name, sql = mix[k % len(mix)]
+                k += 7
+                t0 = time.perf_counter()
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(sql)
+                        rows = cur.fetchall()
+                except adbc_driver_manager.Error as e:
+                    with lock:
+                        errors.append((name, str(e)))
+                    continue
+                with lock:
+                    latencies.append(time.perf_counter() - t0)
+                    if normal(rows) != expected[name]:
+                        wrong.append(name)
+    runaway = {}
+
+    def run_away():
+        try:
+            runaway["result"] = fetch(ops_server, RUNAWAY)
+        except adbc_driver_manager.Error as e:
+            runaway["result"] = e
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(32)]
+    threads.append(threading.Thread(target=run_away))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors[:5]
+    assert not wrong, wrong[:5]
+    assert isinstance(runaway["result"], adbc_driver_manager.Error)
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[int(len(latencies) * 0.99)]
+    rss = peak_rss(ops_server.proc.pid)
+    print(f"\n32 clients, 20 s: {len(latencies)} queries, p50 {p50 * 1e3:.1f} ms, "
+          f"p99 {p99 * 1e3:.1f} ms, mean {statistics.mean(latencies) * 1e3:.1f} ms; "
+          f"server peak RSS {rss / 2**20:.0f} MiB; runaway: {str(runaway['result'])[:120]}")
+    assert rss < 4 << 30, f"server memory grew to {rss / 2**20:.0f} MiB"
+    after = metrics(ops_server)
+    finished = total(after, "citylake_queries_total", outcome="finished") - \
+        total(before, "citylake_queries_total", outcome="finished")
+    assert finished >= len(latencies)
+    stopped = (total(after, "citylake_queries_total", outcome="failed") +
+               total(after, "citylake_queries_total", outcome="timed_out")) - \
+        (total(before, "citylake_queries_total", outcome="failed") +
+         total(before, "citylake_queries_total", outcome="timed_out"))
+    assert stopped >= 1
+    shown = fetch(ops_server, f"SELECT state FROM system.queries WHERE sql = '{RUNAWAY}' "
+                              "ORDER BY query_id DESC LIMIT 1")
+    assert shown[0][0] in ("failed", "timed_out")
+
+
+def test_graceful_shutdown_cancels_after_the_grace_period(lake):
+    s = Server(lake, extra=["--shutdown-grace", "2s"])
+    out = {}
+
+    def long_query():
+        try:
+            out["r"] = fetch(s, RUNAWAY)
+        except adbc_driver_manager.Error as e:
+            out["r"] = e
+    t = threading.Thread(target=long_query)
+    t.start()
+    time.sleep(1)
+    ready = urllib.request.urlopen(f"http://{s.ops}/ready").status
+    assert ready == 200
+    started = time.time()
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(timeout=60)
+    s.proc.wait(timeout=60)
+    assert time.time() - started < 30
+    # the client sees an error (CANCELLED, or the connection gone when it closes its statement)
+    assert isinstance(out["r"], adbc_driver_manager.Error), out["r"]
+    assert s.proc.returncode == 0
+    audit = "".join(p.read_text() for p in (lake / "audit").glob("*.jsonl"))
+    assert any(json.loads(line).get("request") == RUNAWAY and json.loads(line).get("outcome") == "cancelled"
+               for line in audit.splitlines()), "the cancelled query is in the audit trail"
