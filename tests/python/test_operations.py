@@ -135,7 +135,17 @@ def test_timeout_and_memory_limit_stop_a_query_alone(ops_server):
     assert state[0][0] in ("failed", "timed_out") and ("limit" in state[0][1] or "timeout" in state[0][1]), state
 
 
-def test_cancel_stops_the_work(ops_server):
+def test_cancel_stops_the_work(lake):
+    # its own server: a runaway join stopped by a limit elsewhere may keep a core busy until its
+    # task next yields (see the README's known gaps), which would blur this measurement
+    ops_server = Server(lake, extra=["--query-timeout", "60s"])
+    try:
+        cancel_and_measure(ops_server)
+    finally:
+        ops_server.stop()
+
+
+def cancel_and_measure(ops_server):
     pid = ops_server.proc.pid
     conn = adbc(ops_server, user="root")
     cur = conn.cursor()
@@ -150,11 +160,20 @@ def test_cancel_stops_the_work(ops_server):
         pass
     cur.close()
     conn.close()
-    # work stops at its tasks' next await point; a join probing a batch finishes it first
-    time.sleep(4)
-    start = cpu_seconds(pid)
-    time.sleep(2)
-    assert cpu_seconds(pid) - start < 0.4, "the server still works after the client went away"
+    # work stops at its tasks' next await point (a hash table being built is finished first):
+    # within 30 s, the server must have a 2-second window of idle CPU
+    deadline, busy = time.time() + 30, []
+    while time.time() < deadline:
+        start = cpu_seconds(pid)
+        time.sleep(2)
+        busy.append(cpu_seconds(pid) - start)
+        if busy[-1] < 0.4:
+            break
+    else:
+        queries = fetch(ops_server, "SELECT query_id, state, duration_ms, sql FROM system.queries "
+                                    "WHERE state IN ('running', 'queued')", user="audrey")
+        pytest.fail(f"the server kept working after the cancel: CPU seconds per 2 s window {busy}; "
+                    f"running: {queries}")
     rows = fetch(ops_server, "SELECT state FROM system.queries WHERE sql LIKE '%a.observed_at = b.observed_at%' "
                              "AND sql NOT LIKE '%system.queries%' ORDER BY query_id DESC LIMIT 1", user="audrey")
     assert rows == [("cancelled",)]
