@@ -561,6 +561,27 @@ mod tests {
     }
 
     #[test]
+    fn role_limits_are_validated_and_the_most_generous_applies() {
+        let text = "[[roles]]\nname = \"a\"\nquery_timeout = \"30s\"\nmax_result_rows = 10\n\
+                    [[roles]]\nname = \"b\"\nquery_timeout = \"5m\"\nmemory_per_query = \"1GiB\"\n";
+        let p = Policy::parse(text, Path::new("/p.toml")).unwrap();
+        let l = p.limits(&user(&["a", "b"], None, &[]));
+        assert_eq!(l.query_timeout, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(l.max_result_rows, Some(10));
+        assert_eq!(l.memory_per_query, Some(1 << 30));
+        assert_eq!(p.limits(&user(&["c"], None, &[])), Default::default());
+        let bad = |text: &str| {
+            Policy::parse(text, Path::new("/p.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad("[[roles]]\nname = \"a\"\nquery_timeout = \"soon\"\n");
+        assert!(e.contains("role `a`") && e.contains("soon"), "{e}");
+        assert!(bad("[[roles]]\nname = \"a\"\nquery_timeout = \"0\"\n").contains("positive"));
+        assert!(bad("[[roles]]\nname = \"a\"\nmemory_per_query = \"lots\"\n").contains("lots"));
+    }
+
+    #[test]
     fn attributes_become_escaped_literals() {
         let u = user(&[], Some("traffic"), &[("district", "O'Hare")]);
         assert_eq!(

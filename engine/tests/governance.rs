@@ -517,3 +517,58 @@ fn set_mtime_forward(path: &std::path::Path, secs: u64) {
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(secs))
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_roles_limits_replace_the_global_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let policy = format!(
+        "{}\n[[roles]]\nname = \"capped\"\nread = [\"*\"]\nmax_result_rows = 5\n",
+        citylake_engine::policy::DEFAULT_POLICY
+    );
+    std::fs::write(&path, policy).unwrap();
+    let mut config = EngineConfig::new(lake().join("catalog.toml"));
+    config.policy = Some(path);
+    config.limits.max_result_rows = Some(100);
+    let e = Engine::new(config).await.unwrap();
+    // the role's 5 rows, not the global 100
+    let err = rows(
+        &e,
+        &user(&["capped"], None, &[]),
+        "SELECT * FROM common.districts",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("more than 5 rows") && err.contains("max_result_rows"),
+        "{err}"
+    );
+    // an analyst gets the global limit: 13 rows pass, 288 do not
+    let analyst = user(&["analyst"], None, &[]);
+    assert_eq!(
+        rows(&e, &analyst, "SELECT * FROM common.districts")
+            .await
+            .unwrap()
+            .len(),
+        13
+    );
+    let err = rows(
+        &e,
+        &analyst,
+        "SELECT * FROM traffic.segment_speed WHERE dt = DATE '2025-03-03' AND segment_id = 1",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("more than 100 rows"), "{err}");
+    // system.queries shows the analyst their own failed query (not the capped user's)
+    let failed = rows(
+        &e,
+        &analyst,
+        "SELECT count(*) FROM system.queries WHERE state = 'failed'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(failed[0][0], "1");
+}
