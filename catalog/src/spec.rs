@@ -400,6 +400,36 @@ pub fn parse_update_frequency(s: &str) -> Result<Option<Duration>, String> {
     Ok(Some(Duration::from_secs(secs)))
 }
 
+/// A serde error as (the field it is about, the message): `catalog.root`,
+/// `columns[2].type`.
+fn error_field(e: &serde_path_to_error::Error<toml::de::Error>) -> (String, String) {
+    let message = clean(e.inner());
+    let path = e.path().to_string();
+    let field = if path == "." {
+        field_of(&message)
+    } else {
+        path
+    };
+    (field, message)
+}
+
+/// An optional section of plain settings; errors are named `section.field`.
+fn settings<T: serde::de::DeserializeOwned>(
+    table: &toml::Table,
+    name: &str,
+    error: impl Fn(&str, String) -> CatalogError,
+) -> Result<Option<T>> {
+    let Some(section) = table.get(name) else {
+        return Ok(None);
+    };
+    serde_path_to_error::deserialize(section.clone())
+        .map(Some)
+        .map_err(|e| {
+            let (field, message) = error_field(&e);
+            error(&format!("{name}.{field}"), message)
+        })
+}
+
 fn bad_frequency(s: &str) -> String {
     format!(
         "`{s}` is not an update frequency; expected static, hourly, daily, weekly, monthly, \
@@ -457,25 +487,9 @@ impl CatalogSpec {
                 ));
             }
         }
-        let section = table
-            .get("catalog")
+        let error = |field: &str, message: String| invalid(None, field, message);
+        let catalog: CatalogSection = settings(&table, "catalog", error)?
             .ok_or_else(|| invalid(None, "catalog", "the `[catalog]` section is missing".into()))?;
-        // serde errors as the field they are about (`catalog.root`, `columns[2].type`)
-        let field_of_error = |e: &serde_path_to_error::Error<toml::de::Error>| {
-            let message = clean(e.inner());
-            let path = e.path().to_string();
-            let field = if path == "." {
-                field_of(&message)
-            } else {
-                path
-            };
-            (field, message)
-        };
-        let catalog: CatalogSection =
-            serde_path_to_error::deserialize(section.clone()).map_err(|e| {
-                let (field, message) = field_of_error(&e);
-                invalid(None, &format!("catalog.{field}"), message)
-            })?;
         // the entries of an array of tables, each labelled by its name (or position)
         let entries = |key: &str| -> Result<Vec<(String, toml::Value)>> {
             let Some(value) = table.get(key) else {
@@ -504,7 +518,7 @@ impl CatalogSpec {
         let mut datasets = Vec::new();
         for (label, entry) in entries("datasets")? {
             let dataset: DatasetSpec = serde_path_to_error::deserialize(entry).map_err(|e| {
-                let (field, message) = field_of_error(&e);
+                let (field, message) = error_field(&e);
                 invalid(Some(label.clone()), &field, message)
             })?;
             datasets.push(dataset);
@@ -512,57 +526,28 @@ impl CatalogSpec {
         let mut views = Vec::new();
         for (label, entry) in entries("views")? {
             let view: ViewSpec = serde_path_to_error::deserialize(entry).map_err(|e| {
-                let (field, message) = field_of_error(&e);
+                let (field, message) = error_field(&e);
                 invalid(None, &format!("views[{label}].{field}"), message)
             })?;
             views.push(view);
         }
-        let storage = match table.get("storage") {
-            None => None,
-            Some(section) => {
-                if let Some(key) = section.as_table().and_then(|t| {
-                    t.keys()
-                        .find(|k| k.contains("key") || k.contains("secret") || k.contains("token"))
-                }) {
-                    return Err(invalid(
-                        None,
-                        &format!("storage.{key}"),
-                        "credentials are never stored in the catalog; set AWS_ACCESS_KEY_ID and \
-                         AWS_SECRET_ACCESS_KEY (or AWS_SESSION_TOKEN) in the environment"
-                            .into(),
-                    ));
-                }
-                Some(
-                    serde_path_to_error::deserialize(section.clone()).map_err(|e| {
-                        let (field, message) = field_of_error(&e);
-                        invalid(None, &format!("storage.{field}"), message)
-                    })?,
-                )
-            }
-        };
-        // an optional section of plain settings, errors named `section.field`
-        fn settings<T: serde::de::DeserializeOwned>(
-            table: &toml::Table,
-            name: &str,
-            error: impl Fn(&str, String) -> CatalogError,
-        ) -> Result<Option<T>> {
-            let Some(section) = table.get(name) else {
-                return Ok(None);
-            };
-            serde_path_to_error::deserialize(section.clone())
-                .map(Some)
-                .map_err(|e| {
-                    let message = clean(e.inner());
-                    let path = e.path().to_string();
-                    let field = if path == "." {
-                        field_of(&message)
-                    } else {
-                        path
-                    };
-                    error(&format!("{name}.{field}"), message)
-                })
+        if let Some(key) = table
+            .get("storage")
+            .and_then(|section| section.as_table())
+            .and_then(|t| {
+                t.keys()
+                    .find(|k| k.contains("key") || k.contains("secret") || k.contains("token"))
+            })
+        {
+            return Err(invalid(
+                None,
+                &format!("storage.{key}"),
+                "credentials are never stored in the catalog; set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY (or AWS_SESSION_TOKEN) in the environment"
+                    .into(),
+            ));
         }
-        let error = |field: &str, message: String| invalid(None, field, message);
+        let storage = settings(&table, "storage", error)?;
         let evaluation = settings(&table, "evaluation", error)?;
         let quality = settings(&table, "quality", error)?;
         let spec = Self {

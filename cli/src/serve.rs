@@ -51,7 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let signal = shutdown_signal()?;
     let ops = citylake_server::ops::Ops::new(engine.clone());
     if let Some(addr) = args.metrics_bind {
-        let listener = citylake_server::ops::bind(addr)
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot bind --metrics-bind {addr}"))?;
         eprintln!(

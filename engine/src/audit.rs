@@ -193,33 +193,14 @@ impl AuditTable {
     }
 }
 
-#[async_trait::async_trait]
-impl datafusion::catalog::TableProvider for AuditTable {
+impl crate::snapshot::Snapshot for AuditTable {
     fn schema(&self) -> SchemaRef {
         schema()
     }
 
-    fn table_type(&self) -> datafusion::datasource::TableType {
-        datafusion::datasource::TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn datafusion::catalog::Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[datafusion::logical_expr::Expr],
-        _limit: Option<usize>,
-    ) -> datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>
-    {
-        let batches = self
-            .read()
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
-            &[batches],
-            schema(),
-            projection.cloned(),
-        )
-        .map(|e| e as _)
+    fn batches(&self) -> datafusion::error::Result<Vec<datafusion::arrow::array::RecordBatch>> {
+        self.read()
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
     }
 }
 

@@ -42,6 +42,7 @@ pub mod queries;
 pub mod remote;
 pub mod requests;
 mod session;
+pub mod snapshot;
 pub mod storage;
 
 pub use citylake_catalog as catalog;

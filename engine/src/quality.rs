@@ -687,12 +687,7 @@ impl TableProvider for QualityTable {
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let batch = to_batch(&report)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            schema(),
-            projection.cloned(),
-        )
-        .map(|e| e as _)
+        crate::snapshot::scan_of(vec![batch], schema(), projection)
     }
 }
 

@@ -615,29 +615,14 @@ impl QueriesTable {
     }
 }
 
-#[async_trait::async_trait]
-impl datafusion::catalog::TableProvider for QueriesTable {
+impl crate::snapshot::Snapshot for QueriesTable {
     fn schema(&self) -> SchemaRef {
         schema()
     }
 
-    fn table_type(&self) -> datafusion::datasource::TableType {
-        datafusion::datasource::TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn datafusion::catalog::Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[datafusion::logical_expr::Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batch = to_batch(&self.registry.snapshot(self.user.as_deref()))?;
-        datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            schema(),
-            projection.cloned(),
-        )
-        .map(|e| e as _)
+    fn batches(&self) -> DfResult<Vec<RecordBatch>> {
+        Ok(vec![to_batch(
+            &self.registry.snapshot(self.user.as_deref()),
+        )?])
     }
 }

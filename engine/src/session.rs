@@ -236,8 +236,9 @@ impl Engine {
                 _ => std::path::PathBuf::from("data/audit"),
             });
         let audit = Arc::new(crate::audit::AuditLog::open(&audit_dir)?);
-        let audit_table: Arc<dyn datafusion::catalog::TableProvider> =
-            Arc::new(crate::audit::AuditTable::new(&audit_dir));
+        let audit_table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
+            crate::snapshot::SnapshotTable(crate::audit::AuditTable::new(&audit_dir)),
+        );
         Ok(Self {
             catalog,
             runtime,
@@ -460,9 +461,11 @@ impl Engine {
         system
             .register_table(
                 "queries".into(),
-                Arc::new(crate::queries::QueriesTable::new(
-                    self.queries.clone(),
-                    (!all_queries).then(|| principal.user.clone()),
+                Arc::new(crate::snapshot::SnapshotTable(
+                    crate::queries::QueriesTable::new(
+                        self.queries.clone(),
+                        (!all_queries).then(|| principal.user.clone()),
+                    ),
                 )),
             )
             .expect("memory schema accepts tables");

@@ -3,7 +3,6 @@
 //! `/ready` (readiness: 503 once shutting down, with the load), and the count
 //! of open client connections.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,11 +66,6 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
     } else {
         (StatusCode::OK, body)
     }
-}
-
-/// Binds the operator endpoints' address.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }
 
 /// A client connection, counted in the engine's `connections` gauge while open.

@@ -5,10 +5,12 @@ import os
 import pathlib
 import re
 import subprocess
-import threading
-import time
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
+from cluster import Process  # noqa: E402
 
 PASSWORD = "correct horse battery"
 
@@ -37,8 +39,8 @@ def lake(tmp_path_factory):
 
 
 class Server:
-    """`citylake serve` on a free loopback port; its standard error is collected in `log`
-    (read by a thread, so a chatty server never blocks on a full pipe)."""
+    """`citylake serve` on a free loopback port (and a free port for its operator endpoints, `ops`);
+    its output is collected in `log` (scripts/cluster.py's Process)."""
 
     def __init__(self, lake, tls=None, catalog=None, env=None, extra=()):
         catalog = catalog or str(lake / "catalog.toml")
@@ -46,29 +48,11 @@ class Server:
                 str(lake / "users.toml"), "--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", *extra]
         if tls:
             args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
-        deadline = time.time() + 60
-        self.log = []
-        while time.time() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError("server exited: " + "".join(self.log))
-            self.log.append(line)
-            m = re.search(r"Operator endpoints on http://(127\.0\.0\.1:\d+)", line)
-            if m:
-                self.ops = m.group(1)
-            m = re.search(r"listening on (127\.0\.0\.1:\d+)", line)
-            if m:
-                self.addr = m.group(1)
-                break
-        else:
-            raise RuntimeError("server did not start")
-        self.reader = threading.Thread(target=self._drain, daemon=True)
-        self.reader.start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
+        process = Process(args, env=env, ready=r"listening on (127\.0\.0\.1:\d+)")
+        self.proc, self.log, self.addr = process.proc, process.log, process.match.group(1)
+        self.ops = next(m.group(1) for m in
+                        (re.search(r"Operator endpoints on http://(127\.0\.0\.1:\d+)", line) for line in self.log)
+                        if m)
 
     def stop(self):
         self.proc.terminate()
