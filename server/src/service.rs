@@ -1048,6 +1048,18 @@ impl Drop for QueryLogInner {
 }
 
 fn bind_rows(plan: &LogicalPlan, rows: &RecordBatch) -> Result<Vec<LogicalPlan>, Status> {
+    // DataFusion ignores extra values; a batch with more columns than the
+    // statement has parameters is a client's mistake
+    let parameters = plan
+        .get_parameter_types()
+        .map_err(|e| to_status(&e.into()))?
+        .len();
+    if rows.num_columns() > parameters {
+        return Err(Status::invalid_argument(format!(
+            "the statement has {parameters} parameter(s); the parameter batch binds {}",
+            rows.num_columns()
+        )));
+    }
     let mut plans = Vec::with_capacity(rows.num_rows());
     for row in 0..rows.num_rows() {
         let values: Vec<ScalarValue> = rows
