@@ -190,6 +190,7 @@ def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
     s = Server(lake, extra=["--max-concurrent-queries", "1", "--query-queue", "1", "--query-timeout", "6s"])
     # connections first: a login verifies an argon2 hash, which takes a while
     conns = [adbc(s, user="root") for _ in range(3)]
+    threads = []
     try:
         out = {}
 
@@ -210,9 +211,11 @@ def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
             raise AssertionError(f"load never reached {running} running, {queued} queued: {load}")
         first = threading.Thread(target=run, args=("first", conns[0], RUNAWAY))  # holds the slot until its timeout
         first.start()
+        threads.append(first)
         until(1, 0)
         second = threading.Thread(target=run, args=("second", conns[1], "SELECT 2"))
         second.start()
+        threads.append(second)
         until(1, 1)
         run("third", conns[2], "SELECT 3")
         third = out["third"][1]
@@ -229,6 +232,9 @@ def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
                              "FROM system.queries WHERE sql IN ('SELECT 2', '" + RUNAWAY.replace("'", "''") + "')"))
         assert ends["finished"] >= ends["timed_out"], ends
     finally:
+        # a connection must not be closed under a thread still using it (the driver aborts)
+        for t in threads:
+            t.join(60)
         for c in conns:
             c.close()
         s.stop()
