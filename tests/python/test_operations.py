@@ -187,7 +187,7 @@ def cancel_and_measure(ops_server):
 
 
 def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
-    s = Server(lake, extra=["--max-concurrent-queries", "1", "--query-queue", "1", "--query-timeout", "6s"])
+    s = Server(lake, extra=["--max-concurrent-queries", "1", "--query-queue", "1", "--query-timeout", "20s"])
     # connections first: a login verifies an argon2 hash, which takes a while
     conns = [adbc(s, user="root") for _ in range(3)]
     threads = []
