@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test of citylake, from nothing on a fresh machine: installs what the
 # tests need (a Python virtualenv with DuckDB and the Flight SQL clients), then
-# format, lint, the Rust tests (unit, sqllogictest, CLI and Flight end to end),
-# city-bench's agreement check against DataFusion and DuckDB, and the Python tests
-# (Flight SQL clients, the report in Chromium, the lake in SeaweedFS, a Ballista
-# cluster of separate processes).
+# format, the one build (with clippy's lints), the Rust tests (unit, sqllogictest,
+# CLI and Flight end to end), city-bench's agreement check against DataFusion and
+# DuckDB, and the Python tests (Flight SQL clients, the report in Chromium, the lake
+# in SeaweedFS, a Ballista cluster of separate processes).
 #
-# Everything is built once, with the `cluster` feature (Ballista): the workspace
-# pins the features Ballista shares with the rest, so this is one build.
+# DataFusion is compiled once: scripts/build.py is the only cargo build, with the
+# `cluster` feature (Ballista) and the dev-dependencies' features, and it produces the
+# binaries the Python tests start and the test executables they run; clippy runs as
+# the compiler of the workspace's own crates inside that build. No step after it
+# invokes cargo to build, and the last step fails if a pinned crate (DataFusion,
+# arrow, parquet, object_store, Ballista) was compiled a second time.
 #
-# A build cache outside the checkout is reused when it exists:
+# Each step prints how long it took. A build cache outside the checkout is reused
+# when it exists:
 #   CARGO_TARGET_DIR (default $HOME/.cache/citylake/target)
 #   CITYLAKE_VENV    (default $HOME/.cache/citylake/venv)
 set -euo pipefail
@@ -18,7 +23,21 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/citylake/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 VENV="${CITYLAKE_VENV:-$HOME/.cache/citylake/venv}"
-step() { printf '\n==> %s\n' "$*"; }
+mkdir -p "$CARGO_TARGET_DIR"
+stamp="$CARGO_TARGET_DIR/.test-run-started"
+touch "$stamp"
+
+started=$SECONDS
+step_started=$SECONDS
+step_name=""
+step() {
+  if [ -n "$step_name" ]; then
+    printf '    (%s: %dm%02ds)\n' "$step_name" $(((SECONDS - step_started) / 60)) $(((SECONDS - step_started) % 60))
+  fi
+  step_name="$1"
+  step_started=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
 
 step "Python tools for the cross-checks ($VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -35,14 +54,12 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-FEATURES=(--workspace --locked --features citylake-cli/cluster)
-
-step "cargo clippy"
-cargo clippy "${FEATURES[@]}" --all-targets -- -D warnings
+step "the build (scripts/build.py --lint: every target with the cluster feature, clippy -D warnings on the workspace's crates)"
+"$VENV/bin/python" scripts/build.py build --lint
 
 step "cargo test (unit, sqllogictest, CLI and Flight SQL end to end)"
-cargo test "${FEATURES[@]}"
-cargo build "${FEATURES[@]}" --bins
+# the same flags and environment as the build, so nothing is compiled again
+"$VENV/bin/python" scripts/build.py test --lint
 
 step "city-bench quick mode: every workload query agrees across citylake, plain DataFusion and DuckDB (SF 0.01; no timings)"
 bench_lake=$(mktemp -d)
@@ -59,6 +76,11 @@ fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || missing+=(fonts-wqy
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
-CITYLAKE_BIN="$CARGO_TARGET_DIR/debug/citylake" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
+CITYLAKE_BIN="$CARGO_TARGET_DIR/debug/citylake" CITYLAKE_BUILD="$CARGO_TARGET_DIR/citylake-build.json" \
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
 
-step "all tests passed"
+step "no pinned crate was compiled twice"
+"$VENV/bin/python" scripts/build.py check-since "$stamp"
+
+step "done"
+printf '\nall tests passed in %dm%02ds\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60))

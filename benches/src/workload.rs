@@ -58,7 +58,10 @@ pub fn load(dir: &Path, filter: Option<&str>) -> anyhow::Result<Vec<Query>> {
         out.push(parse(&name, &text).with_context(|| format!("in {}", path.display()))?);
     }
     if out.is_empty() {
-        bail!("no query in {} matches", dir.display());
+        match filter {
+            Some(f) => bail!("no query in {} matches the filter {f:?}", dir.display()),
+            None => bail!("no query in {}", dir.display()),
+        }
     }
     Ok(out)
 }

@@ -22,6 +22,19 @@ def binary() -> str:
     return path
 
 
+def rust_test_binary(name: str) -> str:
+    """A Rust test executable of the one build (scripts/build.py writes their paths), run
+    directly: a test here never invokes cargo, which would build DataFusion a second time."""
+    import json
+    manifest = os.environ.get("CITYLAKE_BUILD")
+    if not manifest or not pathlib.Path(manifest).exists():
+        raise RuntimeError("set CITYLAKE_BUILD to the build's citylake-build.json (scripts/test.sh does)")
+    executables = json.loads(pathlib.Path(manifest).read_text())["executables"]
+    if name not in executables:
+        raise RuntimeError(f"the build has no test executable {name!r}: {sorted(executables)}")
+    return executables[name]
+
+
 @pytest.fixture(scope="session")
 def lake(tmp_path_factory):
     out = tmp_path_factory.mktemp("lake")

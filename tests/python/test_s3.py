@@ -16,7 +16,7 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
-from conftest import PASSWORD, Server, binary  # noqa: E402
+from conftest import PASSWORD, Server, binary, rust_test_binary  # noqa: E402
 from seaweed import ACCESS, BUCKET, SECRET, Weed, free_port  # noqa: E402
 
 
@@ -105,11 +105,11 @@ def test_an_interrupted_upload_is_not_a_lake(weed, tmp_path):
 
 def test_large_files_are_uploaded_in_parts(weed):
     """The publisher's multipart path against the real store (SeaweedFS enforces S3's 5 MiB
-    smallest part): engine/tests/s3_publish.rs, an ignored test run here with the store."""
-    root = pathlib.Path(__file__).resolve().parents[2]
+    smallest part): engine/tests/s3_publish.rs, an ignored test run here with the store, from the
+    test executable of the one build."""
     env = dict(weed.env(), CITYLAKE_TEST_S3_PREFIX=f"s3://{BUCKET}/multipart")
-    done = subprocess.run(["cargo", "test", "--locked", "-q", "-p", "citylake-engine", "--test", "s3_publish",
-                           "--", "--ignored"], cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run([rust_test_binary("s3_publish"), "--ignored"], env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1 passed" in done.stdout, done.stdout[-2000:]
 
@@ -159,10 +159,9 @@ def test_an_unreachable_store_fails_without_hanging(lake, tmp_path):
 
 def test_the_sqllogictest_suite_gives_the_same_results_over_s3(lake, weed, uploaded, tmp_path):
     """The same .slt files as over the local lake (generated with the same scale and seed)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(weed.env(), CITYLAKE_SLT_CATALOG=uploaded, CITYLAKE_SLT_LAKE_PREFIX="city")
-    done = subprocess.run(["cargo", "test", "--locked", "-q", "-p", "citylake-tests", "--test", "sqllogictests"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run([rust_test_binary("sqllogictests")], env=env, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "0 failed" in done.stdout, done.stdout[-2000:]
 
