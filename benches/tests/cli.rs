@@ -20,21 +20,37 @@ fn an_unknown_suite_is_a_usage_error() {
 fn a_filter_matching_no_query_is_an_error_not_an_empty_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = bench()
-        .args(["citybench", "--check-only", "--filter", "no-such-query", "--lake"])
+        .args([
+            "citybench",
+            "--check-only",
+            "--filter",
+            "no-such-query",
+            "--lake",
+        ])
         .arg(dir.path().join("lake"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no-such-query"), "{err}");
-    assert!(!dir.path().join("lake").exists(), "nothing is generated for no query");
+    assert!(
+        !dir.path().join("lake").exists(),
+        "nothing is generated for no query"
+    );
 }
 
 #[test]
 fn a_python_without_duckdb_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = bench()
-        .args(["citybench", "--check-only", "--scale", "0.001", "--filter", "q01"])
+        .args([
+            "citybench",
+            "--check-only",
+            "--scale",
+            "0.001",
+            "--filter",
+            "q01",
+        ])
         .arg("--lake")
         .arg(dir.path().join("lake"))
         .arg("--python")
@@ -43,5 +59,8 @@ fn a_python_without_duckdb_is_named_in_the_error() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("no-python") && err.contains("--python"), "{err}");
+    assert!(
+        err.contains("no-python") && err.contains("--python"),
+        "{err}"
+    );
 }
