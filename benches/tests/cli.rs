@@ -13,7 +13,10 @@ fn an_unknown_suite_is_a_usage_error() {
     let out = bench().arg("tpcz").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tpcz") && err.contains("Usage: city-bench"), "{err}");
+    assert!(
+        err.contains("tpcz") && err.contains("Usage: city-bench"),
+        "{err}"
+    );
 }
 
 #[test]
