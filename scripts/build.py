@@ -27,8 +27,9 @@ with `RUSTC_WORKSPACE_WRAPPER=clippy-driver` the workspace's crates are compiled
 clippy's driver — full code generation plus the lints — while the dependencies are the
 same artifacts as an unlinted build. The lints then cost nothing for the dependencies.
 
-Writes `$CARGO_TARGET_DIR/citylake-build.json`: the test executables by target name and
-the pinned libraries the build used.
+Writes `$CARGO_TARGET_DIR/citylake-build.json`: the test executables by `package/target`
+(`citylake-engine/s3_publish`), the binaries as `bin:NAME`, and the pinned libraries the
+build used.
 """
 
 import argparse
@@ -83,8 +84,10 @@ def build(lint: bool) -> dict:
         if msg.get("reason") != "compiler-artifact":
             continue
         target = msg["target"]
+        # "path+file:///…/server#citylake-server@0.1.0" → citylake-server
+        package = msg["package_id"].rsplit("#", 1)[-1].split("@")[0]
         if msg.get("executable") and msg["profile"]["test"]:
-            executables.setdefault(target["name"], msg["executable"])
+            executables[f"{package}/{target['name']}"] = msg["executable"]
         if msg.get("executable") and target["kind"] == ["bin"] and not msg["profile"]["test"]:
             executables.setdefault("bin:" + target["name"], msg["executable"])
         name = target["name"]

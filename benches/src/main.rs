@@ -498,7 +498,7 @@ async fn policy(c: Common) -> anyhow::Result<ExitCode> {
             )
             .returned(1, 8),
             None,
-        );
+        )?;
     }
     println!(
         "audit log: {:.3} ms per record ({n} records, each written and fsynced)",

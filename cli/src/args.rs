@@ -32,6 +32,9 @@ pub enum Command {
     User(UserArgs),
     /// Check the datasets' quality: freshness, completeness, validity, uniqueness, partitions.
     Quality(crate::quality::QualityArgs),
+    /// Check the audit trail.
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCommand),
     /// Run citylake on a Ballista cluster: a scheduler or an executor.
     #[command(subcommand)]
     Cluster(crate::cluster::ClusterCommand),
@@ -75,6 +78,12 @@ pub struct ServeArgs {
     /// cancelled (`forever` waits).
     #[arg(long, env = "CITYLAKE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_ttl)]
     pub shutdown_grace: CacheTtl,
+    /// Open prepared statements per user; creating more is refused until some are closed.
+    #[arg(long, env = "CITYLAKE_MAX_PREPARED_STATEMENTS", default_value_t = 256)]
+    pub max_prepared_statements: usize,
+    /// A prepared statement unused this long is closed (`forever` keeps them).
+    #[arg(long, env = "CITYLAKE_PREPARED_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_ttl)]
+    pub prepared_idle_timeout: CacheTtl,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -185,6 +194,14 @@ pub struct EngineArgs {
     /// Where the audit trail is written (default: audit/ beside a local catalog, data/audit otherwise).
     #[arg(long, env = "CITYLAKE_AUDIT_DIR")]
     pub audit_dir: Option<PathBuf>,
+    /// Request texts longer than this are recorded as their start, their length and
+    /// their SHA-256 (e.g. 16KiB).
+    #[arg(long, env = "CITYLAKE_AUDIT_MAX_REQUEST", value_parser = parse_size, default_value = "16KiB")]
+    pub audit_max_request: usize,
+    /// Serve requests whose audit record cannot be written (the failure is logged).
+    /// Default: such requests are refused with UNAVAILABLE.
+    #[arg(long, env = "CITYLAKE_AUDIT_FAIL_OPEN")]
+    pub audit_fail_open: bool,
     /// Memory for cached Parquet footers and page indexes (e.g. 256MiB; 0 turns it off).
     #[arg(long, env = "CITYLAKE_METADATA_CACHE", value_parser = parse_size)]
     pub metadata_cache: Option<usize>,
@@ -273,6 +290,7 @@ impl Cli {
             Command::Serve(args) => crate::serve::run(args).await,
             Command::User(args) => crate::serve::user(args),
             Command::Quality(args) => crate::quality::run(args).await,
+            Command::Audit(command) => crate::audit::run(command),
             Command::Cluster(command) => crate::cluster::run(command).await,
             Command::Report(ReportCommand::Performance(args)) => crate::report::run(args).await,
         }

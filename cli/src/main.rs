@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod audit;
 mod cluster;
 mod generate;
 mod output;

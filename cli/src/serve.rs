@@ -24,8 +24,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(p) => p.clone(),
         None => demo_users(&catalog)?,
     };
-    let users = Users::load(&users_path).with_context(|| "loading users (citylake user add …)")?;
-    if users.list().is_empty() {
+    let users = citylake_server::UserDirectory::watch(&users_path)
+        .with_context(|| "loading users (citylake user add …)")?;
+    if users.current().list().is_empty() {
         bail!(
             "{} has no users; add one with `citylake user add`",
             users_path.display()
@@ -77,14 +78,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .map_or("all the time they need".to_string(), |g| format!("{g:?}"))
         );
     };
-    citylake_server::serve_with_grace(
+    let options = citylake_server::ServeOptions {
+        shutdown_grace: grace,
+        prepared: citylake_server::PreparedLimits {
+            per_user: args.max_prepared_statements,
+            idle: args.prepared_idle_timeout.0.unwrap_or(Duration::MAX),
+        },
+    };
+    citylake_server::serve_with_options(
         listener,
         engine,
         Arc::new(users),
         Duration::from_secs(args.token_ttl_secs),
         tls,
         shutdown,
-        grace,
+        options,
     )
     .await?;
     Ok(ExitCode::SUCCESS)

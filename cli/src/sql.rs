@@ -50,6 +50,8 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     }
     config.policy = args.policy.clone();
     config.audit_dir = args.audit_dir.clone();
+    config.audit_max_request_bytes = args.audit_max_request;
+    config.audit_fail_open = args.audit_fail_open;
     if let Some(bytes) = args.metadata_cache {
         config.metadata_cache_bytes = bytes;
     }

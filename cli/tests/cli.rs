@@ -720,3 +720,45 @@ fn quality_finds_the_planted_defects() {
         stderr(&o)
     );
 }
+
+#[test]
+fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
+    use citylake_engine::audit::{AuditLog, AuditRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = AuditLog::open(&audit).unwrap();
+    for i in 0..3 {
+        log.record(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
+            .unwrap();
+    }
+    let verify = || {
+        run(citylake()
+            .args(["audit", "verify", "--audit-dir"])
+            .arg(&audit))
+    };
+    let o = verify();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("intact: 3 records"), "{}", stdout(&o));
+    // someone edits the second record
+    let file = std::fs::read_dir(&audit)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("SELECT 1", "SELECT 7")).unwrap();
+    let o = verify();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{}:2:", file.display())) && err.contains("altered"),
+        "{err}"
+    );
+    // no trail at all is an error, not an intact trail
+    let o = run(citylake()
+        .args(["audit", "verify", "--audit-dir"])
+        .arg(dir.path().join("nowhere")));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no audit directory"), "{}", stderr(&o));
+}

@@ -9,6 +9,18 @@
 //! a crash can lose only the record of a request still running. Records never
 //! hold passwords or tokens: the SQL text and the user name are recorded, the
 //! credentials never reach this module.
+//!
+//! Fail closed: a record that cannot be written is an error for the request
+//! that made it (the server answers UNAVAILABLE), unless the log was opened
+//! fail-open, which only logs the failure.
+//!
+//! Tamper evidence: records are numbered (`seq`, from 1, across files and
+//! restarts) and chained: each holds the hash of the one before (`prev_hash`)
+//! and its own (`hash`, SHA-256 of the record's JSON with `hash` empty).
+//! [`verify`] walks the files in order and names the first record that was
+//! altered, deleted, inserted or moved. (Truncating the newest records leaves a
+//! shorter valid chain: compare the head `verify` prints with a copy kept
+//! elsewhere.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,8 +32,12 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// One request, as recorded.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    #[serde(default)]
+    pub seq: i64,
     /// RFC 3339, UTC.
     pub time: String,
     pub user: String,
@@ -41,6 +57,54 @@ pub struct AuditRecord {
     /// `ok`, `refused`, `error`, `cancelled`, `dropped`.
     pub outcome: String,
     pub error: String,
+    /// Values bound to a prepared statement's parameters (JSON rows).
+    #[serde(default)]
+    pub parameters: String,
+    /// The previous record's `hash` (empty for the first).
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 of this record's JSON with `hash` empty, hex.
+    #[serde(default)]
+    pub hash: String,
+}
+
+/// Default of the longest request text kept whole in a record.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// `text` as recorded: whole up to `max` bytes; longer, its first `max` bytes
+/// (at a character boundary) followed by its length and SHA-256, so a record or
+/// `system.queries` entry stays small whatever a client sends.
+pub fn clip_request(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… [{} bytes in all, sha256 {}]",
+        &text[..end],
+        text.len(),
+        sha256_hex(text.as_bytes())
+    )
+    .into()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The record's JSON with its chain fields set from `prev_hash`.
+fn seal(record: &mut AuditRecord, prev_hash: &str) -> serde_json::Result<String> {
+    record.prev_hash = prev_hash.to_string();
+    record.hash = String::new();
+    record.hash = sha256_hex(serde_json::to_string(record)?.as_bytes());
+    serde_json::to_string(record)
 }
 
 impl AuditRecord {
@@ -74,6 +138,19 @@ impl AuditRecord {
         self.error = error.to_string();
         self
     }
+
+    /// With the values bound to the statement's parameters.
+    pub fn with_parameters(mut self, parameters: impl Into<String>) -> Self {
+        self.parameters = parameters.into();
+        self
+    }
+
+    /// By `user` from `client`, for records made outside a session (logins).
+    pub fn by(mut self, user: &str, client: &str) -> Self {
+        self.user = user.to_string();
+        self.client = client.to_string();
+        self
+    }
 }
 
 /// The schema of `system.audit_log` (the fields of [`AuditRecord`]).
@@ -81,6 +158,7 @@ pub fn schema() -> SchemaRef {
     let text = |n: &str| Field::new(n, DataType::Utf8, true);
     let int = |n: &str| Field::new(n, DataType::Int64, true);
     std::sync::Arc::new(Schema::new(vec![
+        int("seq"),
         text("time"),
         text("user"),
         text("roles"),
@@ -94,25 +172,69 @@ pub fn schema() -> SchemaRef {
         int("duration_ms"),
         text("outcome"),
         text("error"),
+        text("parameters"),
+        text("prev_hash"),
+        text("hash"),
     ]))
+}
+
+/// A record that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit trail cannot be written ({dir}): {error}; the request is refused")]
+pub struct AuditError {
+    dir: String,
+    error: String,
 }
 
 /// The append-only audit files of one directory.
 #[derive(Debug)]
 pub struct AuditLog {
     dir: PathBuf,
-    file: Mutex<Option<(String, std::fs::File)>>,
+    /// Longest request text kept whole.
+    max_request_bytes: usize,
+    /// Log a failed write and go on, instead of failing the request.
+    fail_open: bool,
+    state: Mutex<Chain>,
+}
+
+/// The open day file and the chain's head.
+#[derive(Debug, Default)]
+struct Chain {
+    file: Option<(String, std::fs::File)>,
+    seq: i64,
+    hash: String,
 }
 
 impl AuditLog {
-    /// Opens (creating) the audit directory.
+    /// Opens (creating) the audit directory, continuing the chain of the
+    /// records already there.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| EngineError::Config(format!("audit directory {}: {e}", dir.display())))?;
+        let (seq, hash) = head(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            file: Mutex::new(None),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            fail_open: false,
+            state: Mutex::new(Chain {
+                file: None,
+                seq,
+                hash,
+            }),
         })
+    }
+
+    /// Keeps request texts whole up to `max` bytes (see [`clip_request`]).
+    pub fn with_max_request_bytes(mut self, max: usize) -> Self {
+        self.max_request_bytes = max;
+        self
+    }
+
+    /// A record that cannot be written is logged and the request goes on
+    /// (default: the request fails).
+    pub fn with_fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
     }
 
     /// Where the files are.
@@ -120,38 +242,172 @@ impl AuditLog {
         &self.dir
     }
 
-    /// Appends `record` (its time set now) and syncs it to disk. A failure is
-    /// logged: the request it records has already been served or refused.
-    pub fn record(&self, mut record: AuditRecord) {
+    /// The longest request text kept whole.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// Appends `record` (numbered, chained, its time set now) and syncs it to
+    /// disk. A failure is an error unless the log is fail-open.
+    pub fn record(&self, mut record: AuditRecord) -> std::result::Result<(), AuditError> {
         let now = chrono::Utc::now();
         record.time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        record.request = clip_request(&record.request, self.max_request_bytes).into_owned();
+        record.parameters = clip_request(&record.parameters, self.max_request_bytes).into_owned();
         let day = now.format("%Y-%m-%d").to_string();
-        let line = match serde_json::to_string(&record) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode an audit record");
-                return;
+        let mut chain = self.state.lock().expect("audit lock");
+        record.seq = chain.seq + 1;
+        let result = (|| -> std::io::Result<String> {
+            let line = seal(&mut record, &chain.hash)?;
+            let path = self.dir.join(format!("audit-{day}.jsonl"));
+            // a day file removed or moved away while open would swallow records
+            // that nobody can read: write to the file that is there (or fail)
+            if chain.file.is_some() && !path.exists() {
+                chain.file = None;
             }
-        };
-        let mut guard = self.file.lock().expect("audit lock");
-        let result = (|| -> std::io::Result<()> {
-            if guard.as_ref().is_none_or(|(d, _)| *d != day) {
-                let path = self.dir.join(format!("audit-{day}.jsonl"));
+            if chain.file.as_ref().is_none_or(|(d, _)| *d != day) {
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)?;
-                *guard = Some((day, file));
+                chain.file = Some((day, file));
             }
-            let (_, file) = guard.as_mut().expect("opened above");
-            file.write_all(line.as_bytes())?;
-            file.write_all(b"\n")?;
-            file.sync_data()
+            let (_, file) = chain.file.as_mut().expect("opened above");
+            file.write_all(format!("{line}\n").as_bytes())?;
+            file.sync_data()?;
+            Ok(record.hash.clone())
         })();
-        if let Err(e) = result {
-            tracing::error!(error = %e, dir = %self.dir.display(), "cannot write the audit log");
+        match result {
+            Ok(hash) => {
+                chain.seq += 1;
+                chain.hash = hash;
+                Ok(())
+            }
+            Err(e) => {
+                // the file may hold part of a line: reopen it next time
+                chain.file = None;
+                tracing::error!(error = %e, dir = %self.dir.display(), fail_open = self.fail_open, "cannot write the audit log");
+                if self.fail_open {
+                    Ok(())
+                } else {
+                    Err(AuditError {
+                        dir: self.dir.display().to_string(),
+                        error: e.to_string(),
+                    })
+                }
+            }
         }
     }
+}
+
+/// The audit files of `dir`, oldest first.
+fn audit_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| EngineError::Config(format!("audit directory {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The last record's `seq` and `hash` (0 and empty for a new trail).
+fn head(dir: &Path) -> Result<(i64, String)> {
+    for path in audit_files(dir)?.iter().rev() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))?;
+        if let Some(last) = text.lines().rev().find(|l| !l.trim().is_empty()) {
+            let record: AuditRecord = serde_json::from_str(last).map_err(|e| {
+                EngineError::Config(format!(
+                    "{}: the last audit record is unreadable ({e}); check it with `citylake audit verify`",
+                    path.display()
+                ))
+            })?;
+            return Ok((record.seq, record.hash));
+        }
+    }
+    Ok((0, String::new()))
+}
+
+/// What [`verify`] found in an intact trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub records: i64,
+    pub files: usize,
+    /// The newest record's hash (empty for an empty trail).
+    pub hash: String,
+}
+
+/// Where a trail stops being the one that was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {problem}")]
+pub struct ChainBreak {
+    pub file: String,
+    pub line: usize,
+    pub problem: String,
+}
+
+/// Walks the audit files of `dir` in order and checks every record's number,
+/// link to the one before and own hash; the first that does not hold is named.
+pub fn verify(dir: &Path) -> Result<std::result::Result<ChainHead, ChainBreak>> {
+    let files = audit_files(dir)?;
+    let (mut seq, mut hash) = (0i64, String::new());
+    for path in &files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))?;
+        for (i, line) in text.lines().enumerate() {
+            let at = |problem: String| ChainBreak {
+                file: path.display().to_string(),
+                line: i + 1,
+                problem,
+            };
+            let mut record: AuditRecord = match serde_json::from_str(line) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(at(format!("not an audit record ({e}): altered")))),
+            };
+            let stored = std::mem::take(&mut record.hash);
+            let prev = record.prev_hash.clone();
+            let recomputed = seal(&mut record, &prev)
+                .map(|_| record.hash.clone())
+                .unwrap_or_default();
+            if recomputed != stored {
+                return Ok(Err(at(format!(
+                    "record {} was altered (its hash does not match its content)",
+                    record.seq
+                ))));
+            }
+            if record.seq != seq + 1 {
+                let problem = if record.seq > seq + 1 {
+                    format!(
+                        "record {} follows record {seq}: records {} to {} were deleted",
+                        record.seq,
+                        seq + 1,
+                        record.seq - 1
+                    )
+                } else {
+                    format!(
+                        "record {} follows record {seq}: inserted, replayed or out of order",
+                        record.seq
+                    )
+                };
+                return Ok(Err(at(problem)));
+            }
+            if record.prev_hash != hash {
+                return Ok(Err(at(format!(
+                    "record {} does not link to the record before it: a record was replaced, \
+                     inserted or moved",
+                    record.seq
+                ))));
+            }
+            seq = record.seq;
+            hash = stored;
+        }
+    }
+    Ok(Ok(ChainHead {
+        records: seq,
+        files: files.len(),
+        hash,
+    }))
 }
 
 /// `system.audit_log`: every record of the audit directory, read afresh by
@@ -170,14 +426,7 @@ impl AuditTable {
     }
 
     fn read(&self) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map_err(|e| {
-                EngineError::Config(format!("audit directory {}: {e}", self.dir.display()))
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        files.sort();
+        let files = audit_files(&self.dir)?;
         let mut batches = vec![];
         for path in files {
             let file = std::fs::File::open(&path)
@@ -208,6 +457,44 @@ impl crate::snapshot::Snapshot for AuditTable {
 mod tests {
     use super::*;
 
+    fn lines(dir: &Path) -> Vec<(PathBuf, String)> {
+        audit_files(dir)
+            .unwrap()
+            .into_iter()
+            .flat_map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                text.lines()
+                    .map(|l| (p.clone(), l.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn rewrite(dir: &Path, lines: &[(PathBuf, String)]) {
+        for p in audit_files(dir).unwrap() {
+            std::fs::remove_file(p).unwrap();
+        }
+        for (p, l) in lines {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap();
+            writeln!(f, "{l}").unwrap();
+        }
+    }
+
+    fn trail(n: usize) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit");
+        let log = AuditLog::open(&audit).unwrap();
+        for i in 0..n {
+            log.record(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
+                .unwrap();
+        }
+        (dir, audit)
+    }
+
     #[test]
     fn records_are_json_lines_appended_to_the_day_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -218,7 +505,8 @@ mod tests {
                 request: "SELECT 1".into(),
                 outcome: outcome.into(),
                 ..Default::default()
-            });
+            })
+            .unwrap();
         }
         let files: Vec<_> = std::fs::read_dir(log.dir()).unwrap().collect();
         assert_eq!(files.len(), 1);
@@ -229,13 +517,98 @@ mod tests {
             .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["outcome"], "refused");
+        assert_eq!(lines[1]["seq"], 2);
+        assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
-        // a second log on the same directory appends (a restarted server)
+        // a second log on the same directory appends and continues the chain
         AuditLog::open(&dir.path().join("audit"))
             .unwrap()
-            .record(AuditRecord::default());
+            .record(AuditRecord::default())
+            .unwrap();
         let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
         assert_eq!(text.lines().count(), 3);
-        assert_eq!(schema().fields().len(), 13);
+        let head = verify(log.dir()).unwrap().unwrap();
+        assert_eq!(head.records, 3);
+        assert_eq!(schema().fields().len(), 17);
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_across_files() {
+        let (_d, audit) = trail(4);
+        // move the last two records into the next day's file
+        let mut all = lines(&audit);
+        let next = audit.join("audit-2999-01-01.jsonl");
+        all[2].0 = next.clone();
+        all[3].0 = next;
+        rewrite(&audit, &all);
+        let head = verify(&audit).unwrap().unwrap();
+        assert_eq!((head.records, head.files), (4, 2));
+        assert_eq!(head.hash.len(), 64);
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_named() {
+        let (_d, audit) = trail(5);
+        let original = lines(&audit);
+        let check = |lines: Vec<(PathBuf, String)>, line: usize, words: &str| {
+            rewrite(&audit, &lines);
+            let broken = verify(&audit).unwrap().unwrap_err();
+            assert_eq!(broken.line, line, "{broken}");
+            assert!(broken.problem.contains(words), "{broken}");
+        };
+        // altered: one value changed, hash kept
+        let mut l = original.clone();
+        l[2].1 = l[2].1.replace("SELECT 2", "SELECT 9");
+        check(l, 3, "altered");
+        // altered and re-hashed by someone without the rest of the chain
+        let mut l = original.clone();
+        let mut r: AuditRecord = serde_json::from_str(&l[2].1).unwrap();
+        r.user = "nobody".into();
+        let prev = r.prev_hash.clone();
+        l[2].1 = seal(&mut r, &prev).unwrap();
+        check(l, 4, "does not link");
+        // deleted
+        let mut l = original.clone();
+        l.remove(1);
+        check(l, 2, "were deleted");
+        // reordered
+        let mut l = original.clone();
+        l.swap(1, 2);
+        check(l, 2, "deleted");
+        // inserted: a copy of an earlier record
+        let mut l = original.clone();
+        l.insert(3, original[1].clone());
+        check(l, 4, "out of order");
+        // not JSON
+        let mut l = original.clone();
+        l[0].1.push('x');
+        check(l, 1, "not an audit record");
+        // the original verifies again
+        rewrite(&audit, &original);
+        assert_eq!(verify(&audit).unwrap().unwrap().records, 5);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_written_fails_the_request_unless_fail_open() {
+        let (_d, audit) = trail(1);
+        let log = AuditLog::open(&audit).unwrap();
+        // the directory gone (a disk unmounted, a volume full behave alike)
+        std::fs::remove_dir_all(&audit).unwrap();
+        let err = log
+            .record(AuditRecord::new("query", "SELECT 1", "ok"))
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        let log = log.with_fail_open(true);
+        log.record(AuditRecord::new("query", "SELECT 1", "ok"))
+            .unwrap();
+    }
+
+    #[test]
+    fn long_requests_are_clipped_with_their_length_and_hash() {
+        let long = "é".repeat(10_000);
+        let clipped = clip_request(&long, 101);
+        assert!(clipped.len() < 300, "{clipped}");
+        assert!(clipped.contains("20000 bytes in all, sha256 "), "{clipped}");
+        assert_eq!(clip_request("SELECT 1", 101), "SELECT 1");
     }
 }

@@ -38,6 +38,12 @@ pub struct EngineConfig {
     /// Where the audit trail is written (default: `audit/` beside a local
     /// catalog, `data/audit` for a catalog in an object store).
     pub audit_dir: Option<PathBuf>,
+    /// Request texts longer than this are recorded as their start, length and
+    /// SHA-256 (in the audit trail and `system.queries`).
+    pub audit_max_request_bytes: usize,
+    /// When an audit record cannot be written, log it and serve the request
+    /// anyway (default: refuse the request — the trail fails closed).
+    pub audit_fail_open: bool,
     /// Per-query limits (timeout, result size, memory); roles may replace them.
     pub limits: crate::limits::Limits,
     /// Queries that run at once (default: twice the cores).
@@ -63,6 +69,8 @@ impl EngineConfig {
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
             policy: None,
             audit_dir: None,
+            audit_max_request_bytes: crate::audit::DEFAULT_MAX_REQUEST_BYTES,
+            audit_fail_open: false,
         }
     }
 }

@@ -24,6 +24,19 @@ pub enum EngineError {
     #[error("not allowed: {0}")]
     NotAllowed(String),
 
+    /// The audit trail cannot be written: the request is refused (fail closed).
+    #[error("{0}")]
+    Audit(String),
+
+    /// The statement names datasets the principal may not even list. The user
+    /// sees exactly the error of a name that does not exist (no oracle for
+    /// hidden names); the audit trail records `names`.
+    #[error("{}", describe(.source))]
+    Hidden {
+        source: DataFusionError,
+        names: Vec<String>,
+    },
+
     /// The query failed: planning (syntax, unknown table, types) or execution.
     #[error("{}", describe(.0))]
     Query(DataFusionError),
@@ -51,7 +64,7 @@ impl EngineError {
     /// The underlying DataFusion error, if this is a query error.
     pub fn datafusion(&self) -> Option<&DataFusionError> {
         match self {
-            Self::Query(e) => Some(e),
+            Self::Query(e) | Self::Hidden { source: e, .. } => Some(e),
             _ => None,
         }
     }

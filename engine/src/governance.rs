@@ -4,12 +4,13 @@
 //! - not visible: not registered at all (absent from GetTables,
 //!   information_schema and `system.datasets`), and refused by name in queries;
 //! - visible but not readable (an auditor): listed, refused in queries;
-//! - readable with masked columns or a row filter: registered as a governed
-//!   table — a plan `SELECT mask(c)… FROM dataset WHERE filter` over the real
-//!   provider, which DataFusion inlines into every query that names it, so
+//! - readable with masked columns or a row filter: registered as a
+//!   [`GovernedTable`] — `SELECT mask(c)… FROM dataset WHERE filter` over the
+//!   real provider behind a security barrier the optimizer cannot cross, so
 //!   whatever the query does with a masked column (join, filter, aggregate,
 //!   cast, function, subquery, CTE, view, EXPLAIN, prepared statement) it sees
-//!   only the masked value, and the row filter applies before anything else;
+//!   only the masked value, the row filter applies before any expression of the
+//!   user's that is not leak-proof, and the plan shows nothing beneath it;
 //! - readable in full: the provider itself (no cost).
 //!
 //! The catalog's views are planned again for a restricted principal, over
@@ -22,16 +23,26 @@ use citylake_catalog::PiiTag;
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session as CatalogSession, TableProvider};
-use datafusion::common::{Result as DfResult, TableReference};
-use datafusion::datasource::{TableType, ViewTable, provider_as_source};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Column, Result as DfResult, TableReference};
+use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::execution::session_state::SessionState;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableProviderFilterPushDown,
     Volatility, create_udf,
 };
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use datafusion::prelude::{cast as cast_expr, col, lit};
+use futures::StreamExt;
 
 /// Name of the masking function (registered in every session).
 pub const MASK_FUNCTION: &str = "citylake_mask";
@@ -120,7 +131,8 @@ fn mask_expr(column: &str, tag: PiiTag, data_type: &DataType) -> Expr {
 }
 
 /// The governed form of a table: `provider`'s rows where `row_filter` holds
-/// (`None`: all; an empty list: none), with the `masked` columns masked.
+/// (`None`: all; an empty list: none), with the `masked` columns masked,
+/// behind a security barrier (see [`GovernedTable`]).
 pub fn governed_table(
     state: &SessionState,
     name: TableReference,
@@ -129,7 +141,7 @@ pub fn governed_table(
     masked: &[(String, PiiTag)],
 ) -> DfResult<Arc<dyn TableProvider>> {
     let schema = provider.schema();
-    let mut plan = LogicalPlanBuilder::scan(name, provider_as_source(provider), None)?;
+    let mut plan = LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)?;
     if let Some(filters) = row_filter {
         let sql: Cow<str> = if filters.is_empty() {
             "FALSE".into()
@@ -144,41 +156,105 @@ pub fn governed_table(
         .iter()
         .map(|f| match masked.iter().find(|(c, _)| c == f.name()) {
             Some((_, tag)) => mask_expr(f.name(), *tag, f.data_type()),
-            None => col(f.name()),
+            None => Expr::Column(Column::new_unqualified(f.name())).alias(f.name()),
         })
         .collect();
     let plan = plan.project(exprs)?.build()?;
     Ok(Arc::new(GovernedTable {
-        view: ViewTable::new(plan, None),
+        name: name.to_string(),
+        schema: Arc::new(plan.schema().as_arrow().clone()),
+        plan,
     }))
 }
 
-/// A dataset as a principal may see it: a view of the real table, presented
-/// as a table (metadata calls list it as `TABLE`, as it is for others).
+/// A dataset as a principal may see it, behind a security barrier.
+///
+/// DataFusion would inline a view (`get_logical_plan`) and its optimizer would
+/// then push the user's predicates below the row filter and the masks, where an
+/// expression that fails on a value (a cast, a division, a regex) could put a
+/// hidden row's or an unmasked value into its error, and where `EXPLAIN` would
+/// print the raw scan's statistics. This provider is opaque instead:
+/// - the outer plan holds one [`GovernedScanExec`] leaf; what it runs (the raw
+///   scan, the row filter, the masks) is planned by the provider and is not a
+///   child of it, so no optimizer rule can move anything across it, `EXPLAIN`
+///   cannot print it, and its statistics are unknown;
+/// - only predicates proven leak-proof ([`is_leak_proof`]) are accepted for
+///   pushdown (and applied after the masks, so they see what the user sees, and
+///   may still prune the Parquet scan); every other expression of the query runs
+///   above the barrier, on rows that passed the filter and values after masking.
 #[derive(Debug)]
-struct GovernedTable {
-    view: ViewTable,
+pub struct GovernedTable {
+    name: String,
+    schema: SchemaRef,
+    /// scan → row filter → masks
+    plan: LogicalPlan,
+}
+
+/// Whether `expr` can be evaluated on rows the policy hides without revealing
+/// anything: it cannot fail, and its only output is a boolean per row. The
+/// allow-list (documented in the README's *Access policy*): a column compared
+/// with a literal (`=`, `<>`, `<`, `<=`, `>`, `>=`, `IS [NOT] DISTINCT FROM`),
+/// `column [NOT] BETWEEN literal AND literal`, `column [NOT] IN (literals)`,
+/// `column IS [NOT] NULL`, literals, and `AND`/`OR`/`NOT` of these. A column
+/// wrapped in anything (a cast added by type coercion included) is not on it.
+pub fn is_leak_proof(expr: &Expr) -> bool {
+    use datafusion::logical_expr::Operator::*;
+    let column = |e: &Expr| matches!(e, Expr::Column(_));
+    let literal = |e: &Expr| matches!(e, Expr::Literal(..));
+    match expr {
+        Expr::Literal(..) => true,
+        Expr::BinaryExpr(b) => match b.op {
+            And | Or => is_leak_proof(&b.left) && is_leak_proof(&b.right),
+            Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom | IsNotDistinctFrom => {
+                (column(&b.left) && literal(&b.right)) || (literal(&b.left) && column(&b.right))
+            }
+            _ => false,
+        },
+        Expr::Not(e) => is_leak_proof(e),
+        Expr::IsNull(e) | Expr::IsNotNull(e) => column(e),
+        Expr::InList(l) => column(&l.expr) && l.list.iter().all(literal),
+        Expr::Between(b) => column(&b.expr) && literal(&b.low) && literal(&b.high),
+        _ => false,
+    }
+}
+
+/// `expr` with its columns unqualified (the governed plan is one table).
+fn unqualified(expr: Expr) -> DfResult<Expr> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    expr.transform(|e| match e {
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            Column::new_unqualified(c.name),
+        ))),
+        e => Ok(Transformed::no(e)),
+    })
+    .map(|t| t.data)
 }
 
 #[async_trait::async_trait]
 impl TableProvider for GovernedTable {
     fn schema(&self) -> SchemaRef {
-        self.view.schema()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
         TableType::Base
     }
 
-    fn get_logical_plan(&'_ self) -> Option<Cow<'_, LogicalPlan>> {
-        self.view.get_logical_plan()
-    }
-
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        self.view.supports_filters_pushdown(filters)
+        // Inexact: the accepted ones are evaluated again above the barrier
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if is_leak_proof(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
     }
 
     async fn scan(
@@ -188,7 +264,143 @@ impl TableProvider for GovernedTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.view.scan(state, projection, filters, limit).await
+        let mut plan = LogicalPlanBuilder::from(self.plan.clone());
+        // defence in depth: a filter that is not leak-proof never goes inside
+        let inside = filters
+            .iter()
+            .filter(|f| is_leak_proof(f))
+            .cloned()
+            .map(unqualified)
+            .collect::<DfResult<Vec<_>>>()?;
+        let exact = inside.len() == filters.len();
+        if let Some(predicate) = conjunction(inside) {
+            plan = plan.filter(predicate)?;
+        }
+        if let Some(n) = limit.filter(|_| exact) {
+            plan = plan.limit(0, Some(n))?;
+        }
+        let schema = match projection {
+            Some(p) => {
+                let fields: Vec<Expr> = p
+                    .iter()
+                    .map(|&i| {
+                        let name = self.schema.field(i).name();
+                        Expr::Column(Column::new_unqualified(name)).alias(name)
+                    })
+                    .collect();
+                plan = plan.project(fields)?;
+                Arc::new(self.schema.project(p)?)
+            }
+            None => self.schema.clone(),
+        };
+        let inner = state.create_physical_plan(&plan.build()?).await?;
+        Ok(Arc::new(GovernedScanExec::new(&self.name, inner, schema)))
+    }
+}
+
+/// The barrier in a physical plan: runs the governed plan of one dataset,
+/// which is not its child (nothing outside sees or rewrites it), and reports
+/// no statistics and no metrics of what it runs.
+#[derive(Debug)]
+pub struct GovernedScanExec {
+    name: String,
+    inner: Arc<dyn ExecutionPlan>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl GovernedScanExec {
+    fn new(name: &str, inner: Arc<dyn ExecutionPlan>, schema: SchemaRef) -> Self {
+        let partitions = inner.properties().partitioning.partition_count();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            name: name.to_string(),
+            inner,
+            schema,
+            properties: Arc::new(properties),
+        }
+    }
+
+    /// The plan behind the barrier, for the engine's own accounting (rows and
+    /// bytes scanned, spills); never shown to a user.
+    pub fn governed_plan(plan: &dyn ExecutionPlan) -> Option<&Arc<dyn ExecutionPlan>> {
+        plan.downcast_ref::<Self>().map(|g| &g.inner)
+    }
+}
+
+impl DisplayAs for GovernedScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
+                f,
+                "GovernedScanExec: dataset={}, partitions={}",
+                self.name,
+                self.properties.partitioning.partition_count()
+            ),
+            DisplayFormatType::TreeRender => write!(f, "dataset={}", self.name),
+        }
+    }
+}
+
+impl ExecutionPlan for GovernedScanExec {
+    fn name(&self) -> &str {
+        "GovernedScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return datafusion::common::internal_err!("GovernedScanExec has no children");
+        }
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let stream = self.inner.execute(partition, context)?;
+        if stream.schema() == self.schema {
+            return Ok(stream);
+        }
+        // the same columns; only field metadata or nullability may differ
+        let schema = self.schema.clone();
+        let relabelled = stream.map(move |batch| {
+            let batch = batch?;
+            let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            Ok(RecordBatch::try_new_with_options(
+                schema.clone(),
+                batch.columns().to_vec(),
+                &options,
+            )?)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            relabelled,
+        )))
     }
 }
 

@@ -53,4 +53,7 @@ pub use config::EngineConfig;
 pub use error::{EngineError, Result};
 pub use principal::Principal;
 pub use requests::RequestStats;
-pub use session::{Engine, Session, SqlPermissions, Statement, TableInfo};
+pub use session::{
+    Engine, MAX_OPERATORS, MAX_SET_OPERATIONS, MAX_STATEMENT_BYTES, Session, SqlPermissions,
+    Statement, TableInfo,
+};

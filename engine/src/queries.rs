@@ -322,6 +322,10 @@ impl QueryRegistry {
             for child in plan.children() {
                 walk(child, f);
             }
+            // what a governed dataset scanned counts too (the plan behind its barrier)
+            if let Some(inner) = crate::governance::GovernedScanExec::governed_plan(plan.as_ref()) {
+                walk(inner, f);
+            }
         }
         let m = &self.metrics;
         walk(plan, &mut |node| {

@@ -235,7 +235,11 @@ impl Engine {
                 Some(dir) if !remote_catalog => dir.join("audit"),
                 _ => std::path::PathBuf::from("data/audit"),
             });
-        let audit = Arc::new(crate::audit::AuditLog::open(&audit_dir)?);
+        let audit = Arc::new(
+            crate::audit::AuditLog::open(&audit_dir)?
+                .with_max_request_bytes(config.audit_max_request_bytes)
+                .with_fail_open(config.audit_fail_open),
+        );
         let audit_table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
             crate::snapshot::SnapshotTable(crate::audit::AuditTable::new(&audit_dir)),
         );
@@ -258,6 +262,11 @@ impl Engine {
             )),
             limits: config.limits.clone(),
         })
+    }
+
+    /// The audit trail, for records made outside a session (logins).
+    pub fn audit_log(&self) -> &crate::audit::AuditLog {
+        &self.audit
     }
 
     /// Running and recent queries, and the engine's metrics.
@@ -356,7 +365,11 @@ impl Engine {
                 .expect("memory catalog accepts schemas");
             s
         };
+        // listed but not readable: refused by name (PERMISSION_DENIED)
         let mut denied = std::collections::BTreeSet::new();
+        // not even listed: not registered, so a query naming one fails exactly as
+        // for a name that does not exist (no oracle for hidden names)
+        let mut hidden = std::collections::BTreeSet::new();
         let mut in_full = std::collections::BTreeSet::new();
         let mut visible = vec![];
         // per dataset, the columns masked for this principal (for the audit records)
@@ -367,13 +380,11 @@ impl Engine {
                 // a view is read only where everything it reads is readable in full
                 if !reads.iter().all(|r| in_full.contains(r)) {
                     access.readable = false;
-                    access.visible &= reads
-                        .iter()
-                        .all(|r| !denied.contains(r) || visible.contains(r));
+                    access.visible &= reads.iter().all(|r| !hidden.contains(r));
                 }
             }
             if !access.visible {
-                denied.insert(e.name.clone());
+                hidden.insert(e.name.clone());
                 continue;
             }
             visible.push(e.name.clone());
@@ -413,7 +424,8 @@ impl Engine {
                         Ok(t) => t,
                         Err(err) => {
                             tracing::error!(dataset = %e.name, error = %err, "cannot apply the policy; refusing the dataset");
-                            denied.insert(e.name.clone());
+                            hidden.insert(e.name.clone());
+                            visible.pop();
                             continue;
                         }
                     }
@@ -425,24 +437,31 @@ impl Engine {
         }
         // the catalog's own tables list only what this principal may see
         let system = schema(citylake_catalog::SYSTEM_SCHEMA);
-        let quoted = visible
-            .iter()
-            .map(|n| format!("'{}'", n.replace('\'', "''")))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let quoted = |names: &mut dyn Iterator<Item = &String>| {
+            names
+                .map(|n| format!("'{}'", n.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let listed = quoted(&mut visible.iter());
+        // a dataset's quality checks (row counts, duplicates, partitions, freshness)
+        // describe all of its rows: shown only to those who read it in full
+        let full = quoted(&mut in_full.iter());
+        let everything =
+            denied.is_empty() && hidden.is_empty() && in_full.len() == self.entries.len();
         for (name, table) in &self.system {
-            let table = if denied.is_empty() {
+            let table = if everything {
                 table.clone()
             } else {
-                let predicate = match name.as_str() {
-                    "datasets" => format!("name IN ({quoted})"),
-                    "data_quality" => format!("dataset IN ({quoted})"),
-                    _ => format!("schema_name || '.' || table_name IN ({quoted})"),
+                let (column, names) = match name.as_str() {
+                    "datasets" => ("name", &listed),
+                    "data_quality" => ("dataset", &full),
+                    _ => ("schema_name || '.' || table_name", &listed),
                 };
-                let predicate = if visible.is_empty() {
+                let predicate = if names.is_empty() {
                     "FALSE".to_string()
                 } else {
-                    predicate
+                    format!("{column} IN ({names})")
                 };
                 let reference = TableReference::full(
                     catalog_name,
@@ -485,6 +504,7 @@ impl Engine {
             permissions: SqlPermissions::READ_ONLY,
             requests,
             denied,
+            hidden,
             audit: self.audit.clone(),
             client: String::new(),
             masked_columns,
@@ -559,6 +579,45 @@ async fn catalog_entries(
     Ok(out)
 }
 
+/// Runs `work`; a panic inside it becomes an internal error of this request
+/// (logged with its message), so one statement cannot end the process.
+async fn contain_panics<T>(what: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(panicked(what, panic)),
+    }
+}
+
+/// `stream`, ending with an internal error if polling it panics (an operator's
+/// bug, or a panic DataFusion carries over from one of its tasks).
+fn contain_stream_panics(stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+    use futures::StreamExt;
+    let schema = stream.schema();
+    let guarded = std::panic::AssertUnwindSafe(stream)
+        .catch_unwind()
+        .map(|item| match item {
+            Ok(result) => result,
+            Err(panic) => Err(match panicked("executing", panic) {
+                EngineError::Query(e) => e,
+                other => datafusion::error::DataFusionError::Internal(other.to_string()),
+            }),
+        });
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, guarded))
+}
+
+fn panicked(what: &str, panic: Box<dyn std::any::Any + Send>) -> EngineError {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into());
+    tracing::error!(panic = %message, "a panic while {what}; the request was ended");
+    EngineError::Query(datafusion::error::DataFusionError::Internal(format!(
+        "internal error while {what}; the request was ended"
+    )))
+}
+
 /// The datasets and views a plan reads, `schema.table`, sorted.
 fn datasets_of(plan: &LogicalPlan) -> Vec<String> {
     use datafusion::common::tree_node::TreeNodeRecursion;
@@ -577,43 +636,84 @@ fn datasets_of(plan: &LogicalPlan) -> Vec<String> {
     out.into_iter().collect()
 }
 
-/// Most binary operators a statement may hold (see [`Session::parse`]).
-pub const MAX_OPERATORS: usize = 4096;
+/// Most structural tokens a statement may hold: operators, parentheses and
+/// keywords — every token that can add a level to the parsed tree (names,
+/// literals and commas cannot). See [`Session::parse`].
+pub const MAX_OPERATORS: usize = 2048;
+/// Most set operations (`UNION`, `INTERSECT`, `EXCEPT`) and joins a statement
+/// may hold: each adds several levels to the plan (an `INTERSECT` chain of
+/// 1,600 overflowed an 8 MiB stack).
+pub const MAX_SET_OPERATIONS: usize = 512;
+/// Longest statement text accepted, in bytes.
+pub const MAX_STATEMENT_BYTES: usize = 8 << 20;
 
 fn check_complexity(sql: &str) -> Result<()> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let refuse = |what: String| {
+        Err(EngineError::Query(
+            datafusion::error::DataFusionError::Plan(what),
+        ))
+    };
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return refuse(format!(
+            "statement too large: {} bytes, at most {MAX_STATEMENT_BYTES}",
+            sql.len()
+        ));
+    }
     // a syntax error is reported by the parser, with its position
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
         return Ok(());
     };
-    let operators = tokens
+    let structural = tokens
         .iter()
-        .filter(|t| {
-            matches!(
-                t,
-                Token::Plus
-                    | Token::Minus
-                    | Token::Mul
-                    | Token::Div
-                    | Token::Mod
-                    | Token::StringConcat
-                    | Token::Eq
-                    | Token::Neq
-                    | Token::Lt
-                    | Token::Gt
-                    | Token::LtEq
-                    | Token::GtEq
-            ) || matches!(t, Token::Word(w) if w.keyword == datafusion::sql::sqlparser::keywords::Keyword::AND
-                || w.keyword == datafusion::sql::sqlparser::keywords::Keyword::OR)
+        .filter(|t| match t {
+            Token::Word(w) => w.keyword != Keyword::NoKeyword,
+            Token::Number(..)
+            | Token::Char(_)
+            | Token::Comma
+            | Token::Whitespace(_)
+            | Token::Period
+            | Token::SemiColon
+            | Token::EOF
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::TripleSingleQuotedString(_)
+            | Token::TripleDoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::SingleQuotedByteStringLiteral(_)
+            | Token::DoubleQuotedByteStringLiteral(_)
+            | Token::TripleSingleQuotedByteStringLiteral(_)
+            | Token::TripleDoubleQuotedByteStringLiteral(_)
+            | Token::SingleQuotedRawStringLiteral(_)
+            | Token::DoubleQuotedRawStringLiteral(_)
+            | Token::TripleSingleQuotedRawStringLiteral(_)
+            | Token::TripleDoubleQuotedRawStringLiteral(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::HexStringLiteral(_) => false,
+            _ => true,
         })
         .count();
-    if operators > MAX_OPERATORS {
-        return Err(EngineError::Query(
-            datafusion::error::DataFusionError::Plan(format!(
-                "statement too complex: {operators} operators, at most {MAX_OPERATORS} \
-                 (split it, or use IN (…) for long lists of alternatives)"
-            )),
+    let set_operations = tokens
+        .iter()
+        .filter(|t| {
+            matches!(t, Token::Word(w) if matches!(w.keyword,
+                Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::JOIN))
+        })
+        .count();
+    if set_operations > MAX_SET_OPERATIONS {
+        return refuse(format!(
+            "statement too complex: {set_operations} set operations and joins, at most \
+             {MAX_SET_OPERATIONS} (split it)"
+        ));
+    }
+    if structural > MAX_OPERATORS {
+        return refuse(format!(
+            "statement too complex: {structural} operators, keywords and parentheses, at most \
+             {MAX_OPERATORS} (split it, or use IN (…) for long lists of alternatives)"
         ));
     }
     Ok(())
@@ -644,8 +744,11 @@ pub struct Session {
     principal: Principal,
     permissions: SqlPermissions,
     requests: Arc<RequestCounts>,
-    /// Datasets and views this principal may not read (`schema.table`).
+    /// Datasets and views this principal may list but not read (`schema.table`).
     denied: std::collections::BTreeSet<String>,
+    /// Datasets and views this principal may not even list: absent from its
+    /// catalog, so naming one fails like a name that does not exist.
+    hidden: std::collections::BTreeSet<String>,
     audit: Arc<crate::audit::AuditLog>,
     /// The client's address, for the audit trail.
     client: String,
@@ -676,8 +779,13 @@ impl Session {
 
     /// Appends `record` to the audit trail (synced to disk before returning),
     /// with this session's user, roles and client, and — from `plan` — the
-    /// datasets the request touched and the columns masked in them.
-    pub fn audit(&self, mut record: crate::audit::AuditRecord, plan: Option<&LogicalPlan>) {
+    /// datasets the request touched and the columns masked in them. An error
+    /// (the record is not on disk) must fail the request: the trail fails closed.
+    pub fn audit(
+        &self,
+        mut record: crate::audit::AuditRecord,
+        plan: Option<&LogicalPlan>,
+    ) -> Result<()> {
         let datasets = plan.map(datasets_of).unwrap_or_default();
         let masked: Vec<&str> = datasets
             .iter()
@@ -690,7 +798,9 @@ impl Session {
         record.client = self.client.clone();
         record.datasets = datasets.join(",");
         record.masked = masked.join(",");
-        self.audit.record(record);
+        self.audit
+            .record(record)
+            .map_err(|e| EngineError::Audit(e.to_string()))
     }
 
     /// Object-store requests made by this session's queries so far (snapshot
@@ -711,9 +821,12 @@ impl Session {
     }
 
     /// Splits SQL text into statements (syntax errors carry line and column).
-    /// A statement with more than [`MAX_OPERATORS`] operators is refused before
-    /// it is parsed: a chain like `1 + 1 + … + 1` parses without recursion into
-    /// a tree so deep that planning it would exhaust a thread's stack.
+    /// A text over [`MAX_STATEMENT_BYTES`] or with more than [`MAX_OPERATORS`]
+    /// structural tokens is refused before it is parsed: a chain like
+    /// `1 + 1 + … + 1` or `SELECT 1 UNION SELECT 1 …` parses without recursion
+    /// into a tree so deep that planning it would exhaust a thread's stack, and
+    /// every level of a tree needs at least one such token. (Nesting through
+    /// parentheses is bounded by the parser's recursion limit.)
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
         check_complexity(sql)?;
         let statements = DFParser::parse_sql(sql)?;
@@ -722,10 +835,29 @@ impl Session {
 
     /// Plans one statement, checking it against the session's permissions.
     /// Positional `?` placeholders (JDBC, ADBC) become `$1`, `$2`, … in order.
-    pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
+    /// A panic while planning ends this request with an internal error, not the
+    /// process.
+    pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
+        contain_panics("planning", self.plan_unguarded(statement)).await
+    }
+
+    async fn plan_unguarded(&self, mut statement: Statement) -> Result<LogicalPlan> {
         number_question_marks(&mut statement);
-        self.check_access(&statement)?;
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let references = self.check_access(&statement)?;
+        let plan = match self.ctx.state().statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(source) => {
+                let names: Vec<String> = references
+                    .into_iter()
+                    .filter(|n| self.hidden.contains(n))
+                    .collect();
+                return Err(if names.is_empty() {
+                    source.into()
+                } else {
+                    EngineError::Hidden { source, names }
+                });
+            }
+        };
         let options = SQLOptions::new()
             .with_allow_ddl(self.permissions.ddl)
             .with_allow_dml(self.permissions.dml)
@@ -736,26 +868,31 @@ impl Session {
         Ok(plan)
     }
 
-    /// Refuses a statement that names a dataset or view the principal may not
-    /// read, naming it (PERMISSION_DENIED over Flight SQL).
-    fn check_access(&self, statement: &Statement) -> Result<()> {
-        if self.denied.is_empty() {
-            return Ok(());
+    /// Refuses a statement that names a dataset or view the principal may list
+    /// but not read, naming it (PERMISSION_DENIED over Flight SQL). Returns the
+    /// lake's names the statement refers to (`schema.table`).
+    fn check_access(&self, statement: &Statement) -> Result<Vec<String>> {
+        if self.denied.is_empty() && self.hidden.is_empty() {
+            return Ok(vec![]);
         }
         let state = self.ctx.state();
         let catalog = state.config_options().catalog.default_catalog.clone();
-        let references = state.resolve_table_references(statement)?;
-        for r in references {
+        let mut names = vec![];
+        for r in state.resolve_table_references(statement)? {
             let resolved = r.resolve(&catalog, DEFAULT_SCHEMA);
+            if *resolved.catalog != *catalog {
+                continue;
+            }
             let name = format!("{}.{}", resolved.schema, resolved.table);
-            if *resolved.catalog == *catalog && self.denied.contains(&name) {
+            if self.denied.contains(&name) {
                 return Err(EngineError::NotAllowed(format!(
                     "permission denied: user `{}` may not read `{name}`",
                     self.principal.user
                 )));
             }
+            names.push(name);
         }
-        Ok(())
+        Ok(names)
     }
 
     /// Executes a plan; the result streams batch by batch (see [`Session::run`]).
@@ -769,11 +906,13 @@ impl Session {
     /// full), then streams its results under the principal's limits (timeout,
     /// result size, memory); dropping the stream stops the work.
     pub async fn run(&self, plan: LogicalPlan, sql: &str) -> Result<SendableRecordBatchStream> {
+        // a huge statement is kept as its start, length and hash
+        let sql = crate::audit::clip_request(sql, self.audit.max_request_bytes());
         let entry = self.queries.register(
             &self.principal.user,
             &self.principal.roles.join(","),
             &self.client,
-            sql,
+            &sql,
             self.pool.clone(),
         );
         // a request dropped while it waits or starts ends its query as cancelled
@@ -806,7 +945,7 @@ impl Session {
                 return Err(EngineError::Query(e.into_datafusion()));
             }
         };
-        let started = self.start(plan).await;
+        let started = contain_panics("starting the query", self.start(plan)).await;
         pending.entry = None;
         match started {
             Ok((stream, physical)) => Ok(Box::pin(crate::queries::Tracked::new(
@@ -852,7 +991,7 @@ impl Session {
         let physical = df.create_physical_plan().await?;
         let stream =
             datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?;
-        Ok((stream, Some(physical)))
+        Ok((contain_stream_panics(stream), Some(physical)))
     }
 
     /// Parses and plans SQL holding exactly one statement.

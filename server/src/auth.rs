@@ -1,9 +1,10 @@
-//! Users (a TOML file with argon2 password hashes) and the bearer tokens the
-//! handshake hands out (random, kept server-side, expiring).
+//! Users (a TOML file with argon2 password hashes, reloaded by a running
+//! server when it changes) and the bearer tokens the handshake hands out
+//! (random, kept server-side, expiring, bounded, revoked with their user).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -201,6 +202,63 @@ impl Users {
     }
 }
 
+/// The users a running server authenticates: a users file, read again when it
+/// changes (`citylake user add|remove` while the server runs takes effect on
+/// the next call; a broken file is reported and the previous users kept), or a
+/// fixed set.
+#[derive(Debug)]
+pub struct UserDirectory {
+    path: Option<PathBuf>,
+    state: std::sync::RwLock<(Arc<Users>, Option<std::time::SystemTime>)>,
+}
+
+impl UserDirectory {
+    /// A fixed set of users (tests, embedding).
+    pub fn fixed(users: Users) -> Self {
+        Self {
+            path: None,
+            state: std::sync::RwLock::new((Arc::new(users), None)),
+        }
+    }
+
+    /// The users file at `path`, which must be valid now.
+    pub fn watch(path: &Path) -> Result<Self, UsersError> {
+        let modified = modified(path);
+        let users = Users::load(path)?;
+        Ok(Self {
+            path: Some(path.to_path_buf()),
+            state: std::sync::RwLock::new((Arc::new(users), modified)),
+        })
+    }
+
+    /// The current users, reading the file again first if it changed.
+    pub fn current(&self) -> Arc<Users> {
+        if let Some(path) = &self.path {
+            let now = modified(path);
+            if self.state.read().expect("users lock").1 != now {
+                let mut state = self.state.write().expect("users lock");
+                if state.1 != now {
+                    state.1 = now;
+                    match Users::load(path) {
+                        Ok(users) => {
+                            tracing::info!(path = %path.display(), users = users.list().len(), "users reloaded");
+                            state.0 = Arc::new(users);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "the changed users file is invalid; keeping the previous users")
+                        }
+                    }
+                }
+            }
+        }
+        self.state.read().expect("users lock").0.clone()
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
 /// An argon2id hash (PHC string) of a password with a random salt.
 pub fn hash_password(password: &str) -> String {
     let mut salt = [0u8; 16];
@@ -234,11 +292,27 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
-/// Bearer tokens handed out by the handshake: random, kept here, expiring.
+/// Most live tokens of one user: a new login beyond it ends the user's oldest.
+pub const MAX_TOKENS_PER_USER: usize = 64;
+/// Most live tokens in all: beyond it the oldest token ends.
+pub const MAX_TOKENS: usize = 65_536;
+
+/// Bearer tokens handed out by the handshake: random, kept here, expiring. A
+/// token names its user, not a copy of the user's roles: each call resolves the
+/// user afresh (see [`UserDirectory`]), so a changed role applies at once and a
+/// removed user's tokens stop working. Expired tokens are purged at each login;
+/// the number of live tokens is bounded per user and in all.
 #[derive(Debug)]
 pub struct Tokens {
     ttl: Duration,
-    tokens: Mutex<HashMap<String, (Principal, Instant)>>,
+    tokens: Mutex<HashMap<String, Issued>>,
+}
+
+#[derive(Debug, Clone)]
+struct Issued {
+    user: String,
+    issued: Instant,
+    expires: Instant,
 }
 
 impl Tokens {
@@ -249,26 +323,72 @@ impl Tokens {
         }
     }
 
-    /// A new token for `principal`.
-    pub fn issue(&self, principal: Principal) -> String {
+    /// A new token for `user`.
+    pub fn issue(&self, user: &str) -> String {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         use base64::Engine as _;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let mut tokens = self.tokens.lock().expect("token lock");
         let now = Instant::now();
-        tokens.retain(|_, (_, expires)| *expires > now);
-        tokens.insert(token.clone(), (principal, now + self.ttl));
+        tokens.retain(|_, t| t.expires > now);
+        let oldest = |tokens: &HashMap<String, Issued>, of: Option<&str>| {
+            tokens
+                .iter()
+                .filter(|(_, t)| of.is_none_or(|u| t.user == u))
+                .min_by_key(|(_, t)| t.issued)
+                .map(|(k, _)| k.clone())
+        };
+        if tokens.values().filter(|t| t.user == user).count() >= MAX_TOKENS_PER_USER
+            && let Some(k) = oldest(&tokens, Some(user))
+        {
+            tokens.remove(&k);
+        }
+        if tokens.len() >= MAX_TOKENS
+            && let Some(k) = oldest(&tokens, None)
+        {
+            tokens.remove(&k);
+        }
+        tokens.insert(
+            token.clone(),
+            Issued {
+                user: user.to_string(),
+                issued: now,
+                expires: now + self.ttl,
+            },
+        );
         token
     }
 
-    /// The principal of a valid, unexpired token.
-    pub fn check(&self, token: &str) -> Option<Principal> {
-        let tokens = self.tokens.lock().expect("token lock");
+    /// The user of a valid, unexpired token (an expired one is removed).
+    pub fn check(&self, token: &str) -> Option<String> {
+        let mut tokens = self.tokens.lock().expect("token lock");
         match tokens.get(token) {
-            Some((principal, expires)) if *expires > Instant::now() => Some(principal.clone()),
-            _ => None,
+            Some(t) if t.expires > Instant::now() => Some(t.user.clone()),
+            Some(_) => {
+                tokens.remove(token);
+                None
+            }
+            None => None,
         }
+    }
+
+    /// Ends every token of `user` (removed from the users file); how many there were.
+    pub fn revoke(&self, user: &str) -> usize {
+        let mut tokens = self.tokens.lock().expect("token lock");
+        let before = tokens.len();
+        tokens.retain(|_, t| t.user != user);
+        before - tokens.len()
+    }
+
+    /// Live tokens now.
+    pub fn len(&self) -> usize {
+        self.tokens.lock().expect("token lock").len()
+    }
+
+    /// Whether no token is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -361,10 +481,62 @@ mod tests {
     #[test]
     fn tokens_expire() {
         let tokens = Tokens::new(Duration::from_millis(50));
-        let t = tokens.issue(Principal::local_admin());
-        assert!(tokens.check(&t).is_some());
+        let t = tokens.issue("root");
+        assert_eq!(tokens.check(&t).as_deref(), Some("root"));
         assert!(tokens.check("forged").is_none());
         std::thread::sleep(Duration::from_millis(80));
         assert!(tokens.check(&t).is_none());
+        assert!(tokens.is_empty(), "an expired token is purged when seen");
+    }
+
+    #[test]
+    fn tokens_are_bounded_per_user_and_revoked_with_their_user() {
+        let tokens = Tokens::new(Duration::from_secs(3600));
+        let first = tokens.issue("mallory");
+        let other = tokens.issue("ana");
+        for _ in 0..MAX_TOKENS_PER_USER * 3 {
+            tokens.issue("mallory");
+        }
+        assert_eq!(tokens.len(), MAX_TOKENS_PER_USER + 1);
+        assert!(tokens.check(&first).is_none(), "the oldest was ended");
+        assert!(
+            tokens.check(&other).is_some(),
+            "another user's token survives"
+        );
+        assert_eq!(tokens.revoke("mallory"), MAX_TOKENS_PER_USER);
+        assert_eq!(tokens.len(), 1);
+    }
+
+    #[test]
+    fn a_changed_users_file_is_read_again_and_a_broken_one_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let mut users = Users::default();
+        let add = |users: &mut Users, name: &str| {
+            users
+                .add(
+                    name,
+                    "long enough",
+                    vec!["analyst".into()],
+                    None,
+                    BTreeMap::new(),
+                )
+                .unwrap()
+        };
+        add(&mut users, "ana");
+        add(&mut users, "bob");
+        users.save(&path).unwrap();
+        let directory = UserDirectory::watch(&path).unwrap();
+        assert!(directory.current().get("bob").is_some());
+        // `citylake user remove bob` while the server runs
+        std::thread::sleep(Duration::from_millis(20));
+        users.remove("bob").unwrap();
+        users.save(&path).unwrap();
+        assert!(directory.current().get("bob").is_none());
+        assert!(directory.current().get("ana").is_some());
+        // a broken file keeps the previous users
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, "not toml [").unwrap();
+        assert!(directory.current().get("ana").is_some());
     }
 }

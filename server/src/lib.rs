@@ -29,8 +29,8 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-pub use auth::{Tokens, User, Users, UsersError};
-pub use service::CitylakeFlightSql;
+pub use auth::{Tokens, User, UserDirectory, Users, UsersError};
+pub use service::{CitylakeFlightSql, PreparedLimits};
 
 /// Default lifetime of a bearer token.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -76,42 +76,62 @@ impl TlsPem {
 /// Default time running queries get to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Serves Flight SQL on `listener` until `shutdown` completes; running calls
-/// then get [`DEFAULT_SHUTDOWN_GRACE`] to finish (see [`serve_with_grace`]).
+/// What a server may tune beyond its listener, users and TLS.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// After shutdown begins, how long running queries may finish.
+    pub shutdown_grace: Duration,
+    /// Bounds on prepared statements.
+    pub prepared: PreparedLimits,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            prepared: PreparedLimits::default(),
+        }
+    }
+}
+
+/// Serves Flight SQL on `listener` until `shutdown` completes, with the default
+/// [`ServeOptions`] (see [`serve_with_options`]).
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
-    users: Arc<Users>,
+    users: Arc<UserDirectory>,
     token_ttl: Duration,
     tls: Option<TlsPem>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    serve_with_grace(
+    serve_with_options(
         listener,
         engine,
         users,
         token_ttl,
         tls,
         shutdown,
-        DEFAULT_SHUTDOWN_GRACE,
+        ServeOptions::default(),
     )
     .await
 }
 
 /// Serves Flight SQL on `listener` until `shutdown` completes. Then it stops
-/// accepting connections and calls, lets running queries finish for `grace`,
+/// accepting connections and calls, lets running queries finish for the grace period,
 /// and cancels those still running (their clients get `CANCELLED`, their
 /// audit records are written). The audit trail is synced record by record.
-pub async fn serve_with_grace(
+pub async fn serve_with_options(
     listener: TcpListener,
     engine: Arc<Engine>,
-    users: Arc<Users>,
+    users: Arc<UserDirectory>,
     token_ttl: Duration,
     tls: Option<TlsPem>,
     shutdown: impl Future<Output = ()> + Send,
-    grace: Duration,
+    options: ServeOptions,
 ) -> Result<(), ServerError> {
-    let service = CitylakeFlightSql::new(engine.clone(), users, Arc::new(Tokens::new(token_ttl)));
+    let grace = options.shutdown_grace;
+    let service = CitylakeFlightSql::new(engine.clone(), users, Arc::new(Tokens::new(token_ttl)))
+        .with_prepared_limits(options.prepared);
     let canceller = service.canceller();
     let shutdown = async move {
         shutdown.await;

@@ -40,21 +40,43 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Tokens, Users};
+use crate::auth::{Tokens, UserDirectory};
 use crate::metadata;
 use crate::status::to_status;
 use crate::wire::{to_wire, wire_schema};
 
 type DoGetStream = <CitylakeFlightSql as FlightService>::DoGetStream;
 
-/// A prepared statement, owned by the user who created it.
+/// A prepared statement, owned by the user who created it. It keeps the SQL,
+/// not a plan: every execution plans it again under the policy in force and the
+/// caller's principal, so a policy reload (a revoked dataset, a new mask or row
+/// filter) applies to handles prepared before it.
 struct Prepared {
     user: String,
-    /// The statement's SQL, for the audit trail.
+    /// The statement's SQL.
     sql: String,
-    plan: LogicalPlan,
     /// Bound parameter rows (one execution per row).
     params: Option<RecordBatch>,
+    /// Last created, bound or executed; idle handles expire.
+    used: std::time::Instant,
+}
+
+/// Bounds on the server's prepared-statement state.
+#[derive(Debug, Clone, Copy)]
+pub struct PreparedLimits {
+    /// Open handles per user; creating one more is refused (RESOURCE_EXHAUSTED).
+    pub per_user: usize,
+    /// A handle unused this long is closed.
+    pub idle: std::time::Duration,
+}
+
+impl Default for PreparedLimits {
+    fn default() -> Self {
+        Self {
+            per_user: 256,
+            idle: std::time::Duration::from_secs(3600),
+        }
+    }
 }
 
 /// citylake's Flight SQL service.
@@ -62,28 +84,66 @@ pub struct CitylakeFlightSql {
     engine: Arc<Engine>,
     /// Running DoGet streams by ticket, so CancelFlightInfo can stop them.
     running: Arc<Mutex<HashMap<Vec<u8>, AbortHandle>>>,
-    users: Arc<Users>,
+    users: Arc<UserDirectory>,
     tokens: Arc<Tokens>,
     prepared: Mutex<HashMap<String, Prepared>>,
+    prepared_limits: PreparedLimits,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
 }
 
 impl CitylakeFlightSql {
-    pub fn new(engine: Arc<Engine>, users: Arc<Users>, tokens: Arc<Tokens>) -> Self {
+    pub fn new(engine: Arc<Engine>, users: Arc<UserDirectory>, tokens: Arc<Tokens>) -> Self {
         Self {
             engine,
             running: Arc::new(Mutex::new(HashMap::new())),
             users,
             tokens,
             prepared: Mutex::new(HashMap::new()),
+            prepared_limits: PreparedLimits::default(),
             sql_info: metadata::sql_info(),
             xdbc: metadata::xdbc_type_info(),
         }
     }
 
+    /// Bounds the prepared-statement state (per-user cap, idle expiry).
+    pub fn with_prepared_limits(mut self, limits: PreparedLimits) -> Self {
+        self.prepared_limits = limits;
+        self
+    }
+
+    /// Records a login attempt (`method`: handshake, basic, token) by `user`
+    /// from the request's client; never the password or the token.
+    fn audit_login<T>(
+        &self,
+        request: &Request<T>,
+        user: &str,
+        method: &str,
+        outcome: Result<&Principal, &str>,
+    ) -> Result<(), Status> {
+        let client = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let mut record = AuditRecord::new(
+            "login",
+            method,
+            if outcome.is_ok() { "ok" } else { "refused" },
+        )
+        .by(user, &client);
+        match outcome {
+            Ok(p) => record.roles = p.roles.join(","),
+            Err(why) => record.error = why.to_string(),
+        }
+        self.engine
+            .audit_log()
+            .record(record)
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
     /// The principal of a request: a bearer token from the handshake, or basic
-    /// credentials sent with the call itself.
+    /// credentials sent with the call itself. Basic credentials and refused
+    /// tokens are login attempts, recorded in the audit trail.
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         let header = request
             .metadata()
@@ -97,18 +157,44 @@ impl CitylakeFlightSql {
             .to_str()
             .map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
         if let Some(token) = header.strip_prefix("Bearer ") {
-            return self
-                .tokens
-                .check(token.trim())
-                .ok_or_else(|| Status::unauthenticated("invalid or expired token; log in again"));
+            return match self.tokens.check(token.trim()) {
+                // the user as the users file says now: roles changed since the
+                // login apply; a removed user's tokens end here
+                Some(user) => match self.users.current().get(&user) {
+                    Some(u) => Ok(u.principal()),
+                    None => {
+                        let n = self.tokens.revoke(&user);
+                        const WHY: &str = "the user no longer exists; its tokens are revoked";
+                        tracing::warn!(user, tokens = n, "tokens of a removed user revoked");
+                        self.audit_login(request, &user, "token", Err(WHY))?;
+                        Err(Status::unauthenticated(WHY))
+                    }
+                },
+                None => {
+                    const WHY: &str = "invalid or expired token; log in again";
+                    self.audit_login(request, "", "token", Err(WHY))?;
+                    Err(Status::unauthenticated(WHY))
+                }
+            };
         }
         if let Some(basic) = header.strip_prefix("Basic ") {
             let (user, password) = decode_basic(basic)?;
-            return self
+            return match self
                 .users
+                .current()
                 .verify(&user, &password)
                 .map(|u| u.principal())
-                .ok_or_else(|| Status::unauthenticated("wrong user name or password"));
+            {
+                Some(p) => {
+                    self.audit_login(request, &user, "basic", Ok(&p))?;
+                    Ok(p)
+                }
+                None => {
+                    const WHY: &str = "wrong user name or password";
+                    self.audit_login(request, &user, "basic", Err(WHY))?;
+                    Err(Status::unauthenticated(WHY))
+                }
+            };
         }
         Err(Status::unauthenticated(
             "unsupported authorization scheme; use Basic or Bearer",
@@ -133,29 +219,43 @@ impl CitylakeFlightSql {
                 Ok(plan)
             }
             Err(e) => {
-                let outcome = match e {
-                    citylake_engine::EngineError::NotAllowed(_) => "refused",
-                    _ => "error",
+                // a hidden name is a refusal in the trail, a missing name to the user
+                let (outcome, recorded) = match &e {
+                    citylake_engine::EngineError::NotAllowed(_) => ("refused", e.to_string()),
+                    citylake_engine::EngineError::Hidden { names, .. } => (
+                        "refused",
+                        format!("{e} (hidden from this user: {})", names.join(", ")),
+                    ),
+                    _ => ("error", e.to_string()),
                 };
-                session.audit(
-                    AuditRecord::new("query", sql, outcome)
-                        .took(started.elapsed())
-                        .failed(&e),
-                    None,
-                );
+                session
+                    .audit(
+                        AuditRecord::new("query", sql, outcome)
+                            .took(started.elapsed())
+                            .failed(recorded),
+                        None,
+                    )
+                    .map_err(|e| to_status(&e))?;
                 Err(to_status(&e))
             }
         }
     }
 
     /// Records a metadata call in the audit trail.
-    fn audit_metadata(session: &Session, command: &str, rows: usize, started: std::time::Instant) {
-        session.audit(
-            AuditRecord::new("metadata", command, "ok")
-                .returned(rows as u64, 0)
-                .took(started.elapsed()),
-            None,
-        );
+    fn audit_metadata(
+        session: &Session,
+        command: &str,
+        rows: usize,
+        started: std::time::Instant,
+    ) -> Result<(), Status> {
+        session
+            .audit(
+                AuditRecord::new("metadata", command, "ok")
+                    .returned(rows as u64, 0)
+                    .took(started.elapsed()),
+                None,
+            )
+            .map_err(|e| to_status(&e))
     }
 
     /// A FlightInfo announcing `schema` with one endpoint whose ticket is `ticket`.
@@ -196,6 +296,7 @@ impl CitylakeFlightSql {
         ticket: Vec<u8>,
         session: Session,
         sql: String,
+        parameters: String,
         plans: Vec<LogicalPlan>,
     ) -> Result<Response<DoGetStream>, Status> {
         let first = plans
@@ -203,7 +304,7 @@ impl CitylakeFlightSql {
             .ok_or_else(|| Status::internal("no plan to execute"))?;
         let schema = wire_schema(first.schema().as_arrow());
         let session = Arc::new(session);
-        let log = QueryLog::start(&session, sql, first.clone());
+        let log = QueryLog::start(&session, sql, parameters, first.clone());
         let target = schema.clone();
         let counter = log.clone();
         let query = log.sql().to_string();
@@ -236,7 +337,11 @@ impl CitylakeFlightSql {
         };
         let cancelled = futures::stream::once(async move {
             drop(guard);
-            log.finish(abort.is_aborted());
+            // the record is on disk before the client sees the end; if it cannot
+            // be written, the client sees an error instead of a complete result
+            if let Err(e) = log.finish(abort.is_aborted()) {
+                return Some(Err(FlightError::Tonic(Box::new(to_status(&e)))));
+            }
             abort.is_aborted().then(|| {
                 Err(FlightError::Tonic(Box::new(Status::cancelled(
                     "the query was cancelled",
@@ -283,19 +388,33 @@ impl CitylakeFlightSql {
         })
     }
 
+    /// The SQL and bound parameters of `user`'s handle (an expired handle is closed).
     fn lookup_prepared(
         &self,
         handle: &[u8],
         user: &str,
-    ) -> Result<(LogicalPlan, Option<RecordBatch>, String), Status> {
+    ) -> Result<(String, Option<RecordBatch>), Status> {
         let key = String::from_utf8_lossy(handle).to_string();
-        let prepared = self.prepared.lock().expect("prepared lock");
-        match prepared.get(&key) {
-            Some(p) if p.user == user => Ok((p.plan.clone(), p.params.clone(), p.sql.clone())),
+        let mut prepared = self.prepared.lock().expect("prepared lock");
+        self.expire_prepared(&mut prepared);
+        match prepared.get_mut(&key) {
+            Some(p) if p.user == user => {
+                p.used = std::time::Instant::now();
+                Ok((p.sql.clone(), p.params.clone()))
+            }
             _ => Err(Status::not_found(format!(
-                "unknown prepared statement handle `{key}` (closed, or made by another server or user)"
+                "unknown prepared statement handle `{}` (closed, expired after {} idle, or made by \
+                 another server or user)",
+                key.chars().take(64).collect::<String>(),
+                humantime::format_duration(self.prepared_limits.idle)
             ))),
         }
+    }
+
+    /// Closes the handles idle longer than the limit.
+    fn expire_prepared(&self, prepared: &mut HashMap<String, Prepared>) {
+        let idle = self.prepared_limits.idle;
+        prepared.retain(|_, p| p.used.elapsed() < idle);
     }
 }
 
@@ -446,16 +565,20 @@ impl FlightSqlService for CitylakeFlightSql {
             .strip_prefix("Basic ")
             .ok_or_else(|| Status::unauthenticated("handshake needs basic credentials"))?;
         let (user, password) = decode_basic(basic)?;
-        let principal = self
+        let Some(principal) = self
             .users
+            .current()
             .verify(&user, &password)
             .map(|u| u.principal())
-            .ok_or_else(|| {
-                tracing::warn!(user, "failed login");
-                Status::unauthenticated("wrong user name or password")
-            })?;
+        else {
+            tracing::warn!(user, "failed login");
+            const WHY: &str = "wrong user name or password";
+            self.audit_login(&request, &user, "handshake", Err(WHY))?;
+            return Err(Status::unauthenticated(WHY));
+        };
+        self.audit_login(&request, &user, "handshake", Ok(&principal))?;
         tracing::info!(user, "login");
-        let token = self.tokens.issue(principal);
+        let token = self.tokens.issue(&principal.user);
         let payload = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),
@@ -477,10 +600,12 @@ impl FlightSqlService for CitylakeFlightSql {
         let session = self.session(&request)?;
         let started = std::time::Instant::now();
         let plan = self.plan(&session, &query.query).await?;
-        session.audit(
-            AuditRecord::new("plan", &query.query, "ok").took(started.elapsed()),
-            Some(&plan),
-        );
+        session
+            .audit(
+                AuditRecord::new("plan", &query.query, "ok").took(started.elapsed()),
+                Some(&plan),
+            )
+            .map_err(|e| to_status(&e))?;
         let schema = wire_schema(plan.schema().as_arrow());
         // a random id makes each FlightInfo's ticket unique (for CancelFlightInfo)
         let ticket = TicketStatementQuery {
@@ -513,6 +638,7 @@ impl FlightSqlService for CitylakeFlightSql {
             request.into_inner().ticket.to_vec(),
             session,
             sql,
+            String::new(),
             vec![plan],
         )
     }
@@ -526,16 +652,31 @@ impl FlightSqlService for CitylakeFlightSql {
         let plan = self.plan(&session, &query.query).await?;
         let dataset_schema = ipc_schema(&wire_schema(plan.schema().as_arrow()))?;
         let parameter_schema = ipc_schema(&parameter_schema(&plan)?)?;
+        session
+            .audit(AuditRecord::new("prepare", &query.query, "ok"), Some(&plan))
+            .map_err(|e| to_status(&e))?;
         let handle = new_handle();
-        self.prepared.lock().expect("prepared lock").insert(
-            handle.clone(),
-            Prepared {
-                user: session.principal().user.clone(),
-                sql: query.query.clone(),
-                plan,
-                params: None,
-            },
-        );
+        let user = session.principal().user.clone();
+        {
+            let mut prepared = self.prepared.lock().expect("prepared lock");
+            self.expire_prepared(&mut prepared);
+            let open = prepared.values().filter(|p| p.user == user).count();
+            if open >= self.prepared_limits.per_user {
+                return Err(Status::resource_exhausted(format!(
+                    "user `{user}` has {open} open prepared statements, the most allowed \
+                     (--max-prepared-statements); close some (ClosePreparedStatement)"
+                )));
+            }
+            prepared.insert(
+                handle.clone(),
+                Prepared {
+                    user,
+                    sql: query.query.clone(),
+                    params: None,
+                    used: std::time::Instant::now(),
+                },
+            );
+        }
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
             dataset_schema: dataset_schema.into(),
@@ -582,8 +723,10 @@ impl FlightSqlService for CitylakeFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let principal = self.principal(&request)?;
-        let (plan, _, _) = self.lookup_prepared(&cmd.prepared_statement_handle, &principal.user)?;
+        let session = self.session(&request)?;
+        let (sql, _) =
+            self.lookup_prepared(&cmd.prepared_statement_handle, &session.principal().user)?;
+        let plan = self.plan(&session, &sql).await?;
         let schema = wire_schema(plan.schema().as_arrow());
         let info = Self::info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?;
         Ok(Response::new(info))
@@ -595,8 +738,11 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request)?;
-        let (plan, params, sql) =
+        let (sql, params) =
             self.lookup_prepared(&cmd.prepared_statement_handle, &session.principal().user)?;
+        // planned again: the policy in force now, the caller's principal now
+        let plan = self.plan(&session, &sql).await?;
+        let parameters = params.as_ref().map(parameters_json).unwrap_or_default();
         let plans = match params {
             None => {
                 let missing = plan
@@ -612,7 +758,13 @@ impl FlightSqlService for CitylakeFlightSql {
             }
             Some(rows) => bind_rows(&plan, &rows)?,
         };
-        self.stream(request.into_inner().ticket.to_vec(), session, sql, plans)
+        self.stream(
+            request.into_inner().ticket.to_vec(),
+            session,
+            sql,
+            parameters,
+            plans,
+        )
     }
 
     async fn do_action_close_prepared_statement(
@@ -672,7 +824,7 @@ impl FlightSqlService for CitylakeFlightSql {
             "GetCatalogs",
             session.catalog_names().len(),
             started,
-        );
+        )?;
         batch_response(
             builder
                 .build()
@@ -700,7 +852,7 @@ impl FlightSqlService for CitylakeFlightSql {
         for (catalog, schema) in session.schemas() {
             builder.append(catalog, schema);
         }
-        Self::audit_metadata(&session, "GetDbSchemas", session.schemas().len(), started);
+        Self::audit_metadata(&session, "GetDbSchemas", session.schemas().len(), started)?;
         batch_response(
             builder
                 .build()
@@ -737,7 +889,7 @@ impl FlightSqlService for CitylakeFlightSql {
                 )
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
-        Self::audit_metadata(&session, "GetTables", tables.len(), started);
+        Self::audit_metadata(&session, "GetTables", tables.len(), started)?;
         batch_response(
             builder
                 .build()
@@ -937,6 +1089,8 @@ struct QueryLog {
 struct QueryLogInner {
     session: Arc<Session>,
     sql: String,
+    /// Values bound to a prepared statement's parameters (JSON rows), if any.
+    parameters: String,
     plan: LogicalPlan,
     before: citylake_engine::RequestStats,
     started: std::time::Instant,
@@ -951,11 +1105,12 @@ struct QueryLogInner {
 }
 
 impl QueryLog {
-    fn start(session: &Arc<Session>, sql: String, plan: LogicalPlan) -> Self {
+    fn start(session: &Arc<Session>, sql: String, parameters: String, plan: LogicalPlan) -> Self {
         Self {
             inner: Arc::new(QueryLogInner {
                 session: session.clone(),
                 sql,
+                parameters,
                 plan,
                 bytes: AtomicU64::new(0),
                 error: Mutex::new(String::new()),
@@ -989,13 +1144,13 @@ impl QueryLog {
 
     /// The stream is about to end: record it in the audit trail now, so that
     /// the record is on disk before the client sees the end.
-    fn finish(&self, cancelled: bool) {
+    fn finish(&self, cancelled: bool) -> citylake_engine::Result<()> {
         let outcome = if cancelled { 3 } else { 1 };
         let _ =
             self.inner
                 .outcome
                 .compare_exchange(0, outcome, Ordering::Relaxed, Ordering::Relaxed);
-        self.inner.audit();
+        self.inner.audit()
     }
 }
 
@@ -1009,9 +1164,9 @@ impl QueryLogInner {
         }
     }
 
-    fn audit(&self) {
+    fn audit(&self) -> citylake_engine::Result<()> {
         if self.audited.swap(true, Ordering::Relaxed) {
-            return;
+            return Ok(());
         }
         let error = self.error.lock().expect("error lock").clone();
         self.session.audit(
@@ -1021,15 +1176,17 @@ impl QueryLogInner {
                     self.bytes.load(Ordering::Relaxed),
                 )
                 .took(self.started.elapsed())
-                .failed(error),
+                .failed(error)
+                .with_parameters(self.parameters.clone()),
             Some(&self.plan),
-        );
+        )
     }
 }
 
 impl Drop for QueryLogInner {
     fn drop(&mut self) {
-        self.audit();
+        // a stream dropped by its client: nobody left to refuse (the failure is logged)
+        let _ = self.audit();
         let outcome = match self.outcome.load(Ordering::Relaxed) {
             0 => "dropped by the client",
             1 => "ok",
@@ -1044,6 +1201,15 @@ impl Drop for QueryLogInner {
             object_store = %self.session.object_store_requests().since(&self.before),
             "query finished"
         );
+    }
+}
+
+/// Bound parameter rows as JSON (`[{"$1": …}, …]`), for the audit trail.
+fn parameters_json(rows: &RecordBatch) -> String {
+    let mut writer = citylake_engine::datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    match writer.write(rows).and_then(|_| writer.finish()) {
+        Ok(()) => String::from_utf8_lossy(&writer.into_inner()).into_owned(),
+        Err(e) => format!("(parameters not encodable: {e})"),
     }
 }
 

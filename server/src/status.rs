@@ -11,12 +11,12 @@ pub fn to_status(e: &EngineError) -> Status {
     let message = e.to_string();
     match e {
         EngineError::NotAllowed(_) => Status::permission_denied(message),
-        EngineError::Storage(_) => Status::unavailable(message),
+        EngineError::Storage(_) | EngineError::Audit(_) => Status::unavailable(message),
         EngineError::Config(_) | EngineError::Catalog(_) => {
             tracing::error!(error = %message, "server configuration error");
             Status::internal(message)
         }
-        EngineError::Query(df) => match df.find_root() {
+        EngineError::Query(df) | EngineError::Hidden { source: df, .. } => match df.find_root() {
             DataFusionError::SQL(..) | DataFusionError::SchemaError(..) => {
                 Status::invalid_argument(message)
             }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_flight::FlightInfo;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
@@ -16,19 +15,7 @@ use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 mod common;
-use common::{PASSWORD, client, logged_in, start};
-
-async fn fetch(
-    c: &mut FlightSqlServiceClient<Channel>,
-    info: FlightInfo,
-) -> Result<Vec<RecordBatch>, FlightError> {
-    let mut out = vec![];
-    for endpoint in info.endpoint {
-        let stream = c.do_get(endpoint.ticket.unwrap()).await?;
-        out.extend(stream.try_collect::<Vec<_>>().await?);
-    }
-    Ok(out)
-}
+use common::{PASSWORD, client, code, fetch, logged_in, start};
 
 async fn query(
     c: &mut FlightSqlServiceClient<Channel>,
@@ -37,13 +24,6 @@ async fn query(
     let info = c.execute(sql.to_string(), None).await?;
     let schema = info.clone().try_decode_schema()?;
     Ok((schema, fetch(c, info).await?))
-}
-
-fn code(e: FlightError) -> (Code, String) {
-    match e {
-        FlightError::Tonic(s) => (s.code(), s.message().to_string()),
-        other => panic!("not a gRPC status: {other}"),
-    }
 }
 
 fn rows(batches: &[RecordBatch]) -> usize {

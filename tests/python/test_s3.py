@@ -108,7 +108,7 @@ def test_large_files_are_uploaded_in_parts(weed):
     smallest part): engine/tests/s3_publish.rs, an ignored test run here with the store, from the
     test executable of the one build."""
     env = dict(weed.env(), CITYLAKE_TEST_S3_PREFIX=f"s3://{BUCKET}/multipart")
-    done = subprocess.run([rust_test_binary("s3_publish"), "--ignored"], env=env, capture_output=True,
+    done = subprocess.run([rust_test_binary("citylake-engine/s3_publish"), "--ignored"], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1 passed" in done.stdout, done.stdout[-2000:]
@@ -160,7 +160,7 @@ def test_an_unreachable_store_fails_without_hanging(lake, tmp_path):
 def test_the_sqllogictest_suite_gives_the_same_results_over_s3(lake, weed, uploaded, tmp_path):
     """The same .slt files as over the local lake (generated with the same scale and seed)."""
     env = dict(weed.env(), CITYLAKE_SLT_CATALOG=uploaded, CITYLAKE_SLT_LAKE_PREFIX="city")
-    done = subprocess.run([rust_test_binary("sqllogictests")], env=env, capture_output=True, text=True,
+    done = subprocess.run([rust_test_binary("citylake-tests/sqllogictests")], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "0 failed" in done.stdout, done.stdout[-2000:]

@@ -5,9 +5,13 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arrow_flight::FlightInfo;
+use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
+use citylake_engine::datafusion::arrow::array::RecordBatch;
 use citylake_engine::{Engine, EngineConfig};
 use citylake_server::{TlsPem, Users};
+use futures::TryStreamExt;
 use tonic::transport::{Channel, Endpoint};
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -49,7 +53,7 @@ pub async fn start(tls: Option<TlsPem>, ttl: Duration) -> std::net::SocketAddr {
     tokio::spawn(citylake_server::serve(
         listener,
         Arc::new(engine),
-        Arc::new(users()),
+        Arc::new(citylake_server::UserDirectory::fixed(users())),
         ttl,
         tls,
         std::future::pending(),
@@ -72,6 +76,27 @@ pub async fn logged_in(addr: std::net::SocketAddr) -> FlightSqlServiceClient<Cha
     c
 }
 
+/// The server with its engine, users and options given whole.
+pub async fn start_full(
+    config: EngineConfig,
+    users: citylake_server::UserDirectory,
+    options: citylake_server::ServeOptions,
+) -> std::net::SocketAddr {
+    let engine = Engine::new(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(citylake_server::serve_with_options(
+        listener,
+        Arc::new(engine),
+        Arc::new(users),
+        Duration::from_secs(3600),
+        None,
+        std::future::pending(),
+        options,
+    ));
+    addr
+}
+
 /// The server with `config` changed by `configure` (limits, for instance).
 pub async fn start_with(configure: impl FnOnce(&mut EngineConfig)) -> std::net::SocketAddr {
     let mut config = EngineConfig::new(lake().join("catalog.toml"));
@@ -82,10 +107,31 @@ pub async fn start_with(configure: impl FnOnce(&mut EngineConfig)) -> std::net::
     tokio::spawn(citylake_server::serve(
         listener,
         Arc::new(engine),
-        Arc::new(users()),
+        Arc::new(citylake_server::UserDirectory::fixed(users())),
         Duration::from_secs(3600),
         None,
         std::future::pending(),
     ));
     addr
+}
+
+/// Every batch of every endpoint of `info`.
+pub async fn fetch(
+    c: &mut FlightSqlServiceClient<Channel>,
+    info: FlightInfo,
+) -> Result<Vec<RecordBatch>, FlightError> {
+    let mut out = vec![];
+    for endpoint in info.endpoint {
+        let stream = c.do_get(endpoint.ticket.unwrap()).await?;
+        out.extend(stream.try_collect::<Vec<_>>().await?);
+    }
+    Ok(out)
+}
+
+/// The gRPC code and message of a failed call.
+pub fn code(e: FlightError) -> (tonic::Code, String) {
+    match e {
+        FlightError::Tonic(s) => (s.code(), s.message().to_string()),
+        other => panic!("not a gRPC status: {other}"),
+    }
 }

@@ -1,0 +1,534 @@
+//! Attacks on the access policy by an ordinary logged-in user, at the engine's
+//! session API (the one enforcement point every front end goes through): values
+//! of filtered-out rows and unmasked personal data through error messages,
+//! statistics and metrics in plans, data-quality results, hidden dataset names,
+//! and statements built to crash the process. Over a generated SF 0.01 lake with
+//! the default policy; the district analyst `dora` reads only Xihu's hotline
+//! cases, with names, phones and ID numbers masked.
+
+use std::collections::BTreeSet;
+
+use citylake_engine::{Engine, EngineConfig, EngineError, Principal};
+
+mod common;
+use common::{lake, rows};
+
+async fn engine() -> Engine {
+    let mut config = EngineConfig::new(lake().join("catalog.toml"));
+    config.audit_dir = Some(tempfile::tempdir().unwrap().keep());
+    Engine::new(config).await.unwrap()
+}
+
+fn principal(user: &str, role: &str, attrs: &[(&str, &str)]) -> Principal {
+    Principal {
+        user: user.into(),
+        roles: vec![role.into()],
+        department: None,
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn dora() -> Principal {
+    principal("dora", "district_analyst", &[("district", "Xihu")])
+}
+
+fn analyst() -> Principal {
+    principal("ana", "analyst", &[])
+}
+
+/// What `dora` must never see: the other districts' names and every real
+/// name, phone and ID number of the hotline's callers.
+struct Secrets {
+    districts: Vec<String>,
+    pii: BTreeSet<String>,
+    /// rows of the whole table (the unfiltered count)
+    total: String,
+}
+
+async fn secrets(e: &Engine) -> Secrets {
+    let admin = Principal::local_admin();
+    let districts = rows(e, &admin, "SELECT DISTINCT district FROM hotline.cases WHERE district <> 'Xihu' AND district IS NOT NULL ORDER BY 1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect::<Vec<_>>();
+    assert!(districts.len() >= 5, "{districts:?}");
+    let pii = rows(
+        e,
+        &admin,
+        "SELECT caller_name, caller_phone, caller_id_number FROM hotline.cases",
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .flatten()
+    .filter(|v| v != "NULL" && v.chars().count() >= 2)
+    .collect();
+    let total = rows(e, &admin, "SELECT count(*) FROM hotline.cases")
+        .await
+        .unwrap()[0][0]
+        .clone();
+    Secrets {
+        districts,
+        pii,
+        total,
+    }
+}
+
+impl Secrets {
+    /// Panics if `text` holds anything `dora` may not see.
+    fn assert_absent(&self, what: &str, text: &str) {
+        for d in &self.districts {
+            assert!(
+                !text.contains(d.as_str()),
+                "{what}: another district `{d}` leaked: {text}"
+            );
+        }
+        // names are 2–3 characters: look for them only where they could stand alone
+        for v in &self.pii {
+            if v.chars().count() >= 5 {
+                assert!(
+                    !text.contains(v.as_str()),
+                    "{what}: a real value `{v}` leaked: {text}"
+                );
+            }
+        }
+    }
+}
+
+/// A predicate that fails on a value (a cast, a division, a parse) is evaluated
+/// only on rows that passed the row filter, after masking: its error can name
+/// nothing else, and it cannot fail because of a hidden row (which would tell
+/// that such a row exists).
+#[tokio::test]
+async fn errors_never_carry_a_hidden_row_or_an_unmasked_value() {
+    let e = engine().await;
+    let s = secrets(&e).await;
+    let who = dora();
+    let mine = rows(&e, &who, "SELECT count(*) FROM hotline.cases")
+        .await
+        .unwrap()[0][0]
+        .clone();
+
+    // the oracle is real: run by the administrator, a division by zero on
+    // another district's rows fails
+    let other = &s.districts[0];
+    let oracle = format!(
+        "SELECT count(*) FROM hotline.cases WHERE 1 / (CASE WHEN district = '{other}' THEN 0 ELSE 1 END) = 1"
+    );
+    assert!(rows(&e, &Principal::local_admin(), &oracle).await.is_err());
+    // for dora it cannot fail, at any selectivity: every other district, a NULL
+    // district, a predicate that holds on no row, on all rows, on a few
+    for d in s
+        .districts
+        .iter()
+        .map(|d| format!("'{d}'"))
+        .chain(["NULL".to_string()])
+    {
+        for extra in [
+            "",
+            " AND case_id > 0",
+            " AND case_id < 0",
+            " OR case_id % 7 = 0",
+        ] {
+            let q = format!(
+                "SELECT count(*) FROM hotline.cases WHERE (1 / (CASE WHEN district = {d} OR district IS NULL THEN 0 ELSE 1 END) = 1){extra}"
+            );
+            let got = rows(&e, &who, &q).await;
+            assert!(got.is_ok(), "{q}: {got:?}");
+        }
+        let q = format!(
+            "SELECT count(*) FROM hotline.cases WHERE 1 / (CASE WHEN district = {d} THEN 0 ELSE 1 END) = 1"
+        );
+        assert_eq!(rows(&e, &who, &q).await.unwrap()[0][0], mine, "{q}");
+    }
+
+    // errors that quote the value they failed on quote only Xihu and masked values
+    for q in [
+        "SELECT count(*) FROM hotline.cases WHERE CAST(district AS INT) = 1",
+        "SELECT count(*) FROM hotline.cases WHERE CAST(COALESCE(district, 'none') AS INT) = 1",
+        "SELECT count(*) FROM hotline.cases WHERE CAST(caller_phone AS BIGINT) > 0",
+        "SELECT count(*) FROM hotline.cases WHERE arrow_cast(caller_id_number, 'Int64') > 0",
+        "SELECT count(*) FROM hotline.cases WHERE to_timestamp(caller_name) IS NOT NULL",
+        "SELECT count(*) FROM hotline.cases WHERE to_date(district) IS NOT NULL",
+        "SELECT count(*) FROM hotline.cases WHERE CAST(district AS DATE) > DATE '2025-01-01'",
+        "SELECT count(*) FROM hotline.cases h JOIN common.districts d ON CAST(h.caller_phone AS INT) = d.population",
+        "SELECT max(CAST(caller_phone AS BIGINT)) FROM hotline.cases",
+        "SELECT * FROM hotline.cases WHERE case_id IN (SELECT CAST(caller_name AS BIGINT) FROM hotline.cases)",
+        "SELECT count(*) FROM hotline.cases WHERE regexp_like(caller_phone, CASE WHEN district = 'Xihu' THEN '[' ELSE '.' END)",
+        "SELECT count(*) FROM (SELECT CAST(district AS INT) AS d FROM hotline.cases) WHERE d > 0",
+        "SELECT CAST(caller_phone AS INT) OVER () FROM hotline.cases",
+        "SELECT count(*) FROM hotline.cases WHERE CAST(district AS INT) = 1 OR CAST(caller_phone AS INT) = 1",
+        "WITH RECURSIVE r(n) AS (SELECT CAST(caller_phone AS INT) FROM hotline.cases UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT count(*) FROM r",
+        "SELECT count(*) FROM hotline.cases WHERE unnest(make_array(CAST(caller_id_number AS INT))) > 0",
+    ] {
+        match rows(&e, &who, q).await {
+            Ok(r) => s.assert_absent(q, &format!("{r:?}")),
+            Err(err) => s.assert_absent(q, &err.to_string()),
+        }
+    }
+}
+
+/// EXPLAIN, EXPLAIN VERBOSE and EXPLAIN ANALYZE stay available, and show
+/// nothing beneath a governed dataset's barrier: no statistics of the raw scan,
+/// no metrics of the operators applying the policy, no real value.
+#[tokio::test]
+async fn plans_show_nothing_beneath_the_barrier() {
+    let e = engine().await;
+    let s = secrets(&e).await;
+    let who = dora();
+    for q in [
+        "EXPLAIN SELECT caller_phone FROM hotline.cases WHERE case_id > 0",
+        "EXPLAIN VERBOSE SELECT caller_phone, caller_name FROM hotline.cases WHERE caller_phone > '1'",
+        "EXPLAIN ANALYZE SELECT caller_phone, count(*) FROM hotline.cases GROUP BY caller_phone",
+        "EXPLAIN ANALYZE VERBOSE SELECT * FROM hotline.cases WHERE district = 'Xihu'",
+        "EXPLAIN VERBOSE SELECT min(caller_id_number), max(caller_id_number) FROM hotline.cases",
+        "EXPLAIN VERBOSE SELECT count(*) FROM hotline.cases",
+    ] {
+        let text = rows(&e, &who, q)
+            .await
+            .unwrap_or_else(|err| panic!("{q}: {err}"))
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("GovernedScanExec"), "{q}: {text}");
+        assert!(
+            !text.contains("DataSourceExec") && !text.contains(".parquet"),
+            "{q}: {text}"
+        );
+        s.assert_absent(q, &text);
+        for line in text.lines().filter(|l| l.contains("GovernedScanExec")) {
+            assert!(
+                !line.contains(&format!("Exact({})", s.total))
+                    && !line.contains(&format!("Inexact({})", s.total))
+                    && !line.contains(&format!("output_rows={}", s.total)),
+                "{q}: the unfiltered row count in {line}"
+            );
+        }
+    }
+    // the administrator's plans are not governed: the scan is shown
+    let text = rows(
+        &e,
+        &Principal::local_admin(),
+        "EXPLAIN SELECT caller_phone FROM hotline.cases",
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert!(
+        text.contains("DataSourceExec") && !text.contains("GovernedScanExec"),
+        "{text}"
+    );
+
+    // a count over the governed dataset is computed, not read from statistics
+    let n = rows(&e, &who, "SELECT count(*) FROM hotline.cases")
+        .await
+        .unwrap();
+    assert_ne!(n[0][0], s.total);
+}
+
+/// A dataset's checks describe all of its rows and raw values: a principal
+/// sees them only for datasets it reads in full.
+#[tokio::test]
+async fn data_quality_results_only_for_datasets_read_in_full() {
+    let e = engine().await;
+    let seen = |who: Principal| {
+        let e = &e;
+        async move {
+            rows(
+                e,
+                &who,
+                "SELECT DISTINCT dataset FROM system.data_quality ORDER BY 1",
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect::<Vec<_>>()
+        }
+    };
+    let admin = seen(Principal::local_admin()).await;
+    assert!(admin.contains(&"hotline.cases".to_string()), "{admin:?}");
+    for who in [dora(), analyst()] {
+        let visible = seen(who.clone()).await;
+        assert!(
+            !visible.contains(&"hotline.cases".to_string()),
+            "{visible:?}"
+        );
+        // any dataset with personal data is masked for them, so not in full
+        assert!(
+            !visible.contains(&"emergency.incidents".to_string())
+                || rows(&e, &who, "SELECT count(*) FROM system.columns WHERE table_schema = 'emergency' AND table_name = 'incidents' AND pii <> ''")
+                    .await
+                    .map(|r| r[0][0] == "0")
+                    .unwrap_or(true),
+            "{visible:?}"
+        );
+        let asked = rows(
+            &e,
+            &who,
+            "SELECT count(*) FROM system.data_quality WHERE dataset = 'hotline.cases'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(asked[0][0], "0");
+    }
+}
+
+/// A dataset a principal may not list answers exactly like one that does not
+/// exist, wherever it is named; one it may list but not read answers
+/// "permission denied".
+#[tokio::test]
+async fn hidden_names_answer_like_missing_ones() {
+    let e = engine().await;
+    let cases = [
+        (analyst(), "hotline.cases", "hotline.casez"),
+        (dora(), "finance.expenditures", "finance.expenditurez"),
+        (dora(), "finance.program_scores", "finance.program_scorez"),
+    ];
+    for (who, hidden, missing) in cases {
+        for shape in [
+            "SELECT * FROM {}",
+            "SELECT count(*) FROM (SELECT * FROM {})",
+            "WITH x AS (SELECT * FROM {}) SELECT * FROM x",
+            "EXPLAIN SELECT * FROM {}",
+            "SELECT * FROM common.districts d JOIN {} ON true",
+            "SELECT * FROM city.{}",
+            "SELECT * FROM common.districts WHERE EXISTS (SELECT 1 FROM {})",
+        ] {
+            let q = |name: &str| shape.replace("{}", name);
+            let a = rows(&e, &who, &q(hidden)).await.unwrap_err();
+            let b = rows(&e, &who, &q(missing)).await.unwrap_err();
+            assert!(
+                matches!(a, EngineError::Hidden { .. }),
+                "{}: {a:?}",
+                q(hidden)
+            );
+            assert!(matches!(b, EngineError::Query(_)), "{}: {b:?}", q(missing));
+            let (ta, tb) = (a.to_string(), b.to_string());
+            let tail = |n: &str| n.rsplit('.').next().unwrap().to_string();
+            assert_eq!(
+                ta.replace(&tail(hidden), "NAME"),
+                tb.replace(&tail(missing), "NAME"),
+                "{shape}"
+            );
+            assert!(!ta.contains("permission"), "{ta}");
+        }
+    }
+    // listed but not readable: an auditor's metadata
+    let auditor = principal("audrey", "auditor", &[]);
+    let err = rows(&e, &auditor, "SELECT * FROM common.districts")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotAllowed(_)), "{err}");
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    // metadata does not count hidden entries either
+    let n = rows(
+        &e,
+        &analyst(),
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hotline'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(n[0][0], "0");
+}
+
+/// Statements of every shape, at the size limit and past it: each is answered
+/// or refused with an error, none takes the process down. Run on an 8 MiB stack,
+/// half of what the server's workers have.
+#[test]
+fn no_statement_shape_crashes_the_process() {
+    use citylake_engine::{MAX_OPERATORS, MAX_SET_OPERATIONS};
+    let n = MAX_OPERATORS;
+    let sets = MAX_SET_OPERATIONS - 4;
+    let shapes: Vec<(String, String)> = [
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "||",
+        "=",
+        "<>",
+        "<",
+        ">",
+        "<=",
+        ">=",
+        "AND",
+        "OR",
+        "&",
+        "|",
+        "#",
+        "<<",
+        ">>",
+        "IS DISTINCT FROM",
+        "LIKE",
+        "ILIKE",
+        "~",
+        "@>",
+    ]
+    .iter()
+    .map(|op| {
+        let chain = |k: usize| format!("SELECT 1 {}", format!("{op} 1 ").repeat(k));
+        (
+            format!("chain of {op}"),
+            chain(n / op.split(' ').count() - 8),
+        )
+    })
+    .chain([
+        (
+            "unary minus".into(),
+            format!("SELECT {}1", "- ".repeat(n - 8)),
+        ),
+        ("NOT".into(), format!("SELECT {}true", "NOT ".repeat(n - 8))),
+        (
+            "function nesting".into(),
+            format!(
+                "SELECT {}1{}",
+                "abs(".repeat(n / 3 - 4),
+                ")".repeat(n / 3 - 4)
+            ),
+        ),
+        (
+            "CASE nesting".into(),
+            format!(
+                "SELECT {}1{}",
+                "CASE WHEN true THEN ".repeat(n / 5 - 4),
+                " END".repeat(n / 5 - 4)
+            ),
+        ),
+        (
+            "subquery nesting".into(),
+            format!(
+                "SELECT * FROM {}SELECT 1{}",
+                "(".repeat(n / 2 - 4),
+                ") t".repeat(n / 2 - 4)
+            ),
+        ),
+        (
+            "UNION ALL".into(),
+            format!("SELECT 1{}", " UNION ALL SELECT 1".repeat(sets)),
+        ),
+        (
+            "UNION".into(),
+            format!("SELECT 1{}", " UNION SELECT 1".repeat(sets)),
+        ),
+        (
+            "INTERSECT".into(),
+            format!("SELECT 1{}", " INTERSECT SELECT 1".repeat(sets)),
+        ),
+        (
+            "EXCEPT".into(),
+            format!("SELECT 1{}", " EXCEPT SELECT 1".repeat(sets)),
+        ),
+        (
+            "joins".into(),
+            format!(
+                "SELECT 1 FROM (SELECT 1){}",
+                " CROSS JOIN (SELECT 1)".repeat(sets / 2)
+            ),
+        ),
+        ("CTE chain".into(), {
+            let k = n / 8 - 4;
+            let ctes: Vec<String> = (0..k)
+                .map(|i| {
+                    if i == 0 {
+                        "c0 AS (SELECT 1 AS x)".to_string()
+                    } else {
+                        format!("c{i} AS (SELECT x + 1 AS x FROM c{})", i - 1)
+                    }
+                })
+                .collect();
+            format!("WITH {} SELECT x FROM c{}", ctes.join(", "), k - 1)
+        }),
+        (
+            "IN list".into(),
+            format!(
+                "SELECT 1 WHERE 1 IN ({})",
+                (0..50_000)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+        (
+            "array nesting".into(),
+            format!("SELECT {}1{}", "[".repeat(n / 2 - 4), "]".repeat(n / 2 - 4)),
+        ),
+        (
+            "casts".into(),
+            format!("SELECT 1{}", "::BIGINT".repeat(n / 2 - 4)),
+        ),
+        (
+            "long string".into(),
+            format!("SELECT '{}'", "x".repeat(4 << 20)),
+        ),
+    ])
+    .collect();
+    let run = move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let e = engine().await;
+            let who = dora();
+            let mut answered = 0;
+            for (name, sql) in &shapes {
+                let started = std::time::Instant::now();
+                // at the limit: an answer or a clear error
+                if rows(&e, &who, sql).await.is_ok() {
+                    answered += 1;
+                }
+                // past it: refused before planning
+                let beyond = format!("{sql} {}", "+ 1 ".repeat(n));
+                let err = rows(&e, &who, &beyond).await.unwrap_err().to_string();
+                assert!(
+                    err.contains("too complex")
+                        || err.contains("recursion limit")
+                        || err.contains("too large"),
+                    "{name}: {err}"
+                );
+                eprintln!("{name}: {:.1} s", started.elapsed().as_secs_f64());
+            }
+            // past the limit on set operations, with few operators
+            let unions = format!(
+                "SELECT 1{}",
+                " UNION ALL SELECT 1".repeat(MAX_SET_OPERATIONS + 1)
+            );
+            let err = rows(&e, &who, &unions).await.unwrap_err().to_string();
+            assert!(err.contains("set operations"), "{err}");
+            // a statement over the size limit
+            let huge = format!(
+                "SELECT '{}'",
+                "x".repeat(citylake_engine::MAX_STATEMENT_BYTES)
+            );
+            let err = rows(&e, &who, &huge).await.unwrap_err().to_string();
+            assert!(err.contains("too large"), "{err}");
+            // the engine still answers
+            assert_eq!(
+                rows(&e, &who, "SELECT 1").await.unwrap(),
+                vec![vec!["1".to_string()]]
+            );
+            answered
+        })
+    };
+    let answered = std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .expect("no statement may crash the engine");
+    assert!(
+        answered >= 10,
+        "most shapes at the limit are answered: {answered}"
+    );
+}

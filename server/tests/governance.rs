@@ -1,0 +1,307 @@
+//! Governance at the server: prepared statements re-planned under the policy in
+//! force, bounded prepared-statement state, logins and bound parameters in a
+//! verifiable audit trail that fails closed, and a users file that a running
+//! server reads again (removed users' tokens revoked, changed roles applied).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use citylake_engine::EngineConfig;
+use citylake_engine::datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
+use citylake_engine::datafusion::arrow::datatypes::Int64Type;
+use citylake_server::{PreparedLimits, ServeOptions, UserDirectory, Users};
+use tonic::Code;
+use tonic::transport::Channel;
+
+mod common;
+use common::{PASSWORD, client, code, fetch, lake, logged_in, start_full, users};
+
+async fn count(c: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Result<i64, FlightError> {
+    let info = c.execute(sql.to_string(), None).await?;
+    let batches = fetch(c, info).await?;
+    Ok(batches[0].column(0).as_primitive::<Int64Type>().value(0))
+}
+
+fn config(dir: &std::path::Path) -> EngineConfig {
+    let mut config = EngineConfig::new(lake().join("catalog.toml"));
+    config.audit_dir = Some(dir.join("audit"));
+    config
+}
+
+/// Writes `text` to `path` (see [`touch_forward`]).
+fn rewrite(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    touch_forward(path);
+}
+
+/// Moves the file's modification time forward, so a reload is seen even within
+/// the file system's timestamp granularity.
+fn touch_forward(path: &std::path::Path) {
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_prepared_statement_is_planned_again_under_the_policy_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    rewrite(&policy, citylake_engine::policy::DEFAULT_POLICY);
+    let mut config = config(dir.path());
+    config.policy = Some(policy.clone());
+    let addr = start_full(
+        config,
+        UserDirectory::fixed(users()),
+        ServeOptions::default(),
+    )
+    .await;
+    let mut c = logged_in(addr).await;
+    let mut stmt = c
+        .prepare("SELECT count(*) AS n FROM common.districts".into(), None)
+        .await
+        .unwrap();
+    let info = stmt.execute().await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let batches = fetch(&mut c, info).await.unwrap();
+    assert_eq!(
+        batches[0].column(0).as_primitive::<Int64Type>().value(0),
+        13
+    );
+
+    // the analyst role loses its grant: the old handle no longer reads the table,
+    // through this login or a new one
+    let revoked = citylake_engine::policy::DEFAULT_POLICY.replace(
+        "name = \"analyst\"\ndescription = \"every dataset that is not restricted, all personal information masked\"\nread = [\"*\"]",
+        "name = \"analyst\"\nread = []",
+    );
+    assert_ne!(revoked, citylake_engine::policy::DEFAULT_POLICY);
+    rewrite(&policy, &revoked);
+    let (code_, msg) = code(stmt.execute().await.unwrap_err());
+    assert_eq!(code_, Code::NotFound, "{msg}");
+    let mut again = logged_in(addr).await;
+    let (code_, _) = code(again.do_get(ticket).await.unwrap_err());
+    assert_eq!(code_, Code::NotFound);
+    // granted again: the same handle works
+    rewrite(&policy, citylake_engine::policy::DEFAULT_POLICY);
+    let batches = fetch(&mut c, stmt.execute().await.unwrap()).await.unwrap();
+    assert_eq!(
+        batches[0].column(0).as_primitive::<Int64Type>().value(0),
+        13
+    );
+}
+
+#[tokio::test]
+async fn prepared_statements_are_bounded_per_user_and_expire_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServeOptions {
+        prepared: PreparedLimits {
+            per_user: 3,
+            idle: Duration::from_millis(1500),
+        },
+        ..Default::default()
+    };
+    let addr = start_full(config(dir.path()), UserDirectory::fixed(users()), options).await;
+    let mut c = logged_in(addr).await;
+    let mut open = vec![];
+    for _ in 0..3 {
+        open.push(c.prepare("SELECT 1".into(), None).await.unwrap());
+    }
+    let (code_, msg) = code(c.prepare("SELECT 1".into(), None).await.unwrap_err());
+    assert_eq!(code_, Code::ResourceExhausted, "{msg}");
+    assert!(msg.contains("3 open prepared statements"), "{msg}");
+    open.pop().unwrap().close().await.unwrap();
+    let mut kept = c.prepare("SELECT 1".into(), None).await.unwrap();
+    // idle handles are closed; a used one lives on
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        fetch(&mut c, kept.execute().await.unwrap()).await.unwrap();
+    }
+    let (code_, msg) = code(open[0].execute().await.unwrap_err());
+    assert_eq!(code_, Code::NotFound);
+    assert!(msg.contains("expired"), "{msg}");
+    fetch(&mut c, kept.execute().await.unwrap()).await.unwrap();
+    c.prepare("SELECT 1".into(), None).await.unwrap();
+}
+
+#[tokio::test]
+async fn logins_preparations_and_bound_values_are_in_a_verifiable_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start_full(
+        config(dir.path()),
+        UserDirectory::fixed(users()),
+        ServeOptions::default(),
+    )
+    .await;
+    // a failed login, a forged token, a login
+    let mut c = client(addr).await;
+    let err = c.handshake("ana", "not the password").await.unwrap_err();
+    assert!(
+        err.to_string().contains("wrong user name or password"),
+        "{err}"
+    );
+    let mut forged = client(addr).await;
+    forged.set_token("forged-token".into());
+    assert!(count(&mut forged, "SELECT 1").await.is_err());
+    let mut c = logged_in(addr).await;
+    let mut stmt = c
+        .prepare(
+            "SELECT count(*) FROM common.districts WHERE population > $1".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let params = RecordBatch::try_from_iter(vec![(
+        "$1",
+        Arc::new(Int64Array::from(vec![1_500_000])) as _,
+    )])
+    .unwrap();
+    stmt.set_parameters(params).unwrap();
+    fetch(&mut c, stmt.execute().await.unwrap()).await.unwrap();
+
+    let audit = dir.path().join("audit");
+    let text: String = std::fs::read_dir(&audit)
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(!text.contains(PASSWORD) && !text.contains("not the password"));
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |kind: &str, outcome: &str| {
+        records
+            .iter()
+            .filter(|r| r["kind"] == kind && r["outcome"] == outcome)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let failed = find("login", "refused");
+    assert!(
+        failed
+            .iter()
+            .any(|r| r["user"] == "ana" && r["request"] == "handshake"),
+        "{failed:?}"
+    );
+    assert!(failed.iter().any(|r| r["request"] == "token"), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|r| r["client"].as_str().unwrap().starts_with("127.0.0.1:")),
+        "{failed:?}"
+    );
+    let ok = find("login", "ok");
+    assert!(
+        ok.iter()
+            .any(|r| r["user"] == "ana" && r["roles"] == "analyst"),
+        "{ok:?}"
+    );
+    assert!(!find("prepare", "ok").is_empty(), "{records:?}");
+    let executed = find("query", "ok");
+    assert!(
+        executed
+            .iter()
+            .any(|r| r["parameters"].as_str().unwrap().contains("1500000")),
+        "{executed:?}"
+    );
+    let head = citylake_engine::audit::verify(&audit).unwrap().unwrap();
+    assert_eq!(head.records as usize, records.len());
+}
+
+#[tokio::test]
+async fn a_request_whose_record_cannot_be_written_is_refused_unless_fail_open() {
+    for fail_open in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        config.audit_fail_open = fail_open;
+        let addr = start_full(
+            config,
+            UserDirectory::fixed(users()),
+            ServeOptions::default(),
+        )
+        .await;
+        let mut c = logged_in(addr).await;
+        assert_eq!(
+            count(&mut c, "SELECT count(*) FROM common.districts")
+                .await
+                .unwrap(),
+            13
+        );
+        std::fs::remove_dir_all(dir.path().join("audit")).unwrap();
+        let got = count(&mut c, "SELECT count(*) FROM common.districts").await;
+        if fail_open {
+            assert_eq!(got.unwrap(), 13);
+        } else {
+            let (code_, msg) = code(got.unwrap_err());
+            assert_eq!(code_, Code::Unavailable, "{msg}");
+            assert!(msg.contains("audit trail"), "{msg}");
+            // back when the trail can be written again
+            std::fs::create_dir_all(dir.path().join("audit")).unwrap();
+            assert_eq!(
+                count(&mut c, "SELECT count(*) FROM common.districts")
+                    .await
+                    .unwrap(),
+                13
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_running_server_follows_the_users_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.toml");
+    // bob, of Xihu, with `role`
+    let add_bob = |file: &mut Users, role: &str| {
+        file.add(
+            "bob",
+            PASSWORD,
+            vec![role.into()],
+            None,
+            [("district".to_string(), "Xihu".to_string())].into(),
+        )
+        .unwrap()
+    };
+    let mut file = users();
+    add_bob(&mut file, "analyst");
+    file.save(&path).unwrap();
+    let addr = start_full(
+        config(dir.path()),
+        UserDirectory::watch(&path).unwrap(),
+        ServeOptions::default(),
+    )
+    .await;
+    let mut ana = logged_in(addr).await;
+    let mut bob = client(addr).await;
+    bob.handshake("bob", PASSWORD).await.unwrap();
+    assert!(
+        count(&mut bob, "SELECT count(*) FROM hotline.cases")
+            .await
+            .is_err()
+    );
+
+    // bob becomes a district analyst; ana is removed (`citylake user` while serving)
+    let mut file = Users::load(&path).unwrap();
+    file.remove("bob").unwrap();
+    add_bob(&mut file, "district_analyst");
+    file.remove("ana").unwrap();
+    file.save(&path).unwrap();
+    touch_forward(&path);
+    assert!(
+        count(&mut bob, "SELECT count(*) FROM hotline.cases")
+            .await
+            .unwrap()
+            > 0
+    );
+    let (code_, msg) = code(count(&mut ana, "SELECT 1").await.unwrap_err());
+    assert_eq!(code_, Code::Unauthenticated, "{msg}");
+    assert!(msg.contains("revoked"), "{msg}");
+    let (code_, _) = code(count(&mut ana, "SELECT 1").await.unwrap_err());
+    assert_eq!(code_, Code::Unauthenticated);
+    assert!(client(addr).await.handshake("ana", PASSWORD).await.is_err());
+}
