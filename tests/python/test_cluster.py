@@ -96,12 +96,15 @@ def test_window_queries_stay_in_the_front_end(server, front):
 
 
 def test_the_policy_holds_through_the_cluster(server, front):
-    # the district analyst: their district only, personal data masked, finance refused
+    # the district analyst: their district only, personal data masked, finance hidden
     assert fetch(front, "SELECT DISTINCT district FROM hotline.cases", user="dora") == [("Xihu",)]
     q = "SELECT caller_phone, caller_name FROM hotline.cases ORDER BY case_id LIMIT 50"
     before = len(front.log)
     masked = fetch(front, q, user="dora")
-    assert ran_on_cluster(front, before)
+    # a governed dataset is read behind its security barrier, which stays in the front end (the
+    # cluster would get the policy's plan unprotected): fail closed, run here
+    assert not ran_on_cluster(front, before)
+    assert any("query runs locally" in line and "hotline.cases" in line for line in front.log[before:])
     assert masked == fetch(server, q, user="dora")
     assert all("****" in phone and name.endswith("*") for phone, name in masked)
     real = fetch(server, "SELECT caller_phone FROM hotline.cases WHERE district = 'Xihu' "
