@@ -26,9 +26,8 @@ pub struct SchedulerArgs {
         default_value = "127.0.0.1:50050"
     )]
     pub bind: SocketAddr,
-    /// A catalog whose datasets the scheduler's own sessions see by name.
-    #[arg(long, env = "CITYLAKE_CATALOG")]
-    pub catalog: Option<PathBuf>,
+    #[command(flatten)]
+    pub network: Network,
     /// Seconds without a heartbeat after which an executor is lost and its
     /// tasks run elsewhere.
     #[arg(long, default_value_t = 30)]
@@ -43,6 +42,8 @@ pub struct ExecutorArgs {
     /// Address of the executor's Arrow Flight service (shuffle data, results).
     #[arg(long, default_value = "127.0.0.1:50060")]
     pub bind: SocketAddr,
+    #[command(flatten)]
+    pub network: Network,
     /// Port of the executor's gRPC service (default: the Flight port + 1).
     #[arg(long)]
     pub grpc_port: Option<u16>,
@@ -60,6 +61,32 @@ pub struct ExecutorArgs {
     pub heartbeat: u64,
 }
 
+/// Where a cluster node may listen.
+#[derive(Debug, Args)]
+pub struct Network {
+    /// Listen on an address other than loopback although the cluster's gRPC and
+    /// Flight endpoints authenticate nobody (Ballista 55 has no hook for it): pass
+    /// it only when nothing but the front end and the other nodes can reach the
+    /// address (a private network, a firewall).
+    #[arg(long)]
+    pub unauthenticated_network: bool,
+}
+
+impl Network {
+    /// Refuses a non-loopback `bind` unless the operator said the network is closed.
+    pub fn check(&self, bind: SocketAddr) -> anyhow::Result<()> {
+        if bind.ip().is_loopback() || self.unauthenticated_network {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "refusing to listen on {bind}: a cluster node authenticates no caller, so anyone who \
+             reaches it could run plans over the raw lake, around the access policy. Bind to \
+             loopback, or pass --unauthenticated-network if only the front end and the other \
+             nodes can reach this address"
+        )
+    }
+}
+
 #[cfg(feature = "cluster")]
 pub async fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     use std::io::Write;
@@ -69,9 +96,9 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     use citylake_cluster::node;
     match command {
         ClusterCommand::Scheduler(args) => {
+            args.network.check(args.bind)?;
             let options = node::SchedulerOptions {
                 bind: args.bind,
-                catalog: args.catalog,
                 executor_timeout: Duration::from_secs(args.executor_timeout),
             };
             node::run_scheduler(options, |addr| {
@@ -84,6 +111,7 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("scheduler: {e}"))?;
         }
         ClusterCommand::Executor(args) => {
+            args.network.check(args.bind)?;
             let (host, port) = args
                 .scheduler
                 .rsplit_once(':')

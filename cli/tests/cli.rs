@@ -742,10 +742,9 @@ fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
     // someone edits the second record
     let file = std::fs::read_dir(&audit)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("SELECT 1", "SELECT 7")).unwrap();
     let o = verify();
@@ -761,4 +760,34 @@ fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
         .arg(dir.path().join("nowhere")));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no audit directory"), "{}", stderr(&o));
+}
+
+/// A cluster node authenticates nobody: it refuses an address beyond loopback
+/// unless the operator says the network is closed.
+#[cfg(feature = "cluster")]
+#[test]
+fn cluster_nodes_refuse_to_listen_beyond_loopback() {
+    for args in [
+        vec!["cluster", "scheduler", "--bind", "0.0.0.0:0"],
+        vec![
+            "cluster",
+            "executor",
+            "--scheduler",
+            "127.0.0.1:1",
+            "--bind",
+            "0.0.0.0:0",
+        ],
+    ] {
+        let o = run(citylake().args(&args));
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("refusing to listen on 0.0.0.0:0")
+                && err.contains("--unauthenticated-network"),
+            "{err}"
+        );
+    }
+    // the scheduler has no catalog option: it resolves no dataset by name for anyone
+    let o = run(citylake().args(["cluster", "scheduler", "--catalog", "x"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

@@ -22,7 +22,6 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use citylake_engine::storage::EnvObjectStoreRegistry;
-use datafusion::catalog::CatalogProvider;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
@@ -79,10 +78,6 @@ pub fn register_functions(state: &mut SessionState) -> datafusion::error::Result
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
     pub bind: SocketAddr,
-    /// A catalog whose datasets the scheduler's own sessions see by name (for
-    /// clients that send SQL to the scheduler; citylake's front end sends plans
-    /// that carry their files' locations).
-    pub catalog: Option<PathBuf>,
     /// An executor silent for this long is lost: its tasks are rescheduled.
     pub executor_timeout: Duration,
 }
@@ -92,11 +87,10 @@ pub async fn run_scheduler(
     options: SchedulerOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), Error> {
+    // No catalog: the scheduler resolves no dataset by name for anyone. The
+    // front end sends optimized plans that carry their files' locations, after
+    // the access policy; the stores come from this node's environment.
     let registry = Arc::new(EnvObjectStoreRegistry::new());
-    let catalog = match &options.catalog {
-        Some(path) => Some(load_catalog(path, &registry).await?),
-        None => None,
-    };
     let listener = tokio::net::TcpListener::bind(options.bind).await?;
     let addr = listener.local_addr()?;
     let builder_registry = registry.clone();
@@ -112,13 +106,7 @@ pub async fn run_scheduler(
     }
     .with_override_config_producer(Arc::new(session_config))
     .with_override_session_builder(Arc::new(move |config: SessionConfig| {
-        let state = session_state(config, runtime(&builder_registry, None)?)?;
-        if let Some((name, provider)) = &catalog {
-            state
-                .catalog_list()
-                .register_catalog(name.clone(), provider.clone());
-        }
-        Ok(state)
+        session_state(config, runtime(&builder_registry, None)?)
     }));
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config).await?;
@@ -126,20 +114,6 @@ pub async fn run_scheduler(
     ready(addr);
     start_grpc_service_with_listener(listener, scheduler).await?;
     Ok(())
-}
-
-/// The catalog's datasets as a provider, over stores from `registry` (the
-/// catalog's `[storage]` section applies to its root).
-async fn load_catalog(
-    path: &std::path::Path,
-    registry: &Arc<EnvObjectStoreRegistry>,
-) -> Result<(String, Arc<dyn CatalogProvider>), Error> {
-    let catalog = citylake_engine::storage::load_catalog(path).await?;
-    let runtime = runtime(registry, None)?;
-    citylake_engine::storage::register(&runtime, &catalog).await?;
-    let state = session_state(session_config(), runtime)?;
-    let provider: Arc<dyn CatalogProvider> = catalog.build_provider(&state).await?;
-    Ok((catalog.name().to_string(), provider))
 }
 
 /// How to run an executor.

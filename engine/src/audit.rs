@@ -195,6 +195,10 @@ pub struct AuditLog {
     /// Log a failed write and go on, instead of failing the request.
     fail_open: bool,
     state: Mutex<Chain>,
+    /// `.lock` in the directory: held (an OS file lock) while a record is
+    /// appended, so that processes sharing a trail (two servers, a server and a
+    /// command) extend one chain.
+    lock: std::fs::File,
 }
 
 /// The open day file and the chain's head.
@@ -203,6 +207,21 @@ struct Chain {
     file: Option<(String, std::fs::File)>,
     seq: i64,
     hash: String,
+    /// The newest file and its length when this process last read or wrote
+    /// it: if either changed, another process wrote, and the head is re-read.
+    known: Known,
+}
+
+/// A file and its length in bytes, as last seen.
+type Known = Option<(PathBuf, u64)>;
+
+/// Releases the trail's file lock when dropped.
+struct Locked<'a>(&'a std::fs::File);
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }
 
 impl AuditLog {
@@ -211,7 +230,13 @@ impl AuditLog {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| EngineError::Config(format!("audit directory {}: {e}", dir.display())))?;
-        let (seq, hash) = head(dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+            .map_err(|e| EngineError::Config(format!("audit directory {}: {e}", dir.display())))?;
+        let (seq, hash, known) = head(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -220,7 +245,9 @@ impl AuditLog {
                 file: None,
                 seq,
                 hash,
+                known,
             }),
+            lock,
         })
     }
 
@@ -254,12 +281,28 @@ impl AuditLog {
         record.time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         record.request = clip_request(&record.request, self.max_request_bytes).into_owned();
         record.parameters = clip_request(&record.parameters, self.max_request_bytes).into_owned();
+        record.error = clip_request(&record.error, self.max_request_bytes).into_owned();
         let day = now.format("%Y-%m-%d").to_string();
         let mut chain = self.state.lock().expect("audit lock");
-        record.seq = chain.seq + 1;
         let result = (|| -> std::io::Result<String> {
-            let line = seal(&mut record, &chain.hash)?;
+            self.lock.lock()?;
+            let _locked = Locked(&self.lock);
             let path = self.dir.join(format!("audit-{day}.jsonl"));
+            // another process may have extended the chain since this one last did
+            let unchanged = match &chain.known {
+                Some((known, len)) => {
+                    std::fs::metadata(known).is_ok_and(|m| m.len() == *len)
+                        && (*known == path || !path.exists())
+                }
+                None => !path.exists(),
+            };
+            if !unchanged {
+                let (seq, hash, known) =
+                    head(&self.dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+                (chain.seq, chain.hash, chain.known) = (seq, hash, known);
+            }
+            record.seq = chain.seq + 1;
+            let line = seal(&mut record, &chain.hash)?;
             // a day file removed or moved away while open would swallow records
             // that nobody can read: write to the file that is there (or fail)
             if chain.file.is_some() && !path.exists() {
@@ -269,12 +312,14 @@ impl AuditLog {
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(path)?;
+                    .open(&path)?;
                 chain.file = Some((day, file));
             }
             let (_, file) = chain.file.as_mut().expect("opened above");
             file.write_all(format!("{line}\n").as_bytes())?;
             file.sync_data()?;
+            let len = file.metadata()?.len();
+            chain.known = Some((path, len));
             Ok(record.hash.clone())
         })();
         match result {
@@ -311,22 +356,56 @@ fn audit_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The last record's `seq` and `hash` (0 and empty for a new trail).
-fn head(dir: &Path) -> Result<(i64, String)> {
-    for path in audit_files(dir)?.iter().rev() {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))?;
-        if let Some(last) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-            let record: AuditRecord = serde_json::from_str(last).map_err(|e| {
+/// The last record's `seq` and `hash` (0 and empty for a new trail), and the
+/// newest file with its length.
+fn head(dir: &Path) -> Result<(i64, String, Known)> {
+    let files = audit_files(dir)?;
+    let known = match files.last() {
+        Some(p) => Some((
+            p.clone(),
+            std::fs::metadata(p)
+                .map_err(|e| EngineError::Config(format!("{}: {e}", p.display())))?
+                .len(),
+        )),
+        None => None,
+    };
+    for path in files.iter().rev() {
+        if let Some(last) = last_line(path)? {
+            let record: AuditRecord = serde_json::from_str(&last).map_err(|e| {
                 EngineError::Config(format!(
                     "{}: the last audit record is unreadable ({e}); check it with `citylake audit verify`",
                     path.display()
                 ))
             })?;
-            return Ok((record.seq, record.hash));
+            return Ok((record.seq, record.hash, known));
         }
     }
-    Ok((0, String::new()))
+    Ok((0, String::new(), known))
+}
+
+/// The last non-empty line of a file, read from its end (a day file can be
+/// large; a record is a few KiB).
+fn last_line(path: &Path) -> Result<Option<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let err = |e: std::io::Error| EngineError::Config(format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    let len = file.metadata().map_err(err)?.len();
+    let mut chunk: u64 = 256 << 10;
+    loop {
+        let start = len.saturating_sub(chunk);
+        file.seek(SeekFrom::Start(start)).map_err(err)?;
+        let mut bytes = vec![];
+        file.read_to_end(&mut bytes).map_err(err)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let trimmed = text.trim_end();
+        match trimmed.rfind('\n') {
+            Some(i) => return Ok(Some(trimmed[i + 1..].to_string())),
+            None if start == 0 => {
+                return Ok((!trimmed.is_empty()).then(|| trimmed.to_string()));
+            }
+            None => chunk *= 4,
+        }
+    }
 }
 
 /// What [`verify`] found in an intact trail.
@@ -508,9 +587,9 @@ mod tests {
             })
             .unwrap();
         }
-        let files: Vec<_> = std::fs::read_dir(log.dir()).unwrap().collect();
+        let files = audit_files(log.dir()).unwrap();
         assert_eq!(files.len(), 1);
-        let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+        let text = std::fs::read_to_string(&files[0]).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -525,7 +604,7 @@ mod tests {
             .unwrap()
             .record(AuditRecord::default())
             .unwrap();
-        let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+        let text = std::fs::read_to_string(&files[0]).unwrap();
         assert_eq!(text.lines().count(), 3);
         let head = verify(log.dir()).unwrap().unwrap();
         assert_eq!(head.records, 3);
@@ -601,6 +680,31 @@ mod tests {
         let log = log.with_fail_open(true);
         log.record(AuditRecord::new("query", "SELECT 1", "ok"))
             .unwrap();
+    }
+
+    #[test]
+    fn processes_sharing_a_trail_extend_one_chain() {
+        let (_d, audit) = trail(1);
+        // two writers on one directory (two servers on one lake), interleaved
+        let a = AuditLog::open(&audit)
+            .unwrap()
+            .with_max_request_bytes(1 << 20);
+        let b = AuditLog::open(&audit).unwrap();
+        for i in 0..5 {
+            a.record(AuditRecord::new("query", &format!("a{i}"), "ok"))
+                .unwrap();
+            b.record(AuditRecord::new("query", &format!("b{i}"), "ok"))
+                .unwrap();
+            b.record(AuditRecord::new("query", &format!("b{i}'"), "ok"))
+                .unwrap();
+        }
+        let head = verify(&audit).unwrap().unwrap();
+        assert_eq!(head.records, 16);
+        // a long last record is found from the file's end
+        a.record(AuditRecord::new("query", &"x".repeat(300_000), "ok"))
+            .unwrap();
+        b.record(AuditRecord::new("query", "after", "ok")).unwrap();
+        assert_eq!(verify(&audit).unwrap().unwrap().records, 18);
     }
 
     #[test]
