@@ -24,9 +24,6 @@ const SCALE: f64 = 0.01;
 
 struct CityDb {
     session: Session,
-    /// The lake's root as plans print it, replaced by `LAKE` so results do not
-    /// depend on where the lake was generated.
-    lake: String,
 }
 
 /// An error as the runner compares it: its message.
@@ -77,14 +74,7 @@ impl sqllogictest::AsyncDB for CityDb {
                         .columns()
                         .iter()
                         .zip(&formatters)
-                        .map(|(col, f)| {
-                            let c = cell(col.as_ref(), f, row);
-                            if self.lake.is_empty() {
-                                c
-                            } else {
-                                c.replace(&self.lake, "LAKE")
-                            }
-                        })
+                        .map(|(col, f)| cell(col.as_ref(), f, row))
                         .collect(),
                 );
             }
@@ -202,24 +192,15 @@ async fn main() {
     let filter: Vec<String> = args.into_iter().filter(|a| !a.starts_with('-')).collect();
 
     // The lake: generated here (SF 0.01), or an existing one — e.g. the same lake
-    // in an S3 store — named by CITYLAKE_SLT_CATALOG, with CITYLAKE_SLT_LAKE_PREFIX
-    // the object path prefix that plans show and the files replace with `LAKE`.
+    // in an S3 store — named by CITYLAKE_SLT_CATALOG. (Plans print file paths
+    // relative to the lake root, so the files do not depend on where it is.)
     let lake = tempfile::tempdir().expect("temp dir");
-    let (catalog, lake_prefix) = match std::env::var_os("CITYLAKE_SLT_CATALOG") {
-        Some(catalog) => (
-            PathBuf::from(catalog),
-            std::env::var("CITYLAKE_SLT_LAKE_PREFIX").unwrap_or_default(),
-        ),
+    let catalog = match std::env::var_os("CITYLAKE_SLT_CATALOG") {
+        Some(catalog) => PathBuf::from(catalog),
         None => {
-            let summary =
-                citylake_datasets::generate(&GenerateOptions::new(SCALE, lake.path()), &NoProgress)
-                    .expect("generate the test lake");
-            let lake_path = std::fs::canonicalize(lake.path()).expect("lake path");
-            let prefix = lake_path
-                .to_string_lossy()
-                .trim_start_matches('/')
-                .to_string();
-            (summary.catalog, prefix)
+            citylake_datasets::generate(&GenerateOptions::new(SCALE, lake.path()), &NoProgress)
+                .expect("generate the test lake")
+                .catalog
         }
     };
     let engine = Arc::new(
@@ -245,13 +226,11 @@ async fn main() {
                 }
             },
         };
-        let lake = lake_prefix.clone();
         let mut runner = sqllogictest::Runner::new(move || {
             let session = engine
                 .session(Principal::local_admin())
                 .with_permissions(SqlPermissions::ALL);
-            let lake = lake.clone();
-            async move { Ok(CityDb { session, lake }) }
+            async move { Ok(CityDb { session }) }
         });
         let result = if complete {
             runner

@@ -513,7 +513,23 @@ impl Engine {
             admission: self.admission.clone(),
             limits,
             pool,
+            root_prefix: self.root_prefix(),
         }
+    }
+
+    /// The lake root as object-store paths print it: the URL's path without
+    /// its leading `/` (`file:///tmp/lake/` → `tmp/lake/`, `s3://b/city/` → `city/`).
+    fn root_prefix(&self) -> Arc<str> {
+        let root = self.catalog.root_url();
+        let path = url::Url::parse(root)
+            .map(|u| u.path().trim_start_matches('/').to_string())
+            .unwrap_or_default();
+        let path = if path.is_empty() || path.ends_with('/') {
+            path
+        } else {
+            format!("{path}/")
+        };
+        path.into()
     }
 }
 
@@ -587,6 +603,34 @@ async fn contain_panics<T>(what: &str, work: impl Future<Output = Result<T>>) ->
         Ok(result) => result,
         Err(panic) => Err(panicked(what, panic)),
     }
+}
+
+/// An `EXPLAIN` result with the lake root cut from every file path: where the
+/// lake lives on the server's disk or in its bucket is not the user's business.
+fn relative_paths(stream: SendableRecordBatchStream, root: Arc<str>) -> SendableRecordBatchStream {
+    use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+    use futures::StreamExt;
+    let schema = stream.schema();
+    let mapped = stream.map(move |batch| {
+        let batch = batch?;
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|c| match c.as_any().downcast_ref::<StringArray>() {
+                Some(text) => Arc::new(
+                    text.iter()
+                        .map(|v| v.map(|v| v.replace(&*root, "")))
+                        .collect::<StringArray>(),
+                ) as ArrayRef,
+                None => c.clone(),
+            })
+            .collect();
+        Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
+            batch.schema(),
+            columns,
+        )?)
+    });
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, mapped))
 }
 
 /// `stream`, ending with an internal error if polling it panics (an operator's
@@ -762,6 +806,9 @@ pub struct Session {
     limits: crate::limits::Limits,
     /// The memory pool of this session's queries (its cap and peak).
     pool: Arc<crate::limits::QueryPool>,
+    /// The lake root as object-store paths print it (`tmp/…/lake/`), cut from
+    /// plans shown to users: file paths in `EXPLAIN` are relative to the lake.
+    root_prefix: Arc<str>,
 }
 
 impl Session {
@@ -987,10 +1034,14 @@ impl Session {
                 Err(why) => tracing::debug!(reason = %why, "query runs locally"),
             }
         }
+        let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
         let df = self.ctx.execute_logical_plan(plan).await?;
         let physical = df.create_physical_plan().await?;
-        let stream =
+        let mut stream =
             datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?;
+        if explain && !self.root_prefix.is_empty() {
+            stream = relative_paths(stream, self.root_prefix.clone());
+        }
         Ok((contain_stream_panics(stream), Some(physical)))
     }
 

@@ -227,6 +227,12 @@ async fn plans_show_nothing_beneath_the_barrier() {
         text.contains("DataSourceExec") && !text.contains("GovernedScanExec"),
         "{text}"
     );
+    // file paths are relative to the lake, for everyone
+    let root = lake().to_string_lossy().trim_start_matches('/').to_string();
+    assert!(
+        text.contains("hotline/cases/") && !text.contains(&root),
+        "{text}"
+    );
 
     // a count over the governed dataset is computed, not read from statistics
     let n = rows(&e, &who, "SELECT count(*) FROM hotline.cases")

@@ -159,7 +159,7 @@ def test_an_unreachable_store_fails_without_hanging(lake, tmp_path):
 
 def test_the_sqllogictest_suite_gives_the_same_results_over_s3(lake, weed, uploaded, tmp_path):
     """The same .slt files as over the local lake (generated with the same scale and seed)."""
-    env = dict(weed.env(), CITYLAKE_SLT_CATALOG=uploaded, CITYLAKE_SLT_LAKE_PREFIX="city")
+    env = dict(weed.env(), CITYLAKE_SLT_CATALOG=uploaded)
     done = subprocess.run([rust_test_binary("citylake-tests/sqllogictests")], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
