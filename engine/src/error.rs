@@ -30,10 +30,11 @@ pub enum EngineError {
 
     /// The statement names datasets the principal may not even list. The user
     /// sees exactly the error of a name that does not exist (no oracle for
-    /// hidden names); the audit trail records `names`.
-    #[error("{}", describe(.source))]
+    /// hidden names); the audit trail records `names`. (Not a `source`: an error
+    /// chain printed in full must read like the missing name's too.)
+    #[error("{}", describe(.error))]
     Hidden {
-        source: DataFusionError,
+        error: DataFusionError,
         names: Vec<String>,
     },
 
@@ -64,7 +65,7 @@ impl EngineError {
     /// The underlying DataFusion error, if this is a query error.
     pub fn datafusion(&self) -> Option<&DataFusionError> {
         match self {
-            Self::Query(e) | Self::Hidden { source: e, .. } => Some(e),
+            Self::Query(e) | Self::Hidden { error: e, .. } => Some(e),
             _ => None,
         }
     }

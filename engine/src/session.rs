@@ -893,15 +893,15 @@ impl Session {
         let references = self.check_access(&statement)?;
         let plan = match self.ctx.state().statement_to_plan(statement).await {
             Ok(plan) => plan,
-            Err(source) => {
+            Err(error) => {
                 let names: Vec<String> = references
                     .into_iter()
                     .filter(|n| self.hidden.contains(n))
                     .collect();
                 return Err(if names.is_empty() {
-                    source.into()
+                    error.into()
                 } else {
-                    EngineError::Hidden { source, names }
+                    EngineError::Hidden { error, names }
                 });
             }
         };

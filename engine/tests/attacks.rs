@@ -326,6 +326,13 @@ async fn hidden_names_answer_like_missing_ones() {
                 tb.replace(&tail(missing), "NAME"),
                 "{shape}"
             );
+            // and with the whole error chain, as the command line prints it (`{:#}`)
+            let chain = |err: EngineError| format!("{:#}", anyhow::Error::from(err));
+            assert_eq!(
+                chain(a).replace(&tail(hidden), "NAME"),
+                chain(b).replace(&tail(missing), "NAME"),
+                "{shape}"
+            );
             assert!(!ta.contains("permission"), "{ta}");
         }
     }

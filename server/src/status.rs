@@ -16,7 +16,7 @@ pub fn to_status(e: &EngineError) -> Status {
             tracing::error!(error = %message, "server configuration error");
             Status::internal(message)
         }
-        EngineError::Query(df) | EngineError::Hidden { source: df, .. } => match df.find_root() {
+        EngineError::Query(df) | EngineError::Hidden { error: df, .. } => match df.find_root() {
             DataFusionError::SQL(..) | DataFusionError::SchemaError(..) => {
                 Status::invalid_argument(message)
             }
