@@ -244,6 +244,7 @@ impl QueryRegistry {
         client: &str,
         sql: &str,
         pool: Arc<QueryPool>,
+        start: Instant,
     ) -> Arc<QueryEntry> {
         let entry = Arc::new(QueryEntry {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -251,8 +252,8 @@ impl QueryRegistry {
             roles: roles.to_string(),
             client: client.to_string(),
             sql: sql.to_string(),
-            started: SystemTime::now(),
-            start: Instant::now(),
+            started: SystemTime::now() - start.elapsed(),
+            start,
             state: Mutex::new((QueryState::Queued, None, String::new())),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),

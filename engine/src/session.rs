@@ -953,6 +953,19 @@ impl Session {
     /// full), then streams its results under the principal's limits (timeout,
     /// result size, memory); dropping the stream stops the work.
     pub async fn run(&self, plan: LogicalPlan, sql: &str) -> Result<SendableRecordBatchStream> {
+        self.run_planned(plan, sql, std::time::Instant::now()).await
+    }
+
+    /// [`Session::run`] for a query whose planning began at `started`: its
+    /// time (and its duration in `system.queries`) counts from then, so planning
+    /// counts against the query timeout — a query whose planning used up its
+    /// budget ends with the timeout error as soon as it runs.
+    pub async fn run_planned(
+        &self,
+        plan: LogicalPlan,
+        sql: &str,
+        started: std::time::Instant,
+    ) -> Result<SendableRecordBatchStream> {
         // a huge statement is kept as its start, length and hash
         let sql = crate::audit::clip_request(sql, self.audit.max_request_bytes());
         let entry = self.queries.register(
@@ -961,6 +974,7 @@ impl Session {
             &self.client,
             &sql,
             self.pool.clone(),
+            started,
         );
         // a request dropped while it waits or starts ends its query as cancelled
         struct Pending<'a> {

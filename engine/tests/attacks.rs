@@ -545,3 +545,44 @@ fn no_statement_shape_crashes_the_process() {
         "most shapes at the limit are answered: {answered}"
     );
 }
+
+/// Planning counts against the query timeout: a query whose planning used up
+/// its budget ends with the timeout error as soon as it runs (statements that
+/// take long to plan cannot run on a fresh budget).
+#[tokio::test]
+async fn planning_time_counts_against_the_query_timeout() {
+    use futures::TryStreamExt;
+    use std::time::{Duration, Instant};
+    let mut config = EngineConfig::new(lake().join("catalog.toml"));
+    config.audit_dir = Some(tempfile::tempdir().unwrap().keep());
+    config.limits.query_timeout = Some(Duration::from_secs(2));
+    let e = Engine::new(config).await.unwrap();
+    let session = e.session(dora());
+    let started = Instant::now();
+    let plan = session
+        .plan_sql("SELECT count(*) FROM hotline.cases")
+        .await
+        .unwrap();
+    // as if planning had taken longer than the whole budget
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let late = async {
+        session
+            .run_planned(plan.clone(), "late", started)
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(EngineError::from)
+    }
+    .await;
+    let err = late.unwrap_err().to_string();
+    assert!(err.contains("query timeout"), "{err}");
+    // the same plan on a fresh budget runs
+    let batches: Vec<_> = session
+        .run(plan, "fresh")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+}

@@ -298,6 +298,7 @@ impl CitylakeFlightSql {
         sql: String,
         parameters: String,
         plans: Vec<LogicalPlan>,
+        started: std::time::Instant,
     ) -> Result<Response<DoGetStream>, Status> {
         let first = plans
             .first()
@@ -312,7 +313,7 @@ impl CitylakeFlightSql {
             .then(move |plan| {
                 let session = session.clone();
                 let query = query.clone();
-                async move { session.run(plan, &query).await }
+                async move { session.run_planned(plan, &query, started).await }
             })
             .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))))
             .map_ok(|s| s.map_err(|e| FlightError::Tonic(Box::new(to_status(&e.into())))))
@@ -633,6 +634,7 @@ impl FlightSqlService for CitylakeFlightSql {
             .split_once(':')
             .map(|(_, sql)| sql.to_string())
             .ok_or_else(|| Status::invalid_argument("not a citylake statement ticket"))?;
+        let started = std::time::Instant::now();
         let plan = self.plan(&session, &sql).await?;
         self.stream(
             request.into_inner().ticket.to_vec(),
@@ -640,6 +642,7 @@ impl FlightSqlService for CitylakeFlightSql {
             sql,
             String::new(),
             vec![plan],
+            started,
         )
     }
 
@@ -741,6 +744,7 @@ impl FlightSqlService for CitylakeFlightSql {
         let (sql, params) =
             self.lookup_prepared(&cmd.prepared_statement_handle, &session.principal().user)?;
         // planned again: the policy in force now, the caller's principal now
+        let started = std::time::Instant::now();
         let plan = self.plan(&session, &sql).await?;
         let parameters = params.as_ref().map(parameters_json).unwrap_or_default();
         let plans = match params {
@@ -764,6 +768,7 @@ impl FlightSqlService for CitylakeFlightSql {
             sql,
             parameters,
             plans,
+            started,
         )
     }
 
