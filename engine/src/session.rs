@@ -81,6 +81,8 @@ pub struct Engine {
     admission: Arc<crate::limits::Admission>,
     /// The global per-query limits (roles may replace them).
     limits: crate::limits::Limits,
+    /// The lake root as plans print file paths (cut from `EXPLAIN` results).
+    root_prefix: Arc<str>,
 }
 
 impl Entry {
@@ -244,6 +246,7 @@ impl Engine {
             crate::snapshot::SnapshotTable(crate::audit::AuditTable::new(&audit_dir)),
         );
         Ok(Self {
+            root_prefix: root_prefix(catalog.root_url()),
             catalog,
             runtime,
             config: session_config,
@@ -513,23 +516,21 @@ impl Engine {
             admission: self.admission.clone(),
             limits,
             pool,
-            root_prefix: self.root_prefix(),
+            root_prefix: self.root_prefix.clone(),
         }
     }
+}
 
-    /// The lake root as object-store paths print it: the URL's path without
-    /// its leading `/` (`file:///tmp/lake/` → `tmp/lake/`, `s3://b/city/` → `city/`).
-    fn root_prefix(&self) -> Arc<str> {
-        let root = self.catalog.root_url();
-        let path = url::Url::parse(root)
-            .map(|u| u.path().trim_start_matches('/').to_string())
-            .unwrap_or_default();
-        let path = if path.is_empty() || path.ends_with('/') {
-            path
-        } else {
-            format!("{path}/")
-        };
+/// The lake root as object-store paths print it: the URL's path without its
+/// leading `/` (`file:///tmp/lake/` → `tmp/lake/`, `s3://b/city/` → `city/`).
+fn root_prefix(root: &str) -> Arc<str> {
+    let path = url::Url::parse(root)
+        .map(|u| u.path().trim_start_matches('/').to_string())
+        .unwrap_or_default();
+    if path.is_empty() || path.ends_with('/') {
         path.into()
+    } else {
+        format!("{path}/").into()
     }
 }
 
@@ -601,7 +602,7 @@ async fn contain_panics<T>(what: &str, work: impl Future<Output = Result<T>>) ->
     use futures::FutureExt;
     match std::panic::AssertUnwindSafe(work).catch_unwind().await {
         Ok(result) => result,
-        Err(panic) => Err(panicked(what, panic)),
+        Err(panic) => Err(EngineError::Query(panicked(what, panic))),
     }
 }
 
@@ -642,24 +643,24 @@ fn contain_stream_panics(stream: SendableRecordBatchStream) -> SendableRecordBat
         .catch_unwind()
         .map(|item| match item {
             Ok(result) => result,
-            Err(panic) => Err(match panicked("executing", panic) {
-                EngineError::Query(e) => e,
-                other => datafusion::error::DataFusionError::Internal(other.to_string()),
-            }),
+            Err(panic) => Err(panicked("executing", panic)),
         });
     Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, guarded))
 }
 
-fn panicked(what: &str, panic: Box<dyn std::any::Any + Send>) -> EngineError {
+fn panicked(
+    what: &str,
+    panic: Box<dyn std::any::Any + Send>,
+) -> datafusion::error::DataFusionError {
     let message = panic
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "(no message)".into());
     tracing::error!(panic = %message, "a panic while {what}; the request was ended");
-    EngineError::Query(datafusion::error::DataFusionError::Internal(format!(
+    datafusion::error::DataFusionError::Internal(format!(
         "internal error while {what}; the request was ended"
-    )))
+    ))
 }
 
 /// The datasets and views a plan reads, `schema.table`, sorted.

@@ -47,6 +47,9 @@ use crate::wire::{to_wire, wire_schema};
 
 type DoGetStream = <CitylakeFlightSql as FlightService>::DoGetStream;
 
+/// The one answer to a wrong user name or a wrong password (which it was is not said).
+const WRONG_PASSWORD: &str = "wrong user name or password";
+
 /// A prepared statement, owned by the user who created it. It keeps the SQL,
 /// not a plan: every execution plans it again under the policy in force and the
 /// caller's principal, so a policy reload (a revoked dataset, a new mask or row
@@ -141,6 +144,15 @@ impl CitylakeFlightSql {
             .map_err(|e| Status::unavailable(e.to_string()))
     }
 
+    /// A refused login, recorded: the status to answer with (UNAUTHENTICATED, or
+    /// UNAVAILABLE when the record cannot be written).
+    fn refuse_login<T>(&self, request: &Request<T>, user: &str, method: &str, why: &str) -> Status {
+        match self.audit_login(request, user, method, Err(why)) {
+            Ok(()) => Status::unauthenticated(why.to_string()),
+            Err(unavailable) => unavailable,
+        }
+    }
+
     /// The principal of a request: a bearer token from the handshake, or basic
     /// credentials sent with the call itself. Basic credentials and refused
     /// tokens are login attempts, recorded in the audit trail.
@@ -166,15 +178,15 @@ impl CitylakeFlightSql {
                         let n = self.tokens.revoke(&user);
                         const WHY: &str = "the user no longer exists; its tokens are revoked";
                         tracing::warn!(user, tokens = n, "tokens of a removed user revoked");
-                        self.audit_login(request, &user, "token", Err(WHY))?;
-                        Err(Status::unauthenticated(WHY))
+                        Err(self.refuse_login(request, &user, "token", WHY))
                     }
                 },
-                None => {
-                    const WHY: &str = "invalid or expired token; log in again";
-                    self.audit_login(request, "", "token", Err(WHY))?;
-                    Err(Status::unauthenticated(WHY))
-                }
+                None => Err(self.refuse_login(
+                    request,
+                    "",
+                    "token",
+                    "invalid or expired token; log in again",
+                )),
             };
         }
         if let Some(basic) = header.strip_prefix("Basic ") {
@@ -189,11 +201,7 @@ impl CitylakeFlightSql {
                     self.audit_login(request, &user, "basic", Ok(&p))?;
                     Ok(p)
                 }
-                None => {
-                    const WHY: &str = "wrong user name or password";
-                    self.audit_login(request, &user, "basic", Err(WHY))?;
-                    Err(Status::unauthenticated(WHY))
-                }
+                None => Err(self.refuse_login(request, &user, "basic", WRONG_PASSWORD)),
             };
         }
         Err(Status::unauthenticated(
@@ -573,9 +581,7 @@ impl FlightSqlService for CitylakeFlightSql {
             .map(|u| u.principal())
         else {
             tracing::warn!(user, "failed login");
-            const WHY: &str = "wrong user name or password";
-            self.audit_login(&request, &user, "handshake", Err(WHY))?;
-            return Err(Status::unauthenticated(WHY));
+            return Err(self.refuse_login(&request, &user, "handshake", WRONG_PASSWORD));
         };
         self.audit_login(&request, &user, "handshake", Ok(&principal))?;
         tracing::info!(user, "login");

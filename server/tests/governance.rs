@@ -30,6 +30,21 @@ fn config(dir: &std::path::Path) -> EngineConfig {
     config
 }
 
+/// The server with its audit trail in `dir`, `configure`d further.
+async fn start_in(
+    dir: &std::path::Path,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> std::net::SocketAddr {
+    let mut config = config(dir);
+    configure(&mut config);
+    start_full(
+        config,
+        UserDirectory::fixed(users()),
+        ServeOptions::default(),
+    )
+    .await
+}
+
 /// Writes `text` to `path` (see [`touch_forward`]).
 fn rewrite(path: &std::path::Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -53,14 +68,7 @@ async fn a_prepared_statement_is_planned_again_under_the_policy_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
     rewrite(&policy, citylake_engine::policy::DEFAULT_POLICY);
-    let mut config = config(dir.path());
-    config.policy = Some(policy.clone());
-    let addr = start_full(
-        config,
-        UserDirectory::fixed(users()),
-        ServeOptions::default(),
-    )
-    .await;
+    let addr = start_in(dir.path(), |c| c.policy = Some(policy.clone())).await;
     let mut c = logged_in(addr).await;
     let mut stmt = c
         .prepare("SELECT count(*) AS n FROM common.districts".into(), None)
@@ -132,12 +140,7 @@ async fn prepared_statements_are_bounded_per_user_and_expire_when_idle() {
 #[tokio::test]
 async fn logins_preparations_and_bound_values_are_in_a_verifiable_trail() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = start_full(
-        config(dir.path()),
-        UserDirectory::fixed(users()),
-        ServeOptions::default(),
-    )
-    .await;
+    let addr = start_in(dir.path(), |_| {}).await;
     // a failed login, a forged token, a login
     let mut c = client(addr).await;
     let err = c.handshake("ana", "not the password").await.unwrap_err();
@@ -217,14 +220,7 @@ async fn logins_preparations_and_bound_values_are_in_a_verifiable_trail() {
 async fn a_request_whose_record_cannot_be_written_is_refused_unless_fail_open() {
     for fail_open in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = config(dir.path());
-        config.audit_fail_open = fail_open;
-        let addr = start_full(
-            config,
-            UserDirectory::fixed(users()),
-            ServeOptions::default(),
-        )
-        .await;
+        let addr = start_in(dir.path(), |c| c.audit_fail_open = fail_open).await;
         let mut c = logged_in(addr).await;
         assert_eq!(
             count(&mut c, "SELECT count(*) FROM common.districts")

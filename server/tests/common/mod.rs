@@ -101,18 +101,12 @@ pub async fn start_full(
 pub async fn start_with(configure: impl FnOnce(&mut EngineConfig)) -> std::net::SocketAddr {
     let mut config = EngineConfig::new(lake().join("catalog.toml"));
     configure(&mut config);
-    let engine = Engine::new(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(citylake_server::serve(
-        listener,
-        Arc::new(engine),
-        Arc::new(citylake_server::UserDirectory::fixed(users())),
-        Duration::from_secs(3600),
-        None,
-        std::future::pending(),
-    ));
-    addr
+    start_full(
+        config,
+        citylake_server::UserDirectory::fixed(users()),
+        citylake_server::ServeOptions::default(),
+    )
+    .await
 }
 
 /// Every batch of every endpoint of `info`.
