@@ -167,7 +167,12 @@ impl Catalog {
                 text(&|d| d.classification.as_str().to_string()),
             ),
             ("format", text(&|_| "parquet".to_string())),
-            ("location", text(&|d| self.dataset_url(d))),
+            // relative to the lake root: where the lake lives on the server's
+            // disk or in its bucket is not shown to users (as in plans)
+            (
+                "location",
+                text(&|d| d.location.trim_start_matches("./").to_string()),
+            ),
             ("update_frequency", text(&|d| d.update_frequency.clone())),
             (
                 "partition_columns",

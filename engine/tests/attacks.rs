@@ -227,8 +227,15 @@ async fn plans_show_nothing_beneath_the_barrier() {
         text.contains("DataSourceExec") && !text.contains("GovernedScanExec"),
         "{text}"
     );
-    // file paths are relative to the lake, for everyone
+    // file paths are relative to the lake, for everyone (plans and the catalog's table)
     let root = lake().to_string_lossy().trim_start_matches('/').to_string();
+    let locations = rows(&e, &who, "SELECT location FROM system.datasets")
+        .await
+        .unwrap();
+    assert!(
+        !locations.is_empty() && !format!("{locations:?}").contains(&root),
+        "{locations:?}"
+    );
     assert!(
         text.contains("hotline/cases/") && !text.contains(&root),
         "{text}"
