@@ -128,7 +128,7 @@ def check_since(stamp: pathlib.Path) -> None:
 
 
 def test(lint: bool, args) -> None:
-    done = subprocess.run(["cargo", "test", *FEATURES, "--", *args], cwd=ROOT, env=env_for(lint))
+    done = subprocess.run(["cargo", "test", *FEATURES, "--no-fail-fast", "--", *args], cwd=ROOT, env=env_for(lint))
     if done.returncode != 0:
         sys.exit(done.returncode)
 

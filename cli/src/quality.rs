@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use arrow::array::{BooleanArray, RecordBatch};
+use citylake_engine::Principal;
+use citylake_engine::audit::AuditRecord;
 use citylake_engine::quality::{Report, Status, to_batch};
 use clap::{Args, ValueEnum};
 
@@ -56,10 +58,49 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
     let catalog = crate::sql::resolve_catalog(args.catalog)?;
     let engine = crate::sql::build_engine(&catalog, &args.engine).await?;
     let datasets: BTreeSet<String> = args.dataset.into_iter().collect();
-    let report = engine
+    let started = std::time::Instant::now();
+    let result = engine
         .quality()
         .run((!datasets.is_empty()).then_some(&datasets), as_of)
-        .await?;
+        .await;
+    // the checks read the lake's data: the run is an access like any query
+    let session = engine
+        .session(Principal::local_admin())
+        .with_client(crate::sql::LOCAL_CLIENT);
+    let scope = if datasets.is_empty() {
+        "citylake quality (every dataset)".to_string()
+    } else {
+        format!(
+            "citylake quality --dataset {}",
+            datasets
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" --dataset ")
+        )
+    };
+    let mut record = AuditRecord::new(
+        "quality",
+        &scope,
+        if result.is_ok() { "ok" } else { "error" },
+    )
+    .took(started.elapsed());
+    if let Ok(report) = &result {
+        record = record.returned(report.checks.len() as u64, 0);
+        record.datasets = report
+            .checks
+            .iter()
+            .map(|c| c.dataset.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    if let Err(e) = &result {
+        record = record.failed(e);
+    }
+    session.audit(record, None).await?;
+    let report = result?;
     let mut out = std::io::stdout().lock();
     match args.format {
         QualityFormat::Json => {

@@ -106,7 +106,9 @@ fn html(s: &str) -> String {
 pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
     let catalog = crate::sql::resolve_catalog(args.catalog.clone())?;
     let engine = crate::sql::build_engine(&catalog, &args.engine).await?;
-    let session = engine.session(Principal::local_admin());
+    let session = engine
+        .session(Principal::local_admin())
+        .with_client(crate::sql::LOCAL_CLIENT);
     let year = args.year;
     let mut filter = format!("year = {year}");
     if let Some(d) = &args.department {

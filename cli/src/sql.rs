@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use citylake_datasets::GenerateOptions;
-use citylake_engine::{Engine, EngineConfig, EngineError, Principal, Session, SqlPermissions};
+use citylake_engine::{
+    Engine, EngineConfig, EngineError, Principal, QueryRequest, Session, SqlPermissions,
+};
 
 use crate::args::{EngineArgs, Format, SqlArgs};
 use crate::output::{check_single_result, write_stream};
@@ -93,6 +95,7 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     let engine = build_engine(&catalog, &args.engine).await?;
     let session = engine
         .session(Principal::local_admin())
+        .with_client(LOCAL_CLIENT)
         .with_permissions(SqlPermissions::ALL);
     let mut out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -118,6 +121,9 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The client the audit trail names for the command-line tools.
+pub const LOCAL_CLIENT: &str = "local";
+
 /// Runs every statement of `sql`, stopping at the first error (printed to
 /// standard error). Returns whether all succeeded.
 pub async fn run_script(
@@ -133,8 +139,7 @@ pub async fn run_script(
         for statement in statements {
             let started = std::time::Instant::now();
             let before = session.object_store_requests();
-            let plan = session.plan(statement).await?;
-            let stream = session.execute(plan).await?;
+            let stream = session.query(QueryRequest::parsed(statement)).await?;
             let rows = write_stream(stream, format, out).await?;
             out.flush()?;
             if timing {

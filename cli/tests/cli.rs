@@ -721,6 +721,84 @@ fn quality_finds_the_planted_defects() {
     );
 }
 
+/// Local use is an access like any other: `citylake sql`, `report` and
+/// `quality` leave audit records (client `local`, the OS user, a query id).
+#[test]
+fn local_commands_are_audited_like_server_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let records = || -> Vec<serde_json::Value> {
+        std::fs::read_dir(&audit)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let with_audit = |cmd: &[&str], args: &[&str]| {
+        run(citylake()
+            .args(cmd)
+            .arg("--catalog")
+            .arg(lake().join("catalog.toml"))
+            .arg("--audit-dir")
+            .arg(&audit)
+            .args(args))
+    };
+    let o = with_audit(
+        &["sql"],
+        &[
+            "-c",
+            "SELECT count(*) FROM hotline.cases; SELECT no_such_column FROM common.districts",
+        ],
+    );
+    assert!(!o.status.success());
+    let out = dir.path().join("report");
+    let o = with_audit(
+        &["report", "performance"],
+        &["--year", "2025", "--out", out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = with_audit(&["quality"], &["--dataset", "common.districts"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all = records();
+    assert!(all.iter().all(|r| r["client"] == "local"), "{all:#?}");
+    let queries: Vec<_> = all.iter().filter(|r| r["kind"] == "query").collect();
+    let ok = queries
+        .iter()
+        .find(|r| r["request"].as_str().unwrap().contains("hotline.cases"))
+        .expect("the sql command's query is recorded");
+    assert_eq!(ok["outcome"], "ok");
+    assert_eq!(ok["datasets"], "hotline.cases");
+    assert!(ok["query_id"].as_i64().unwrap() > 0);
+    let failed = queries
+        .iter()
+        .find(|r| r["request"].as_str().unwrap().contains("no_such_column"))
+        .expect("the failed statement is recorded");
+    assert_eq!(failed["outcome"], "error");
+    // the report's queries read the finance datasets
+    assert!(
+        queries
+            .iter()
+            .any(|r| r["datasets"].as_str().unwrap().contains("finance.")),
+        "{queries:#?}"
+    );
+    let quality = all
+        .iter()
+        .find(|r| r["kind"] == "quality")
+        .expect("the quality run is recorded");
+    assert_eq!(quality["datasets"], "common.districts");
+    assert!(
+        citylake_engine::audit::verify(&audit).unwrap().is_ok(),
+        "one intact chain across the three commands"
+    );
+}
+
 #[test]
 fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
     use citylake_engine::audit::{AuditLog, AuditRecord};
@@ -728,7 +806,7 @@ fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
     let audit = dir.path().join("audit");
     let log = AuditLog::open(&audit).unwrap();
     for i in 0..3 {
-        log.record(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
+        log.record_blocking(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
             .unwrap();
     }
     let verify = || {

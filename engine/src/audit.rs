@@ -6,7 +6,10 @@
 //! Durability: each record is written and `fsync`ed before the call that
 //! made it returns (for a query: when its result stream ends, before the
 //! client sees the end of the stream), so an acknowledged request is on disk;
-//! a crash can lose only the record of a request still running. Records never
+//! a crash can lose only the record of a request still running. One writer
+//! thread does the writing: records submitted while it syncs are written
+//! together and synced once (group commit), so requests never queue behind
+//! each other's `fsync` on the async workers. Records never
 //! hold passwords or tokens: the SQL text and the user name are recorded, the
 //! credentials never reach this module.
 //!
@@ -24,7 +27,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::Serialize;
@@ -38,6 +42,9 @@ pub struct AuditRecord {
     /// Position in the chain, from 1.
     #[serde(default)]
     pub seq: i64,
+    /// The query's id (as in `system.queries` and the log); 0 for other kinds.
+    #[serde(default)]
+    pub query_id: i64,
     /// RFC 3339, UTC.
     pub time: String,
     pub user: String,
@@ -54,7 +61,9 @@ pub struct AuditRecord {
     pub rows: i64,
     pub bytes: i64,
     pub duration_ms: i64,
-    /// `ok`, `refused`, `error`, `cancelled`, `dropped`.
+    /// For queries, [`crate::queries::Outcome`]: `ok`, `error`, `refused`,
+    /// `timed_out`, `over_limit`, `cancelled`, `dropped`; other kinds `ok`,
+    /// `refused` or `error`.
     pub outcome: String,
     pub error: String,
     /// Values bound to a prepared statement's parameters (JSON rows).
@@ -157,8 +166,9 @@ impl AuditRecord {
 pub fn schema() -> SchemaRef {
     let text = |n: &str| Field::new(n, DataType::Utf8, true);
     let int = |n: &str| Field::new(n, DataType::Int64, true);
-    std::sync::Arc::new(Schema::new(vec![
+    Arc::new(Schema::new(vec![
         int("seq"),
+        int("query_id"),
         text("time"),
         text("user"),
         text("roles"),
@@ -179,14 +189,23 @@ pub fn schema() -> SchemaRef {
 }
 
 /// A record that could not be written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("the audit trail cannot be written ({dir}): {error}; the request is refused")]
 pub struct AuditError {
     dir: String,
     error: String,
 }
 
-/// The append-only audit files of one directory.
+/// Most records written (and synced) together.
+const MAX_BATCH: usize = 4096;
+
+/// The audit files of one directory, appended to by one writer thread.
+///
+/// [`AuditLog::submit`] hands a record to the writer and returns an [`Ack`]
+/// that resolves once the record is on disk (or could not be written). The
+/// writer takes every record waiting when it starts a write, appends them as
+/// one write and syncs once (group commit): under load, many requests share
+/// one `fsync`, and no async worker ever waits on the disk.
 #[derive(Debug)]
 pub struct AuditLog {
     dir: PathBuf,
@@ -194,16 +213,34 @@ pub struct AuditLog {
     max_request_bytes: usize,
     /// Log a failed write and go on, instead of failing the request.
     fail_open: bool,
-    state: Mutex<Chain>,
-    /// `.lock` in the directory: held (an OS file lock) while a record is
+    /// The writer's queue; taken on drop so the writer ends.
+    queue: Option<std::sync::mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    stats: Arc<WriterStats>,
+}
+
+/// A record and where to say it is written.
+struct Job {
+    record: AuditRecord,
+    done: tokio::sync::oneshot::Sender<std::result::Result<(), String>>,
+}
+
+/// What the writer has done: records written, and the syncs that made them durable.
+#[derive(Debug, Default)]
+struct WriterStats {
+    records: AtomicU64,
+    syncs: AtomicU64,
+}
+
+/// The writer thread's state: the trail's file lock, the open day file and
+/// the chain's head.
+#[derive(Debug)]
+struct Chain {
+    dir: PathBuf,
+    /// `.lock` in the directory: held (an OS file lock) while records are
     /// appended, so that processes sharing a trail (two servers, a server and a
     /// command) extend one chain.
     lock: std::fs::File,
-}
-
-/// The open day file and the chain's head.
-#[derive(Debug, Default)]
-struct Chain {
     file: Option<(String, std::fs::File)>,
     seq: i64,
     hash: String,
@@ -224,9 +261,57 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// The answer to one [`AuditLog::submit`]: a future (for async callers) that
+/// resolves when the record is on disk; [`Ack::wait`] blocks for it instead.
+#[must_use = "a record is acknowledged only when its Ack resolves"]
+pub struct Ack {
+    done: tokio::sync::oneshot::Receiver<std::result::Result<(), String>>,
+    dir: Arc<str>,
+    fail_open: bool,
+}
+
+impl Ack {
+    /// The answer for the requester: written, or fail-open, or the error.
+    fn resolve(
+        dir: &str,
+        fail_open: bool,
+        written: std::result::Result<std::result::Result<(), String>, impl std::fmt::Display>,
+    ) -> std::result::Result<(), AuditError> {
+        let error = match written {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(e) => format!("the audit writer stopped ({e})"),
+        };
+        if fail_open {
+            return Ok(());
+        }
+        Err(AuditError {
+            dir: dir.to_string(),
+            error,
+        })
+    }
+
+    /// Blocks until the record is written (not from an async task: use `.await`).
+    pub fn wait(self) -> std::result::Result<(), AuditError> {
+        Self::resolve(&self.dir, self.fail_open, self.done.blocking_recv())
+    }
+}
+
+impl Future for Ack {
+    type Output = std::result::Result<(), AuditError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let written = std::task::ready!(std::pin::Pin::new(&mut self.done).poll(cx));
+        std::task::Poll::Ready(Self::resolve(&self.dir, self.fail_open, written))
+    }
+}
+
 impl AuditLog {
     /// Opens (creating) the audit directory, continuing the chain of the
-    /// records already there.
+    /// records already there, and starts its writer thread.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| EngineError::Config(format!("audit directory {}: {e}", dir.display())))?;
@@ -237,17 +322,30 @@ impl AuditLog {
             .open(dir.join(".lock"))
             .map_err(|e| EngineError::Config(format!("audit directory {}: {e}", dir.display())))?;
         let (seq, hash, known) = head(dir)?;
+        let chain = Chain {
+            dir: dir.to_path_buf(),
+            lock,
+            file: None,
+            seq,
+            hash,
+            known,
+        };
+        let stats = Arc::new(WriterStats::default());
+        let (queue, jobs) = std::sync::mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("citylake-audit".into())
+            .spawn({
+                let stats = stats.clone();
+                move || chain.run(jobs, &stats)
+            })
+            .map_err(|e| EngineError::Config(format!("starting the audit writer: {e}")))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             fail_open: false,
-            state: Mutex::new(Chain {
-                file: None,
-                seq,
-                hash,
-                known,
-            }),
-            lock,
+            queue: Some(queue),
+            writer: Some(writer),
+            stats,
         })
     }
 
@@ -274,72 +372,144 @@ impl AuditLog {
         self.max_request_bytes
     }
 
-    /// Appends `record` (numbered, chained, its time set now) and syncs it to
-    /// disk. A failure is an error unless the log is fail-open.
-    pub fn record(&self, mut record: AuditRecord) -> std::result::Result<(), AuditError> {
+    /// Records written so far by this process, and the syncs that made them
+    /// durable (records per sync is the group commit's batch size).
+    pub fn writes(&self) -> (u64, u64) {
+        (
+            self.stats.records.load(Ordering::Relaxed),
+            self.stats.syncs.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Hands `record` to the writer (its time set now; it is numbered and
+    /// chained when written). The [`Ack`] resolves when it is on disk; a
+    /// failure is an error unless the log is fail-open.
+    pub fn submit(&self, mut record: AuditRecord) -> Ack {
         let now = chrono::Utc::now();
         record.time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         record.request = clip_request(&record.request, self.max_request_bytes).into_owned();
         record.parameters = clip_request(&record.parameters, self.max_request_bytes).into_owned();
         record.error = clip_request(&record.error, self.max_request_bytes).into_owned();
-        let day = now.format("%Y-%m-%d").to_string();
-        let mut chain = self.state.lock().expect("audit lock");
-        let result = (|| -> std::io::Result<String> {
-            self.lock.lock()?;
-            let _locked = Locked(&self.lock);
-            let path = self.dir.join(format!("audit-{day}.jsonl"));
-            // another process may have extended the chain since this one last did
-            let unchanged = match &chain.known {
-                Some((known, len)) => {
-                    std::fs::metadata(known).is_ok_and(|m| m.len() == *len)
-                        && (*known == path || !path.exists())
+        let (done, answer) = tokio::sync::oneshot::channel();
+        if let Some(queue) = &self.queue {
+            // a send fails only when the writer is gone: the Ack then reports it
+            let _ = queue.send(Job { record, done });
+        }
+        Ack {
+            done: answer,
+            dir: self.dir.display().to_string().into(),
+            fail_open: self.fail_open,
+        }
+    }
+
+    /// Appends `record` and waits until it is on disk.
+    pub async fn record(&self, record: AuditRecord) -> std::result::Result<(), AuditError> {
+        self.submit(record).await
+    }
+
+    /// [`AuditLog::record`] for code outside an async runtime.
+    pub fn record_blocking(&self, record: AuditRecord) -> std::result::Result<(), AuditError> {
+        self.submit(record).wait()
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        // the writer drains what was submitted, then ends
+        self.queue = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Chain {
+    /// The writer thread: takes every record waiting, appends them with one
+    /// write and one sync, and acknowledges each.
+    fn run(mut self, jobs: std::sync::mpsc::Receiver<Job>, stats: &WriterStats) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
-                None => !path.exists(),
-            };
-            if !unchanged {
-                let (seq, hash, known) =
-                    head(&self.dir).map_err(|e| std::io::Error::other(e.to_string()))?;
-                (chain.seq, chain.hash, chain.known) = (seq, hash, known);
             }
-            record.seq = chain.seq + 1;
-            let line = seal(&mut record, &chain.hash)?;
-            // a day file removed or moved away while open would swallow records
-            // that nobody can read: write to the file that is there (or fail)
-            if chain.file.is_some() && !path.exists() {
-                chain.file = None;
+            let mut records: Vec<&mut AuditRecord> =
+                batch.iter_mut().map(|j| &mut j.record).collect();
+            let result = self.append(&mut records).map_err(|e| {
+                tracing::error!(error = %e, dir = %self.dir.display(), "cannot write the audit log");
+                e.to_string()
+            });
+            if result.is_ok() {
+                stats
+                    .records
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats.syncs.fetch_add(1, Ordering::Relaxed);
             }
-            if chain.file.as_ref().is_none_or(|(d, _)| *d != day) {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)?;
-                chain.file = Some((day, file));
+            for job in batch {
+                // a requester that stopped waiting no longer needs the answer
+                let _ = job.done.send(result.clone());
             }
-            let (_, file) = chain.file.as_mut().expect("opened above");
-            file.write_all(format!("{line}\n").as_bytes())?;
-            file.sync_data()?;
-            let len = file.metadata()?.len();
-            chain.known = Some((path, len));
-            Ok(record.hash.clone())
-        })();
-        match result {
-            Ok(hash) => {
-                chain.seq += 1;
-                chain.hash = hash;
+        }
+    }
+
+    /// Numbers, chains and appends `records` to today's file, then syncs it.
+    /// On failure the chain's head is unchanged (the records are not written).
+    fn append(&mut self, records: &mut [&mut AuditRecord]) -> std::io::Result<()> {
+        let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        self.lock.lock()?;
+        let _locked = Locked(&self.lock);
+        let path = self.dir.join(format!("audit-{day}.jsonl"));
+        // another process may have extended the chain since this one last did
+        let unchanged = match &self.known {
+            Some((known, len)) => {
+                std::fs::metadata(known).is_ok_and(|m| m.len() == *len)
+                    && (*known == path || !path.exists())
+            }
+            None => !path.exists(),
+        };
+        if !unchanged {
+            let (seq, hash, known) =
+                head(&self.dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+            (self.seq, self.hash, self.known) = (seq, hash, known);
+        }
+        let (mut seq, mut hash) = (self.seq, self.hash.clone());
+        let mut lines = String::new();
+        for record in records.iter_mut() {
+            seq += 1;
+            record.seq = seq;
+            lines.push_str(&seal(record, &hash)?);
+            lines.push('\n');
+            hash = record.hash.clone();
+        }
+        // a day file removed or moved away while open would swallow records
+        // that nobody can read: write to the file that is there (or fail)
+        if self.file.is_some() && !path.exists() {
+            self.file = None;
+        }
+        if self.file.as_ref().is_none_or(|(d, _)| *d != day) {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            self.file = Some((day, file));
+        }
+        let (_, file) = self.file.as_mut().expect("opened above");
+        let written = file
+            .write_all(lines.as_bytes())
+            .and_then(|()| file.sync_data())
+            .and_then(|()| file.metadata());
+        match written {
+            Ok(meta) => {
+                self.known = Some((path, meta.len()));
+                (self.seq, self.hash) = (seq, hash);
                 Ok(())
             }
             Err(e) => {
                 // the file may hold part of a line: reopen it next time
-                chain.file = None;
-                tracing::error!(error = %e, dir = %self.dir.display(), fail_open = self.fail_open, "cannot write the audit log");
-                if self.fail_open {
-                    Ok(())
-                } else {
-                    Err(AuditError {
-                        dir: self.dir.display().to_string(),
-                        error: e.to_string(),
-                    })
-                }
+                self.file = None;
+                Err(e)
             }
         }
     }
@@ -492,7 +662,7 @@ pub fn verify(dir: &Path) -> Result<std::result::Result<ChainHead, ChainBreak>> 
 /// `system.audit_log`: every record of the audit directory, read afresh by
 /// each query (the files grow while the server runs, so no listing or footer
 /// cache may stand in between).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AuditTable {
     dir: PathBuf,
 }
@@ -568,7 +738,7 @@ mod tests {
         let audit = dir.path().join("audit");
         let log = AuditLog::open(&audit).unwrap();
         for i in 0..n {
-            log.record(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
+            log.record_blocking(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
                 .unwrap();
         }
         (dir, audit)
@@ -579,7 +749,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(&dir.path().join("audit")).unwrap();
         for outcome in ["ok", "refused"] {
-            log.record(AuditRecord {
+            log.record_blocking(AuditRecord {
                 user: "dora".into(),
                 request: "SELECT 1".into(),
                 outcome: outcome.into(),
@@ -602,13 +772,13 @@ mod tests {
         // a second log on the same directory appends and continues the chain
         AuditLog::open(&dir.path().join("audit"))
             .unwrap()
-            .record(AuditRecord::default())
+            .record_blocking(AuditRecord::default())
             .unwrap();
         let text = std::fs::read_to_string(&files[0]).unwrap();
         assert_eq!(text.lines().count(), 3);
         let head = verify(log.dir()).unwrap().unwrap();
         assert_eq!(head.records, 3);
-        assert_eq!(schema().fields().len(), 17);
+        assert_eq!(schema().fields().len(), 18);
     }
 
     #[test]
@@ -674,11 +844,11 @@ mod tests {
         // the directory gone (a disk unmounted, a volume full behave alike)
         std::fs::remove_dir_all(&audit).unwrap();
         let err = log
-            .record(AuditRecord::new("query", "SELECT 1", "ok"))
+            .record_blocking(AuditRecord::new("query", "SELECT 1", "ok"))
             .unwrap_err();
         assert!(err.to_string().contains("refused"), "{err}");
         let log = log.with_fail_open(true);
-        log.record(AuditRecord::new("query", "SELECT 1", "ok"))
+        log.record_blocking(AuditRecord::new("query", "SELECT 1", "ok"))
             .unwrap();
     }
 
@@ -691,20 +861,49 @@ mod tests {
             .with_max_request_bytes(1 << 20);
         let b = AuditLog::open(&audit).unwrap();
         for i in 0..5 {
-            a.record(AuditRecord::new("query", &format!("a{i}"), "ok"))
+            a.record_blocking(AuditRecord::new("query", &format!("a{i}"), "ok"))
                 .unwrap();
-            b.record(AuditRecord::new("query", &format!("b{i}"), "ok"))
+            b.record_blocking(AuditRecord::new("query", &format!("b{i}"), "ok"))
                 .unwrap();
-            b.record(AuditRecord::new("query", &format!("b{i}'"), "ok"))
+            b.record_blocking(AuditRecord::new("query", &format!("b{i}'"), "ok"))
                 .unwrap();
         }
         let head = verify(&audit).unwrap().unwrap();
         assert_eq!(head.records, 16);
         // a long last record is found from the file's end
-        a.record(AuditRecord::new("query", &"x".repeat(300_000), "ok"))
+        a.record_blocking(AuditRecord::new("query", &"x".repeat(300_000), "ok"))
             .unwrap();
-        b.record(AuditRecord::new("query", "after", "ok")).unwrap();
+        b.record_blocking(AuditRecord::new("query", "after", "ok"))
+            .unwrap();
         assert_eq!(verify(&audit).unwrap().unwrap().records, 18);
+    }
+
+    /// Records submitted while the writer syncs are written together: fewer
+    /// syncs than records, every record acknowledged, one intact chain.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn records_submitted_together_share_a_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open(&dir.path().join("audit")).unwrap());
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let acks: Vec<Ack> = (0..100)
+                        .map(|i| log.submit(AuditRecord::new("query", &format!("{t}/{i}"), "ok")))
+                        .collect();
+                    for ack in acks {
+                        ack.await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (records, syncs) = log.writes();
+        assert_eq!(records, 800);
+        assert!(syncs * 2 < records, "{records} records in {syncs} syncs");
+        assert_eq!(verify(log.dir()).unwrap().unwrap().records, 800);
     }
 
     #[test]

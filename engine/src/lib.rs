@@ -54,6 +54,6 @@ pub use error::{EngineError, Result};
 pub use principal::Principal;
 pub use requests::RequestStats;
 pub use session::{
-    Engine, MAX_OPERATORS, MAX_SET_OPERATIONS, MAX_STATEMENT_BYTES, Session, SqlPermissions,
-    Statement, TableInfo,
+    Engine, MAX_OPERATORS, MAX_SET_OPERATIONS, MAX_STATEMENT_BYTES, QueryRequest, Session,
+    SqlPermissions, Statement, TableInfo,
 };

@@ -1,14 +1,17 @@
-//! What the engine is doing: every query from admission to its end, kept for
-//! `system.queries` (running ones and the last [`RECENT`] finished), and the
-//! Prometheus metrics of the whole engine.
+//! The lifecycle of every query, from any front end: the one place where a
+//! query is numbered, tracked for `system.queries`, limited, cancelled, and
+//! where its end is recorded — the audit record, the `system.queries` entry,
+//! the metrics and the `query ended` log line, all with the same query id and
+//! the same [`Outcome`].
 //!
-//! A query is [`QueryRegistry::register`]ed when it is submitted, waits for
-//! admission (`queued`), runs, and ends `finished`, `failed`, `timed_out`,
-//! `cancelled` (its stream dropped before the end: a client cancel, a
-//! disconnect) or `refused` (the queue was full). [`Tracked`] is the stream
-//! that carries a query's results: it enforces the timeout and the result-size
-//! limits, counts what it returns, holds the admission slot until it ends, and
-//! records the outcome and the plan's scan and spill figures when it ends.
+//! [`crate::Session::query`] registers a query when it is submitted
+//! (`planning`), plans it, waits for admission (`queued`), runs it
+//! (`running`) and ends it with an [`Outcome`]. [`Tracked`] is the stream that
+//! carries a query's results: it enforces the timeout and the result-size
+//! limits, stops when the query is cancelled (by id, by its Flight ticket, at
+//! shutdown), counts what it returns, holds the admission slot until it ends,
+//! and ends the query — its last item comes only after the audit record is on
+//! disk, so a client that saw a result end knows the access was recorded.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -24,50 +27,110 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::physical_plan::ExecutionPlan;
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::audit::{Ack, AuditLog, AuditRecord};
 use crate::limits::{LimitError, Limits, Permit, QueryPool};
 
 /// Finished queries kept for `system.queries`.
 pub const RECENT: usize = 1000;
 
+/// How a query ended: one vocabulary for the audit trail, `system.queries`,
+/// the metrics and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its results were all returned.
+    Ok,
+    /// It failed: bad SQL, an unknown name, bad data, an internal fault.
+    Error,
+    /// Refused before it ran: by the access policy, or a full admission queue.
+    Refused,
+    /// Stopped by its timeout.
+    TimedOut,
+    /// Stopped by a result-size or memory limit.
+    OverLimit,
+    /// Stopped on request: CancelFlightInfo, `citylake_cancel`, shutdown.
+    Cancelled,
+    /// Its client went away before the end.
+    Dropped,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Refused => "refused",
+            Self::TimedOut => "timed_out",
+            Self::OverLimit => "over_limit",
+            Self::Cancelled => "cancelled",
+            Self::Dropped => "dropped",
+        }
+    }
+
+    /// The outcome a query that failed with `e` ended with.
+    pub fn of(e: &DataFusionError) -> Self {
+        match e.find_root() {
+            DataFusionError::External(inner) => {
+                if inner.downcast_ref::<Cancelled>().is_some() {
+                    return Self::Cancelled;
+                }
+                match inner.downcast_ref::<LimitError>() {
+                    Some(LimitError::Timeout(_)) => Self::TimedOut,
+                    Some(LimitError::Busy { .. }) => Self::Refused,
+                    Some(_) => Self::OverLimit,
+                    None => Self::Error,
+                }
+            }
+            DataFusionError::ResourcesExhausted(_) => Self::OverLimit,
+            _ => Self::Error,
+        }
+    }
+}
+
+/// The error a cancelled query's stream ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the query was cancelled ({0})")]
+pub struct Cancelled(pub String);
+
+impl Cancelled {
+    fn into_datafusion(self) -> DataFusionError {
+        DataFusionError::External(Box::new(self))
+    }
+}
+
 /// Where a query is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryState {
+    Planning,
     Queued,
     Running,
-    Finished,
-    Failed,
-    TimedOut,
-    Cancelled,
-    Refused,
+    Ended(Outcome),
 }
 
 impl QueryState {
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::Planning => "planning",
             Self::Queued => "queued",
             Self::Running => "running",
-            Self::Finished => "finished",
-            Self::Failed => "failed",
-            Self::TimedOut => "timed_out",
-            Self::Cancelled => "cancelled",
-            Self::Refused => "refused",
+            Self::Ended(outcome) => outcome.as_str(),
         }
     }
 
     fn ended(&self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        matches!(self, Self::Ended(_))
     }
 }
 
-/// One query, as `system.queries` shows it.
+/// One query, as `system.queries` shows it and the audit trail records it.
 #[derive(Debug)]
 pub struct QueryEntry {
     pub id: u64,
@@ -75,12 +138,24 @@ pub struct QueryEntry {
     pub roles: String,
     pub client: String,
     pub sql: String,
+    /// Values bound to its parameters (JSON), if any.
+    pub parameters: String,
+    /// What the front end calls it (a Flight ticket's id), to cancel it by.
+    pub tag: Option<String>,
     pub started: SystemTime,
     start: Instant,
     state: Mutex<(QueryState, Option<Duration>, String)>,
+    /// Datasets it reads and the columns masked in them (known once planned).
+    touched: Mutex<(String, String)>,
     rows: AtomicU64,
     bytes: AtomicU64,
     pool: Arc<QueryPool>,
+    cancel: CancellationToken,
+    /// The session's request counts and their value when the query started.
+    requests: Option<(
+        Arc<crate::requests::RequestCounts>,
+        crate::requests::RequestStats,
+    )>,
 }
 
 impl QueryEntry {
@@ -88,9 +163,42 @@ impl QueryEntry {
         self.state.lock().expect("state lock").0
     }
 
-    fn set_running(&self) {
-        self.state.lock().expect("state lock").0 = QueryState::Running;
+    pub(crate) fn set_state(&self, state: QueryState) {
+        let mut s = self.state.lock().expect("state lock");
+        if !s.0.ended() {
+            s.0 = state;
+        }
     }
+
+    /// Records what the planned query reads: datasets and masked columns
+    /// (comma-separated), for its audit record.
+    pub fn set_touched(&self, datasets: String, masked: String) {
+        *self.touched.lock().expect("touched lock") = (datasets, masked);
+    }
+
+    /// When the query started (its time budget counts from then).
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Asks the query to stop; its stream ends with [`Cancelled`].
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// What a front end says of a query when it submits it.
+#[derive(Debug, Clone, Default)]
+pub struct Submission {
+    pub user: String,
+    pub roles: String,
+    pub client: String,
+    /// The query's text (clipped to the audit trail's limit).
+    pub sql: String,
+    pub parameters: String,
+    pub tag: Option<String>,
+    /// The session's object-store request counts (its requests are logged at the end).
+    pub requests: Option<Arc<crate::requests::RequestCounts>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -121,6 +229,8 @@ pub struct Metrics {
     memory_reserved: Gauge,
     object_store: Family<KindLabels, Counter>,
     object_store_bytes: Counter,
+    audit_records: Counter,
+    audit_syncs: Counter,
     /// Open client connections (set by the server).
     pub connections: Gauge,
 }
@@ -142,12 +252,14 @@ impl Metrics {
             memory_reserved: Gauge::default(),
             object_store: Family::default(),
             object_store_bytes: Counter::default(),
+            audit_records: Counter::default(),
+            audit_syncs: Counter::default(),
             connections: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
             "queries",
-            "Queries by outcome (finished, failed, timed_out, cancelled, refused) and the user's roles",
+            "Queries by outcome (ok, error, refused, timed_out, over_limit, cancelled, dropped) and the user's roles",
             m.queries.clone(),
         );
         registry.register(
@@ -207,6 +319,16 @@ impl Metrics {
             m.object_store_bytes.clone(),
         );
         registry.register(
+            "audit_records",
+            "Audit records written by this process",
+            m.audit_records.clone(),
+        );
+        registry.register(
+            "audit_syncs",
+            "Syncs of the audit trail to disk (records per sync: the group commit's batch)",
+            m.audit_syncs.clone(),
+        );
+        registry.register(
             "connections",
             "Open client connections",
             m.connections.clone(),
@@ -215,49 +337,60 @@ impl Metrics {
     }
 }
 
-/// Every query of the engine, and its metrics.
+/// Every query of the engine, its metrics, and the audit trail its ends go to.
 #[derive(Debug)]
 pub struct QueryRegistry {
     next_id: AtomicU64,
     running: Mutex<Vec<Arc<QueryEntry>>>,
     recent: Mutex<VecDeque<Arc<QueryEntry>>>,
+    audit: Arc<AuditLog>,
     pub metrics: Metrics,
 }
 
-impl Default for QueryRegistry {
-    fn default() -> Self {
+impl QueryRegistry {
+    /// A registry whose queries are recorded in `audit`.
+    pub fn new(audit: Arc<AuditLog>) -> Self {
         Self {
             next_id: AtomicU64::new(1),
             running: Mutex::new(vec![]),
             recent: Mutex::new(VecDeque::new()),
+            audit,
             metrics: Metrics::new(),
         }
     }
-}
 
-impl QueryRegistry {
-    /// A new query, queued.
+    /// The audit trail.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// A new query, `planning`, its time counted from `start`.
     pub fn register(
         &self,
-        user: &str,
-        roles: &str,
-        client: &str,
-        sql: &str,
+        submission: Submission,
         pool: Arc<QueryPool>,
         start: Instant,
     ) -> Arc<QueryEntry> {
         let entry = Arc::new(QueryEntry {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            user: user.to_string(),
-            roles: roles.to_string(),
-            client: client.to_string(),
-            sql: sql.to_string(),
+            user: submission.user,
+            roles: submission.roles,
+            client: submission.client,
+            sql: submission.sql,
+            parameters: submission.parameters,
+            tag: submission.tag,
             started: SystemTime::now() - start.elapsed(),
             start,
-            state: Mutex::new((QueryState::Queued, None, String::new())),
+            state: Mutex::new((QueryState::Planning, None, String::new())),
+            touched: Mutex::new(Default::default()),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             pool,
+            cancel: CancellationToken::new(),
+            requests: submission.requests.map(|r| {
+                let before = r.snapshot();
+                (r, before)
+            }),
         });
         self.running
             .lock()
@@ -266,14 +399,18 @@ impl QueryRegistry {
         entry
     }
 
-    /// Marks a query ended (once); records its metrics.
-    pub fn end(&self, entry: &Arc<QueryEntry>, state: QueryState, error: String) {
+    /// Ends a query (once): its `system.queries` entry, metrics and log line
+    /// now, and its audit record, whose [`Ack`] resolves when it is on disk
+    /// (`None` when the query had already ended). `error` is the text the
+    /// audit trail and `system.queries` keep.
+    pub fn end(&self, entry: &Arc<QueryEntry>, outcome: Outcome, error: String) -> Option<Ack> {
+        let elapsed = entry.start.elapsed();
         {
             let mut s = entry.state.lock().expect("state lock");
             if s.0.ended() {
-                return;
+                return None;
             }
-            *s = (state, Some(entry.start.elapsed()), error);
+            *s = (QueryState::Ended(outcome), Some(elapsed), error.clone());
         }
         self.running
             .lock()
@@ -285,25 +422,86 @@ impl QueryRegistry {
         }
         recent.push_back(entry.clone());
         drop(recent);
+        let (rows, bytes) = (
+            entry.rows.load(Ordering::Relaxed),
+            entry.bytes.load(Ordering::Relaxed),
+        );
         let m = &self.metrics;
         m.queries
             .get_or_create(&OutcomeLabels {
-                outcome: state.as_str().to_string(),
+                outcome: outcome.as_str().to_string(),
                 role: entry.roles.clone(),
             })
             .inc();
-        m.latency.observe(entry.start.elapsed().as_secs_f64());
-        m.rows_returned.inc_by(entry.rows.load(Ordering::Relaxed));
-        m.bytes_returned.inc_by(entry.bytes.load(Ordering::Relaxed));
+        m.latency.observe(elapsed.as_secs_f64());
+        m.rows_returned.inc_by(rows);
+        m.bytes_returned.inc_by(bytes);
+        let object_store = entry
+            .requests
+            .as_ref()
+            .map(|(counts, before)| counts.snapshot().since(before).to_string())
+            .unwrap_or_default();
         tracing::info!(
             query_id = entry.id,
             user = %entry.user,
-            state = state.as_str(),
-            rows = entry.rows.load(Ordering::Relaxed),
-            elapsed_ms = entry.start.elapsed().as_millis() as u64,
+            client = %entry.client,
+            outcome = outcome.as_str(),
+            rows,
+            elapsed_ms = elapsed.as_millis() as u64,
             peak_memory = entry.pool.peak(),
+            object_store = %object_store,
+            error = %error,
             "query ended"
         );
+        let (datasets, masked) = entry.touched.lock().expect("touched lock").clone();
+        let mut record = AuditRecord::new("query", &entry.sql, outcome.as_str())
+            .returned(rows, bytes)
+            .took(elapsed)
+            .failed(error)
+            .with_parameters(entry.parameters.clone())
+            .by(&entry.user, &entry.client);
+        record.query_id = entry.id as i64;
+        record.roles = entry.roles.clone();
+        record.datasets = datasets;
+        record.masked = masked;
+        Some(self.audit.submit(record))
+    }
+
+    /// Cancels the running query `id`; whether there was one.
+    pub fn cancel(&self, id: u64) -> bool {
+        self.cancel_where(|e| e.id == id) > 0
+    }
+
+    /// Cancels `user`'s running queries a front end tagged `tag`; how many.
+    /// (A tag is a secret of the client it was handed to; a query of another
+    /// user is not cancelled even by its tag.)
+    pub fn cancel_tagged(&self, tag: &str, user: &str) -> usize {
+        self.cancel_where(|e| e.tag.as_deref() == Some(tag) && e.user == user)
+    }
+
+    /// Cancels every running query (shutdown); how many.
+    pub fn cancel_all(&self) -> usize {
+        self.cancel_where(|_| true)
+    }
+
+    fn cancel_where(&self, matches: impl Fn(&QueryEntry) -> bool) -> usize {
+        let running = self.running.lock().expect("running lock");
+        let mut n = 0;
+        for entry in running.iter().filter(|e| matches(e)) {
+            entry.cancel();
+            n += 1;
+        }
+        n
+    }
+
+    /// The running query `id`, if there is one.
+    pub fn running(&self, id: u64) -> Option<Arc<QueryEntry>> {
+        self.running
+            .lock()
+            .expect("running lock")
+            .iter()
+            .find(|e| e.id == id)
+            .cloned()
     }
 
     /// Running and recent queries, newest last; only `user`'s when given.
@@ -376,6 +574,9 @@ impl QueryRegistry {
         m.object_store_bytes
             .inner()
             .store(requests.bytes, Ordering::Relaxed);
+        let (records, syncs) = self.audit.writes();
+        m.audit_records.inner().store(records, Ordering::Relaxed);
+        m.audit_syncs.inner().store(syncs, Ordering::Relaxed);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &m.registry)
             .expect("encoding to a String cannot fail");
@@ -390,7 +591,10 @@ pub struct Tracked {
     entry: Arc<QueryEntry>,
     limits: Limits,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     plan: Option<Arc<dyn ExecutionPlan>>,
+    /// Ended: the audit record's acknowledgement, then the last item to give.
+    closing: Option<(Option<Ack>, Option<DfResult<RecordBatch>>)>,
     ended: bool,
     _permit: Permit,
 }
@@ -404,7 +608,7 @@ impl Tracked {
         plan: Option<Arc<dyn ExecutionPlan>>,
         permit: Permit,
     ) -> Self {
-        entry.set_running();
+        entry.set_state(QueryState::Running);
         let deadline = limits.query_timeout.map(|t| {
             let remaining = t.saturating_sub(entry.start.elapsed());
             Box::pin(tokio::time::sleep(remaining))
@@ -412,16 +616,19 @@ impl Tracked {
         Self {
             inner,
             registry,
+            cancelled: Box::pin(entry.cancel.clone().cancelled_owned()),
             entry,
             limits,
             deadline,
             plan,
+            closing: None,
             ended: false,
             _permit: permit,
         }
     }
 
-    fn end(&mut self, state: QueryState, error: String) {
+    /// Ends the query with `outcome`; `last` is given once its record is on disk.
+    fn end(&mut self, outcome: Outcome, error: String, last: Option<DfResult<RecordBatch>>) {
         self.ended = true;
         // drop the plan's stream now: its tasks stop (a timed-out or over-limit
         // query must not keep the CPU busy while the client reads its error)
@@ -432,34 +639,32 @@ impl Tracked {
         if let Some(plan) = self.plan.take() {
             self.registry.plan_figures(&plan);
         }
-        self.registry.end(&self.entry, state, error);
+        let ack = self.registry.end(&self.entry, outcome, error);
+        self.closing = Some((ack, last));
     }
 
-    fn stop(
-        &mut self,
-        state: QueryState,
-        e: DataFusionError,
-    ) -> Poll<Option<DfResult<RecordBatch>>> {
-        self.end(state, e.to_string());
-        Poll::Ready(Some(Err(e)))
+    fn stop(&mut self, outcome: Outcome, e: DataFusionError) {
+        self.end(outcome, e.to_string(), Some(Err(e)));
     }
-}
 
-impl Stream for Tracked {
-    type Item = DfResult<RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.ended {
-            return Poll::Ready(None);
+    /// The next item of the query's own stream, ending the query when it ends.
+    fn advance(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.cancelled.as_mut().poll(cx).is_ready() {
+            self.stop(
+                Outcome::Cancelled,
+                Cancelled("cancelled while running".into()).into_datafusion(),
+            );
+            return Poll::Ready(());
         }
         if let Some(deadline) = self.deadline.as_mut()
             && deadline.as_mut().poll(cx).is_ready()
         {
             let timeout = self.limits.query_timeout.unwrap_or_default();
-            return self.stop(
-                QueryState::TimedOut,
+            self.stop(
+                Outcome::TimedOut,
                 LimitError::Timeout(timeout).into_datafusion(),
             );
+            return Poll::Ready(());
         }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(batch))) => {
@@ -476,35 +681,56 @@ impl Stream for Tracked {
                 if let Some(max) = self.limits.max_result_rows
                     && rows > max
                 {
-                    return self.stop(
-                        QueryState::Failed,
+                    self.stop(
+                        Outcome::OverLimit,
                         LimitError::ResultRows(max).into_datafusion(),
                     );
-                }
-                if let Some(max) = self.limits.max_result_bytes
+                } else if let Some(max) = self.limits.max_result_bytes
                     && bytes > max
                 {
-                    return self.stop(
-                        QueryState::Failed,
+                    self.stop(
+                        Outcome::OverLimit,
                         LimitError::ResultBytes(max).into_datafusion(),
                     );
+                } else {
+                    self.closing = Some((None, Some(Ok(batch))));
                 }
-                Poll::Ready(Some(Ok(batch)))
+                Poll::Ready(())
             }
             Poll::Ready(Some(Err(e))) => {
-                let state = if matches!(LimitError::of(&e), Some(LimitError::Timeout(_))) {
-                    QueryState::TimedOut
-                } else {
-                    QueryState::Failed
-                };
-                self.stop(state, e)
+                self.stop(Outcome::of(&e), e);
+                Poll::Ready(())
             }
             Poll::Ready(None) => {
-                self.end(QueryState::Finished, String::new());
-                Poll::Ready(None)
+                self.end(Outcome::Ok, String::new(), None);
+                Poll::Ready(())
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+impl Stream for Tracked {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.closing.is_none() {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            std::task::ready!(self.advance(cx));
+        }
+        let (ack, _) = self.closing.as_mut().expect("set by advance");
+        if let Some(ack) = ack {
+            let written = std::task::ready!(ack.poll_unpin(cx));
+            if let Err(e) = written {
+                // fail closed: the client does not see a clean end of an unrecorded access
+                self.closing = None;
+                return Poll::Ready(Some(Err(DataFusionError::External(Box::new(e)))));
+            }
+        }
+        let (_, last) = self.closing.take().expect("checked above");
+        Poll::Ready(last)
     }
 }
 
@@ -517,10 +743,12 @@ impl RecordBatchStream for Tracked {
 impl Drop for Tracked {
     fn drop(&mut self) {
         if !self.ended {
-            // the stream was dropped before its end: the work stops with it
+            // the stream was dropped before its end: the work stops with it;
+            // the record is still written (nobody is left to wait for it)
             self.end(
-                QueryState::Cancelled,
-                "cancelled: the client stopped reading".into(),
+                Outcome::Dropped,
+                "dropped: the client stopped reading".into(),
+                None,
             );
         }
     }
@@ -608,7 +836,7 @@ fn to_batch(entries: &[Arc<QueryEntry>]) -> DfResult<RecordBatch> {
 
 /// `system.queries`: running and recent queries (a user's own, or all for
 /// roles that read the audit log).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct QueriesTable {
     registry: Arc<QueryRegistry>,
     user: Option<String>,

@@ -242,6 +242,7 @@ impl Engine {
                 .with_max_request_bytes(config.audit_max_request_bytes)
                 .with_fail_open(config.audit_fail_open),
         );
+        let audit_for_queries = audit.clone();
         let audit_table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
             crate::snapshot::SnapshotTable(crate::audit::AuditTable::new(&audit_dir)),
         );
@@ -258,7 +259,7 @@ impl Engine {
             requests: Arc::new(RequestCounts::default()),
             quality,
             remote: None,
-            queries: Arc::new(crate::queries::QueryRegistry::default()),
+            queries: Arc::new(crate::queries::QueryRegistry::new(audit_for_queries)),
             admission: Arc::new(crate::limits::Admission::new(
                 config.max_concurrent_queries,
                 config.query_queue,
@@ -783,6 +784,94 @@ fn number_question_marks(statement: &mut Statement) {
     });
 }
 
+/// A query as a front end hands it to [`Session::query`]: its SQL (or an
+/// already parsed statement), the values bound to its parameters, the front
+/// end's tag for it (to cancel it by) and when the request started.
+#[derive(Debug, Clone)]
+pub struct QueryRequest {
+    sql: String,
+    statement: Option<Statement>,
+    parameters: Option<Vec<datafusion::common::ScalarValue>>,
+    parameters_text: String,
+    tag: Option<String>,
+    started: std::time::Instant,
+}
+
+impl QueryRequest {
+    /// SQL holding exactly one statement, starting now.
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            statement: None,
+            parameters: None,
+            parameters_text: String::new(),
+            tag: None,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// A statement already parsed (by [`Session::parse`]) from a script.
+    pub fn parsed(statement: Statement) -> Self {
+        Self {
+            statement: Some(statement.clone()),
+            ..Self::new(statement.to_string())
+        }
+    }
+
+    /// With values for `$1`, `$2`, …; `text` is how the audit trail shows them.
+    pub fn with_parameters(
+        mut self,
+        values: Vec<datafusion::common::ScalarValue>,
+        text: impl Into<String>,
+    ) -> Self {
+        self.parameters = Some(values);
+        self.parameters_text = text.into();
+        self
+    }
+
+    /// With the front end's tag (cancel with [`crate::queries::QueryRegistry::cancel_tagged`]).
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
+    /// Started at `started` (before the front end's own work on it).
+    pub fn started_at(mut self, started: std::time::Instant) -> Self {
+        self.started = started;
+        self
+    }
+
+    /// The SQL text.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
+/// `plan` with its parameters bound to `values` (as many as it has).
+fn bind(plan: LogicalPlan, values: Vec<datafusion::common::ScalarValue>) -> Result<LogicalPlan> {
+    let parameters = plan.get_parameter_types()?.len();
+    if parameters == 0 && values.is_empty() {
+        return Ok(plan);
+    }
+    if values.is_empty() {
+        return Err(EngineError::Query(
+            datafusion::error::DataFusionError::Plan(format!(
+                "the statement has {parameters} parameter(s): bind them before executing"
+            )),
+        ));
+    }
+    // DataFusion ignores extra values; more values than parameters is a client's mistake
+    if values.len() > parameters {
+        return Err(EngineError::Query(
+            datafusion::error::DataFusionError::Plan(format!(
+                "the statement has {parameters} parameter(s); {} values were bound",
+                values.len()
+            )),
+        ));
+    }
+    Ok(plan.with_param_values(values)?)
+}
+
 /// One principal's SQL session. Cheap to create; not shared between principals.
 pub struct Session {
     ctx: SessionContext,
@@ -825,30 +914,40 @@ impl Session {
         self
     }
 
-    /// Appends `record` to the audit trail (synced to disk before returning),
-    /// with this session's user, roles and client, and — from `plan` — the
-    /// datasets the request touched and the columns masked in them. An error
-    /// (the record is not on disk) must fail the request: the trail fails closed.
-    pub fn audit(
+    /// Appends `record` to the audit trail (on disk when this returns), with
+    /// this session's user, roles and client, and — from `plan` — the datasets
+    /// the request touched and the columns masked in them. An error (the
+    /// record is not on disk) must fail the request: the trail fails closed.
+    /// Queries are recorded by their lifecycle ([`Session::query`]); this is
+    /// for the other kinds (`plan`, `prepare`, `metadata`).
+    pub async fn audit(
         &self,
         mut record: crate::audit::AuditRecord,
         plan: Option<&LogicalPlan>,
     ) -> Result<()> {
-        let datasets = plan.map(datasets_of).unwrap_or_default();
+        if let Some(plan) = plan {
+            (record.datasets, record.masked) = self.touched(plan);
+        }
+        record.user = self.principal.user.clone();
+        record.roles = self.principal.roles.join(",");
+        record.client = self.client.clone();
+        self.audit
+            .record(record)
+            .await
+            .map_err(|e| EngineError::Audit(e.to_string()))
+    }
+
+    /// The datasets `plan` reads and the columns masked for this principal
+    /// among them, each comma-separated.
+    fn touched(&self, plan: &LogicalPlan) -> (String, String) {
+        let datasets = datasets_of(plan);
         let masked: Vec<&str> = datasets
             .iter()
             .filter_map(|d| self.masked_columns.get(d))
             .flatten()
             .map(String::as_str)
             .collect();
-        record.user = self.principal.user.clone();
-        record.roles = self.principal.roles.join(",");
-        record.client = self.client.clone();
-        record.datasets = datasets.join(",");
-        record.masked = masked.join(",");
-        self.audit
-            .record(record)
-            .map_err(|e| EngineError::Audit(e.to_string()))
+        (datasets.join(","), masked.join(","))
     }
 
     /// Object-store requests made by this session's queries so far (snapshot
@@ -943,41 +1042,40 @@ impl Session {
         Ok(names)
     }
 
-    /// Executes a plan; the result streams batch by batch (see [`Session::run`]).
-    pub async fn execute(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
-        let sql = plan.display().to_string();
-        self.run(plan, &sql).await
-    }
-
-    /// Runs a plan as the query `sql` (the text `system.queries` and the logs
-    /// show): it waits for an admission slot (or is refused when the queue is
-    /// full), then streams its results under the principal's limits (timeout,
-    /// result size, memory); dropping the stream stops the work.
-    pub async fn run(&self, plan: LogicalPlan, sql: &str) -> Result<SendableRecordBatchStream> {
-        self.run_planned(plan, sql, std::time::Instant::now()).await
-    }
-
-    /// [`Session::run`] for a query whose planning began at `started`: its
-    /// time (and its duration in `system.queries`) counts from then, so planning
-    /// counts against the query timeout — a query whose planning used up its
-    /// budget ends with the timeout error as soon as it runs.
-    pub async fn run_planned(
-        &self,
-        plan: LogicalPlan,
-        sql: &str,
-        started: std::time::Instant,
-    ) -> Result<SendableRecordBatchStream> {
-        // a huge statement is kept as its start, length and hash
-        let sql = crate::audit::clip_request(sql, self.audit.max_request_bytes());
+    /// Runs a query — the one path every front end takes (see
+    /// [`crate::queries`]): it is registered (numbered, visible in
+    /// `system.queries`), parsed, checked against the policy, planned, bound
+    /// to its parameters, admitted (or refused when the queue is full) and
+    /// executed under the principal's limits; its results stream batch by
+    /// batch, and dropping the stream stops the work. However it ends —
+    /// refused, failed while planning, or at the end of its stream — the
+    /// engine records it once: audit record, `system.queries`, metrics, log.
+    /// Its time counts from the request's start, so planning counts against
+    /// the query timeout.
+    pub async fn query(&self, request: QueryRequest) -> Result<SendableRecordBatchStream> {
+        let QueryRequest {
+            sql,
+            statement,
+            parameters,
+            parameters_text,
+            tag,
+            started,
+        } = request;
         let entry = self.queries.register(
-            &self.principal.user,
-            &self.principal.roles.join(","),
-            &self.client,
-            &sql,
+            crate::queries::Submission {
+                user: self.principal.user.clone(),
+                roles: self.principal.roles.join(","),
+                client: self.client.clone(),
+                // a huge statement is kept as its start, length and hash
+                sql: crate::audit::clip_request(&sql, self.audit.max_request_bytes()).into_owned(),
+                parameters: parameters_text,
+                tag,
+                requests: Some(self.requests.clone()),
+            },
             self.pool.clone(),
             started,
         );
-        // a request dropped while it waits or starts ends its query as cancelled
+        // a request dropped before its stream exists ends its query as dropped
         struct Pending<'a> {
             queries: &'a crate::queries::QueryRegistry,
             entry: Option<Arc<crate::queries::QueryEntry>>,
@@ -985,11 +1083,12 @@ impl Session {
         impl Drop for Pending<'_> {
             fn drop(&mut self) {
                 if let Some(entry) = self.entry.take() {
-                    self.queries.end(
+                    // nobody is left to wait for the record: it is written all the same
+                    drop(self.queries.end(
                         &entry,
-                        crate::queries::QueryState::Cancelled,
-                        "cancelled before it started".into(),
-                    );
+                        crate::queries::Outcome::Dropped,
+                        "dropped before it ran".into(),
+                    ));
                 }
             }
         }
@@ -997,14 +1096,32 @@ impl Session {
             queries: &self.queries,
             entry: Some(entry.clone()),
         };
+        let planned = async {
+            let statement = match statement {
+                Some(statement) => statement,
+                None => self.single_statement(&sql)?,
+            };
+            let plan = self.plan(statement).await?;
+            bind(plan, parameters.unwrap_or_default())
+        }
+        .await;
+        let plan = match planned {
+            Ok(plan) => plan,
+            Err(e) => {
+                pending.entry = None;
+                return Err(self.failed(&entry, e).await);
+            }
+        };
+        let (datasets, masked) = self.touched(&plan);
+        entry.set_touched(datasets, masked);
+        entry.set_state(crate::queries::QueryState::Queued);
         let permit = match self.admission.admit().await {
             Ok(p) => p,
             Err(e) => {
                 pending.entry = None;
-                let message = e.to_string();
-                self.queries
-                    .end(&entry, crate::queries::QueryState::Refused, message);
-                return Err(EngineError::Query(e.into_datafusion()));
+                return Err(self
+                    .failed(&entry, EngineError::Query(e.into_datafusion()))
+                    .await);
             }
         };
         let started = contain_panics("starting the query", self.start(plan)).await;
@@ -1018,12 +1135,45 @@ impl Session {
                 physical,
                 permit,
             ))),
-            Err(e) => {
-                self.queries
-                    .end(&entry, crate::queries::QueryState::Failed, e.to_string());
-                Err(e)
-            }
+            Err(e) => Err(self.failed(&entry, e).await),
         }
+    }
+
+    /// Ends `entry` with the outcome of `e` and waits for its audit record:
+    /// the error to answer with (the audit trail's own, if the record could not
+    /// be written).
+    async fn failed(&self, entry: &Arc<crate::queries::QueryEntry>, e: EngineError) -> EngineError {
+        use crate::queries::Outcome;
+        let (outcome, recorded) = match &e {
+            EngineError::NotAllowed(_) => (Outcome::Refused, e.to_string()),
+            // a hidden name is a refusal in the trail, a missing name to the user
+            EngineError::Hidden { names, .. } => (
+                Outcome::Refused,
+                format!("{e} (hidden from this user: {})", names.join(", ")),
+            ),
+            EngineError::Query(df) => (Outcome::of(df), e.to_string()),
+            _ => (Outcome::Error, e.to_string()),
+        };
+        if let Some(ack) = self.queries.end(entry, outcome, recorded)
+            && let Err(audit) = ack.await
+        {
+            return EngineError::Audit(audit.to_string());
+        }
+        e
+    }
+
+    /// The one statement of `sql`.
+    fn single_statement(&self, sql: &str) -> Result<Statement> {
+        let mut statements = self.parse(sql)?;
+        if statements.len() != 1 {
+            return Err(EngineError::Query(
+                datafusion::error::DataFusionError::Plan(format!(
+                    "expected exactly one SQL statement, got {}",
+                    statements.len()
+                )),
+            ));
+        }
+        Ok(statements.remove(0))
     }
 
     /// Starts a plan: on the cluster when there is one and it takes the plan
@@ -1060,24 +1210,16 @@ impl Session {
         Ok((contain_stream_panics(stream), Some(physical)))
     }
 
-    /// Parses and plans SQL holding exactly one statement.
+    /// Parses and plans SQL holding exactly one statement (without running
+    /// it: a Flight SQL FlightInfo, a prepared statement's schemas).
     pub async fn plan_sql(&self, sql: &str) -> Result<LogicalPlan> {
-        let mut statements = self.parse(sql)?;
-        if statements.len() != 1 {
-            return Err(EngineError::Query(
-                datafusion::error::DataFusionError::Plan(format!(
-                    "expected exactly one SQL statement, got {}",
-                    statements.len()
-                )),
-            ));
-        }
-        self.plan(statements.remove(0)).await
+        let statement = self.single_statement(sql)?;
+        self.plan(statement).await
     }
 
-    /// Parses, plans and executes SQL holding exactly one statement.
+    /// Runs SQL holding exactly one statement (see [`Session::query`]).
     pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let plan = self.plan_sql(sql).await?;
-        self.execute(plan).await
+        self.query(QueryRequest::new(sql)).await
     }
 
     /// The catalog names this session sees, sorted.

@@ -8,8 +8,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
 
-/// What a [`SnapshotTable`] reads at each scan.
-pub trait Snapshot: std::fmt::Debug + Send + Sync {
+/// What a [`SnapshotTable`] reads at each scan (on a blocking thread: reading
+/// may touch files, as the audit trail's does).
+pub trait Snapshot: std::fmt::Debug + Clone + Send + Sync {
     fn schema(&self) -> SchemaRef;
     /// The table's rows now.
     fn batches(&self) -> Result<Vec<RecordBatch>>;
@@ -50,6 +51,10 @@ impl<T: Snapshot + 'static> datafusion::catalog::TableProvider for SnapshotTable
         _filters: &[datafusion::logical_expr::Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        scan_of(self.0.batches()?, self.0.schema(), projection)
+        let snapshot = self.0.clone();
+        let batches = tokio::task::spawn_blocking(move || snapshot.batches())
+            .await
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))??;
+        scan_of(batches, self.0.schema(), projection)
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use citylake_engine::{Engine, EngineConfig, EngineError, Principal};
+use citylake_engine::{Engine, EngineConfig, EngineError, Principal, QueryRequest};
 
 mod common;
 use common::{lake, rows};
@@ -574,16 +574,13 @@ async fn planning_time_counts_against_the_query_timeout() {
     config.limits.query_timeout = Some(Duration::from_secs(2));
     let e = Engine::new(config).await.unwrap();
     let session = e.session(dora());
+    let sql = "SELECT count(*) FROM hotline.cases";
     let started = Instant::now();
-    let plan = session
-        .plan_sql("SELECT count(*) FROM hotline.cases")
-        .await
-        .unwrap();
-    // as if planning had taken longer than the whole budget
+    // as if the front end's work and planning had taken longer than the whole budget
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let late = async {
         session
-            .run_planned(plan.clone(), "late", started)
+            .query(QueryRequest::new(sql).started_at(started))
             .await?
             .try_collect::<Vec<_>>()
             .await
@@ -594,7 +591,7 @@ async fn planning_time_counts_against_the_query_timeout() {
     assert!(err.contains("query timeout"), "{err}");
     // the same plan on a fresh budget runs
     let batches: Vec<_> = session
-        .run(plan, "fresh")
+        .query(QueryRequest::new(sql))
         .await
         .unwrap()
         .try_collect()

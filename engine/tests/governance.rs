@@ -36,14 +36,12 @@ fn user(roles: &[&str], department: Option<&str>, attrs: &[(&str, &str)]) -> Pri
 /// `phone` bound, planned and executed as `who`.
 async fn prepared_phone_lookup(engine: &Engine, who: &Principal, phone: &str) -> usize {
     let session = engine.session(who.clone());
-    let plan = session
-        .plan_sql("SELECT case_id FROM hotline.cases WHERE caller_phone = $1")
-        .await
-        .unwrap()
-        .with_param_values(vec![ScalarValue::from(phone)])
-        .unwrap();
+    let request = citylake_engine::QueryRequest::new(
+        "SELECT case_id FROM hotline.cases WHERE caller_phone = $1",
+    )
+    .with_parameters(vec![ScalarValue::from(phone)], phone);
     let batches: Vec<RecordBatch> = session
-        .execute(plan)
+        .query(request)
         .await
         .unwrap()
         .try_collect()
@@ -336,6 +334,7 @@ async fn metadata_lists_only_what_a_principal_may_see() {
             citylake_engine::audit::AuditRecord::new("query", "SELECT 42", "ok").returned(1, 8),
             None,
         )
+        .await
         .unwrap();
     let logged = rows(
         &e,
@@ -517,11 +516,11 @@ async fn a_roles_limits_replace_the_global_ones() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("more than 100 rows"), "{err}");
-    // system.queries shows the analyst their own failed query (not the capped user's)
+    // system.queries shows the analyst their own query stopped by a limit (not the capped user's)
     let failed = rows(
         &e,
         &analyst,
-        "SELECT count(*) FROM system.queries WHERE state = 'failed'",
+        "SELECT count(*) FROM system.queries WHERE state = 'over_limit'",
     )
     .await
     .unwrap();

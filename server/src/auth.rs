@@ -292,6 +292,28 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
+/// The key under which verified Basic credentials are remembered in
+/// [`Tokens`]: a hash of the name, the password and the user's stored password
+/// hash (a changed password or a removed user no longer matches). Bearer
+/// tokens with its prefix are refused, so it is never a token a client can send.
+pub fn basic_key(user: &str, password: &str, stored_hash: Option<&str>) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for part in [user, password, stored_hash.unwrap_or("")] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{BASIC_KEY_PREFIX}{digest}")
+}
+
+/// The prefix of [`basic_key`]s.
+pub const BASIC_KEY_PREFIX: &str = "basic:";
+
 /// Most live tokens of one user: a new login beyond it ends the user's oldest.
 pub const MAX_TOKENS_PER_USER: usize = 64;
 /// Most live tokens in all: beyond it the oldest token ends.
@@ -329,6 +351,14 @@ impl Tokens {
         rand::rng().fill_bytes(&mut bytes);
         use base64::Engine as _;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        self.remember(&token, user);
+        token
+    }
+
+    /// Makes `token` (a key the server derived, see [`basic_key`]) valid for
+    /// `user` for the tokens' lifetime, within the same bounds as issued ones.
+    pub fn remember(&self, token: &str, user: &str) {
+        let token = token.to_string();
         let mut tokens = self.tokens.lock().expect("token lock");
         let now = Instant::now();
         tokens.retain(|_, t| t.expires > now);
@@ -357,7 +387,6 @@ impl Tokens {
                 expires: now + self.ttl,
             },
         );
-        token
     }
 
     /// The user of a valid, unexpired token (an expired one is removed).

@@ -132,12 +132,12 @@ pub async fn serve_with_options(
     let grace = options.shutdown_grace;
     let service = CitylakeFlightSql::new(engine.clone(), users, Arc::new(Tokens::new(token_ttl)))
         .with_prepared_limits(options.prepared);
-    let canceller = service.canceller();
+    let queries = engine.queries().clone();
     let shutdown = async move {
         shutdown.await;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            let n = canceller.cancel_all();
+            let n = queries.cancel_all();
             if n > 0 {
                 tracing::warn!(
                     queries = n,

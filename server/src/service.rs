@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow_flight::decode::FlightRecordBatchStream;
@@ -33,8 +32,7 @@ use citylake_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, Sch
 use citylake_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
 use citylake_engine::datafusion::common::ScalarValue;
 use citylake_engine::datafusion::logical_expr::LogicalPlan;
-use citylake_engine::{Engine, Principal, Session};
-use futures::stream::{AbortHandle, Abortable};
+use citylake_engine::{Engine, Principal, QueryRequest, Session};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -85,8 +83,6 @@ impl Default for PreparedLimits {
 /// citylake's Flight SQL service.
 pub struct CitylakeFlightSql {
     engine: Arc<Engine>,
-    /// Running DoGet streams by ticket, so CancelFlightInfo can stop them.
-    running: Arc<Mutex<HashMap<Vec<u8>, AbortHandle>>>,
     users: Arc<UserDirectory>,
     tokens: Arc<Tokens>,
     prepared: Mutex<HashMap<String, Prepared>>,
@@ -99,7 +95,6 @@ impl CitylakeFlightSql {
     pub fn new(engine: Arc<Engine>, users: Arc<UserDirectory>, tokens: Arc<Tokens>) -> Self {
         Self {
             engine,
-            running: Arc::new(Mutex::new(HashMap::new())),
             users,
             tokens,
             prepared: Mutex::new(HashMap::new()),
@@ -117,7 +112,7 @@ impl CitylakeFlightSql {
 
     /// Records a login attempt (`method`: handshake, basic, token) by `user`
     /// from the request's client; never the password or the token.
-    fn audit_login<T>(
+    async fn audit_login<T>(
         &self,
         request: &Request<T>,
         user: &str,
@@ -141,22 +136,43 @@ impl CitylakeFlightSql {
         self.engine
             .audit_log()
             .record(record)
+            .await
             .map_err(|e| Status::unavailable(e.to_string()))
     }
 
     /// A refused login, recorded: the status to answer with (UNAUTHENTICATED, or
     /// UNAVAILABLE when the record cannot be written).
-    fn refuse_login<T>(&self, request: &Request<T>, user: &str, method: &str, why: &str) -> Status {
-        match self.audit_login(request, user, method, Err(why)) {
+    async fn refuse_login<T>(
+        &self,
+        request: &Request<T>,
+        user: &str,
+        method: &str,
+        why: &str,
+    ) -> Status {
+        match self.audit_login(request, user, method, Err(why)).await {
             Ok(()) => Status::unauthenticated(why.to_string()),
             Err(unavailable) => unavailable,
         }
     }
 
+    /// The user whose name and password these are, checked on a blocking
+    /// thread (Argon2 takes tens of milliseconds of CPU by design).
+    async fn verify(&self, user: &str, password: &str) -> Result<Option<Principal>, Status> {
+        let users = self.users.current();
+        let (user, password) = (user.to_string(), password.to_string());
+        tokio::task::spawn_blocking(move || users.verify(&user, &password).map(|u| u.principal()))
+            .await
+            .map_err(|e| Status::internal(format!("verifying the password: {e}")))
+    }
+
     /// The principal of a request: a bearer token from the handshake, or basic
     /// credentials sent with the call itself. Basic credentials and refused
-    /// tokens are login attempts, recorded in the audit trail.
-    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+    /// tokens are login attempts, recorded in the audit trail. Basic
+    /// credentials that verified are remembered (as a hash, for a token's
+    /// lifetime, and only while the user's password hash is unchanged), so a
+    /// client that sends them with every call pays for Argon2 and is recorded
+    /// as a login once.
+    async fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         let header = request
             .metadata()
             .get("authorization")
@@ -169,7 +185,11 @@ impl CitylakeFlightSql {
             .to_str()
             .map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
         if let Some(token) = header.strip_prefix("Bearer ") {
-            return match self.tokens.check(token.trim()) {
+            let token = token.trim();
+            let known = (!token.starts_with(crate::auth::BASIC_KEY_PREFIX))
+                .then(|| self.tokens.check(token))
+                .flatten();
+            return match known {
                 // the user as the users file says now: roles changed since the
                 // login apply; a removed user's tokens end here
                 Some(user) => match self.users.current().get(&user) {
@@ -178,30 +198,41 @@ impl CitylakeFlightSql {
                         let n = self.tokens.revoke(&user);
                         const WHY: &str = "the user no longer exists; its tokens are revoked";
                         tracing::warn!(user, tokens = n, "tokens of a removed user revoked");
-                        Err(self.refuse_login(request, &user, "token", WHY))
+                        Err(self.refuse_login(request, &user, "token", WHY).await)
                     }
                 },
-                None => Err(self.refuse_login(
-                    request,
-                    "",
-                    "token",
-                    "invalid or expired token; log in again",
-                )),
+                None => Err(self
+                    .refuse_login(
+                        request,
+                        "",
+                        "token",
+                        "invalid or expired token; log in again",
+                    )
+                    .await),
             };
         }
         if let Some(basic) = header.strip_prefix("Basic ") {
             let (user, password) = decode_basic(basic)?;
-            return match self
-                .users
-                .current()
-                .verify(&user, &password)
-                .map(|u| u.principal())
+            let users = self.users.current();
+            let remembered = crate::auth::basic_key(
+                &user,
+                &password,
+                users.get(&user).map(|u| u.password_hash.as_str()),
+            );
+            if self.tokens.check(&remembered).as_deref() == Some(user.as_str())
+                && let Some(u) = users.get(&user)
             {
+                return Ok(u.principal());
+            }
+            return match self.verify(&user, &password).await? {
                 Some(p) => {
-                    self.audit_login(request, &user, "basic", Ok(&p))?;
+                    self.audit_login(request, &user, "basic", Ok(&p)).await?;
+                    self.tokens.remember(&remembered, &user);
                     Ok(p)
                 }
-                None => Err(self.refuse_login(request, &user, "basic", WRONG_PASSWORD)),
+                None => Err(self
+                    .refuse_login(request, &user, "basic", WRONG_PASSWORD)
+                    .await),
             };
         }
         Err(Status::unauthenticated(
@@ -209,8 +240,8 @@ impl CitylakeFlightSql {
         ))
     }
 
-    fn session<T>(&self, request: &Request<T>) -> Result<Session, Status> {
-        let principal = self.principal(request)?;
+    async fn session<T>(&self, request: &Request<T>) -> Result<Session, Status> {
+        let principal = self.principal(request).await?;
         let client = request
             .remote_addr()
             .map(|a| a.to_string())
@@ -218,16 +249,21 @@ impl CitylakeFlightSql {
         Ok(self.engine.session(principal).with_client(client))
     }
 
-    /// Plans SQL; a refusal or an error is recorded in the audit trail.
-    async fn plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan, Status> {
+    /// Plans SQL without running it (a FlightInfo, a prepared statement's
+    /// schemas), recorded in the audit trail as `kind`: a refusal, an error, or
+    /// (when `record_ok`) the plan.
+    async fn plan(
+        &self,
+        session: &Session,
+        sql: &str,
+        kind: &str,
+        record_ok: bool,
+    ) -> Result<LogicalPlan, Status> {
         let started = std::time::Instant::now();
-        match session.plan_sql(sql).await {
-            Ok(plan) => {
-                tracing::info!(user = %session.principal().user, sql, "planned");
-                Ok(plan)
-            }
+        let (plan, outcome, error) = match session.plan_sql(sql).await {
+            Ok(plan) => (Some(plan), "ok", String::new()),
+            // a hidden name is a refusal in the trail, a missing name to the user
             Err(e) => {
-                // a hidden name is a refusal in the trail, a missing name to the user
                 let (outcome, recorded) = match &e {
                     citylake_engine::EngineError::NotAllowed(_) => ("refused", e.to_string()),
                     citylake_engine::EngineError::Hidden { names, .. } => (
@@ -236,21 +272,33 @@ impl CitylakeFlightSql {
                     ),
                     _ => ("error", e.to_string()),
                 };
+                let record = AuditRecord::new(kind, sql, outcome)
+                    .took(started.elapsed())
+                    .failed(recorded);
                 session
-                    .audit(
-                        AuditRecord::new("query", sql, outcome)
-                            .took(started.elapsed())
-                            .failed(recorded),
-                        None,
-                    )
+                    .audit(record, None)
+                    .await
                     .map_err(|e| to_status(&e))?;
-                Err(to_status(&e))
+                return Err(to_status(&e));
             }
+        };
+        let plan = plan.expect("planned");
+        if record_ok {
+            session
+                .audit(
+                    AuditRecord::new(kind, sql, outcome)
+                        .took(started.elapsed())
+                        .failed(error),
+                    Some(&plan),
+                )
+                .await
+                .map_err(|e| to_status(&e))?;
         }
+        Ok(plan)
     }
 
     /// Records a metadata call in the audit trail.
-    fn audit_metadata(
+    async fn audit_metadata(
         session: &Session,
         command: &str,
         rows: usize,
@@ -263,6 +311,7 @@ impl CitylakeFlightSql {
                     .took(started.elapsed()),
                 None,
             )
+            .await
             .map_err(|e| to_status(&e))
     }
 
@@ -279,15 +328,30 @@ impl CitylakeFlightSql {
             .with_descriptor(descriptor))
     }
 
+    /// The FlightInfo of a planned query: its client-safe schema and `ticket`.
+    fn query_info(
+        plan: &LogicalPlan,
+        ticket: &impl ProstMessageExt,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = wire_schema(plan.schema().as_arrow());
+        let info = Self::info(
+            &schema,
+            ticket.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?;
+        Ok(Response::new(info))
+    }
+
     /// GetFlightInfo of a metadata command: authenticate, announce `schema`,
     /// and hand the command back as the ticket.
-    fn metadata_info<C: ProstMessageExt>(
+    async fn metadata_info<C: ProstMessageExt>(
         &self,
         request: Request<FlightDescriptor>,
         command: &C,
         schema: &Schema,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let info = Self::info(
             schema,
             command.as_any().encode_to_vec(),
@@ -296,101 +360,58 @@ impl CitylakeFlightSql {
         Ok(Response::new(info))
     }
 
-    /// Executes plans one after the other, converting every batch to client-safe
-    /// types. The stream is registered under its ticket until it ends, so that
-    /// CancelFlightInfo can stop it (the client then gets `CANCELLED`).
-    fn stream(
+    /// Runs queries one after the other (a prepared statement's parameter
+    /// rows), converting every batch to client-safe types. The first runs
+    /// before the response, so that a refusal or a planning error is the
+    /// call's status and the stream's schema is the query's. Each query's
+    /// lifecycle — its audit record, `system.queries` entry, cancellation —
+    /// is the engine's ([`Session::query`]).
+    async fn stream(
         &self,
-        ticket: Vec<u8>,
         session: Session,
-        sql: String,
-        parameters: String,
-        plans: Vec<LogicalPlan>,
-        started: std::time::Instant,
+        requests: Vec<QueryRequest>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let first = plans
-            .first()
-            .ok_or_else(|| Status::internal("no plan to execute"))?;
-        let schema = wire_schema(first.schema().as_arrow());
+        let mut requests = requests.into_iter();
+        let first = requests
+            .next()
+            .ok_or_else(|| Status::internal("no query to run"))?;
+        let first = session.query(first).await.map_err(|e| to_status(&e))?;
+        let schema = wire_schema(&first.schema());
         let session = Arc::new(session);
-        let log = QueryLog::start(&session, sql, parameters, first.clone());
-        let target = schema.clone();
-        let counter = log.clone();
-        let query = log.sql().to_string();
-        let batches = futures::stream::iter(plans)
-            .then(move |plan| {
+        let rest = futures::stream::iter(requests)
+            .then(move |request| {
                 let session = session.clone();
-                let query = query.clone();
-                async move { session.run_planned(plan, &query, started).await }
+                async move { session.query(request).await }
             })
-            .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))))
+            .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))));
+        let target = schema.clone();
+        let batches = futures::stream::once(async move { Ok(first) })
+            .chain(rest)
             .map_ok(|s| s.map_err(|e| FlightError::Tonic(Box::new(to_status(&e.into())))))
             .try_flatten()
             .and_then(move |batch| {
                 let target = target.clone();
-                counter.rows(&batch);
                 async move { to_wire(batch, &target).map_err(FlightError::Arrow) }
-            })
-            .inspect_err({
-                let log = log.clone();
-                move |e| log.failed(e)
             });
-        let (abort, registration) = AbortHandle::new_pair();
-        self.running
-            .lock()
-            .expect("running lock")
-            .insert(ticket.clone(), abort.clone());
-        let guard = Unregister {
-            running: self.running.clone(),
-            ticket,
-        };
-        let cancelled = futures::stream::once(async move {
-            drop(guard);
-            // the record is on disk before the client sees the end; if it cannot
-            // be written, the client sees an error instead of a complete result
-            if let Err(e) = log.finish(abort.is_aborted()) {
-                return Some(Err(FlightError::Tonic(Box::new(to_status(&e)))));
-            }
-            abort.is_aborted().then(|| {
-                Err(FlightError::Tonic(Box::new(Status::cancelled(
-                    "the query was cancelled",
-                ))))
-            })
-        })
-        .filter_map(|item| async move { item });
-        Ok(encode(
-            schema,
-            Abortable::new(batches, registration).chain(cancelled),
-        ))
+        Ok(encode(schema, batches))
     }
 
-    /// A handle that can stop every running stream later (the end of a
-    /// shutdown's grace period); their clients get `CANCELLED`.
-    pub fn canceller(&self) -> Canceller {
-        Canceller {
-            running: self.running.clone(),
-        }
-    }
-
-    /// CancelFlightInfo: stops the running streams of the FlightInfo's tickets.
-    fn cancel(&self, body: &[u8]) -> Result<CancelStatus, Status> {
+    /// CancelFlightInfo: cancels the queries of the FlightInfo's tickets
+    /// (each FlightInfo's ticket carries its own id: two executions of one
+    /// statement are cancelled separately).
+    fn cancel(&self, body: &[u8], user: &str) -> Result<CancelStatus, Status> {
         let request = CancelFlightInfoRequest::decode(body)
             .map_err(|e| Status::invalid_argument(format!("bad CancelFlightInfo request: {e}")))?;
         let info = request
             .info
             .ok_or_else(|| Status::invalid_argument("CancelFlightInfo without a FlightInfo"))?;
-        let running = self.running.lock().expect("running lock");
-        let mut cancelled = false;
+        let mut cancelled = 0;
         for endpoint in info.endpoint {
-            if let Some(abort) = endpoint
-                .ticket
-                .and_then(|t| running.get(t.ticket.as_ref()).cloned())
-            {
-                abort.abort();
-                cancelled = true;
+            if let Some(tag) = endpoint.ticket.and_then(|t| ticket_tag(&t.ticket)) {
+                cancelled += self.engine.queries().cancel_tagged(&tag, user);
             }
         }
-        Ok(if cancelled {
+        Ok(if cancelled > 0 {
             CancelStatus::Cancelled
         } else {
             CancelStatus::NotCancellable
@@ -516,34 +537,31 @@ fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
 /// The Flight action that cancels a FlightInfo's queries.
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 
-/// Stops the service's running streams (see [`CitylakeFlightSql::canceller`]).
-#[derive(Clone)]
-pub struct Canceller {
-    running: Arc<Mutex<HashMap<Vec<u8>, AbortHandle>>>,
-}
-
-impl Canceller {
-    /// Stops every running stream; returns how many.
-    pub fn cancel_all(&self) -> usize {
-        let running = self.running.lock().expect("running lock");
-        for abort in running.values() {
-            abort.abort();
-        }
-        running.len()
+/// The tag of the query a ticket starts: the random id each FlightInfo's
+/// ticket carries (`{id}:{sql}` for statements, `{id}/{handle}` for
+/// prepared statements).
+fn ticket_tag(ticket: &[u8]) -> Option<String> {
+    let any = Any::decode(ticket).ok()?;
+    if let Ok(Some(statement)) = any.unpack::<TicketStatementQuery>() {
+        let text = String::from_utf8(statement.statement_handle.to_vec()).ok()?;
+        return text.split_once(':').map(|(id, _)| id.to_string());
     }
+    if let Ok(Some(prepared)) = any.unpack::<CommandPreparedStatementQuery>() {
+        let text = String::from_utf8(prepared.prepared_statement_handle.to_vec()).ok()?;
+        return text.split_once('/').map(|(id, _)| id.to_string());
+    }
+    None
 }
 
-/// Removes a stream from the running set when it ends or is dropped.
-struct Unregister {
-    running: Arc<Mutex<HashMap<Vec<u8>, AbortHandle>>>,
-    ticket: Vec<u8>,
-}
-
-impl Drop for Unregister {
-    fn drop(&mut self) {
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(&self.ticket);
-        }
+/// A prepared statement ticket's id and handle (`{id}/{handle}`; a bare
+/// handle has no id).
+fn split_prepared(handle: &[u8]) -> (Option<String>, Vec<u8>) {
+    match std::str::from_utf8(handle)
+        .ok()
+        .and_then(|t| t.split_once('/'))
+    {
+        Some((id, handle)) => (Some(id.to_string()), handle.as_bytes().to_vec()),
+        None => (None, handle.to_vec()),
     }
 }
 
@@ -574,16 +592,14 @@ impl FlightSqlService for CitylakeFlightSql {
             .strip_prefix("Basic ")
             .ok_or_else(|| Status::unauthenticated("handshake needs basic credentials"))?;
         let (user, password) = decode_basic(basic)?;
-        let Some(principal) = self
-            .users
-            .current()
-            .verify(&user, &password)
-            .map(|u| u.principal())
-        else {
+        let Some(principal) = self.verify(&user, &password).await? else {
             tracing::warn!(user, "failed login");
-            return Err(self.refuse_login(&request, &user, "handshake", WRONG_PASSWORD));
+            return Err(self
+                .refuse_login(&request, &user, "handshake", WRONG_PASSWORD)
+                .await);
         };
-        self.audit_login(&request, &user, "handshake", Ok(&principal))?;
+        self.audit_login(&request, &user, "handshake", Ok(&principal))
+            .await?;
         tracing::info!(user, "login");
         let token = self.tokens.issue(&principal.user);
         let payload = HandshakeResponse {
@@ -604,28 +620,16 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let session = self.session(&request)?;
-        let started = std::time::Instant::now();
-        let plan = self.plan(&session, &query.query).await?;
-        session
-            .audit(
-                AuditRecord::new("plan", &query.query, "ok").took(started.elapsed()),
-                Some(&plan),
-            )
-            .map_err(|e| to_status(&e))?;
-        let schema = wire_schema(plan.schema().as_arrow());
-        // a random id makes each FlightInfo's ticket unique (for CancelFlightInfo)
+        let session = self.session(&request).await?;
+        let plan = self.plan(&session, &query.query, "plan", true).await?;
+        // a random id makes each FlightInfo's ticket unique: it tags the query
+        // the ticket starts (for CancelFlightInfo)
         let ticket = TicketStatementQuery {
             statement_handle: format!("{}:{}", new_handle(), query.query)
                 .into_bytes()
                 .into(),
         };
-        let info = Self::info(
-            &schema,
-            ticket.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        Self::query_info(&plan, &ticket, request)
     }
 
     async fn do_get_statement(
@@ -633,23 +637,14 @@ impl FlightSqlService for CitylakeFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         let text = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("statement ticket is not UTF-8 SQL"))?;
-        let sql = text
+        let (tag, sql) = text
             .split_once(':')
-            .map(|(_, sql)| sql.to_string())
             .ok_or_else(|| Status::invalid_argument("not a citylake statement ticket"))?;
-        let started = std::time::Instant::now();
-        let plan = self.plan(&session, &sql).await?;
-        self.stream(
-            request.into_inner().ticket.to_vec(),
-            session,
-            sql,
-            String::new(),
-            vec![plan],
-            started,
-        )
+        self.stream(session, vec![QueryRequest::new(sql).with_tag(tag)])
+            .await
     }
 
     async fn do_action_create_prepared_statement(
@@ -657,13 +652,10 @@ impl FlightSqlService for CitylakeFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let session = self.session(&request)?;
-        let plan = self.plan(&session, &query.query).await?;
+        let session = self.session(&request).await?;
+        let plan = self.plan(&session, &query.query, "prepare", true).await?;
         let dataset_schema = ipc_schema(&wire_schema(plan.schema().as_arrow()))?;
         let parameter_schema = ipc_schema(&parameter_schema(&plan)?)?;
-        session
-            .audit(AuditRecord::new("prepare", &query.query, "ok"), Some(&plan))
-            .map_err(|e| to_status(&e))?;
         let handle = new_handle();
         let user = session.principal().user.clone();
         {
@@ -698,7 +690,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&request).await?;
         let handle = query.prepared_statement_handle.clone();
         self.lookup_prepared(&handle, &principal.user)?;
         let stream = FlightRecordBatchStream::new_from_flight_data(
@@ -732,13 +724,21 @@ impl FlightSqlService for CitylakeFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         let (sql, _) =
             self.lookup_prepared(&cmd.prepared_statement_handle, &session.principal().user)?;
-        let plan = self.plan(&session, &sql).await?;
-        let schema = wire_schema(plan.schema().as_arrow());
-        let info = Self::info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?;
-        Ok(Response::new(info))
+        let plan = self.plan(&session, &sql, "plan", false).await?;
+        // each execution's ticket gets its own id (for CancelFlightInfo)
+        let ticket = CommandPreparedStatementQuery {
+            prepared_statement_handle: [
+                new_handle().as_bytes(),
+                b"/",
+                &cmd.prepared_statement_handle,
+            ]
+            .concat()
+            .into(),
+        };
+        Self::query_info(&plan, &ticket, request)
     }
 
     async fn do_get_prepared_statement(
@@ -746,36 +746,18 @@ impl FlightSqlService for CitylakeFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(&request)?;
-        let (sql, params) =
-            self.lookup_prepared(&cmd.prepared_statement_handle, &session.principal().user)?;
-        // planned again: the policy in force now, the caller's principal now
-        let started = std::time::Instant::now();
-        let plan = self.plan(&session, &sql).await?;
-        let parameters = params.as_ref().map(parameters_json).unwrap_or_default();
-        let plans = match params {
-            None => {
-                let missing = plan
-                    .get_parameter_types()
-                    .map(|p| !p.is_empty())
-                    .unwrap_or(false);
-                if missing {
-                    return Err(Status::invalid_argument(
-                        "the prepared statement has parameters: bind them before executing",
-                    ));
-                }
-                vec![plan]
-            }
-            Some(rows) => bind_rows(&plan, &rows)?,
+        let session = self.session(&request).await?;
+        let (tag, handle) = split_prepared(&cmd.prepared_statement_handle);
+        let (sql, params) = self.lookup_prepared(&handle, &session.principal().user)?;
+        // planned again by each query: the policy in force now, the caller's principal now
+        let mut requests = match params {
+            None => vec![QueryRequest::new(&sql)],
+            Some(rows) => bind_rows(&sql, &rows)?,
         };
-        self.stream(
-            request.into_inner().ticket.to_vec(),
-            session,
-            sql,
-            parameters,
-            plans,
-            started,
-        )
+        if let Some(tag) = tag {
+            requests = requests.into_iter().map(|r| r.with_tag(&tag)).collect();
+        }
+        self.stream(session, requests).await
     }
 
     async fn do_action_close_prepared_statement(
@@ -783,7 +765,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&request).await?;
         self.lookup_prepared(&query.prepared_statement_handle, &principal.user)?;
         let key = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
         self.prepared.lock().expect("prepared lock").remove(&key);
@@ -795,7 +777,7 @@ impl FlightSqlService for CitylakeFlightSql {
         _ticket: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         Err(Status::permission_denied(READ_ONLY))
     }
 
@@ -804,7 +786,7 @@ impl FlightSqlService for CitylakeFlightSql {
         _query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         Err(Status::permission_denied(READ_ONLY))
     }
 
@@ -816,7 +798,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_catalogs(
@@ -824,7 +806,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         let started = std::time::Instant::now();
         let mut builder = query.into_builder();
         for name in session.catalog_names() {
@@ -835,7 +817,8 @@ impl FlightSqlService for CitylakeFlightSql {
             "GetCatalogs",
             session.catalog_names().len(),
             started,
-        )?;
+        )
+        .await?;
         batch_response(
             builder
                 .build()
@@ -849,7 +832,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_schemas(
@@ -857,13 +840,13 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         let started = std::time::Instant::now();
         let mut builder = query.into_builder();
         for (catalog, schema) in session.schemas() {
             builder.append(catalog, schema);
         }
-        Self::audit_metadata(&session, "GetDbSchemas", session.schemas().len(), started)?;
+        Self::audit_metadata(&session, "GetDbSchemas", session.schemas().len(), started).await?;
         batch_response(
             builder
                 .build()
@@ -877,7 +860,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_tables(
@@ -885,7 +868,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         let started = std::time::Instant::now();
         let tables = session.tables().await.map_err(|e| to_status(&e))?;
         let mut builder = query.into_builder();
@@ -900,7 +883,7 @@ impl FlightSqlService for CitylakeFlightSql {
                 )
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
-        Self::audit_metadata(&session, "GetTables", tables.len(), started)?;
+        Self::audit_metadata(&session, "GetTables", tables.len(), started).await?;
         batch_response(
             builder
                 .build()
@@ -914,7 +897,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::table_types().schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_table_types(
@@ -922,7 +905,7 @@ impl FlightSqlService for CitylakeFlightSql {
         _query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         batch_response(metadata::table_types())
     }
 
@@ -932,7 +915,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_sql_info(
@@ -940,7 +923,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         batch_response(
             query
                 .into_builder(&self.sql_info)
@@ -955,7 +938,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder(&self.xdbc).schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_xdbc_type_info(
@@ -963,7 +946,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         batch_response(
             query
                 .into_builder(&self.xdbc)
@@ -978,7 +961,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::primary_keys_schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_primary_keys(
@@ -986,7 +969,7 @@ impl FlightSqlService for CitylakeFlightSql {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         batch_response(RecordBatch::new_empty(metadata::primary_keys_schema()))
     }
 
@@ -996,7 +979,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::foreign_keys_schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_exported_keys(
@@ -1004,7 +987,7 @@ impl FlightSqlService for CitylakeFlightSql {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
     }
 
@@ -1014,7 +997,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::foreign_keys_schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_imported_keys(
@@ -1022,7 +1005,7 @@ impl FlightSqlService for CitylakeFlightSql {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
     }
 
@@ -1032,7 +1015,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::foreign_keys_schema();
-        self.metadata_info(request, &query, &schema)
+        self.metadata_info(request, &query, &schema).await
     }
 
     async fn do_get_cross_reference(
@@ -1040,7 +1023,7 @@ impl FlightSqlService for CitylakeFlightSql {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
     }
 
@@ -1048,7 +1031,7 @@ impl FlightSqlService for CitylakeFlightSql {
         &self,
         request: Request<arrow_flight::Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        self.principal(&request)?;
+        let principal = self.principal(&request).await?;
         let action = request.into_inner();
         if action.r#type != CANCEL_FLIGHT_INFO {
             return Err(Status::invalid_argument(format!(
@@ -1056,7 +1039,7 @@ impl FlightSqlService for CitylakeFlightSql {
                 action.r#type
             )));
         }
-        let status = self.cancel(&action.body)?;
+        let status = self.cancel(&action.body, &principal.user)?;
         let result = CancelFlightInfoResult::new(status);
         let body = arrow_flight::Result {
             body: result.encode_to_vec().into(),
@@ -1078,7 +1061,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
         message: Any,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         Err(Status::invalid_argument(format!(
             "unknown ticket type {}",
             message.type_url
@@ -1086,133 +1069,6 @@ impl FlightSqlService for CitylakeFlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
-}
-
-/// One plan per bound parameter row.
-/// One query's line in the log when its stream is dropped (finished, failed,
-/// cancelled or abandoned by the client): user, outcome, rows, time and the
-/// object-store requests it made (`citylake serve --log info`).
-#[derive(Clone)]
-struct QueryLog {
-    inner: Arc<QueryLogInner>,
-}
-
-struct QueryLogInner {
-    session: Arc<Session>,
-    sql: String,
-    /// Values bound to a prepared statement's parameters (JSON rows), if any.
-    parameters: String,
-    plan: LogicalPlan,
-    before: citylake_engine::RequestStats,
-    started: std::time::Instant,
-    rows: AtomicU64,
-    bytes: AtomicU64,
-    /// 0 running, 1 ok, 2 failed, 3 cancelled
-    outcome: AtomicU8,
-    error: Mutex<String>,
-    /// The audit record is written once: at the end of the stream, before the
-    /// client sees it end, or when the stream is dropped.
-    audited: std::sync::atomic::AtomicBool,
-}
-
-impl QueryLog {
-    fn start(session: &Arc<Session>, sql: String, parameters: String, plan: LogicalPlan) -> Self {
-        Self {
-            inner: Arc::new(QueryLogInner {
-                session: session.clone(),
-                sql,
-                parameters,
-                plan,
-                bytes: AtomicU64::new(0),
-                error: Mutex::new(String::new()),
-                audited: Default::default(),
-                before: session.object_store_requests(),
-                started: std::time::Instant::now(),
-                rows: AtomicU64::new(0),
-                outcome: AtomicU8::new(0),
-            }),
-        }
-    }
-
-    fn sql(&self) -> &str {
-        &self.inner.sql
-    }
-
-    fn rows(&self, batch: &RecordBatch) {
-        self.inner
-            .rows
-            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-        self.inner
-            .bytes
-            .fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
-    }
-
-    fn failed(&self, e: &FlightError) {
-        self.inner.outcome.store(2, Ordering::Relaxed);
-        *self.inner.error.lock().expect("error lock") = e.to_string();
-        tracing::info!(user = %self.inner.session.principal().user, error = %e, "query failed");
-    }
-
-    /// The stream is about to end: record it in the audit trail now, so that
-    /// the record is on disk before the client sees the end.
-    fn finish(&self, cancelled: bool) -> citylake_engine::Result<()> {
-        let outcome = if cancelled { 3 } else { 1 };
-        let _ =
-            self.inner
-                .outcome
-                .compare_exchange(0, outcome, Ordering::Relaxed, Ordering::Relaxed);
-        self.inner.audit()
-    }
-}
-
-impl QueryLogInner {
-    fn outcome(&self) -> &'static str {
-        match self.outcome.load(Ordering::Relaxed) {
-            0 => "dropped",
-            1 => "ok",
-            2 => "error",
-            _ => "cancelled",
-        }
-    }
-
-    fn audit(&self) -> citylake_engine::Result<()> {
-        if self.audited.swap(true, Ordering::Relaxed) {
-            return Ok(());
-        }
-        let error = self.error.lock().expect("error lock").clone();
-        self.session.audit(
-            AuditRecord::new("query", &self.sql, self.outcome())
-                .returned(
-                    self.rows.load(Ordering::Relaxed),
-                    self.bytes.load(Ordering::Relaxed),
-                )
-                .took(self.started.elapsed())
-                .failed(error)
-                .with_parameters(self.parameters.clone()),
-            Some(&self.plan),
-        )
-    }
-}
-
-impl Drop for QueryLogInner {
-    fn drop(&mut self) {
-        // a stream dropped by its client: nobody left to refuse (the failure is logged)
-        let _ = self.audit();
-        let outcome = match self.outcome.load(Ordering::Relaxed) {
-            0 => "dropped by the client",
-            1 => "ok",
-            2 => "failed",
-            _ => "cancelled",
-        };
-        tracing::info!(
-            user = %self.session.principal().user,
-            outcome,
-            rows = self.rows.load(Ordering::Relaxed),
-            elapsed_ms = self.started.elapsed().as_millis() as u64,
-            object_store = %self.session.object_store_requests().since(&self.before),
-            "query finished"
-        );
-    }
 }
 
 /// Bound parameter rows as JSON (`[{"$1": …}, …]`), for the audit trail.
@@ -1224,20 +1080,9 @@ fn parameters_json(rows: &RecordBatch) -> String {
     }
 }
 
-fn bind_rows(plan: &LogicalPlan, rows: &RecordBatch) -> Result<Vec<LogicalPlan>, Status> {
-    // DataFusion ignores extra values; a batch with more columns than the
-    // statement has parameters is a client's mistake
-    let parameters = plan
-        .get_parameter_types()
-        .map_err(|e| to_status(&e.into()))?
-        .len();
-    if rows.num_columns() > parameters {
-        return Err(Status::invalid_argument(format!(
-            "the statement has {parameters} parameter(s); the parameter batch binds {}",
-            rows.num_columns()
-        )));
-    }
-    let mut plans = Vec::with_capacity(rows.num_rows());
+/// One query per bound parameter row, each with that row's values.
+fn bind_rows(sql: &str, rows: &RecordBatch) -> Result<Vec<QueryRequest>, Status> {
+    let mut requests = Vec::with_capacity(rows.num_rows());
     for row in 0..rows.num_rows() {
         let values: Vec<ScalarValue> = rows
             .columns()
@@ -1245,14 +1090,12 @@ fn bind_rows(plan: &LogicalPlan, rows: &RecordBatch) -> Result<Vec<LogicalPlan>,
             .map(|c: &ArrayRef| ScalarValue::try_from_array(c, row))
             .collect::<Result<_, _>>()
             .map_err(|e| Status::invalid_argument(format!("bound parameter: {e}")))?;
-        let bound = plan
-            .clone()
-            .with_param_values(values)
-            .map_err(|e| to_status(&e.into()))?;
-        plans.push(bound);
+        requests.push(
+            QueryRequest::new(sql).with_parameters(values, parameters_json(&rows.slice(row, 1))),
+        );
     }
-    if plans.is_empty() {
+    if requests.is_empty() {
         return Err(Status::invalid_argument("no parameter rows were bound"));
     }
-    Ok(plans)
+    Ok(requests)
 }

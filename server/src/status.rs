@@ -1,8 +1,10 @@
 //! The one place where engine errors become gRPC statuses.
 
 use citylake_engine::EngineError;
+use citylake_engine::audit::AuditError;
 use citylake_engine::datafusion::error::DataFusionError;
 use citylake_engine::limits::LimitError;
+use citylake_engine::queries::Cancelled;
 use tonic::Status;
 
 /// Maps an engine error to the gRPC code a client should see. Messages are the
@@ -37,6 +39,9 @@ pub fn to_status(e: &EngineError) -> Status {
                 Status::unavailable(message)
             }
             DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+            DataFusionError::External(e) if e.is::<Cancelled>() => Status::cancelled(message),
+            // the query's audit record could not be written: fail closed
+            DataFusionError::External(e) if e.is::<AuditError>() => Status::unavailable(message),
             DataFusionError::External(e) => match e.downcast_ref::<LimitError>() {
                 Some(LimitError::Timeout(_)) => Status::deadline_exceeded(message),
                 Some(_) => Status::resource_exhausted(message),

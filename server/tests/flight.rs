@@ -15,7 +15,7 @@ use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 mod common;
-use common::{PASSWORD, client, code, fetch, logged_in, start};
+use common::{PASSWORD, cancel, client, code, fetch, logged_in, start, until_error};
 
 async fn query(
     c: &mut FlightSqlServiceClient<Channel>,
@@ -393,8 +393,7 @@ async fn tls_end_to_end() {
 
 #[tokio::test]
 async fn cancel_flight_info_stops_a_running_query() {
-    use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
-    use prost::Message;
+    use arrow_flight::CancelStatus;
     let addr = start(None, Duration::from_secs(60)).await;
     let mut c = logged_in(addr).await;
     let info = c
@@ -406,42 +405,14 @@ async fn cancel_flight_info_stops_a_running_query() {
     // the first batch arrives; then the client cancels
     let first = stream.try_next().await.unwrap().unwrap();
     assert!(first.num_rows() > 0);
-    let action = Action::new(
-        "CancelFlightInfo",
-        CancelFlightInfoRequest::new(info.clone()).encode_to_vec(),
-    );
-    let mut results = c.do_action(action).await.unwrap();
-    let body = results.try_next().await.unwrap().unwrap();
-    let result = CancelFlightInfoResult::decode(body.body).unwrap();
-    assert_eq!(result.status(), CancelStatus::Cancelled);
-    // the stream ends with CANCELLED before the 1.37 M rows
-    let mut rows = first.num_rows();
-    let err = loop {
-        match stream.try_next().await {
-            Ok(Some(b)) => rows += b.num_rows(),
-            Ok(None) => panic!("stream finished ({rows} rows) without being cancelled"),
-            Err(e) => break e,
-        }
-    };
+    assert_eq!(cancel(&mut c, info.clone()).await, CancelStatus::Cancelled);
+    // the stream ends with CANCELLED before the 1.36 M rows
+    let (rest, err) = until_error(&mut stream).await;
+    let rows = first.num_rows() + rest;
     assert!(rows < 1_366_560, "{rows}");
     assert_eq!(code(err).0, Code::Cancelled);
     // cancelling a finished query: not cancellable; the server keeps serving
-    let action = Action::new(
-        "CancelFlightInfo",
-        CancelFlightInfoRequest::new(info).encode_to_vec(),
-    );
-    let body = c
-        .do_action(action)
-        .await
-        .unwrap()
-        .try_next()
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        CancelFlightInfoResult::decode(body.body).unwrap().status(),
-        CancelStatus::NotCancellable
-    );
+    assert_eq!(cancel(&mut c, info).await, CancelStatus::NotCancellable);
     assert_eq!(rows_of(&mut c, "SELECT 1").await, 1);
 }
 

@@ -16,7 +16,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 mod common;
-use common::{PASSWORD, client, code, fetch, lake, logged_in, start_full, users};
+use common::{PASSWORD, client, code, fetch, lake, logged_in, start_full, start_in, users};
 
 async fn count(c: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Result<i64, FlightError> {
     let info = c.execute(sql.to_string(), None).await?;
@@ -28,21 +28,6 @@ fn config(dir: &std::path::Path) -> EngineConfig {
     let mut config = EngineConfig::new(lake().join("catalog.toml"));
     config.audit_dir = Some(dir.join("audit"));
     config
-}
-
-/// The server with its audit trail in `dir`, `configure`d further.
-async fn start_in(
-    dir: &std::path::Path,
-    configure: impl FnOnce(&mut EngineConfig),
-) -> std::net::SocketAddr {
-    let mut config = config(dir);
-    configure(&mut config);
-    start_full(
-        config,
-        UserDirectory::fixed(users()),
-        ServeOptions::default(),
-    )
-    .await
 }
 
 /// Writes `text` to `path` (see [`touch_forward`]).

@@ -84,8 +84,8 @@ def test_metrics_parse_and_move(ops_server):
         assert fetch(ops_server, "SELECT count(*) FROM traffic.segment_speed "
                                  "WHERE dt = DATE '2025-03-03' AND segment_id + 0 >= 0") == [(13 * 288,)]
     after = metrics(ops_server)
-    assert total(after, "citylake_queries_total", outcome="finished") \
-        >= total(before, "citylake_queries_total", outcome="finished") + 3
+    assert total(after, "citylake_queries_total", outcome="ok") \
+        >= total(before, "citylake_queries_total", outcome="ok") + 3
     assert total(after, "citylake_rows_scanned_total") >= total(before, "citylake_rows_scanned_total") + 3 * 13 * 288
     assert total(after, "citylake_object_store_requests_total") > total(before, "citylake_object_store_requests_total")
     assert total(after, "citylake_query_duration_seconds_count") >= 3
@@ -99,7 +99,7 @@ def test_json_logs_one_line_per_query_with_its_id(ops_server):
     ended = [json.loads(line) for line in ops_server.log
              if line.startswith("{") and '"query ended"' in line]
     assert ended and all("query_id" in e["fields"] for e in ended), ops_server.log[-5:]
-    assert any(e["fields"]["state"] == "finished" for e in ended)
+    assert any(e["fields"]["outcome"] == "ok" for e in ended)
 
 
 def test_explain_analyze_for_ones_own_queries(ops_server):
@@ -116,7 +116,7 @@ def test_system_queries_shows_own_queries_and_all_to_the_auditor(ops_server):
     assert {"ana", "root"} <= users
     rows = fetch(ops_server, "SELECT state, rows, peak_memory >= 0, duration_ms >= 0 FROM system.queries "
                              "WHERE sql = 'SELECT ''mine'' AS x'", user="audrey")
-    assert rows == [("finished", 1, True, True)]
+    assert rows == [("ok", 1, True, True)]
 
 
 def test_timeout_and_memory_limit_stop_a_query_alone(ops_server):
@@ -139,7 +139,7 @@ def test_timeout_and_memory_limit_stop_a_query_alone(ops_server):
     assert "memory limit" in str(e) or "query timeout: stopped after 8s" in str(e), str(e)
     state = fetch(ops_server, "SELECT state, error FROM system.queries WHERE sql = "
                               f"'{RUNAWAY}' ORDER BY query_id DESC LIMIT 1")
-    assert state[0][0] in ("failed", "timed_out") and ("limit" in state[0][1] or "timeout" in state[0][1]), state
+    assert state[0][0] in ("over_limit", "timed_out") and ("limit" in state[0][1] or "timeout" in state[0][1]), state
 
 
 def test_cancel_stops_the_work(lake):
@@ -226,11 +226,11 @@ def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
         assert out["second"][1] == [(2,)]
         assert "query timeout" in str(out["first"][1])
         states = fetch(s, "SELECT sql, state FROM system.queries ORDER BY query_id")
-        assert ("SELECT 3", "refused") in states and ("SELECT 2", "finished") in states
+        assert ("SELECT 3", "refused") in states and ("SELECT 2", "ok") in states
         # the queued query ended after the running one released its slot (server clock)
         ends = dict(fetch(s, "SELECT state, CAST(started AS BIGINT) / 1000 + CAST(duration_ms AS BIGINT) "
                              "FROM system.queries WHERE sql IN ('SELECT 2', '" + RUNAWAY.replace("'", "''") + "')"))
-        assert ends["finished"] >= ends["timed_out"], ends
+        assert ends["ok"] >= ends["timed_out"], ends
     finally:
         # a connection must not be closed under a thread still using it (the driver aborts)
         for t in threads:
@@ -293,17 +293,17 @@ def test_32_clients_with_one_runaway(ops_server):
           f"server peak RSS {rss / 2**20:.0f} MiB; runaway: {str(runaway['result'])[:120]}")
     assert rss < 4 << 30, f"server memory grew to {rss / 2**20:.0f} MiB"
     after = metrics(ops_server)
-    finished = total(after, "citylake_queries_total", outcome="finished") - \
-        total(before, "citylake_queries_total", outcome="finished")
+    finished = total(after, "citylake_queries_total", outcome="ok") - \
+        total(before, "citylake_queries_total", outcome="ok")
     assert finished >= len(latencies)
-    stopped = (total(after, "citylake_queries_total", outcome="failed") +
+    stopped = (total(after, "citylake_queries_total", outcome="over_limit") +
                total(after, "citylake_queries_total", outcome="timed_out")) - \
-        (total(before, "citylake_queries_total", outcome="failed") +
+        (total(before, "citylake_queries_total", outcome="over_limit") +
          total(before, "citylake_queries_total", outcome="timed_out"))
     assert stopped >= 1
     shown = fetch(ops_server, f"SELECT state FROM system.queries WHERE sql = '{RUNAWAY}' "
                               "ORDER BY query_id DESC LIMIT 1")
-    assert shown[0][0] in ("failed", "timed_out")
+    assert shown[0][0] in ("over_limit", "timed_out")
 
 
 def test_graceful_shutdown_cancels_after_the_grace_period(lake):

@@ -200,7 +200,7 @@ def test_the_server_over_s3_same_answers_and_failures(lake, server, tmp_path_fac
         try:
             for q in ADBC_QUERIES:
                 assert fetch(s3.addr, q).equals(fetch(server.addr, q)), q
-            assert any("query finished" in line and re.search(r"object_store=\d+ requests", line)
+            assert any("query ended" in line and re.search(r"object_store=\d+ requests", line)
                        for line in s3.log), s3.log[-5:]
 
             day = "SELECT count(*), avg(avg_speed_kmh) FROM traffic.segment_speed WHERE dt = DATE '2025-03-{}'"

@@ -129,3 +129,51 @@ pub fn code(e: FlightError) -> (tonic::Code, String) {
         other => panic!("not a gRPC status: {other}"),
     }
 }
+
+/// The server with its audit trail in `dir/audit` and `config` changed by `configure`.
+pub async fn start_in(
+    dir: &std::path::Path,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> std::net::SocketAddr {
+    start_with(|config| {
+        config.audit_dir = Some(dir.join("audit"));
+        configure(config)
+    })
+    .await
+}
+
+/// CancelFlightInfo of `info`: the status the server answers.
+pub async fn cancel(
+    c: &mut FlightSqlServiceClient<Channel>,
+    info: FlightInfo,
+) -> arrow_flight::CancelStatus {
+    use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult};
+    use prost::Message;
+    let action = Action::new(
+        "CancelFlightInfo",
+        CancelFlightInfoRequest::new(info).encode_to_vec(),
+    );
+    let body = c
+        .do_action(action)
+        .await
+        .unwrap()
+        .try_next()
+        .await
+        .unwrap()
+        .unwrap();
+    CancelFlightInfoResult::decode(body.body).unwrap().status()
+}
+
+/// Reads `stream` to its error (counting the rows before it); panics if it ends cleanly.
+pub async fn until_error(
+    stream: &mut arrow_flight::decode::FlightRecordBatchStream,
+) -> (usize, FlightError) {
+    let mut rows = 0;
+    loop {
+        match stream.try_next().await {
+            Ok(Some(b)) => rows += b.num_rows(),
+            Ok(None) => panic!("the stream ended ({rows} rows) without an error"),
+            Err(e) => return (rows, e),
+        }
+    }
+}
