@@ -3,7 +3,9 @@
 //! For each dataset and view the principal's [`Access`](crate::policy::Access) decides:
 //! - not visible: not registered at all (absent from GetTables,
 //!   information_schema and `system.datasets`), and refused by name in queries;
-//! - visible but not readable (an auditor): listed, refused in queries;
+//! - visible but not readable (an auditor): listed, refused in queries by
+//!   name, and registered as a [`DeniedTable`] whose scan refuses too — so a
+//!   path that escapes the statement's name check still reads nothing;
 //! - readable with masked columns or a row filter: registered as a
 //!   [`GovernedTable`] — `SELECT mask(c)… FROM dataset WHERE filter` over the
 //!   real provider behind a security barrier the optimizer cannot cross, so
@@ -43,6 +45,61 @@ use datafusion::physical_plan::{
 };
 use datafusion::prelude::{cast as cast_expr, col, lit};
 use futures::StreamExt;
+
+/// A dataset the principal may list but not read: its schema (for metadata
+/// listings) and a scan that refuses with [`AccessDenied`]. Nothing else of the
+/// real provider (statistics, files, constraints) is reachable through it.
+#[derive(Debug)]
+pub struct DeniedTable {
+    schema: SchemaRef,
+    table_type: TableType,
+    denied: AccessDenied,
+}
+
+impl DeniedTable {
+    /// Stands in for `inner` (the dataset `dataset`) for `user`.
+    pub fn new(inner: &dyn TableProvider, dataset: &str, user: &str) -> Self {
+        Self {
+            schema: inner.schema(),
+            table_type: inner.table_type(),
+            denied: AccessDenied {
+                dataset: dataset.to_string(),
+                user: user.to_string(),
+            },
+        }
+    }
+}
+
+/// A read of a dataset the policy does not let the principal read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("permission denied: user `{user}` may not read `{dataset}`")]
+pub struct AccessDenied {
+    pub dataset: String,
+    pub user: String,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for DeniedTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.table_type
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn CatalogSession,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Err(datafusion::error::DataFusionError::External(Box::new(
+            self.denied.clone(),
+        )))
+    }
+}
 
 /// Name of the masking function (registered in every session).
 pub const MASK_FUNCTION: &str = "citylake_mask";

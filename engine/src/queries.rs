@@ -82,6 +82,9 @@ impl Outcome {
                 if inner.downcast_ref::<Cancelled>().is_some() {
                     return Self::Cancelled;
                 }
+                if inner.is::<crate::governance::AccessDenied>() {
+                    return Self::Refused;
+                }
                 match inner.downcast_ref::<LimitError>() {
                     Some(LimitError::Timeout(_)) => Self::TimedOut,
                     Some(LimitError::Busy { .. }) => Self::Refused,
@@ -97,7 +100,7 @@ impl Outcome {
 
 /// The error a cancelled query's stream ends with.
 #[derive(Debug, thiserror::Error)]
-#[error("the query was cancelled ({0})")]
+#[error("{0}")]
 pub struct Cancelled(pub String);
 
 impl Cancelled {
@@ -151,6 +154,8 @@ pub struct QueryEntry {
     bytes: AtomicU64,
     pool: Arc<QueryPool>,
     cancel: CancellationToken,
+    /// Who or what cancelled it (its error says so).
+    cancelled_by: Mutex<String>,
     /// The session's request counts and their value when the query started.
     requests: Option<(
         Arc<crate::requests::RequestCounts>,
@@ -181,8 +186,14 @@ impl QueryEntry {
         self.start
     }
 
-    /// Asks the query to stop; its stream ends with [`Cancelled`].
-    pub fn cancel(&self) {
+    /// Asks the query to stop; its stream ends with [`Cancelled`] saying `why`.
+    pub fn cancel(&self, why: &str) {
+        {
+            let mut by = self.cancelled_by.lock().expect("cancel lock");
+            if by.is_empty() {
+                *by = why.to_string();
+            }
+        }
         self.cancel.cancel();
     }
 }
@@ -387,6 +398,7 @@ impl QueryRegistry {
             bytes: AtomicU64::new(0),
             pool,
             cancel: CancellationToken::new(),
+            cancelled_by: Mutex::new(String::new()),
             requests: submission.requests.map(|r| {
                 let before = r.snapshot();
                 (r, before)
@@ -467,28 +479,29 @@ impl QueryRegistry {
         Some(self.audit.submit(record))
     }
 
-    /// Cancels the running query `id`; whether there was one.
-    pub fn cancel(&self, id: u64) -> bool {
-        self.cancel_where(|e| e.id == id) > 0
+    /// Cancels the running query `id` — only if it is `user`'s, unless `user`
+    /// is `None` (a role that sees every query); whether there was one.
+    pub fn cancel(&self, id: u64, user: Option<&str>, why: &str) -> bool {
+        self.cancel_where(|e| e.id == id && user.is_none_or(|u| e.user == u), why) > 0
     }
 
     /// Cancels `user`'s running queries a front end tagged `tag`; how many.
     /// (A tag is a secret of the client it was handed to; a query of another
     /// user is not cancelled even by its tag.)
-    pub fn cancel_tagged(&self, tag: &str, user: &str) -> usize {
-        self.cancel_where(|e| e.tag.as_deref() == Some(tag) && e.user == user)
+    pub fn cancel_tagged(&self, tag: &str, user: &str, why: &str) -> usize {
+        self.cancel_where(|e| e.tag.as_deref() == Some(tag) && e.user == user, why)
     }
 
     /// Cancels every running query (shutdown); how many.
-    pub fn cancel_all(&self) -> usize {
-        self.cancel_where(|_| true)
+    pub fn cancel_all(&self, why: &str) -> usize {
+        self.cancel_where(|_| true, why)
     }
 
-    fn cancel_where(&self, matches: impl Fn(&QueryEntry) -> bool) -> usize {
+    fn cancel_where(&self, matches: impl Fn(&QueryEntry) -> bool, why: &str) -> usize {
         let running = self.running.lock().expect("running lock");
         let mut n = 0;
         for entry in running.iter().filter(|e| matches(e)) {
-            entry.cancel();
+            entry.cancel(why);
             n += 1;
         }
         n
@@ -650,10 +663,8 @@ impl Tracked {
     /// The next item of the query's own stream, ending the query when it ends.
     fn advance(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.cancelled.as_mut().poll(cx).is_ready() {
-            self.stop(
-                Outcome::Cancelled,
-                Cancelled("cancelled while running".into()).into_datafusion(),
-            );
+            let why = self.entry.cancelled_by.lock().expect("cancel lock").clone();
+            self.stop(Outcome::Cancelled, Cancelled(why).into_datafusion());
             return Poll::Ready(());
         }
         if let Some(deadline) = self.deadline.as_mut()
@@ -859,3 +870,49 @@ impl crate::snapshot::Snapshot for QueriesTable {
         )?])
     }
 }
+
+/// `citylake_cancel(query_id)`: cancels a running query, returning whether
+/// there was one to cancel — the caller's own queries, or any query for the
+/// roles that see every query in `system.queries` (`audit_log` roles). The
+/// call is a query like any other, so it is in the audit trail, and the
+/// cancelled query's record names who cancelled it.
+pub fn cancel_udf(
+    registry: Arc<QueryRegistry>,
+    caller: String,
+    any_user: bool,
+) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        CANCEL_FUNCTION,
+        vec![DataType::Int64],
+        DataType::Boolean,
+        // never folded while planning: it acts when the query runs
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let ids = ColumnarValue::values_to_arrays(args)?;
+            let ids = datafusion::arrow::compute::cast(&ids[0], &DataType::Int64)?;
+            let ids = ids
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("cast to Int64");
+            let why = format!("the query was cancelled by {caller} with {CANCEL_FUNCTION}");
+            let done: datafusion::arrow::array::BooleanArray = ids
+                .iter()
+                .map(|id| {
+                    id.map(|id| {
+                        id > 0
+                            && registry.cancel(
+                                id as u64,
+                                (!any_user).then_some(caller.as_str()),
+                                &why,
+                            )
+                    })
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(done)))
+        }),
+    )
+}
+
+/// The name of [`cancel_udf`].
+pub const CANCEL_FUNCTION: &str = "citylake_cancel";

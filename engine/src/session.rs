@@ -392,10 +392,15 @@ impl Engine {
                 continue;
             }
             visible.push(e.name.clone());
-            let provider = if !access.readable {
-                // listed (an auditor's metadata), refused in queries
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = if !access.readable {
+                // listed (an auditor's metadata), refused in queries: by name,
+                // and by a provider that refuses to scan
                 denied.insert(e.name.clone());
-                e.provider.clone()
+                Arc::new(crate::governance::DeniedTable::new(
+                    e.provider.as_ref(),
+                    &e.name,
+                    &principal.user,
+                ))
             } else {
                 let masked: Vec<_> = e
                     .pii
@@ -502,6 +507,11 @@ impl Engine {
         schema(DEFAULT_SCHEMA);
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(catalog_name, catalog);
+        ctx.register_udf(crate::queries::cancel_udf(
+            self.queries.clone(),
+            principal.user.clone(),
+            all_queries,
+        ));
         Session {
             ctx,
             principal,
@@ -1286,4 +1296,53 @@ pub struct TableInfo {
     /// `TABLE` or `VIEW`.
     pub table_type: &'static str,
     pub columns: datafusion::arrow::datatypes::SchemaRef,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dataset listed but not readable is refused by its provider too: a
+    /// plan that never went through the statement's name check (the
+    /// DataFrame API on the session's own context) reads nothing.
+    #[tokio::test]
+    async fn a_denied_dataset_refuses_to_scan_whatever_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        citylake_datasets::generate(
+            &citylake_datasets::GenerateOptions::new(0.01, dir.path()),
+            &citylake_datasets::NoProgress,
+        )
+        .unwrap();
+        let mut config = EngineConfig::new(dir.path().join("catalog.toml"));
+        config.audit_dir = Some(dir.path().join("audit"));
+        let engine = Engine::new(config).await.unwrap();
+        let auditor = Principal {
+            user: "audrey".into(),
+            roles: vec!["auditor".into()],
+            department: None,
+            attributes: Default::default(),
+        };
+        let session = engine.session(auditor);
+        // listed: its schema is there for metadata
+        let table = session.ctx.table("hotline.cases").await.unwrap();
+        assert!(table.schema().fields().len() > 3);
+        // refused when scanned, with the dataset and the user named
+        let err = table.collect().await.unwrap_err();
+        let denied = match err.find_root() {
+            datafusion::error::DataFusionError::External(e) => {
+                e.downcast_ref::<crate::governance::AccessDenied>()
+            }
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("not an access refusal: {err}"));
+        assert_eq!(denied.dataset, "hotline.cases");
+        assert_eq!(denied.user, "audrey");
+        // and through SQL the statement check answers first, the same way
+        let err = session
+            .sql("SELECT count(*) FROM hotline.cases")
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, EngineError::NotAllowed(_)), "{err}");
+    }
 }

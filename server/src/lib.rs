@@ -137,7 +137,7 @@ pub async fn serve_with_options(
         shutdown.await;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            let n = queries.cancel_all();
+            let n = queries.cancel_all("the query was cancelled: the server is shutting down");
             if n > 0 {
                 tracing::warn!(
                     queries = n,

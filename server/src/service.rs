@@ -408,7 +408,11 @@ impl CitylakeFlightSql {
         let mut cancelled = 0;
         for endpoint in info.endpoint {
             if let Some(tag) = endpoint.ticket.and_then(|t| ticket_tag(&t.ticket)) {
-                cancelled += self.engine.queries().cancel_tagged(&tag, user);
+                cancelled += self.engine.queries().cancel_tagged(
+                    &tag,
+                    user,
+                    "the query was cancelled by the client (CancelFlightInfo)",
+                );
             }
         }
         Ok(if cancelled > 0 {

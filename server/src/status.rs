@@ -3,6 +3,7 @@
 use citylake_engine::EngineError;
 use citylake_engine::audit::AuditError;
 use citylake_engine::datafusion::error::DataFusionError;
+use citylake_engine::governance::AccessDenied;
 use citylake_engine::limits::LimitError;
 use citylake_engine::queries::Cancelled;
 use tonic::Status;
@@ -40,6 +41,9 @@ pub fn to_status(e: &EngineError) -> Status {
             }
             DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
             DataFusionError::External(e) if e.is::<Cancelled>() => Status::cancelled(message),
+            DataFusionError::External(e) if e.is::<AccessDenied>() => {
+                Status::permission_denied(message)
+            }
             // the query's audit record could not be written: fail closed
             DataFusionError::External(e) if e.is::<AuditError>() => Status::unavailable(message),
             DataFusionError::External(e) => match e.downcast_ref::<LimitError>() {

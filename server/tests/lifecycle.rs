@@ -206,3 +206,99 @@ async fn two_executions_of_one_prepared_statement_are_cancelled_separately() {
     outcomes.sort();
     assert_eq!(outcomes, ["cancelled", "ok"]);
 }
+
+/// `citylake_cancel(query_id)` cancels one's own running query; another
+/// user's query is out of reach (the call answers false); the cancelled
+/// query's record names who cancelled it.
+#[tokio::test]
+async fn citylake_cancel_stops_ones_own_query_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut users = common::users();
+    users
+        .add(
+            "bob",
+            common::PASSWORD,
+            vec!["analyst".into()],
+            None,
+            Default::default(),
+        )
+        .unwrap();
+    let mut config = citylake_engine::EngineConfig::new(common::lake().join("catalog.toml"));
+    config.audit_dir = Some(dir.path().join("audit"));
+    let addr = common::start_full(
+        config,
+        citylake_server::UserDirectory::fixed(users),
+        citylake_server::ServeOptions::default(),
+    )
+    .await;
+    let mut ana = logged_in(addr).await;
+    let info = ana.execute(RUNAWAY.into(), None).await.unwrap();
+    let mut runaway = ana.do_get(ticket(&info)).await.unwrap();
+    let waiting = tokio::spawn(async move { until_error(&mut runaway).await.1 });
+    // its id, as ana sees it in system.queries
+    let mut id = None;
+    for _ in 0..100 {
+        let info = ana
+            .execute(
+                format!(
+                    "SELECT query_id FROM system.queries WHERE state = 'running' AND sql = '{}'",
+                    RUNAWAY.replace('\'', "''")
+                ),
+                None,
+            )
+            .await
+            .unwrap();
+        let batches = fetch(&mut ana, info).await.unwrap();
+        if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
+            id = Some(b.column(0).as_primitive::<Int64Type>().value(0));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the runaway query is running");
+    let cancel_sql = |id: i64| format!("SELECT citylake_cancel({id}) AS cancelled");
+    let answer = async |c: &mut FlightSqlServiceClient<Channel>, sql: String| {
+        let info = c.execute(sql, None).await.unwrap();
+        let batches = fetch(c, info).await.unwrap();
+        batches[0].column(0).as_boolean().value(0)
+    };
+    // bob cannot cancel ana's query
+    let mut bob = common::client(addr).await;
+    bob.handshake("bob", common::PASSWORD).await.unwrap();
+    assert!(!answer(&mut bob, cancel_sql(id)).await);
+    assert!(
+        !waiting.is_finished(),
+        "bob's call did not stop ana's query"
+    );
+    // ana can; an id that is not running answers false
+    assert!(answer(&mut ana, cancel_sql(id)).await);
+    assert!(!answer(&mut ana, cancel_sql(id + 1000)).await);
+    let err = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the cancelled query ends")
+        .unwrap();
+    let (code_, msg) = code(err);
+    assert_eq!(code_, Code::Cancelled, "{msg}");
+    assert!(
+        msg.contains("cancelled by ana with citylake_cancel"),
+        "{msg}"
+    );
+    let mut record = None;
+    for _ in 0..50 {
+        record = audited(dir.path()).remove(RUNAWAY);
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("the cancelled query is recorded");
+    assert_eq!(record["outcome"], "cancelled");
+    assert_eq!(record["query_id"], id);
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled by ana with citylake_cancel"),
+        "{record}"
+    );
+}

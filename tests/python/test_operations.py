@@ -183,7 +183,9 @@ def cancel_and_measure(ops_server):
                     f"running: {queries}")
     rows = fetch(ops_server, "SELECT state FROM system.queries WHERE sql LIKE '%a.observed_at = b.observed_at%' "
                              "AND sql NOT LIKE '%system.queries%' ORDER BY query_id DESC LIMIT 1", user="audrey")
-    assert rows == [("cancelled",)]
+    # the driver's cancel reaches the server as CancelFlightInfo (`cancelled`) or as the call's
+    # stream being reset (`dropped`, the client went away), whichever the driver sends
+    assert rows in ([("cancelled",)], [("dropped",)]), rows
 
 
 def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
