@@ -202,6 +202,10 @@ pub struct EngineArgs {
     /// Default: such requests are refused with UNAVAILABLE.
     #[arg(long, env = "CITYLAKE_AUDIT_FAIL_OPEN")]
     pub audit_fail_open: bool,
+    /// For `benches/audit_load.py` only: acknowledge audit records without
+    /// writing them, to measure what the trail costs. Never in production.
+    #[arg(long, hide = true)]
+    pub benchmark_without_audit: bool,
     /// Memory for cached Parquet footers and page indexes (e.g. 256MiB; 0 turns it off).
     #[arg(long, env = "CITYLAKE_METADATA_CACHE", value_parser = parse_size)]
     pub metadata_cache: Option<usize>,

@@ -54,6 +54,13 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     config.audit_dir = args.audit_dir.clone();
     config.audit_max_request_bytes = args.audit_max_request;
     config.audit_fail_open = args.audit_fail_open;
+    if args.benchmark_without_audit {
+        tracing::warn!("--benchmark-without-audit: NO AUDIT RECORD IS WRITTEN (benchmarks only)");
+        eprintln!(
+            "warning: --benchmark-without-audit: no audit record is written (benchmarks only)"
+        );
+        config.audit_discard = true;
+    }
     if let Some(bytes) = args.metadata_cache {
         config.metadata_cache_bytes = bytes;
     }

@@ -213,6 +213,8 @@ pub struct AuditLog {
     max_request_bytes: usize,
     /// Log a failed write and go on, instead of failing the request.
     fail_open: bool,
+    /// Acknowledge without writing (benchmarks only).
+    discard: bool,
     /// The writer's queue; taken on drop so the writer ends.
     queue: Option<std::sync::mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -343,6 +345,7 @@ impl AuditLog {
             dir: dir.to_path_buf(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             fail_open: false,
+            discard: false,
             queue: Some(queue),
             writer: Some(writer),
             stats,
@@ -359,6 +362,13 @@ impl AuditLog {
     /// (default: the request fails).
     pub fn with_fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
+        self
+    }
+
+    /// Acknowledges records without writing them (benchmarks of what the
+    /// trail costs; nothing is recorded).
+    pub fn discarding(mut self, discard: bool) -> Self {
+        self.discard = discard;
         self
     }
 
@@ -391,7 +401,9 @@ impl AuditLog {
         record.parameters = clip_request(&record.parameters, self.max_request_bytes).into_owned();
         record.error = clip_request(&record.error, self.max_request_bytes).into_owned();
         let (done, answer) = tokio::sync::oneshot::channel();
-        if let Some(queue) = &self.queue {
+        if self.discard {
+            let _ = done.send(Ok(()));
+        } else if let Some(queue) = &self.queue {
             // a send fails only when the writer is gone: the Ack then reports it
             let _ = queue.send(Job { record, done });
         }

@@ -44,6 +44,9 @@ pub struct EngineConfig {
     /// When an audit record cannot be written, log it and serve the request
     /// anyway (default: refuse the request — the trail fails closed).
     pub audit_fail_open: bool,
+    /// Acknowledge audit records without writing them — only for measuring
+    /// what the trail costs (`--benchmark-without-audit`).
+    pub audit_discard: bool,
     /// Per-query limits (timeout, result size, memory); roles may replace them.
     pub limits: crate::limits::Limits,
     /// Queries that run at once (default: twice the cores).
@@ -71,6 +74,7 @@ impl EngineConfig {
             audit_dir: None,
             audit_max_request_bytes: crate::audit::DEFAULT_MAX_REQUEST_BYTES,
             audit_fail_open: false,
+            audit_discard: false,
         }
     }
 }

@@ -101,6 +101,47 @@ impl TableProvider for DeniedTable {
     }
 }
 
+/// A catalog view planned again over what a principal reads of its inputs:
+/// the view's plan with every table it scans replaced by the principal's
+/// provider of that table (a [`GovernedTable`] with its masks and row filter,
+/// or the dataset itself where it is read in full). `readable` maps
+/// `schema.table` to those providers; a table missing from it is an error.
+pub fn view_over(
+    view: &dyn TableProvider,
+    readable: &std::collections::BTreeMap<String, Arc<dyn TableProvider>>,
+) -> DfResult<Arc<dyn TableProvider>> {
+    use datafusion::common::tree_node::Transformed;
+    let plan = view
+        .get_logical_plan()
+        .ok_or_else(|| datafusion::error::DataFusionError::Plan("not a view".into()))?
+        .into_owned();
+    let plan = plan
+        .transform_up_with_subqueries(|node| {
+            let LogicalPlan::TableScan(mut scan) = node else {
+                return Ok(Transformed::no(node));
+            };
+            let r = &scan.table_name;
+            let name = format!("{}.{}", r.schema().unwrap_or_default(), r.table());
+            let provider = readable.get(&name).ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan(format!(
+                    "the view reads `{name}`, which this principal may not read"
+                ))
+            })?;
+            if provider.schema() != scan.source.schema() {
+                return datafusion::common::plan_err!(
+                    "`{name}` as this principal reads it has another schema"
+                );
+            }
+            scan.source = provider_as_source(provider.clone());
+            Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+        })?
+        .data;
+    Ok(Arc::new(datafusion::catalog::view::ViewTable::new(
+        plan,
+        view.get_table_definition().map(str::to_string),
+    )))
+}
+
 /// Name of the masking function (registered in every session).
 pub const MASK_FUNCTION: &str = "citylake_mask";
 

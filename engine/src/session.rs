@@ -240,7 +240,8 @@ impl Engine {
         let audit = Arc::new(
             crate::audit::AuditLog::open(&audit_dir)?
                 .with_max_request_bytes(config.audit_max_request_bytes)
-                .with_fail_open(config.audit_fail_open),
+                .with_fail_open(config.audit_fail_open)
+                .discarding(config.audit_discard),
         );
         let audit_for_queries = audit.clone();
         let audit_table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
@@ -378,11 +379,23 @@ impl Engine {
         let mut visible = vec![];
         // per dataset, the columns masked for this principal (for the audit records)
         let mut masked_columns = std::collections::BTreeMap::new();
+        // what this principal reads of each readable dataset and view (views read these)
+        let mut readable: std::collections::BTreeMap<
+            String,
+            Arc<dyn datafusion::catalog::TableProvider>,
+        > = Default::default();
         for e in &self.entries {
             let mut access = policy.access(&principal, &e.facts());
-            if let Some(reads) = &e.reads {
-                // a view is read only where everything it reads is readable in full
-                if !reads.iter().all(|r| in_full.contains(r)) {
+            // a view reading a masked or filtered input is planned again over
+            // what this principal reads of it (the masks and filters apply
+            // inside the view); one reading an input it may not read is refused
+            let mut governed_view = false;
+            if let Some(reads) = &e.reads
+                && !reads.iter().all(|r| in_full.contains(r))
+            {
+                if reads.iter().all(|r| readable.contains_key(r)) {
+                    governed_view = access.readable;
+                } else {
                     access.readable = false;
                     access.visible &= reads.iter().all(|r| !hidden.contains(r));
                 }
@@ -401,6 +414,16 @@ impl Engine {
                     &e.name,
                     &principal.user,
                 ))
+            } else if governed_view {
+                match crate::governance::view_over(e.provider.as_ref(), &readable) {
+                    Ok(t) => t,
+                    Err(err) => {
+                        tracing::error!(view = %e.name, error = %err, "cannot plan the view under the policy; refusing it");
+                        hidden.insert(e.name.clone());
+                        visible.pop();
+                        continue;
+                    }
+                }
             } else {
                 let masked: Vec<_> = e
                     .pii
@@ -440,6 +463,9 @@ impl Engine {
                     }
                 }
             };
+            if access.readable {
+                readable.insert(e.name.clone(), provider.clone());
+            }
             schema(&e.schema)
                 .register_table(e.table.clone(), provider)
                 .expect("memory schema accepts tables");

@@ -526,3 +526,57 @@ async fn a_roles_limits_replace_the_global_ones() {
     .unwrap();
     assert_eq!(failed[0][0], "1");
 }
+
+/// A view over row-filtered inputs is planned for the principal: a district
+/// analyst reads `situation.district_daily` computed from what they may read
+/// of its inputs (every input with a district column, filtered to their
+/// district) — exactly what an administrator gets from the view's SQL with
+/// the same filter applied to each input by hand.
+#[tokio::test]
+async fn a_view_over_filtered_inputs_is_planned_for_the_principal() {
+    let e = engine().await;
+    let who = district_analyst();
+    let admin = Principal::local_admin();
+    let shape = "SELECT district, CAST(day AS VARCHAR), aqi, tpi, cases_per_10k, situation_index \
+                 FROM {} WHERE day BETWEEN DATE '2025-03-01' AND DATE '2025-03-07' ORDER BY 1, 2";
+    let theirs = rows(&e, &who, &shape.replace("{}", "situation.district_daily"))
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 7, "{theirs:?}");
+    assert!(theirs.iter().all(|r| r[0] == "Xihu"), "{theirs:?}");
+    let view = std::fs::read_to_string(lake().join("views/situation_district_daily.sql")).unwrap();
+    let mut by_hand = view.clone();
+    for (table, alias) in [
+        ("hotline.cases", "cases"),
+        ("environment.air_stations", "stations"),
+        ("traffic.road_segments", "segments"),
+        ("common.districts", "districts"),
+    ] {
+        let filtered = by_hand.replace(
+            &format!("FROM {table}"),
+            &format!("FROM (SELECT * FROM {table} WHERE district = 'Xihu') AS {alias}"),
+        );
+        let filtered = filtered.replace(
+            &format!("JOIN {table}"),
+            &format!("JOIN (SELECT * FROM {table} WHERE district = 'Xihu')"),
+        );
+        assert_ne!(filtered, by_hand, "the view reads {table}");
+        by_hand = filtered;
+    }
+    let by_hand = by_hand.trim().trim_end_matches(';');
+    let expected = rows(
+        &e,
+        &admin,
+        &shape.replace("{}", &format!("({by_hand}) AS v")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(theirs, expected);
+    // not the unfiltered view's Xihu rows: the indicators were computed from Xihu alone
+    let unfiltered = rows(&e, &admin, &shape.replace("{}", "situation.district_daily"))
+        .await
+        .unwrap();
+    let unfiltered_xihu: Vec<_> = unfiltered.into_iter().filter(|r| r[0] == "Xihu").collect();
+    assert_eq!(unfiltered_xihu.len(), 7);
+    assert_ne!(theirs, unfiltered_xihu);
+}
