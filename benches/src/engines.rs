@@ -55,7 +55,19 @@ impl Citylake {
 
     /// citylake as `principal`, under the lake's access policy.
     pub async fn open_as(catalog: &Path, principal: Principal) -> anyhow::Result<Self> {
-        let engine = Engine::new(EngineConfig::new(catalog)).await?;
+        Self::with_config(EngineConfig::new(catalog), principal).await
+    }
+
+    /// citylake as the local administrator, its audit records acknowledged
+    /// without being written (`--without-audit`).
+    pub async fn open_without_audit(catalog: &Path) -> anyhow::Result<Self> {
+        let mut config = EngineConfig::new(catalog);
+        config.audit_discard = true;
+        Self::with_config(config, Principal::local_admin()).await
+    }
+
+    async fn with_config(config: EngineConfig, principal: Principal) -> anyhow::Result<Self> {
+        let engine = Engine::new(config).await?;
         Ok(Self {
             session: engine.session(principal),
         })

@@ -84,6 +84,10 @@ struct CitybenchArgs {
     /// The workload directory.
     #[arg(long)]
     queries: Option<PathBuf>,
+    /// citylake without writing audit records (to tell the engine's own
+    /// overhead from the audit trail's; citylake always audits otherwise).
+    #[arg(long)]
+    without_audit: bool,
 }
 
 #[derive(Args)]
@@ -235,7 +239,11 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         (c.warmup, c.iterations)
     };
-    let citylake = Citylake::open(&catalog).await?;
+    let citylake = if a.without_audit {
+        Citylake::open_without_audit(&catalog).await?
+    } else {
+        Citylake::open(&catalog).await?
+    };
     let datafusion = DataFusion::open(&catalog).await?;
     let mut duckdb = DuckDb::start(&c.python(), &catalog, None)?;
     eprintln!(
