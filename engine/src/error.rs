@@ -28,14 +28,15 @@ pub enum EngineError {
     #[error("{0}")]
     Audit(String),
 
-    /// The statement names datasets the principal may not even list. The user
-    /// sees exactly the error of a name that does not exist (no oracle for
-    /// hidden names); the audit trail records `names`. (Not a `source`: an error
-    /// chain printed in full must read like the missing name's too.)
-    #[error("{}", describe(.error))]
-    Hidden {
-        error: DataFusionError,
-        names: Vec<String>,
+    /// A table or view the statement names does not exist — or exists but the
+    /// principal may not even list it (`hidden`): the user sees the same error
+    /// either way, word for word DataFusion's own for a missing table (no oracle
+    /// for hidden names); the audit trail records which it was.
+    #[error("planning error: table '{name}' not found")]
+    NotFound {
+        /// `catalog.schema.table`, as resolved.
+        name: String,
+        hidden: bool,
     },
 
     /// The query failed: planning (syntax, unknown table, types) or execution.
@@ -65,7 +66,7 @@ impl EngineError {
     /// The underlying DataFusion error, if this is a query error.
     pub fn datafusion(&self) -> Option<&DataFusionError> {
         match self {
-            Self::Query(e) | Self::Hidden { error: e, .. } => Some(e),
+            Self::Query(e) => Some(e),
             _ => None,
         }
     }

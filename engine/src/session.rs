@@ -700,6 +700,23 @@ fn panicked(
     ))
 }
 
+/// Whether a statement only reads: a query (`SELECT`, `WITH`, `VALUES`) or
+/// an `EXPLAIN` of one.
+fn is_query(statement: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast;
+    match statement {
+        Statement::Statement(s) => match s.as_ref() {
+            ast::Statement::Query(_) => true,
+            ast::Statement::Explain { statement, .. } => {
+                matches!(statement.as_ref(), ast::Statement::Query(_))
+            }
+            _ => false,
+        },
+        Statement::Explain(explain) => is_query(&explain.statement),
+        _ => false,
+    }
+}
+
 /// The datasets and views a plan reads, `schema.table`, sorted.
 fn datasets_of(plan: &LogicalPlan) -> Vec<String> {
     use datafusion::common::tree_node::TreeNodeRecursion;
@@ -1026,21 +1043,17 @@ impl Session {
 
     async fn plan_unguarded(&self, mut statement: Statement) -> Result<LogicalPlan> {
         number_question_marks(&mut statement);
-        let references = self.check_access(&statement)?;
-        let plan = match self.ctx.state().statement_to_plan(statement).await {
-            Ok(plan) => plan,
-            Err(error) => {
-                let names: Vec<String> = references
-                    .into_iter()
-                    .filter(|n| self.hidden.contains(n))
-                    .collect();
-                return Err(if names.is_empty() {
-                    error.into()
-                } else {
-                    EngineError::Hidden { error, names }
-                });
-            }
-        };
+        let query = is_query(&statement);
+        let permissions = self.permissions;
+        if !(query || permissions.ddl || permissions.dml || permissions.statements) {
+            return Err(EngineError::NotAllowed(
+                "this session runs queries only (SELECT, WITH, VALUES, EXPLAIN); the lake is \
+                 read-only here"
+                    .into(),
+            ));
+        }
+        self.check_access(&statement, query)?;
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
         let options = SQLOptions::new()
             .with_allow_ddl(self.permissions.ddl)
             .with_allow_dml(self.permissions.dml)
@@ -1051,31 +1064,37 @@ impl Session {
         Ok(plan)
     }
 
-    /// Refuses a statement that names a dataset or view the principal may list
-    /// but not read, naming it (PERMISSION_DENIED over Flight SQL). Returns the
-    /// lake's names the statement refers to (`schema.table`).
-    fn check_access(&self, statement: &Statement) -> Result<Vec<String>> {
-        if self.denied.is_empty() && self.hidden.is_empty() {
-            return Ok(vec![]);
-        }
+    /// Checks every table a statement names before it is planned: one the
+    /// principal may list but not read is refused, naming it (PERMISSION_DENIED
+    /// over Flight SQL); one it may not even list is [`EngineError::NotFound`],
+    /// as is — in a query — one that does not exist (a created name in DDL is
+    /// left to the planner, whose error for a missing table reads the same).
+    fn check_access(&self, statement: &Statement, query: bool) -> Result<()> {
         let state = self.ctx.state();
         let catalog = state.config_options().catalog.default_catalog.clone();
-        let mut names = vec![];
         for r in state.resolve_table_references(statement)? {
-            let resolved = r.resolve(&catalog, DEFAULT_SCHEMA);
-            if *resolved.catalog != *catalog {
+            // a table function (`generate_series(…)`) is named like a table
+            if r.schema().is_none() && state.table_functions().contains_key(r.table()) {
                 continue;
             }
+            let resolved = r.clone().resolve(&catalog, DEFAULT_SCHEMA);
             let name = format!("{}.{}", resolved.schema, resolved.table);
-            if self.denied.contains(&name) {
+            let ours = *resolved.catalog == *catalog;
+            if ours && self.denied.contains(&name) {
                 return Err(EngineError::NotAllowed(format!(
                     "permission denied: user `{}` may not read `{name}`",
                     self.principal.user
                 )));
             }
-            names.push(name);
+            let hidden = ours && self.hidden.contains(&name);
+            if hidden || (query && !self.ctx.table_exist(r).unwrap_or(false)) {
+                return Err(EngineError::NotFound {
+                    name: resolved.to_string(),
+                    hidden,
+                });
+            }
         }
-        Ok(names)
+        Ok(())
     }
 
     /// Runs a query — the one path every front end takes (see
@@ -1183,9 +1202,9 @@ impl Session {
         let (outcome, recorded) = match &e {
             EngineError::NotAllowed(_) => (Outcome::Refused, e.to_string()),
             // a hidden name is a refusal in the trail, a missing name to the user
-            EngineError::Hidden { names, .. } => (
+            EngineError::NotFound { name, hidden: true } => (
                 Outcome::Refused,
-                format!("{e} (hidden from this user: {})", names.join(", ")),
+                format!("{e} (hidden from this user: {name})"),
             ),
             EngineError::Query(df) => (Outcome::of(df), e.to_string()),
             _ => (Outcome::Error, e.to_string()),

@@ -330,11 +330,15 @@ async fn hidden_names_answer_like_missing_ones() {
             let a = rows(&e, &who, &q(hidden)).await.unwrap_err();
             let b = rows(&e, &who, &q(missing)).await.unwrap_err();
             assert!(
-                matches!(a, EngineError::Hidden { .. }),
+                matches!(a, EngineError::NotFound { hidden: true, .. }),
                 "{}: {a:?}",
                 q(hidden)
             );
-            assert!(matches!(b, EngineError::Query(_)), "{}: {b:?}", q(missing));
+            assert!(
+                matches!(b, EngineError::NotFound { hidden: false, .. }),
+                "{}: {b:?}",
+                q(missing)
+            );
             let (ta, tb) = (a.to_string(), b.to_string());
             let tail = |n: &str| n.rsplit('.').next().unwrap().to_string();
             assert_eq!(

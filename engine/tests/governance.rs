@@ -92,7 +92,10 @@ async fn a_district_analyst_sees_their_district_with_personal_data_masked() {
     let err = rows(&e, &who, "SELECT payee FROM finance.expenditures")
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Hidden { .. }), "{err}");
+    assert!(
+        matches!(err, EngineError::NotFound { hidden: true, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("not found"), "{err}");
 }
 
@@ -246,7 +249,10 @@ async fn bypass_attempts_return_masked_or_filtered_data_or_are_refused() {
         "SELECT total_score FROM finance.program_scores",
     ] {
         let err = rows(&e, &who, q).await.unwrap_err();
-        assert!(matches!(err, EngineError::Hidden { .. }), "{q}: {err}");
+        assert!(
+            matches!(err, EngineError::NotFound { hidden: true, .. }),
+            "{q}: {err}"
+        );
         assert!(err.to_string().contains("not found"), "{q}: {err}");
     }
 }

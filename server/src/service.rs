@@ -266,10 +266,9 @@ impl CitylakeFlightSql {
             Err(e) => {
                 let (outcome, recorded) = match &e {
                     citylake_engine::EngineError::NotAllowed(_) => ("refused", e.to_string()),
-                    citylake_engine::EngineError::Hidden { names, .. } => (
-                        "refused",
-                        format!("{e} (hidden from this user: {})", names.join(", ")),
-                    ),
+                    citylake_engine::EngineError::NotFound { name, hidden: true } => {
+                        ("refused", format!("{e} (hidden from this user: {name})"))
+                    }
                     _ => ("error", e.to_string()),
                 };
                 let record = AuditRecord::new(kind, sql, outcome)

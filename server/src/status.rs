@@ -19,11 +19,11 @@ pub fn to_status(e: &EngineError) -> Status {
             tracing::error!(error = %message, "server configuration error");
             Status::internal(message)
         }
-        EngineError::Query(df) | EngineError::Hidden { error: df, .. } => match df.find_root() {
+        EngineError::NotFound { .. } => Status::not_found(message),
+        EngineError::Query(df) => match df.find_root() {
             DataFusionError::SQL(..) | DataFusionError::SchemaError(..) => {
                 Status::invalid_argument(message)
             }
-            DataFusionError::Plan(msg) if msg.contains("not found") => Status::not_found(message),
             DataFusionError::Plan(_) | DataFusionError::Configuration(_) => {
                 Status::invalid_argument(message)
             }
