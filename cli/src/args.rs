@@ -169,7 +169,23 @@ pub struct SqlArgs {
     #[arg(long)]
     pub timing: bool,
     #[command(flatten)]
+    pub local: LocalUser,
+    #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// Who a local command (`sql`, `report`, `quality`) runs as: the OS user with
+/// the admin role, or a user of a users file, under the access policy like
+/// that user's server queries. Either way its accesses are audited.
+#[derive(Debug, Args)]
+pub struct LocalUser {
+    /// Run as this user of the users file (their roles and attributes; no
+    /// password: whoever runs the command can read the lake's files anyway).
+    #[arg(long, env = "CITYLAKE_USER")]
+    pub user: Option<String>,
+    /// The users file for --user (default: users.toml beside the catalog).
+    #[arg(long, requires = "user")]
+    pub users: Option<PathBuf>,
 }
 
 /// Engine settings shared by every command that runs queries.

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use citylake_engine::Session;
 use citylake_engine::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use citylake_engine::{Principal, Session};
 use futures::TryStreamExt;
 
 use crate::args::{EngineArgs, Format};
@@ -33,6 +33,8 @@ pub struct PerformanceArgs {
     /// Directory to write index.html, scores.csv and scores.parquet into.
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub local: crate::args::LocalUser,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -106,8 +108,9 @@ fn html(s: &str) -> String {
 pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
     let catalog = crate::sql::resolve_catalog(args.catalog.clone())?;
     let engine = crate::sql::build_engine(&catalog, &args.engine).await?;
+    let principal = crate::sql::local_principal(&args.local, &catalog)?;
     let session = engine
-        .session(Principal::local_admin())
+        .session(principal)
         .with_client(crate::sql::LOCAL_CLIENT);
     let year = args.year;
     let mut filter = format!("year = {year}");

@@ -100,10 +100,18 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     };
     let catalog = resolve_catalog(args.catalog)?;
     let engine = build_engine(&catalog, &args.engine).await?;
+    let principal = local_principal(&args.local, &catalog)?;
+    // the local administrator owns the session; a user of the users file gets
+    // what the server would give them: queries only
+    let permissions = if args.local.user.is_some() {
+        SqlPermissions::READ_ONLY
+    } else {
+        SqlPermissions::ALL
+    };
     let session = engine
-        .session(Principal::local_admin())
+        .session(principal)
         .with_client(LOCAL_CLIENT)
-        .with_permissions(SqlPermissions::ALL);
+        .with_permissions(permissions);
     let mut out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -126,6 +134,30 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Who a local command runs as: `--user` from the users file (default
+/// users.toml beside the catalog), else the OS user with the admin role.
+pub fn local_principal(
+    local: &crate::args::LocalUser,
+    catalog: &Path,
+) -> anyhow::Result<Principal> {
+    let Some(name) = &local.user else {
+        return Ok(Principal::local_admin());
+    };
+    let file = match &local.users {
+        Some(file) => file.clone(),
+        None => catalog
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("users.toml"),
+    };
+    let users = citylake_server::Users::load(&file)
+        .with_context(|| format!("--user {name}: reading the users file"))?;
+    let user = users
+        .get(name)
+        .ok_or_else(|| anyhow::anyhow!("--user {name}: no such user in {}", file.display()))?;
+    Ok(user.principal())
 }
 
 /// The client the audit trail names for the command-line tools.
