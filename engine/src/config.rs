@@ -82,25 +82,19 @@ impl EngineConfig {
 /// Parses a duration such as `60s`, `5m`, `1h`, `500ms`; `0` or `never` turns a cache off
 /// (`Some(ZERO)`), `forever` keeps entries until restart (`None`).
 pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
-    let t = s.trim().to_ascii_lowercase();
-    match t.as_str() {
+    let t = s.trim();
+    match t.to_ascii_lowercase().as_str() {
         "forever" => return Ok(None),
         "0" | "never" | "off" => return Ok(Some(Duration::ZERO)),
         _ => {}
     }
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 60s, 5m, forever)"))?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{s}`: unknown unit (use ms, s, m, h)")),
-    };
-    Ok(Some(d))
+    // a bare number is seconds
+    if let Ok(seconds) = t.parse::<u64>() {
+        return Ok(Some(Duration::from_secs(seconds)));
+    }
+    humantime::parse_duration(t)
+        .map(Some)
+        .map_err(|e| format!("`{s}` is not a duration ({e}; e.g. 250ms, 60s, 5m, 1h 30m, forever)"))
 }
 
 /// Default of [`EngineConfig::query_queue`].
@@ -108,34 +102,17 @@ pub const DEFAULT_QUERY_QUEUE: usize = 64;
 
 /// A byte count for people: `512 B`, `1.5 KiB`, `256.0 MiB`, `2.0 GiB`.
 pub fn format_size(n: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    for (size, unit) in UNITS {
-        if n >= size {
-            return format!("{:.1} {unit}", n as f64 / size as f64);
-        }
-    }
-    format!("{n} B")
+    bytesize::ByteSize(n).display().iec().to_string()
 }
 
-/// Parses a size such as `512MiB`, `2GiB`, `1.5G`, `800000` (bytes).
+/// Parses a size: `512MiB`, `2GiB` (powers of 1024), `1.5GB`, `800k` (powers
+/// of 1000), `800000` (bytes).
 pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
+    let bytes: bytesize::ByteSize = s
+        .trim()
         .parse()
-        .map_err(|_| format!("`{s}` is not a size (e.g. 512MiB, 2GiB)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" | "tib" => 1024.0f64.powi(4),
-        _ => return Err(format!("`{s}`: unknown unit (use B, KiB, MiB, GiB, TiB)")),
-    };
-    Ok((n * mult) as usize)
+        .map_err(|e| format!("`{s}` is not a size ({e}; e.g. 512MiB, 2GiB)"))?;
+    usize::try_from(bytes.as_u64()).map_err(|_| format!("`{s}` is too large"))
 }
 
 #[cfg(test)]
@@ -153,14 +130,21 @@ mod tests {
         );
         assert_eq!(parse_ttl("forever").unwrap(), None);
         assert_eq!(parse_ttl("0").unwrap(), Some(Duration::ZERO));
+        assert_eq!(parse_ttl("90").unwrap(), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_ttl("1h 30m").unwrap(),
+            Some(Duration::from_secs(5400))
+        );
         assert!(parse_ttl("soon").is_err());
-        assert!(parse_ttl("3 days").is_err());
+        assert!(parse_ttl("3 parsecs").is_err());
     }
 
     #[test]
     fn sizes() {
         assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("2G").unwrap(), 2_000_000_000);
+        assert_eq!(parse_size("1.5 KiB").unwrap(), 1536);
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("3 parsecs").is_err());
