@@ -18,7 +18,6 @@
 //! The catalog's views are planned again for a restricted principal, over
 //! its governed tables, so a view never reads around the policy.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use citylake_catalog::PiiTag;
@@ -228,25 +227,87 @@ fn mask_expr(column: &str, tag: PiiTag, data_type: &DataType) -> Expr {
     masked.alias(column)
 }
 
+/// A policy's row-filter predicates, each parsed once per dataset with its
+/// `${user.…}` references as placeholders; a principal's values go into the
+/// parsed expression as literals — never into SQL text.
+#[derive(Debug, Default)]
+pub struct RowFilters {
+    parsed: std::sync::Mutex<std::collections::HashMap<(String, String), Expr>>,
+}
+
+impl RowFilters {
+    /// The row filter of `dataset` (its `schema`) for `principal`: the
+    /// `predicates` (as [`crate::policy::Access::row_filter`] has them) ORed.
+    pub fn expr(
+        &self,
+        state: &SessionState,
+        dataset: &str,
+        schema: &SchemaRef,
+        predicates: &[String],
+        principal: &crate::principal::Principal,
+    ) -> DfResult<Expr> {
+        let mut any = vec![];
+        for predicate in predicates {
+            let parsed = self.parsed(state, dataset, schema, predicate)?;
+            any.push(bind_user(parsed, principal)?);
+        }
+        Ok(datafusion::logical_expr::utils::disjunction(any).unwrap_or(lit(false)))
+    }
+
+    fn parsed(
+        &self,
+        state: &SessionState,
+        dataset: &str,
+        schema: &SchemaRef,
+        predicate: &str,
+    ) -> DfResult<Expr> {
+        let key = (dataset.to_string(), predicate.to_string());
+        if let Some(expr) = self.parsed.lock().expect("row filter lock").get(&key) {
+            return Ok(expr.clone());
+        }
+        let sql = crate::policy::with_placeholders(predicate)
+            .map_err(datafusion::error::DataFusionError::Plan)?;
+        let df_schema = datafusion::common::DFSchema::try_from(schema.as_ref().clone())?;
+        let expr = state.create_logical_expr(&sql, &df_schema)?;
+        self.parsed
+            .lock()
+            .expect("row filter lock")
+            .insert(key, expr.clone());
+        Ok(expr)
+    }
+}
+
+/// `expr` with its `$user_<x>` placeholders replaced by `principal`'s `<x>`
+/// as a text literal (NULL when it has none: the filter keeps no row).
+fn bind_user(expr: Expr, principal: &crate::principal::Principal) -> DfResult<Expr> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    expr.transform(|e| match &e {
+        Expr::Placeholder(p) => match p.id.strip_prefix(crate::policy::USER_PLACEHOLDER) {
+            Some(attr) => Ok(Transformed::yes(lit(
+                datafusion::common::ScalarValue::Utf8(crate::policy::attribute(principal, attr)),
+            ))),
+            None => datafusion::common::plan_err!(
+                "row filter placeholder {} is not a ${{user.…}} reference",
+                p.id
+            ),
+        },
+        _ => Ok(Transformed::no(e)),
+    })
+    .map(|t| t.data)
+}
+
 /// The governed form of a table: `provider`'s rows where `row_filter` holds
-/// (`None`: all; an empty list: none), with the `masked` columns masked,
-/// behind a security barrier (see [`GovernedTable`]).
+/// (`None`: all), with the `masked` columns masked, behind a security barrier
+/// (see [`GovernedTable`]).
 pub fn governed_table(
-    state: &SessionState,
     name: TableReference,
     provider: Arc<dyn TableProvider>,
-    row_filter: Option<&[String]>,
+    row_filter: Option<Expr>,
     masked: &[(String, PiiTag)],
 ) -> DfResult<Arc<dyn TableProvider>> {
     let schema = provider.schema();
     let mut plan = LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)?;
-    if let Some(filters) = row_filter {
-        let sql: Cow<str> = if filters.is_empty() {
-            "FALSE".into()
-        } else {
-            filters.join(" OR ").into()
-        };
-        let predicate = state.create_logical_expr(&sql, plan.schema())?;
+    if let Some(predicate) = row_filter {
         plan = plan.filter(predicate)?;
     }
     let exprs: Vec<Expr> = schema

@@ -122,7 +122,10 @@ pub struct Access {
     /// PII tags seen unmasked (all tags when `all_unmasked`).
     pub unmasked: BTreeSet<String>,
     pub all_unmasked: bool,
-    /// Predicates (SQL, attributes substituted) ORed together; `None`: all rows.
+    /// Predicates ORed together (each the AND of one role's filters), as the
+    /// policy writes them: `${user.…}` references are not substituted here but
+    /// in the parsed expression ([`crate::governance::RowFilters`]), as
+    /// literal values. `None`: all rows.
     pub row_filter: Option<Vec<String>>,
 }
 
@@ -213,7 +216,7 @@ impl Policy {
                         format!("row filter dataset `{bad}` is not a pattern"),
                     ));
                 }
-                substitute(&f.predicate, &Principal::local_admin()).map_err(|m| err(&r.name, m))?;
+                with_placeholders(&f.predicate).map_err(|m| err(&r.name, m))?;
             }
         }
         Ok(())
@@ -296,8 +299,7 @@ impl Policy {
                 // a role's filters all hold (AND); roles combine with OR
                 let both: Vec<String> = applicable
                     .iter()
-                    .map(|f| substitute(&f.predicate, principal).unwrap_or_else(|_| "FALSE".into()))
-                    .map(|p| format!("({p})"))
+                    .map(|f| format!("({})", f.predicate))
                     .collect();
                 filters.push(both.join(" AND "));
             }
@@ -363,6 +365,46 @@ fn columns_of(predicate: &str) -> std::result::Result<Vec<String>, String> {
 /// Replaces `${user.name}`, `${user.department}` and `${user.<attribute>}`
 /// with SQL string literals (NULL when the user has no such attribute).
 pub fn substitute(predicate: &str, principal: &Principal) -> std::result::Result<String, String> {
+    replace_references(predicate, |attr| {
+        Ok(match attribute(principal, attr) {
+            Some(v) => format!("'{}'", v.replace('\'', "''")),
+            None => "NULL".into(),
+        })
+    })
+}
+
+/// The prefix of the placeholders `${user.<x>}` references become in
+/// [`with_placeholders`].
+pub const USER_PLACEHOLDER: &str = "$user_";
+
+/// The predicate with each `${user.<x>}` as the placeholder `$user_<x>`, so it
+/// parses once into an expression whose placeholders are then replaced by a
+/// principal's values as literals (never as SQL text).
+pub fn with_placeholders(predicate: &str) -> std::result::Result<String, String> {
+    replace_references(predicate, |attr| {
+        if attr.is_empty() || !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "`${{user.{attr}}}`: an attribute name is letters, digits and `_`"
+            ));
+        }
+        Ok(format!("{USER_PLACEHOLDER}{attr}"))
+    })
+}
+
+/// A principal's `name`, `department` or attribute `attr`.
+pub fn attribute(principal: &Principal, attr: &str) -> Option<String> {
+    match attr {
+        "name" => Some(principal.user.clone()),
+        "department" => principal.department.clone(),
+        other => principal.attributes.get(other).cloned(),
+    }
+}
+
+/// `predicate` with each `${user.<x>}` replaced by `replace(x)`.
+fn replace_references(
+    predicate: &str,
+    replace: impl Fn(&str) -> std::result::Result<String, String>,
+) -> std::result::Result<String, String> {
     let mut out = String::new();
     let mut rest = predicate;
     while let Some(start) = rest.find("${") {
@@ -375,15 +417,7 @@ pub fn substitute(predicate: &str, principal: &Principal) -> std::result::Result
             .trim()
             .strip_prefix("user.")
             .ok_or_else(|| format!("`${{{key}}}`: only ${{user.…}} references are allowed"))?;
-        let value = match attr {
-            "name" => Some(principal.user.clone()),
-            "department" => principal.department.clone(),
-            other => principal.attributes.get(other).cloned(),
-        };
-        match value {
-            Some(v) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
-            None => out.push_str("NULL"),
-        }
+        out.push_str(&replace(attr)?);
         rest = after;
     }
     out.push_str(rest);
@@ -516,16 +550,13 @@ mod tests {
         let district = user(&["district_analyst"], None, &[("district", "Xihu")]);
         let a = p.access(&district, &cases);
         assert!(a.readable && !a.sees(PiiTag::Name) && !a.sees(PiiTag::Phone));
-        assert_eq!(a.row_filter, Some(vec!["(district = 'Xihu')".to_string()]));
+        assert_eq!(
+            a.row_filter,
+            Some(vec!["(district = ${user.district})".to_string()])
+        );
         assert!(!p.access(&district, &payments).readable);
         // the filter applies only where the column exists
         assert_eq!(p.access(&district, &speed).row_filter, None);
-        // no district attribute: no row
-        let nowhere = user(&["district_analyst"], None, &[]);
-        assert_eq!(
-            p.access(&nowhere, &cases).row_filter,
-            Some(vec!["(district = NULL)".to_string()])
-        );
 
         let finance = user(&["finance"], None, &[]);
         let f = p.access(&finance, &payments);

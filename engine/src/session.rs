@@ -81,6 +81,8 @@ pub struct Engine {
     admission: Arc<crate::limits::Admission>,
     /// The global per-query limits (roles may replace them).
     limits: crate::limits::Limits,
+    /// Row-filter predicates, parsed once.
+    row_filters: Arc<crate::governance::RowFilters>,
     /// The lake root as plans print file paths (cut from `EXPLAIN` results).
     root_prefix: Arc<str>,
 }
@@ -266,6 +268,7 @@ impl Engine {
                 config.query_queue,
             )),
             limits: config.limits.clone(),
+            row_filters: Default::default(),
         })
     }
 
@@ -446,13 +449,23 @@ impl Engine {
                 } else {
                     let name =
                         TableReference::full(catalog_name, e.schema.as_str(), e.table.as_str());
-                    match governed_table(
-                        &state,
-                        name,
-                        e.provider.clone(),
-                        access.row_filter.as_deref(),
-                        &masked,
-                    ) {
+                    let governed = access
+                        .row_filter
+                        .as_deref()
+                        .map(|predicates| {
+                            self.row_filters.expr(
+                                &state,
+                                &e.name,
+                                &e.provider.schema(),
+                                predicates,
+                                &principal,
+                            )
+                        })
+                        .transpose()
+                        .and_then(|filter| {
+                            governed_table(name, e.provider.clone(), filter, &masked)
+                        });
+                    match governed {
                         Ok(t) => t,
                         Err(err) => {
                             tracing::error!(dataset = %e.name, error = %err, "cannot apply the policy; refusing the dataset");
@@ -472,38 +485,46 @@ impl Engine {
         }
         // the catalog's own tables list only what this principal may see
         let system = schema(citylake_catalog::SYSTEM_SCHEMA);
-        let quoted = |names: &mut dyn Iterator<Item = &String>| {
-            names
-                .map(|n| format!("'{}'", n.replace('\'', "''")))
-                .collect::<Vec<_>>()
-                .join(", ")
+        // an expression built here, not SQL text: `column IN ('name', …)`
+        let listed_in = |column: datafusion::logical_expr::Expr,
+                         names: &mut dyn Iterator<Item = &String>| {
+            let names: Vec<_> = names
+                .map(|n| datafusion::prelude::lit(n.as_str()))
+                .collect();
+            if names.is_empty() {
+                datafusion::prelude::lit(false)
+            } else {
+                column.in_list(names, false)
+            }
         };
-        let listed = quoted(&mut visible.iter());
-        // a dataset's quality checks (row counts, duplicates, partitions, freshness)
-        // describe all of its rows: shown only to those who read it in full
-        let full = quoted(&mut in_full.iter());
         let everything =
             denied.is_empty() && hidden.is_empty() && in_full.len() == self.entries.len();
         for (name, table) in &self.system {
             let table = if everything {
                 table.clone()
             } else {
-                let (column, names) = match name.as_str() {
-                    "datasets" => ("name", &listed),
-                    "data_quality" => ("dataset", &full),
-                    _ => ("schema_name || '.' || table_name", &listed),
-                };
-                let predicate = if names.is_empty() {
-                    "FALSE".to_string()
-                } else {
-                    format!("{column} IN ({names})")
+                use datafusion::prelude::{col, lit};
+                let predicate = match name.as_str() {
+                    "datasets" => listed_in(col("name"), &mut visible.iter()),
+                    // a dataset's quality checks (row counts, duplicates, partitions,
+                    // freshness) describe all of its rows: shown only to those who
+                    // read it in full
+                    "data_quality" => listed_in(col("dataset"), &mut in_full.iter()),
+                    _ => listed_in(
+                        datafusion::functions::string::expr_fn::concat(vec![
+                            col("schema_name"),
+                            lit("."),
+                            col("table_name"),
+                        ]),
+                        &mut visible.iter(),
+                    ),
                 };
                 let reference = TableReference::full(
                     catalog_name,
                     citylake_catalog::SYSTEM_SCHEMA,
                     name.as_str(),
                 );
-                governed_table(&state, reference, table.clone(), Some(&[predicate]), &[])
+                governed_table(reference, table.clone(), Some(predicate), &[])
                     .expect("the system tables' filter plans")
             };
             system

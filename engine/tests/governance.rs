@@ -586,3 +586,32 @@ async fn a_view_over_filtered_inputs_is_planned_for_the_principal() {
     assert_eq!(unfiltered_xihu.len(), 7);
     assert_ne!(theirs, unfiltered_xihu);
 }
+
+/// A user's attributes reach the row filter as literal values in its parsed
+/// expression: an attribute holding SQL matches nothing (it is a district
+/// name no row has), and a missing attribute is NULL (no row either).
+#[tokio::test]
+async fn attributes_are_values_in_the_row_filter_never_sql() {
+    let e = engine().await;
+    for district in ["Xihu' OR 'a' = 'a", "Xihu') OR (TRUE", "Xihu\\' OR 1=1 --"] {
+        let who = user(&["district_analyst"], None, &[("district", district)]);
+        let n = rows(&e, &who, "SELECT count(*) FROM hotline.cases")
+            .await
+            .unwrap();
+        assert_eq!(n[0][0], "0", "{district}");
+    }
+    let nowhere = user(&["district_analyst"], None, &[]);
+    let n = rows(&e, &nowhere, "SELECT count(*) FROM hotline.cases")
+        .await
+        .unwrap();
+    assert_eq!(n[0][0], "0");
+    // the same filter with a real district keeps that district's rows
+    let n = rows(
+        &e,
+        &district_analyst(),
+        "SELECT count(*) FROM hotline.cases",
+    )
+    .await
+    .unwrap();
+    assert_ne!(n[0][0], "0");
+}
