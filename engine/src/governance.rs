@@ -232,7 +232,7 @@ fn mask_expr(column: &str, tag: PiiTag, data_type: &DataType) -> Expr {
 /// parsed expression as literals — never into SQL text.
 #[derive(Debug, Default)]
 pub struct RowFilters {
-    parsed: std::sync::Mutex<std::collections::HashMap<(String, String), Expr>>,
+    parsed: parking_lot::Mutex<std::collections::HashMap<(String, String), Expr>>,
 }
 
 impl RowFilters {
@@ -262,17 +262,14 @@ impl RowFilters {
         predicate: &str,
     ) -> DfResult<Expr> {
         let key = (dataset.to_string(), predicate.to_string());
-        if let Some(expr) = self.parsed.lock().expect("row filter lock").get(&key) {
+        if let Some(expr) = self.parsed.lock().get(&key) {
             return Ok(expr.clone());
         }
         let sql = crate::policy::with_placeholders(predicate)
             .map_err(datafusion::error::DataFusionError::Plan)?;
         let df_schema = datafusion::common::DFSchema::try_from(schema.as_ref().clone())?;
         let expr = state.create_logical_expr(&sql, &df_schema)?;
-        self.parsed
-            .lock()
-            .expect("row filter lock")
-            .insert(key, expr.clone());
+        self.parsed.lock().insert(key, expr.clone());
         Ok(expr)
     }
 }

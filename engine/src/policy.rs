@@ -429,7 +429,7 @@ fn replace_references(
 #[derive(Debug)]
 pub struct PolicyStore {
     path: Option<PathBuf>,
-    state: std::sync::RwLock<(std::sync::Arc<Policy>, Option<std::time::SystemTime>)>,
+    state: parking_lot::RwLock<(std::sync::Arc<Policy>, Option<std::time::SystemTime>)>,
 }
 
 impl PolicyStore {
@@ -441,7 +441,7 @@ impl PolicyStore {
         };
         Ok(Self {
             path,
-            state: std::sync::RwLock::new((std::sync::Arc::new(policy), modified)),
+            state: parking_lot::RwLock::new((std::sync::Arc::new(policy), modified)),
         })
     }
 
@@ -454,9 +454,9 @@ impl PolicyStore {
     pub fn current(&self) -> std::sync::Arc<Policy> {
         if let Some(path) = &self.path {
             let now = modified(path);
-            let stale = self.state.read().expect("policy lock").1 != now;
+            let stale = self.state.read().1 != now;
             if stale {
-                let mut state = self.state.write().expect("policy lock");
+                let mut state = self.state.write();
                 if state.1 != now {
                     state.1 = now;
                     match Policy::load(path) {
@@ -471,7 +471,7 @@ impl PolicyStore {
                 }
             }
         }
-        self.state.read().expect("policy lock").0.clone()
+        self.state.read().0.clone()
     }
 }
 

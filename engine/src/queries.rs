@@ -15,8 +15,10 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -165,11 +167,11 @@ pub struct QueryEntry {
 
 impl QueryEntry {
     pub fn state(&self) -> QueryState {
-        self.state.lock().expect("state lock").0
+        self.state.lock().0
     }
 
     pub(crate) fn set_state(&self, state: QueryState) {
-        let mut s = self.state.lock().expect("state lock");
+        let mut s = self.state.lock();
         if !s.0.ended() {
             s.0 = state;
         }
@@ -178,7 +180,7 @@ impl QueryEntry {
     /// Records what the planned query reads: datasets and masked columns
     /// (comma-separated), for its audit record.
     pub fn set_touched(&self, datasets: String, masked: String) {
-        *self.touched.lock().expect("touched lock") = (datasets, masked);
+        *self.touched.lock() = (datasets, masked);
     }
 
     /// When the query started (its time budget counts from then).
@@ -189,7 +191,7 @@ impl QueryEntry {
     /// Asks the query to stop; its stream ends with [`Cancelled`] saying `why`.
     pub fn cancel(&self, why: &str) {
         {
-            let mut by = self.cancelled_by.lock().expect("cancel lock");
+            let mut by = self.cancelled_by.lock();
             if by.is_empty() {
                 *by = why.to_string();
             }
@@ -404,10 +406,7 @@ impl QueryRegistry {
                 (r, before)
             }),
         });
-        self.running
-            .lock()
-            .expect("running lock")
-            .push(entry.clone());
+        self.running.lock().push(entry.clone());
         entry
     }
 
@@ -418,17 +417,14 @@ impl QueryRegistry {
     pub fn end(&self, entry: &Arc<QueryEntry>, outcome: Outcome, error: String) -> Option<Ack> {
         let elapsed = entry.start.elapsed();
         {
-            let mut s = entry.state.lock().expect("state lock");
+            let mut s = entry.state.lock();
             if s.0.ended() {
                 return None;
             }
             *s = (QueryState::Ended(outcome), Some(elapsed), error.clone());
         }
-        self.running
-            .lock()
-            .expect("running lock")
-            .retain(|e| e.id != entry.id);
-        let mut recent = self.recent.lock().expect("recent lock");
+        self.running.lock().retain(|e| e.id != entry.id);
+        let mut recent = self.recent.lock();
         if recent.len() == RECENT {
             recent.pop_front();
         }
@@ -465,7 +461,7 @@ impl QueryRegistry {
             error = %error,
             "query ended"
         );
-        let (datasets, masked) = entry.touched.lock().expect("touched lock").clone();
+        let (datasets, masked) = entry.touched.lock().clone();
         let mut record = AuditRecord::new("query", &entry.sql, outcome.as_str())
             .returned(rows, bytes)
             .took(elapsed)
@@ -498,7 +494,7 @@ impl QueryRegistry {
     }
 
     fn cancel_where(&self, matches: impl Fn(&QueryEntry) -> bool, why: &str) -> usize {
-        let running = self.running.lock().expect("running lock");
+        let running = self.running.lock();
         let mut n = 0;
         for entry in running.iter().filter(|e| matches(e)) {
             entry.cancel(why);
@@ -509,18 +505,13 @@ impl QueryRegistry {
 
     /// The running query `id`, if there is one.
     pub fn running(&self, id: u64) -> Option<Arc<QueryEntry>> {
-        self.running
-            .lock()
-            .expect("running lock")
-            .iter()
-            .find(|e| e.id == id)
-            .cloned()
+        self.running.lock().iter().find(|e| e.id == id).cloned()
     }
 
     /// Running and recent queries, newest last; only `user`'s when given.
     pub fn snapshot(&self, user: Option<&str>) -> Vec<Arc<QueryEntry>> {
-        let recent = self.recent.lock().expect("recent lock");
-        let running = self.running.lock().expect("running lock");
+        let recent = self.recent.lock();
+        let running = self.running.lock();
         let mut all: Vec<_> = recent.iter().chain(running.iter()).cloned().collect();
         all.retain(|e| user.is_none_or(|u| e.user == u));
         all.sort_by_key(|e| e.id);
@@ -663,7 +654,7 @@ impl Tracked {
     /// The next item of the query's own stream, ending the query when it ends.
     fn advance(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.cancelled.as_mut().poll(cx).is_ready() {
-            let why = self.entry.cancelled_by.lock().expect("cancel lock").clone();
+            let why = self.entry.cancelled_by.lock().clone();
             self.stop(Outcome::Cancelled, Cancelled(why).into_datafusion());
             return Poll::Ready(());
         }
@@ -794,10 +785,7 @@ fn to_batch(entries: &[Arc<QueryEntry>]) -> DfResult<RecordBatch> {
     let text = |f: &dyn Fn(&QueryEntry) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(entries.iter().map(|e| f(e))))
     };
-    let states: Vec<_> = entries
-        .iter()
-        .map(|e| e.state.lock().expect("state lock").clone())
-        .collect();
+    let states: Vec<_> = entries.iter().map(|e| e.state.lock().clone()).collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(
             entries.iter().map(|e| e.id as i64),

@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -209,7 +211,7 @@ impl Users {
 #[derive(Debug)]
 pub struct UserDirectory {
     path: Option<PathBuf>,
-    state: std::sync::RwLock<(Arc<Users>, Option<std::time::SystemTime>)>,
+    state: parking_lot::RwLock<(Arc<Users>, Option<std::time::SystemTime>)>,
 }
 
 impl UserDirectory {
@@ -217,7 +219,7 @@ impl UserDirectory {
     pub fn fixed(users: Users) -> Self {
         Self {
             path: None,
-            state: std::sync::RwLock::new((Arc::new(users), None)),
+            state: parking_lot::RwLock::new((Arc::new(users), None)),
         }
     }
 
@@ -227,7 +229,7 @@ impl UserDirectory {
         let users = Users::load(path)?;
         Ok(Self {
             path: Some(path.to_path_buf()),
-            state: std::sync::RwLock::new((Arc::new(users), modified)),
+            state: parking_lot::RwLock::new((Arc::new(users), modified)),
         })
     }
 
@@ -235,8 +237,8 @@ impl UserDirectory {
     pub fn current(&self) -> Arc<Users> {
         if let Some(path) = &self.path {
             let now = modified(path);
-            if self.state.read().expect("users lock").1 != now {
-                let mut state = self.state.write().expect("users lock");
+            if self.state.read().1 != now {
+                let mut state = self.state.write();
                 if state.1 != now {
                     state.1 = now;
                     match Users::load(path) {
@@ -251,7 +253,7 @@ impl UserDirectory {
                 }
             }
         }
-        self.state.read().expect("users lock").0.clone()
+        self.state.read().0.clone()
     }
 }
 
@@ -290,6 +292,26 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     let mut f = options.open(path)?;
     f.write_all(bytes)
+}
+
+/// The user name and password of an `Authorization: Basic …` value (padding
+/// optional: Go's Flight client sends unpadded base64).
+pub fn decode_basic(encoded: &str) -> Result<(String, String), tonic::Status> {
+    use base64::Engine as _;
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = lenient
+        .decode(encoded.trim())
+        .map_err(|_| tonic::Status::unauthenticated("basic credentials are not base64"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| tonic::Status::unauthenticated("basic credentials are not UTF-8"))?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or_else(|| tonic::Status::unauthenticated("basic credentials are not user:password"))?;
+    Ok((user.to_string(), password.to_string()))
 }
 
 /// The key under which verified Basic credentials are remembered in
@@ -359,7 +381,7 @@ impl Tokens {
     /// `user` for the tokens' lifetime, within the same bounds as issued ones.
     pub fn remember(&self, token: &str, user: &str) {
         let token = token.to_string();
-        let mut tokens = self.tokens.lock().expect("token lock");
+        let mut tokens = self.tokens.lock();
         let now = Instant::now();
         tokens.retain(|_, t| t.expires > now);
         let oldest = |tokens: &HashMap<String, Issued>, of: Option<&str>| {
@@ -391,7 +413,7 @@ impl Tokens {
 
     /// The user of a valid, unexpired token (an expired one is removed).
     pub fn check(&self, token: &str) -> Option<String> {
-        let mut tokens = self.tokens.lock().expect("token lock");
+        let mut tokens = self.tokens.lock();
         match tokens.get(token) {
             Some(t) if t.expires > Instant::now() => Some(t.user.clone()),
             Some(_) => {
@@ -404,7 +426,7 @@ impl Tokens {
 
     /// Ends every token of `user` (removed from the users file); how many there were.
     pub fn revoke(&self, user: &str) -> usize {
-        let mut tokens = self.tokens.lock().expect("token lock");
+        let mut tokens = self.tokens.lock();
         let before = tokens.len();
         tokens.retain(|_, t| t.user != user);
         before - tokens.len()
@@ -412,7 +434,7 @@ impl Tokens {
 
     /// Live tokens now.
     pub fn len(&self) -> usize {
-        self.tokens.lock().expect("token lock").len()
+        self.tokens.lock().len()
     }
 
     /// Whether no token is live.

@@ -14,6 +14,7 @@
 pub mod auth;
 mod metadata;
 pub mod ops;
+mod prepared;
 mod service;
 mod status;
 mod wire;
@@ -30,7 +31,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use auth::{Tokens, User, UserDirectory, Users, UsersError};
-pub use service::{CitylakeFlightSql, PreparedLimits};
+pub use prepared::PreparedLimits;
+pub use service::CitylakeFlightSql;
 
 /// Default lifetime of a bearer token.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);

@@ -1,9 +1,8 @@
 //! The Flight SQL service: every call authenticated, planned and executed
 //! through the engine's session API, results streamed batch by batch.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -25,7 +24,6 @@ use arrow_flight::{
     FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
     Ticket,
 };
-use base64::Engine as _;
 use citylake_engine::audit::AuditRecord;
 use citylake_engine::datafusion::arrow::array::{ArrayRef, RecordBatch};
 use citylake_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -38,8 +36,9 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Tokens, UserDirectory};
+use crate::auth::{Tokens, UserDirectory, decode_basic};
 use crate::metadata;
+use crate::prepared::{PreparedLimits, PreparedStatements};
 use crate::status::to_status;
 use crate::wire::{to_wire, wire_schema};
 
@@ -48,45 +47,12 @@ type DoGetStream = <CitylakeFlightSql as FlightService>::DoGetStream;
 /// The one answer to a wrong user name or a wrong password (which it was is not said).
 const WRONG_PASSWORD: &str = "wrong user name or password";
 
-/// A prepared statement, owned by the user who created it. It keeps the SQL,
-/// not a plan: every execution plans it again under the policy in force and the
-/// caller's principal, so a policy reload (a revoked dataset, a new mask or row
-/// filter) applies to handles prepared before it.
-struct Prepared {
-    user: String,
-    /// The statement's SQL.
-    sql: String,
-    /// Bound parameter rows (one execution per row).
-    params: Option<RecordBatch>,
-    /// Last created, bound or executed; idle handles expire.
-    used: std::time::Instant,
-}
-
-/// Bounds on the server's prepared-statement state.
-#[derive(Debug, Clone, Copy)]
-pub struct PreparedLimits {
-    /// Open handles per user; creating one more is refused (RESOURCE_EXHAUSTED).
-    pub per_user: usize,
-    /// A handle unused this long is closed.
-    pub idle: std::time::Duration,
-}
-
-impl Default for PreparedLimits {
-    fn default() -> Self {
-        Self {
-            per_user: 256,
-            idle: std::time::Duration::from_secs(3600),
-        }
-    }
-}
-
 /// citylake's Flight SQL service.
 pub struct CitylakeFlightSql {
     engine: Arc<Engine>,
     users: Arc<UserDirectory>,
     tokens: Arc<Tokens>,
-    prepared: Mutex<HashMap<String, Prepared>>,
-    prepared_limits: PreparedLimits,
+    prepared: PreparedStatements,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
 }
@@ -97,8 +63,7 @@ impl CitylakeFlightSql {
             engine,
             users,
             tokens,
-            prepared: Mutex::new(HashMap::new()),
-            prepared_limits: PreparedLimits::default(),
+            prepared: PreparedStatements::new(PreparedLimits::default()),
             sql_info: metadata::sql_info(),
             xdbc: metadata::xdbc_type_info(),
         }
@@ -106,7 +71,7 @@ impl CitylakeFlightSql {
 
     /// Bounds the prepared-statement state (per-user cap, idle expiry).
     pub fn with_prepared_limits(mut self, limits: PreparedLimits) -> Self {
-        self.prepared_limits = limits;
+        self.prepared = PreparedStatements::new(limits);
         self
     }
 
@@ -420,35 +385,6 @@ impl CitylakeFlightSql {
             CancelStatus::NotCancellable
         })
     }
-
-    /// The SQL and bound parameters of `user`'s handle (an expired handle is closed).
-    fn lookup_prepared(
-        &self,
-        handle: &[u8],
-        user: &str,
-    ) -> Result<(String, Option<RecordBatch>), Status> {
-        let key = String::from_utf8_lossy(handle).to_string();
-        let mut prepared = self.prepared.lock().expect("prepared lock");
-        self.expire_prepared(&mut prepared);
-        match prepared.get_mut(&key) {
-            Some(p) if p.user == user => {
-                p.used = std::time::Instant::now();
-                Ok((p.sql.clone(), p.params.clone()))
-            }
-            _ => Err(Status::not_found(format!(
-                "unknown prepared statement handle `{}` (closed, expired after {} idle, or made by \
-                 another server or user)",
-                key.chars().take(64).collect::<String>(),
-                humantime::format_duration(self.prepared_limits.idle)
-            ))),
-        }
-    }
-
-    /// Closes the handles idle longer than the limit.
-    fn expire_prepared(&self, prepared: &mut HashMap<String, Prepared>) {
-        let idle = self.prepared_limits.idle;
-        prepared.retain(|_, p| p.used.elapsed() < idle);
-    }
 }
 
 /// Encodes record batches as Flight data with the announced schema.
@@ -467,31 +403,6 @@ where
 fn batch_response(batch: RecordBatch) -> Result<Response<DoGetStream>, Status> {
     let schema = batch.schema();
     Ok(encode(schema, futures::stream::once(async { Ok(batch) })))
-}
-
-fn decode_basic(encoded: &str) -> Result<(String, String), Status> {
-    // padding optional: Go's Flight client sends unpadded base64
-    let lenient = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    let bytes = lenient
-        .decode(encoded.trim())
-        .map_err(|_| Status::unauthenticated("basic credentials are not base64"))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Status::unauthenticated("basic credentials are not UTF-8"))?;
-    let (user, password) = text
-        .split_once(':')
-        .ok_or_else(|| Status::unauthenticated("basic credentials are not user:password"))?;
-    Ok((user.to_string(), password.to_string()))
-}
-
-fn new_handle() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn ipc_schema(schema: &Schema) -> Result<Vec<u8>, Status> {
@@ -628,7 +539,7 @@ impl FlightSqlService for CitylakeFlightSql {
         // a random id makes each FlightInfo's ticket unique: it tags the query
         // the ticket starts (for CancelFlightInfo)
         let ticket = TicketStatementQuery {
-            statement_handle: format!("{}:{}", new_handle(), query.query)
+            statement_handle: format!("{}:{}", crate::prepared::new_handle(), query.query)
                 .into_bytes()
                 .into(),
         };
@@ -659,28 +570,9 @@ impl FlightSqlService for CitylakeFlightSql {
         let plan = self.plan(&session, &query.query, "prepare", true).await?;
         let dataset_schema = ipc_schema(&wire_schema(plan.schema().as_arrow()))?;
         let parameter_schema = ipc_schema(&parameter_schema(&plan)?)?;
-        let handle = new_handle();
-        let user = session.principal().user.clone();
-        {
-            let mut prepared = self.prepared.lock().expect("prepared lock");
-            self.expire_prepared(&mut prepared);
-            let open = prepared.values().filter(|p| p.user == user).count();
-            if open >= self.prepared_limits.per_user {
-                return Err(Status::resource_exhausted(format!(
-                    "user `{user}` has {open} open prepared statements, the most allowed \
-                     (--max-prepared-statements); close some (ClosePreparedStatement)"
-                )));
-            }
-            prepared.insert(
-                handle.clone(),
-                Prepared {
-                    user,
-                    sql: query.query.clone(),
-                    params: None,
-                    used: std::time::Instant::now(),
-                },
-            );
-        }
+        let handle = self
+            .prepared
+            .create(&session.principal().user, &query.query)?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
             dataset_schema: dataset_schema.into(),
@@ -695,7 +587,7 @@ impl FlightSqlService for CitylakeFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let principal = self.principal(&request).await?;
         let handle = query.prepared_statement_handle.clone();
-        self.lookup_prepared(&handle, &principal.user)?;
+        self.prepared.get(&handle, &principal.user)?;
         let stream = FlightRecordBatchStream::new_from_flight_data(
             request.into_inner().map_err(FlightError::from),
         );
@@ -713,10 +605,7 @@ impl FlightSqlService for CitylakeFlightSql {
                 .map_err(|e| Status::invalid_argument(format!("bound parameters: {e}")))?,
             ),
         };
-        let key = String::from_utf8_lossy(&handle).to_string();
-        if let Some(p) = self.prepared.lock().expect("prepared lock").get_mut(&key) {
-            p.params = params;
-        }
+        self.prepared.bind(&handle, &principal.user, params)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(handle),
         })
@@ -728,13 +617,14 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request).await?;
-        let (sql, _) =
-            self.lookup_prepared(&cmd.prepared_statement_handle, &session.principal().user)?;
+        let (sql, _) = self
+            .prepared
+            .get(&cmd.prepared_statement_handle, &session.principal().user)?;
         let plan = self.plan(&session, &sql, "plan", false).await?;
         // each execution's ticket gets its own id (for CancelFlightInfo)
         let ticket = CommandPreparedStatementQuery {
             prepared_statement_handle: [
-                new_handle().as_bytes(),
+                crate::prepared::new_handle().as_bytes(),
                 b"/",
                 &cmd.prepared_statement_handle,
             ]
@@ -751,7 +641,7 @@ impl FlightSqlService for CitylakeFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request).await?;
         let (tag, handle) = split_prepared(&cmd.prepared_statement_handle);
-        let (sql, params) = self.lookup_prepared(&handle, &session.principal().user)?;
+        let (sql, params) = self.prepared.get(&handle, &session.principal().user)?;
         // planned again by each query: the policy in force now, the caller's principal now
         let mut requests = match params {
             None => vec![QueryRequest::new(&sql)],
@@ -769,10 +659,8 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
         let principal = self.principal(&request).await?;
-        self.lookup_prepared(&query.prepared_statement_handle, &principal.user)?;
-        let key = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
-        self.prepared.lock().expect("prepared lock").remove(&key);
-        Ok(())
+        self.prepared
+            .close(&query.prepared_statement_handle, &principal.user)
     }
 
     async fn do_put_statement_update(
