@@ -100,6 +100,196 @@ impl TableProvider for DeniedTable {
     }
 }
 
+/// A principal's catalog as the policy decides it (see the module docs): the
+/// datasets and views it may list, each as it may read it, and the system
+/// tables listing only those. Returns the catalog and what the session needs
+/// to check statements and fill in audit records.
+pub(crate) fn principal_catalog(
+    entries: &[crate::session::Entry],
+    system_tables: &[(String, Arc<dyn TableProvider>)],
+    policy: &crate::policy::Policy,
+    principal: &crate::principal::Principal,
+    state: &SessionState,
+    catalog_name: &str,
+    row_filters: &RowFilters,
+) -> PrincipalCatalog {
+    use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    let schema = |name: &str| -> Arc<dyn datafusion::catalog::SchemaProvider> {
+        if let Some(s) = catalog.schema(name) {
+            return s;
+        }
+        let s: Arc<dyn datafusion::catalog::SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+        catalog
+            .register_schema(name, s.clone())
+            .expect("memory catalog accepts schemas");
+        s
+    };
+    // listed but not readable: refused by name (PERMISSION_DENIED)
+    let mut denied = std::collections::BTreeSet::new();
+    // not even listed: not registered, so a query naming one fails exactly as
+    // for a name that does not exist (no oracle for hidden names)
+    let mut hidden = std::collections::BTreeSet::new();
+    let mut in_full = std::collections::BTreeSet::new();
+    let mut visible = vec![];
+    // per dataset, the columns masked for this principal (for the audit records)
+    let mut masked_columns = std::collections::BTreeMap::new();
+    // what this principal reads of each readable dataset and view (views read these)
+    let mut readable: std::collections::BTreeMap<String, Arc<dyn TableProvider>> =
+        Default::default();
+    for e in entries {
+        let mut access = policy.access(principal, &e.facts());
+        // a view reading a masked or filtered input is planned again over
+        // what this principal reads of it (the masks and filters apply
+        // inside the view); one reading an input it may not read is refused
+        let mut governed_view = false;
+        if let Some(reads) = &e.reads
+            && !reads.iter().all(|r| in_full.contains(r))
+        {
+            if reads.iter().all(|r| readable.contains_key(r)) {
+                governed_view = access.readable;
+            } else {
+                access.readable = false;
+                access.visible &= reads.iter().all(|r| !hidden.contains(r));
+            }
+        }
+        if !access.visible {
+            hidden.insert(e.name.clone());
+            continue;
+        }
+        visible.push(e.name.clone());
+        let provider: Arc<dyn TableProvider> = if !access.readable {
+            // listed (an auditor's metadata), refused in queries: by name,
+            // and by a provider that refuses to scan
+            denied.insert(e.name.clone());
+            Arc::new(DeniedTable::new(
+                e.provider.as_ref(),
+                &e.name,
+                &principal.user,
+            ))
+        } else if governed_view {
+            match view_over(e.provider.as_ref(), &readable) {
+                Ok(t) => t,
+                Err(err) => {
+                    tracing::error!(view = %e.name, error = %err, "cannot plan the view under the policy; refusing it");
+                    hidden.insert(e.name.clone());
+                    visible.pop();
+                    continue;
+                }
+            }
+        } else {
+            let masked: Vec<_> = e
+                .pii
+                .iter()
+                .filter(|(_, tag)| !access.sees(*tag))
+                .cloned()
+                .collect();
+            if !masked.is_empty() {
+                masked_columns.insert(
+                    e.name.clone(),
+                    masked
+                        .iter()
+                        .map(|(c, _)| format!("{}.{c}", e.name))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            if masked.is_empty() && access.row_filter.is_none() {
+                in_full.insert(e.name.clone());
+                e.provider.clone()
+            } else {
+                let name = TableReference::full(catalog_name, e.schema.as_str(), e.table.as_str());
+                let governed = access
+                    .row_filter
+                    .as_deref()
+                    .map(|predicates| {
+                        row_filters.expr(
+                            state,
+                            &e.name,
+                            &e.provider.schema(),
+                            predicates,
+                            principal,
+                        )
+                    })
+                    .transpose()
+                    .and_then(|filter| governed_table(name, e.provider.clone(), filter, &masked));
+                match governed {
+                    Ok(t) => t,
+                    Err(err) => {
+                        tracing::error!(dataset = %e.name, error = %err, "cannot apply the policy; refusing the dataset");
+                        hidden.insert(e.name.clone());
+                        visible.pop();
+                        continue;
+                    }
+                }
+            }
+        };
+        if access.readable {
+            readable.insert(e.name.clone(), provider.clone());
+        }
+        schema(&e.schema)
+            .register_table(e.table.clone(), provider)
+            .expect("memory schema accepts tables");
+    }
+    // the catalog's own tables list only what this principal may see
+    let system = schema(citylake_catalog::SYSTEM_SCHEMA);
+    // an expression built here, not SQL text: `column IN ('name', …)`
+    let listed_in = |column: Expr, names: &mut dyn Iterator<Item = &String>| {
+        let names: Vec<_> = names.map(|n| lit(n.as_str())).collect();
+        if names.is_empty() {
+            lit(false)
+        } else {
+            column.in_list(names, false)
+        }
+    };
+    let everything = denied.is_empty() && hidden.is_empty() && in_full.len() == entries.len();
+    for (name, table) in system_tables {
+        let table = if everything {
+            table.clone()
+        } else {
+            use datafusion::prelude::{col, lit};
+            let predicate = match name.as_str() {
+                "datasets" => listed_in(col("name"), &mut visible.iter()),
+                // a dataset's quality checks (row counts, duplicates, partitions,
+                // freshness) describe all of its rows: shown only to those who
+                // read it in full
+                "data_quality" => listed_in(col("dataset"), &mut in_full.iter()),
+                _ => listed_in(
+                    datafusion::functions::string::expr_fn::concat(vec![
+                        col("schema_name"),
+                        lit("."),
+                        col("table_name"),
+                    ]),
+                    &mut visible.iter(),
+                ),
+            };
+            let reference =
+                TableReference::full(catalog_name, citylake_catalog::SYSTEM_SCHEMA, name.as_str());
+            governed_table(reference, table.clone(), Some(predicate), &[])
+                .expect("the system tables' filter plans")
+        };
+        system
+            .register_table(name.clone(), table)
+            .expect("memory schema accepts tables");
+    }
+    PrincipalCatalog {
+        catalog,
+        denied,
+        hidden,
+        masked_columns,
+    }
+}
+
+/// What [`principal_catalog`] built.
+pub(crate) struct PrincipalCatalog {
+    pub(crate) catalog: Arc<datafusion::catalog::MemoryCatalogProvider>,
+    /// Listed but not readable: refused by name (PERMISSION_DENIED).
+    pub(crate) denied: std::collections::BTreeSet<String>,
+    /// Not even listed: absent from the catalog.
+    pub(crate) hidden: std::collections::BTreeSet<String>,
+    /// Per dataset, the columns masked for this principal.
+    pub(crate) masked_columns: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 /// A catalog view planned again over what a principal reads of its inputs:
 /// the view's plan with every table it scans replaced by the principal's
 /// provider of that table (a [`GovernedTable`] with its masks and row filter,
@@ -122,9 +312,9 @@ pub fn view_over(
             let r = &scan.table_name;
             let name = format!("{}.{}", r.schema().unwrap_or_default(), r.table());
             let provider = readable.get(&name).ok_or_else(|| {
-                datafusion::error::DataFusionError::Plan(format!(
+                datafusion::common::plan_datafusion_err!(
                     "the view reads `{name}`, which this principal may not read"
-                ))
+                )
             })?;
             if provider.schema() != scan.source.schema() {
                 return datafusion::common::plan_err!(

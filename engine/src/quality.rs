@@ -150,10 +150,10 @@ impl Checker {
                 if !spec.datasets.iter().any(|d| &d.name == name) {
                     let known: Vec<_> = spec.datasets.iter().map(|d| d.name.as_str()).collect();
                     return Err(EngineError::Query(
-                        datafusion::error::DataFusionError::Plan(format!(
+                        datafusion::common::plan_datafusion_err!(
                             "no dataset `{name}` in the catalog; it has {}",
                             known.join(", ")
-                        )),
+                        ),
                     ));
                 }
             }

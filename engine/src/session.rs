@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use citylake_catalog::Catalog;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
-use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -16,7 +15,6 @@ use datafusion::sql::parser::DFParser;
 
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::governance::governed_table;
 use crate::policy::{DatasetFacts, PolicyStore};
 use crate::principal::Principal;
 use crate::requests::{CountingRegistry, RequestCounts, RequestStats};
@@ -88,7 +86,7 @@ pub struct Engine {
 }
 
 impl Entry {
-    fn facts(&self) -> DatasetFacts<'_> {
+    pub(crate) fn facts(&self) -> DatasetFacts<'_> {
         DatasetFacts {
             name: &self.name,
             owner: &self.owner,
@@ -100,18 +98,18 @@ impl Entry {
 
 /// A dataset or view of the catalog, as the policy sees it.
 #[derive(Debug, Clone)]
-struct Entry {
-    schema: String,
-    table: String,
+pub(crate) struct Entry {
+    pub(crate) schema: String,
+    pub(crate) table: String,
     /// `schema.table`
-    name: String,
-    owner: String,
-    classification: citylake_catalog::Classification,
-    columns: Vec<String>,
-    pii: Vec<(String, citylake_catalog::PiiTag)>,
-    provider: Arc<dyn datafusion::catalog::TableProvider>,
+    pub(crate) name: String,
+    pub(crate) owner: String,
+    pub(crate) classification: citylake_catalog::Classification,
+    pub(crate) columns: Vec<String>,
+    pub(crate) pii: Vec<(String, citylake_catalog::PiiTag)>,
+    pub(crate) provider: Arc<dyn datafusion::catalog::TableProvider>,
     /// For a view: the datasets and views it reads.
-    reads: Option<Vec<String>>,
+    pub(crate) reads: Option<Vec<String>>,
 }
 
 impl Engine {
@@ -361,7 +359,20 @@ impl Engine {
         .expect("the mask function registers");
 
         let catalog_name = self.catalog.name();
-        let catalog = Arc::new(MemoryCatalogProvider::new());
+        let crate::governance::PrincipalCatalog {
+            catalog,
+            mut denied,
+            hidden,
+            masked_columns,
+        } = crate::governance::principal_catalog(
+            &self.entries,
+            &self.system,
+            &policy,
+            &principal,
+            &state,
+            catalog_name,
+            &self.row_filters,
+        );
         let schema = |name: &str| -> Arc<dyn datafusion::catalog::SchemaProvider> {
             if let Some(s) = catalog.schema(name) {
                 return s;
@@ -373,164 +384,7 @@ impl Engine {
                 .expect("memory catalog accepts schemas");
             s
         };
-        // listed but not readable: refused by name (PERMISSION_DENIED)
-        let mut denied = std::collections::BTreeSet::new();
-        // not even listed: not registered, so a query naming one fails exactly as
-        // for a name that does not exist (no oracle for hidden names)
-        let mut hidden = std::collections::BTreeSet::new();
-        let mut in_full = std::collections::BTreeSet::new();
-        let mut visible = vec![];
-        // per dataset, the columns masked for this principal (for the audit records)
-        let mut masked_columns = std::collections::BTreeMap::new();
-        // what this principal reads of each readable dataset and view (views read these)
-        let mut readable: std::collections::BTreeMap<
-            String,
-            Arc<dyn datafusion::catalog::TableProvider>,
-        > = Default::default();
-        for e in &self.entries {
-            let mut access = policy.access(&principal, &e.facts());
-            // a view reading a masked or filtered input is planned again over
-            // what this principal reads of it (the masks and filters apply
-            // inside the view); one reading an input it may not read is refused
-            let mut governed_view = false;
-            if let Some(reads) = &e.reads
-                && !reads.iter().all(|r| in_full.contains(r))
-            {
-                if reads.iter().all(|r| readable.contains_key(r)) {
-                    governed_view = access.readable;
-                } else {
-                    access.readable = false;
-                    access.visible &= reads.iter().all(|r| !hidden.contains(r));
-                }
-            }
-            if !access.visible {
-                hidden.insert(e.name.clone());
-                continue;
-            }
-            visible.push(e.name.clone());
-            let provider: Arc<dyn datafusion::catalog::TableProvider> = if !access.readable {
-                // listed (an auditor's metadata), refused in queries: by name,
-                // and by a provider that refuses to scan
-                denied.insert(e.name.clone());
-                Arc::new(crate::governance::DeniedTable::new(
-                    e.provider.as_ref(),
-                    &e.name,
-                    &principal.user,
-                ))
-            } else if governed_view {
-                match crate::governance::view_over(e.provider.as_ref(), &readable) {
-                    Ok(t) => t,
-                    Err(err) => {
-                        tracing::error!(view = %e.name, error = %err, "cannot plan the view under the policy; refusing it");
-                        hidden.insert(e.name.clone());
-                        visible.pop();
-                        continue;
-                    }
-                }
-            } else {
-                let masked: Vec<_> = e
-                    .pii
-                    .iter()
-                    .filter(|(_, tag)| !access.sees(*tag))
-                    .cloned()
-                    .collect();
-                if !masked.is_empty() {
-                    masked_columns.insert(
-                        e.name.clone(),
-                        masked
-                            .iter()
-                            .map(|(c, _)| format!("{}.{c}", e.name))
-                            .collect::<Vec<_>>(),
-                    );
-                }
-                if masked.is_empty() && access.row_filter.is_none() {
-                    in_full.insert(e.name.clone());
-                    e.provider.clone()
-                } else {
-                    let name =
-                        TableReference::full(catalog_name, e.schema.as_str(), e.table.as_str());
-                    let governed = access
-                        .row_filter
-                        .as_deref()
-                        .map(|predicates| {
-                            self.row_filters.expr(
-                                &state,
-                                &e.name,
-                                &e.provider.schema(),
-                                predicates,
-                                &principal,
-                            )
-                        })
-                        .transpose()
-                        .and_then(|filter| {
-                            governed_table(name, e.provider.clone(), filter, &masked)
-                        });
-                    match governed {
-                        Ok(t) => t,
-                        Err(err) => {
-                            tracing::error!(dataset = %e.name, error = %err, "cannot apply the policy; refusing the dataset");
-                            hidden.insert(e.name.clone());
-                            visible.pop();
-                            continue;
-                        }
-                    }
-                }
-            };
-            if access.readable {
-                readable.insert(e.name.clone(), provider.clone());
-            }
-            schema(&e.schema)
-                .register_table(e.table.clone(), provider)
-                .expect("memory schema accepts tables");
-        }
-        // the catalog's own tables list only what this principal may see
         let system = schema(citylake_catalog::SYSTEM_SCHEMA);
-        // an expression built here, not SQL text: `column IN ('name', …)`
-        let listed_in = |column: datafusion::logical_expr::Expr,
-                         names: &mut dyn Iterator<Item = &String>| {
-            let names: Vec<_> = names
-                .map(|n| datafusion::prelude::lit(n.as_str()))
-                .collect();
-            if names.is_empty() {
-                datafusion::prelude::lit(false)
-            } else {
-                column.in_list(names, false)
-            }
-        };
-        let everything =
-            denied.is_empty() && hidden.is_empty() && in_full.len() == self.entries.len();
-        for (name, table) in &self.system {
-            let table = if everything {
-                table.clone()
-            } else {
-                use datafusion::prelude::{col, lit};
-                let predicate = match name.as_str() {
-                    "datasets" => listed_in(col("name"), &mut visible.iter()),
-                    // a dataset's quality checks (row counts, duplicates, partitions,
-                    // freshness) describe all of its rows: shown only to those who
-                    // read it in full
-                    "data_quality" => listed_in(col("dataset"), &mut in_full.iter()),
-                    _ => listed_in(
-                        datafusion::functions::string::expr_fn::concat(vec![
-                            col("schema_name"),
-                            lit("."),
-                            col("table_name"),
-                        ]),
-                        &mut visible.iter(),
-                    ),
-                };
-                let reference = TableReference::full(
-                    catalog_name,
-                    citylake_catalog::SYSTEM_SCHEMA,
-                    name.as_str(),
-                );
-                governed_table(reference, table.clone(), Some(predicate), &[])
-                    .expect("the system tables' filter plans")
-            };
-            system
-                .register_table(name.clone(), table)
-                .expect("memory schema accepts tables");
-        }
         // a user's own queries; all of them for the roles that read the audit log
         let all_queries = policy.reads_audit_log(&principal);
         system
@@ -929,18 +783,18 @@ fn bind(plan: LogicalPlan, values: Vec<datafusion::common::ScalarValue>) -> Resu
     }
     if values.is_empty() {
         return Err(EngineError::Query(
-            datafusion::error::DataFusionError::Plan(format!(
+            datafusion::common::plan_datafusion_err!(
                 "the statement has {parameters} parameter(s): bind them before executing"
-            )),
+            ),
         ));
     }
     // DataFusion ignores extra values; more values than parameters is a client's mistake
     if values.len() > parameters {
         return Err(EngineError::Query(
-            datafusion::error::DataFusionError::Plan(format!(
+            datafusion::common::plan_datafusion_err!(
                 "the statement has {parameters} parameter(s); {} values were bound",
                 values.len()
-            )),
+            ),
         ));
     }
     Ok(plan.with_param_values(values)?)
@@ -1243,10 +1097,10 @@ impl Session {
         let mut statements = self.parse(sql)?;
         if statements.len() != 1 {
             return Err(EngineError::Query(
-                datafusion::error::DataFusionError::Plan(format!(
+                datafusion::common::plan_datafusion_err!(
                     "expected exactly one SQL statement, got {}",
                     statements.len()
-                )),
+                ),
             ));
         }
         Ok(statements.remove(0))
