@@ -201,13 +201,24 @@ pub async fn run_script(
     }
 }
 
-/// An error message; for a syntax error with a position, the line of SQL with a caret under it.
+/// An error message and, where it has a position, the line of SQL with a
+/// caret under it: the span DataFusion's planner attaches to the error (an
+/// unknown column, a bad function call), else for a syntax error the position
+/// sqlparser states in its message (its errors carry no structured span).
 pub fn render_error(e: &anyhow::Error, sql: &str) -> String {
     let message = format!("error: {e:#}");
-    let Some(EngineError::Query(_)) = e.downcast_ref::<EngineError>() else {
+    let Some(EngineError::Query(df)) = e.downcast_ref::<EngineError>() else {
         return message;
     };
-    let Some((line, column)) = position(&message) else {
+    let spanned = df
+        .iter()
+        .find_map(|e| e.diagnostic().and_then(|d| d.span))
+        .map(|span| (span.start.line as usize, span.start.column as usize));
+    let syntax = || match df.find_root() {
+        citylake_engine::datafusion::error::DataFusionError::SQL(..) => position(&message),
+        _ => None,
+    };
+    let Some((line, column)) = spanned.or_else(syntax) else {
         return message;
     };
     let Some(text) = sql.lines().nth(line.saturating_sub(1)) else {
@@ -219,7 +230,7 @@ pub fn render_error(e: &anyhow::Error, sql: &str) -> String {
     )
 }
 
-/// `Line: L, Column: C` as sqlparser reports positions.
+/// `Line: L, Column: C` as sqlparser states positions in its messages.
 fn position(message: &str) -> Option<(usize, usize)> {
     let rest = message.split("Line: ").nth(1)?;
     let (line, rest) = rest.split_once(", Column: ")?;

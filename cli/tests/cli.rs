@@ -200,9 +200,15 @@ fn unknown_table_and_column_fail_clearly() {
         "{}",
         stderr(&o)
     );
-    let o = sql(&["-c", "SELECT nope FROM traffic.road_segments"]);
+    let o = sql(&["-c", "SELECT 1,\n  nope FROM traffic.road_segments"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("nope"), "{err}");
+    // the caret from the planner's span: line 2, under `nope`
+    assert!(
+        err.contains("\n    2 |   nope FROM traffic.road_segments\n      |   ^"),
+        "{err}"
+    );
     // a statement after the failing one does not run
     let o = sql(&[
         "--format",
