@@ -15,6 +15,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use citylake_engine::Session;
 use citylake_engine::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::args::{EngineArgs, Format};
 
@@ -96,13 +97,6 @@ async fn query(session: &Session, sql: &str) -> anyhow::Result<Table> {
 
 fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-fn html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
@@ -242,42 +236,28 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A horizontal bar chart as inline SVG; values on a 0..`max` scale.
-fn bar_chart(title: &str, bars: &[(String, f64, String)], max: f64, color: &str) -> String {
+/// A horizontal bar chart as inline SVG; values on a 0..`max` scale. (SVG
+/// elements are closed explicitly: in HTML, an unclosed `<rect>` in SVG would
+/// take the elements after it as its children.)
+fn bar_chart(title: &str, bars: &[(String, f64, String)], max: f64, color: &str) -> Markup {
     let (row, label_w, chart_w) = (26.0, 190.0, 420.0);
     let height = row * bars.len() as f64 + 34.0;
-    let mut svg = format!(
-        "<svg class=\"chart\" role=\"img\" aria-label=\"{t}\" xmlns=\"http://www.w3.org/2000/svg\" \
-         viewBox=\"0 0 {w} {height}\" width=\"{w}\" height=\"{height}\"><title>{t}</title>",
-        t = html(title),
-        w = label_w + chart_w + 170.0
-    );
-    for (i, (label, value, text)) in bars.iter().enumerate() {
-        let y = 10.0 + row * i as f64;
-        let w = if max > 0.0 {
-            (value / max).clamp(0.0, 1.0) * chart_w
-        } else {
-            0.0
-        };
-        let _ = write!(
-            svg,
-            "<text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\" font-size=\"13\">{label}</text>\
-             <rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"18\" fill=\"{color}\"/>\
-             <text x=\"{vx:.1}\" y=\"{ty}\" font-size=\"12\">{text}</text>",
-            lx = label_w - 8.0,
-            ty = y + 14.0,
-            label = html(label),
-            vx = label_w + w + 6.0,
-            text = html(text),
-        );
-    }
+    let width = label_w + chart_w + 170.0;
     let axis_y = 10.0 + row * bars.len() as f64 + 4.0;
-    let _ = write!(
-        svg,
-        "<line x1=\"{label_w}\" y1=\"{axis_y}\" x2=\"{x2}\" y2=\"{axis_y}\" stroke=\"#555\"/></svg>",
-        x2 = label_w + chart_w
-    );
-    svg
+    html! {
+        svg class="chart" role="img" aria-label=(title) xmlns="http://www.w3.org/2000/svg"
+            viewBox=(format!("0 0 {width} {height}")) width=(width) height=(height) {
+            title { (title) }
+            @for (i, (label, value, text)) in bars.iter().enumerate() {
+                @let y = 10.0 + row * i as f64;
+                @let w = if max > 0.0 { (value / max).clamp(0.0, 1.0) * chart_w } else { 0.0 };
+                text x=(label_w - 8.0) y=(y + 14.0) text-anchor="end" font-size="13" { (label) }
+                rect x=(label_w) y=(y) width=(format!("{w:.1}")) height="18" fill=(color) {}
+                text x=(format!("{:.1}", label_w + w + 6.0)) y=(y + 14.0) font-size="12" { (text) }
+            }
+            line x1=(label_w) y1=(axis_y) x2=(label_w + chart_w) y2=(axis_y) stroke="#555" {}
+        }
+    }
 }
 
 fn grade_class(grade: &str) -> &'static str {
@@ -289,6 +269,8 @@ fn grade_class(grade: &str) -> &'static str {
     }
 }
 
+/// The report page. Every value is escaped by the template (maud); only the
+/// stylesheet, a constant, goes in as it is.
 fn render(
     args: &PerformanceArgs,
     bands: &[String; 3],
@@ -300,51 +282,10 @@ fn render(
 ) -> anyhow::Result<String> {
     let year = args.year;
     let scope = match &args.department {
-        Some(d) => format!("{year} · {}", html(d)),
+        Some(d) => format!("{year} · {d}"),
         None => format!("{year} · 全部部门 all departments"),
     };
-    let mut p = String::new();
-    write!(
-        p,
-        "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>专项资金绩效评价报告 Performance evaluation {scope}</title><style>{CSS}</style></head><body>\
-         <header><h1>专项资金绩效评价报告<br><small>Special-fund performance evaluation report</small></h1>\
-         <p class=\"scope\">{scope}</p><p class=\"note\">依据 财预〔2020〕10号 · Scores from <code>finance.program_scores</code>; \
-         every figure can be reproduced with SQL (see the README).</p></header>"
-    )?;
-
-    // summary
     let s = |c: &str| summary.get(0, c).to_string();
-    write!(
-        p,
-        "<section id=\"summary\"><h2>概况 Summary</h2><div class=\"cards\">\
-         <div class=\"card\"><b>{}</b><span>评价项目 programs evaluated</span></div>\
-         <div class=\"card\"><b>{}</b><span>预算 budget (元 yuan)</span></div>\
-         <div class=\"card\"><b>{}</b><span>支出 spent (元 yuan)</span></div>\
-         <div class=\"card\"><b>{}</b><span>预算执行率 budget execution</span></div>\
-         <div class=\"card\"><b>{}</b><span>平均得分 mean score</span></div></div>\
-         <table class=\"grades\"><tr><th>等级 grade</th><th class=\"g-excellent\">优 excellent (≥ {b0})</th>\
-         <th class=\"g-good\">良 good (≥ {b1})</th><th class=\"g-fair\">中 fair (≥ {b2})</th><th class=\"g-poor\">差 poor</th></tr>\
-         <tr><td>项目数 programs</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>\
-         <p>数据不完整 incomplete data: <b>{}</b> programs · 超额完成待复核 over-completed indicators to review: <b>{}</b></p></section>",
-        s("programs"),
-        s("budget"),
-        s("spent"),
-        pct(summary.num(0, "rate")),
-        s("mean_score"),
-        s("excellent"),
-        s("good"),
-        s("fair"),
-        s("poor"),
-        s("incomplete"),
-        s("over_completed"),
-        b0 = bands[0],
-        b1 = bands[1],
-        b2 = bands[2],
-    )?;
-
-    // charts
     let scores: Vec<_> = (0..departments.rows.len())
         .map(|i| {
             (
@@ -365,47 +306,7 @@ fn render(
         })
         .collect();
     let max_rate = rates.iter().map(|r| r.1).fold(1.0, f64::max);
-    write!(
-        p,
-        "<section id=\"charts\"><h2>部门得分 Scores by department</h2>{}\
-         <h2>预算执行 Budget execution by department</h2>{}</section>",
-        bar_chart("Mean total score by department", &scores, 100.0, "#2b6cb0"),
-        bar_chart(
-            "Budget execution rate by department",
-            &rates,
-            max_rate,
-            "#2f855a"
-        ),
-    )?;
-
-    // weakest indicators
-    p.push_str(
-        "<section id=\"weakest\"><h2>薄弱指标 Weakest indicators</h2>\
-         <table><tr><th>一级 level 1</th><th>二级 level 2</th><th>指标数 indicators</th>\
-         <th>得分率 % of full marks</th><th>缺失 missing</th></tr>",
-    );
-    for i in 0..weakest.rows.len() {
-        write!(
-            p,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html(weakest.get(i, "level1")),
-            html(weakest.get(i, "level2")),
-            weakest.get(i, "n"),
-            weakest.get(i, "pct_of_full_marks"),
-            weakest.get(i, "missing")
-        )?;
-    }
-    p.push_str("</table></section>");
-
-    // every program
-    p.push_str(
-        "<section id=\"programs\"><h2>项目得分 Program scores</h2><table class=\"programs\">\
-         <tr><th>项目 program</th><th>部门 department</th><th>决策 decision</th><th>过程 process</th>\
-         <th>产出 output</th><th>效益 outcome</th><th>总分 total</th><th>等级 grade</th>\
-         <th>执行率 execution</th><th>备注 notes</th></tr>",
-    );
-    for i in 0..programs.rows.len() {
-        let g = programs.get(i, "grade");
+    let notes = |i: usize| {
         let mut notes = vec![];
         if programs.get(i, "incomplete") == "true" {
             notes.push(format!(
@@ -419,74 +320,156 @@ fn render(
                 programs.get(i, "over_completed_indicators")
             ));
         }
-        write!(
-            p,
-            "<tr><td><a href=\"#p{id}\">{id} {name}</a></td><td>{dept}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td><b>{}</b></td><td class=\"{cls}\">{g} {}</td><td>{}</td><td>{}</td></tr>",
-            or_dash(programs.get(i, "decision_score")),
-            or_dash(programs.get(i, "process_score")),
-            or_dash(programs.get(i, "output_score")),
-            or_dash(programs.get(i, "outcome_score")),
-            programs.get(i, "total_score"),
-            programs.get(i, "grade_en"),
-            pct(programs.num(i, "budget_execution_rate")),
-            html(&notes.join("; ")),
-            id = programs.get(i, "program_id"),
-            name = html(programs.get(i, "program_name")),
-            dept = html(programs.get(i, "department")),
-            cls = grade_class(g),
-        )?;
-    }
-    p.push_str("</table></section>");
-
-    // per-program detail
-    p.push_str("<section id=\"details\"><h2>项目明细 Program details</h2>");
-    for i in 0..programs.rows.len() {
-        let id = programs.get(i, "program_id");
-        write!(
-            p,
-            "<article id=\"p{id}\" class=\"program\"><h3>{id} {name} <span class=\"{cls}\">{g} {}</span></h3>\
-             <p>部门 {dept} · 预算 budget {} · 支出 spent {} · 执行率 execution {} · 总分 total <b>{}</b></p>\
-             <table><tr><th>一级</th><th>二级</th><th>指标 indicator</th><th>方向 direction</th><th>目标 target</th>\
-             <th>实际 actual</th><th>单位 unit</th><th>权重 weight</th><th>得分 score</th></tr>",
-            programs.get(i, "grade_en"),
-            programs.get(i, "budget_amount"),
-            programs.get(i, "spent"),
-            pct(programs.num(i, "budget_execution_rate")),
-            programs.get(i, "total_score"),
-            name = html(programs.get(i, "program_name")),
-            dept = html(programs.get(i, "department")),
-            g = programs.get(i, "grade"),
-            cls = grade_class(programs.get(i, "grade")),
-        )?;
-        for k in (0..indicators.rows.len()).filter(|&k| indicators.get(k, "program_id") == id) {
-            let target = match indicators.get(k, "target_high") {
-                "" => indicators.get(k, "target_value").to_string(),
-                high => format!("{}–{high}", indicators.get(k, "target_value")),
-            };
-            let flag = if indicators.get(k, "over_completed") == "true" {
-                " ⚑"
-            } else {
-                ""
-            };
-            write!(
-                p,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{flag}</td></tr>",
-                html(indicators.get(k, "level1")),
-                html(indicators.get(k, "level2")),
-                html(indicators.get(k, "indicator_name")),
-                html(indicators.get(k, "direction")),
-                html(&target),
-                or_missing(indicators.get(k, "actual_value")),
-                html(indicators.get(k, "unit")),
-                indicators.get(k, "weight"),
-                or_missing(indicators.get(k, "score")),
-            )?;
+        notes.join("; ")
+    };
+    let target = |k: usize| match indicators.get(k, "target_high") {
+        "" => indicators.get(k, "target_value").to_string(),
+        high => format!("{}–{high}", indicators.get(k, "target_value")),
+    };
+    let page = html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "专项资金绩效评价报告 Performance evaluation " (scope) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    h1 { "专项资金绩效评价报告" br; small { "Special-fund performance evaluation report" } }
+                    p.scope { (scope) }
+                    p.note {
+                        "依据 财预〔2020〕10号 · Scores from " code { "finance.program_scores" }
+                        "; every figure can be reproduced with SQL (see the README)."
+                    }
+                }
+                section #summary {
+                    h2 { "概况 Summary" }
+                    div.cards {
+                        div.card { b { (s("programs")) } span { "评价项目 programs evaluated" } }
+                        div.card { b { (s("budget")) } span { "预算 budget (元 yuan)" } }
+                        div.card { b { (s("spent")) } span { "支出 spent (元 yuan)" } }
+                        div.card { b { (pct(summary.num(0, "rate"))) } span { "预算执行率 budget execution" } }
+                        div.card { b { (s("mean_score")) } span { "平均得分 mean score" } }
+                    }
+                    table.grades {
+                        tr {
+                            th { "等级 grade" }
+                            th.g-excellent { "优 excellent (≥ " (bands[0]) ")" }
+                            th.g-good { "良 good (≥ " (bands[1]) ")" }
+                            th.g-fair { "中 fair (≥ " (bands[2]) ")" }
+                            th.g-poor { "差 poor" }
+                        }
+                        tr {
+                            td { "项目数 programs" }
+                            td { (s("excellent")) } td { (s("good")) } td { (s("fair")) } td { (s("poor")) }
+                        }
+                    }
+                    p {
+                        "数据不完整 incomplete data: " b { (s("incomplete")) }
+                        " programs · 超额完成待复核 over-completed indicators to review: "
+                        b { (s("over_completed")) }
+                    }
+                }
+                section #charts {
+                    h2 { "部门得分 Scores by department" }
+                    (bar_chart("Mean total score by department", &scores, 100.0, "#2b6cb0"))
+                    h2 { "预算执行 Budget execution by department" }
+                    (bar_chart("Budget execution rate by department", &rates, max_rate, "#2f855a"))
+                }
+                section #weakest {
+                    h2 { "薄弱指标 Weakest indicators" }
+                    table {
+                        tr {
+                            th { "一级 level 1" } th { "二级 level 2" } th { "指标数 indicators" }
+                            th { "得分率 % of full marks" } th { "缺失 missing" }
+                        }
+                        @for i in 0..weakest.rows.len() {
+                            tr {
+                                td { (weakest.get(i, "level1")) }
+                                td { (weakest.get(i, "level2")) }
+                                td { (weakest.get(i, "n")) }
+                                td { (weakest.get(i, "pct_of_full_marks")) }
+                                td { (weakest.get(i, "missing")) }
+                            }
+                        }
+                    }
+                }
+                section #programs {
+                    h2 { "项目得分 Program scores" }
+                    table.programs {
+                        tr {
+                            th { "项目 program" } th { "部门 department" } th { "决策 decision" }
+                            th { "过程 process" } th { "产出 output" } th { "效益 outcome" }
+                            th { "总分 total" } th { "等级 grade" } th { "执行率 execution" } th { "备注 notes" }
+                        }
+                        @for i in 0..programs.rows.len() {
+                            @let id = programs.get(i, "program_id");
+                            @let grade = programs.get(i, "grade");
+                            tr {
+                                td { a href=(format!("#p{id}")) { (id) " " (programs.get(i, "program_name")) } }
+                                td { (programs.get(i, "department")) }
+                                td { (or_dash(programs.get(i, "decision_score"))) }
+                                td { (or_dash(programs.get(i, "process_score"))) }
+                                td { (or_dash(programs.get(i, "output_score"))) }
+                                td { (or_dash(programs.get(i, "outcome_score"))) }
+                                td { b { (programs.get(i, "total_score")) } }
+                                td class=(grade_class(grade)) { (grade) " " (programs.get(i, "grade_en")) }
+                                td { (pct(programs.num(i, "budget_execution_rate"))) }
+                                td { (notes(i)) }
+                            }
+                        }
+                    }
+                }
+                section #details {
+                    h2 { "项目明细 Program details" }
+                    @for i in 0..programs.rows.len() {
+                        @let id = programs.get(i, "program_id");
+                        @let grade = programs.get(i, "grade");
+                        article.program id=(format!("p{id}")) {
+                            h3 {
+                                (id) " " (programs.get(i, "program_name")) " "
+                                span class=(grade_class(grade)) { (grade) " " (programs.get(i, "grade_en")) }
+                            }
+                            p {
+                                "部门 " (programs.get(i, "department"))
+                                " · 预算 budget " (programs.get(i, "budget_amount"))
+                                " · 支出 spent " (programs.get(i, "spent"))
+                                " · 执行率 execution " (pct(programs.num(i, "budget_execution_rate")))
+                                " · 总分 total " b { (programs.get(i, "total_score")) }
+                            }
+                            table {
+                                tr {
+                                    th { "一级" } th { "二级" } th { "指标 indicator" } th { "方向 direction" }
+                                    th { "目标 target" } th { "实际 actual" } th { "单位 unit" }
+                                    th { "权重 weight" } th { "得分 score" }
+                                }
+                                @for k in (0..indicators.rows.len()).filter(|&k| indicators.get(k, "program_id") == id) {
+                                    tr {
+                                        td { (indicators.get(k, "level1")) }
+                                        td { (indicators.get(k, "level2")) }
+                                        td { (indicators.get(k, "indicator_name")) }
+                                        td { (indicators.get(k, "direction")) }
+                                        td { (target(k)) }
+                                        td { (or_missing(indicators.get(k, "actual_value"))) }
+                                        td { (indicators.get(k, "unit")) }
+                                        td { (indicators.get(k, "weight")) }
+                                        td {
+                                            (or_missing(indicators.get(k, "score")))
+                                            @if indicators.get(k, "over_completed") == "true" { " ⚑" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                footer { "citylake · generated from the catalog's views; ⚑ over-completed, to review" }
+            }
         }
-        p.push_str("</table></article>");
-    }
-    p.push_str("</section><footer>citylake · generated from the catalog's views; ⚑ over-completed, to review</footer></body></html>\n");
-    Ok(p)
+    };
+    Ok(page.into_string() + "\n")
 }
 
 fn pct(rate: f64) -> String {
