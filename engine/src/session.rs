@@ -578,13 +578,19 @@ fn panicked(
     ))
 }
 
-/// Whether a statement only reads: a query (`SELECT`, `WITH`, `VALUES`) or
-/// an `EXPLAIN` of one.
+/// Whether a statement only reads: a query (`SELECT`, `WITH`, `VALUES`), an
+/// `EXPLAIN` of one, or a listing DataFusion answers from `information_schema`
+/// (`SHOW TABLES`, `SHOW COLUMNS`, `DESCRIBE`, `SHOW FUNCTIONS`, `SHOW <setting>`).
 fn is_query(statement: &Statement) -> bool {
     use datafusion::sql::sqlparser::ast;
     match statement {
         Statement::Statement(s) => match s.as_ref() {
-            ast::Statement::Query(_) => true,
+            ast::Statement::Query(_)
+            | ast::Statement::ShowTables { .. }
+            | ast::Statement::ShowColumns { .. }
+            | ast::Statement::ExplainTable { .. }
+            | ast::Statement::ShowFunctions { .. }
+            | ast::Statement::ShowVariable { .. } => true,
             ast::Statement::Explain { statement, .. } => {
                 matches!(statement.as_ref(), ast::Statement::Query(_))
             }

@@ -615,3 +615,49 @@ async fn attributes_are_values_in_the_row_filter_never_sql() {
     .unwrap();
     assert_ne!(n[0][0], "0");
 }
+
+/// A read-only session (the server's) answers the listings analysts type —
+/// `SHOW TABLES`, `SHOW COLUMNS`, `DESCRIBE` — over what the principal may
+/// see, and refuses anything that is not a query before planning it.
+#[tokio::test]
+async fn listings_run_in_a_read_only_session_and_writes_do_not() {
+    let e = engine().await;
+    let analyst = user(&["analyst"], None, &[]);
+    let tables = rows(&e, &analyst, "SHOW TABLES").await.unwrap();
+    let names: Vec<_> = tables
+        .iter()
+        .map(|r| format!("{}.{}", r[1], r[2]))
+        .collect();
+    assert!(
+        names.contains(&"traffic.segment_speed".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"hotline.cases".to_string()),
+        "hidden: {names:?}"
+    );
+    let columns = rows(&e, &analyst, "DESCRIBE common.districts")
+        .await
+        .unwrap();
+    assert!(columns.iter().any(|r| r[0] == "district"), "{columns:?}");
+    let shown = rows(&e, &analyst, "SHOW COLUMNS FROM common.districts")
+        .await
+        .unwrap();
+    assert!(!shown.is_empty());
+    // a hidden table is as missing for DESCRIBE as for SELECT
+    let err = rows(&e, &analyst, "DESCRIBE hotline.cases")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::NotFound { hidden: true, .. }),
+        "{err}"
+    );
+    for sql in [
+        "CREATE VIEW v AS SELECT 1",
+        "SET datafusion.execution.batch_size = 10",
+        "INSERT INTO t VALUES (1)",
+    ] {
+        let err = rows(&e, &analyst, sql).await.unwrap_err();
+        assert!(matches!(err, EngineError::NotAllowed(_)), "{sql}: {err}");
+    }
+}
