@@ -200,6 +200,18 @@ impl QueryEntry {
     }
 }
 
+/// A new query id: random, not a sequence — a user who sees only their own
+/// queries learns nothing of other users' activity from the gaps between
+/// their ids. Below 2^53 (exact in JSON and JavaScript), never 0.
+fn new_id() -> u64 {
+    loop {
+        let id = rand::random::<u64>() >> 11;
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
 /// What a front end says of a query when it submits it.
 #[derive(Debug, Clone, Default)]
 pub struct Submission {
@@ -353,7 +365,6 @@ impl Metrics {
 /// Every query of the engine, its metrics, and the audit trail its ends go to.
 #[derive(Debug)]
 pub struct QueryRegistry {
-    next_id: AtomicU64,
     running: Mutex<Vec<Arc<QueryEntry>>>,
     recent: Mutex<VecDeque<Arc<QueryEntry>>>,
     audit: Arc<AuditLog>,
@@ -364,7 +375,6 @@ impl QueryRegistry {
     /// A registry whose queries are recorded in `audit`.
     pub fn new(audit: Arc<AuditLog>) -> Self {
         Self {
-            next_id: AtomicU64::new(1),
             running: Mutex::new(vec![]),
             recent: Mutex::new(VecDeque::new()),
             audit,
@@ -385,7 +395,7 @@ impl QueryRegistry {
         start: Instant,
     ) -> Arc<QueryEntry> {
         let entry = Arc::new(QueryEntry {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id: new_id(),
             user: submission.user,
             roles: submission.roles,
             client: submission.client,
@@ -508,13 +518,13 @@ impl QueryRegistry {
         self.running.lock().iter().find(|e| e.id == id).cloned()
     }
 
-    /// Running and recent queries, newest last; only `user`'s when given.
+    /// Running and recent queries, in the order they started; only `user`'s when given.
     pub fn snapshot(&self, user: Option<&str>) -> Vec<Arc<QueryEntry>> {
         let recent = self.recent.lock();
         let running = self.running.lock();
         let mut all: Vec<_> = recent.iter().chain(running.iter()).cloned().collect();
         all.retain(|e| user.is_none_or(|u| e.user == u));
-        all.sort_by_key(|e| e.id);
+        all.sort_by_key(|e| e.start);
         all
     }
 

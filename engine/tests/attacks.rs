@@ -603,3 +603,34 @@ async fn planning_time_counts_against_the_query_timeout() {
         .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }
+
+/// Query ids are not a sequence: the gaps between one user's ids say nothing
+/// of how many queries other users ran in between.
+#[tokio::test]
+async fn query_ids_reveal_nothing_of_other_users_activity() {
+    let e = engine().await;
+    let mut ids = vec![];
+    for _ in 0..3 {
+        rows(&e, &analyst(), "SELECT 1").await.unwrap();
+        // another user's query in between
+        rows(&e, &Principal::local_admin(), "SELECT 2")
+            .await
+            .unwrap();
+    }
+    let mine = rows(
+        &e,
+        &analyst(),
+        "SELECT query_id FROM system.queries WHERE sql = 'SELECT 1' ORDER BY started",
+    )
+    .await
+    .unwrap();
+    for r in &mine {
+        ids.push(r[0].parse::<i64>().unwrap());
+    }
+    assert_eq!(ids.len(), 3, "{mine:?}");
+    let steps: Vec<i64> = ids.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        steps.iter().all(|s| s.abs() > 1_000),
+        "ids {ids:?} look like a sequence"
+    );
+}

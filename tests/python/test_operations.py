@@ -138,7 +138,7 @@ def test_timeout_and_memory_limit_stop_a_query_alone(ops_server):
     assert isinstance(e, adbc_driver_manager.Error), e
     assert "memory limit" in str(e) or "query timeout: stopped after 8s" in str(e), str(e)
     state = fetch(ops_server, "SELECT state, error FROM system.queries WHERE sql = "
-                              f"'{RUNAWAY}' ORDER BY query_id DESC LIMIT 1")
+                              f"'{RUNAWAY}' ORDER BY started DESC LIMIT 1")
     assert state[0][0] in ("over_limit", "timed_out") and ("limit" in state[0][1] or "timeout" in state[0][1]), state
 
 
@@ -182,7 +182,7 @@ def cancel_and_measure(ops_server):
         pytest.fail(f"the server kept working after the cancel: CPU seconds per 2 s window {busy}; "
                     f"running: {queries}")
     rows = fetch(ops_server, "SELECT state FROM system.queries WHERE sql LIKE '%a.observed_at = b.observed_at%' "
-                             "AND sql NOT LIKE '%system.queries%' ORDER BY query_id DESC LIMIT 1", user="audrey")
+                             "AND sql NOT LIKE '%system.queries%' ORDER BY started DESC LIMIT 1", user="audrey")
     # the driver's cancel reaches the server as CancelFlightInfo (`cancelled`) or as the call's
     # stream being reset (`dropped`, the client went away), whichever the driver sends
     assert rows in ([("cancelled",)], [("dropped",)]), rows
@@ -227,7 +227,7 @@ def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
         second.join(60)
         assert out["second"][1] == [(2,)]
         assert "query timeout" in str(out["first"][1])
-        states = fetch(s, "SELECT sql, state FROM system.queries ORDER BY query_id")
+        states = fetch(s, "SELECT sql, state FROM system.queries ORDER BY started")
         assert ("SELECT 3", "refused") in states and ("SELECT 2", "ok") in states
         # the queued query ended after the running one released its slot (server clock)
         ends = dict(fetch(s, "SELECT state, CAST(started AS BIGINT) / 1000 + CAST(duration_ms AS BIGINT) "
@@ -304,7 +304,7 @@ def test_32_clients_with_one_runaway(ops_server):
          total(before, "citylake_queries_total", outcome="timed_out"))
     assert stopped >= 1
     shown = fetch(ops_server, f"SELECT state FROM system.queries WHERE sql = '{RUNAWAY}' "
-                              "ORDER BY query_id DESC LIMIT 1")
+                              "ORDER BY started DESC LIMIT 1")
     assert shown[0][0] in ("over_limit", "timed_out")
 
 
