@@ -209,6 +209,8 @@ const MAX_BATCH: usize = 4096;
 #[derive(Debug)]
 pub struct AuditLog {
     dir: PathBuf,
+    /// `dir` as errors name it (shared by every [`Ack`]).
+    dir_text: Arc<str>,
     /// Longest request text kept whole.
     max_request_bytes: usize,
     /// Log a failed write and go on, instead of failing the request.
@@ -343,6 +345,7 @@ impl AuditLog {
             .map_err(|e| EngineError::Config(format!("starting the audit writer: {e}")))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            dir_text: dir.display().to_string().into(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             fail_open: false,
             discard: false,
@@ -409,7 +412,7 @@ impl AuditLog {
         }
         Ack {
             done: answer,
-            dir: self.dir.display().to_string().into(),
+            dir: self.dir_text.clone(),
             fail_open: self.fail_open,
         }
     }

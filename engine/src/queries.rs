@@ -100,6 +100,25 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// How a request that failed with `e` before it ran ended, and the error
+    /// text its audit record keeps: a refusal by the policy — a hidden name is a
+    /// refusal in the trail (naming it), a missing name to the user — or the
+    /// outcome of the query error.
+    pub fn of_error(e: &crate::EngineError) -> (Self, String) {
+        use crate::EngineError;
+        match e {
+            EngineError::NotAllowed(_) => (Self::Refused, e.to_string()),
+            EngineError::NotFound { name, hidden: true } => (
+                Self::Refused,
+                format!("{e} (hidden from this user: {name})"),
+            ),
+            EngineError::Query(df) => (Self::of(df), e.to_string()),
+            _ => (Self::Error, e.to_string()),
+        }
+    }
+}
+
 /// The error a cancelled query's stream ends with.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -181,11 +200,6 @@ impl QueryEntry {
     /// (comma-separated), for its audit record.
     pub fn set_touched(&self, datasets: String, masked: String) {
         *self.touched.lock() = (datasets, masked);
-    }
-
-    /// When the query started (its time budget counts from then).
-    pub fn start(&self) -> Instant {
-        self.start
     }
 
     /// Asks the query to stop; its stream ends with [`Cancelled`] saying `why`.
@@ -382,11 +396,6 @@ impl QueryRegistry {
         }
     }
 
-    /// The audit trail.
-    pub fn audit(&self) -> &Arc<AuditLog> {
-        &self.audit
-    }
-
     /// A new query, `planning`, its time counted from `start`.
     pub fn register(
         &self,
@@ -511,11 +520,6 @@ impl QueryRegistry {
             n += 1;
         }
         n
-    }
-
-    /// The running query `id`, if there is one.
-    pub fn running(&self, id: u64) -> Option<Arc<QueryEntry>> {
-        self.running.lock().iter().find(|e| e.id == id).cloned()
     }
 
     /// Running and recent queries, in the order they started; only `user`'s when given.

@@ -777,11 +777,6 @@ impl QueryRequest {
         self.started = started;
         self
     }
-
-    /// The SQL text.
-    pub fn sql(&self) -> &str {
-        &self.sql
-    }
 }
 
 /// `plan` with its parameters bound to `values` (as many as it has).
@@ -1082,17 +1077,7 @@ impl Session {
     /// the error to answer with (the audit trail's own, if the record could not
     /// be written).
     async fn failed(&self, entry: &Arc<crate::queries::QueryEntry>, e: EngineError) -> EngineError {
-        use crate::queries::Outcome;
-        let (outcome, recorded) = match &e {
-            EngineError::NotAllowed(_) => (Outcome::Refused, e.to_string()),
-            // a hidden name is a refusal in the trail, a missing name to the user
-            EngineError::NotFound { name, hidden: true } => (
-                Outcome::Refused,
-                format!("{e} (hidden from this user: {name})"),
-            ),
-            EngineError::Query(df) => (Outcome::of(df), e.to_string()),
-            _ => (Outcome::Error, e.to_string()),
-        };
+        let (outcome, recorded) = crate::queries::Outcome::of_error(&e);
         if let Some(ack) = self.queries.end(entry, outcome, recorded)
             && let Err(audit) = ack.await
         {

@@ -225,18 +225,11 @@ impl CitylakeFlightSql {
         record_ok: bool,
     ) -> Result<LogicalPlan, Status> {
         let started = std::time::Instant::now();
-        let (plan, outcome, error) = match session.plan_sql(sql).await {
-            Ok(plan) => (Some(plan), "ok", String::new()),
-            // a hidden name is a refusal in the trail, a missing name to the user
+        let plan = match session.plan_sql(sql).await {
+            Ok(plan) => plan,
             Err(e) => {
-                let (outcome, recorded) = match &e {
-                    citylake_engine::EngineError::NotAllowed(_) => ("refused", e.to_string()),
-                    citylake_engine::EngineError::NotFound { name, hidden: true } => {
-                        ("refused", format!("{e} (hidden from this user: {name})"))
-                    }
-                    _ => ("error", e.to_string()),
-                };
-                let record = AuditRecord::new(kind, sql, outcome)
+                let (outcome, recorded) = citylake_engine::queries::Outcome::of_error(&e);
+                let record = AuditRecord::new(kind, sql, outcome.as_str())
                     .took(started.elapsed())
                     .failed(recorded);
                 session
@@ -246,13 +239,10 @@ impl CitylakeFlightSql {
                 return Err(to_status(&e));
             }
         };
-        let plan = plan.expect("planned");
         if record_ok {
             session
                 .audit(
-                    AuditRecord::new(kind, sql, outcome)
-                        .took(started.elapsed())
-                        .failed(error),
+                    AuditRecord::new(kind, sql, "ok").took(started.elapsed()),
                     Some(&plan),
                 )
                 .await
