@@ -162,13 +162,31 @@ pub(crate) fn field(name: &str, t: DataType) -> Arc<datafusion::arrow::datatypes
     Arc::new(datafusion::arrow::datatypes::Field::new(name, t, true))
 }
 
-/// Parses a `lang` argument: `'zh'` (default, also `'cn'`) or `'en'`; `true` for English.
-pub(crate) fn english(function: &str, lang: &str) -> Result<bool> {
-    match lang.trim().to_ascii_lowercase().as_str() {
-        "zh" | "cn" => Ok(false),
-        "en" => Ok(true),
-        other => datafusion::common::exec_err!(
-            "{function}: unknown lang '{other}'; expected 'zh' or 'en'"
+/// Parses a `lang` value: `'zh'` (default, also `'cn'`) or `'en'`; `Some(true)` for English.
+fn lang(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "zh" | "cn" => Some(false),
+        "en" => Some(true),
+        _ => None,
+    }
+}
+
+/// Parses a `lang` argument at execution; `true` for English.
+pub(crate) fn english(function: &str, value: &str) -> Result<bool> {
+    match lang(value) {
+        Some(english) => Ok(english),
+        None => datafusion::common::exec_err!(
+            "{function}: unknown lang '{value}'; expected 'zh' or 'en'"
         ),
+    }
+}
+
+/// Checks a literal `lang` argument (position `i`) at planning time.
+pub(crate) fn check_lang(function: &str, args: &ReturnFieldArgs, i: usize) -> Result<()> {
+    match literal(args, i) {
+        Some(value) if lang(&value).is_none() => {
+            plan_err!("{function}: unknown lang '{value}'; expected 'zh' or 'en'")
+        }
+        _ => Ok(()),
     }
 }

@@ -11,7 +11,9 @@ use datafusion::logical_expr::{
 };
 
 use super::{TRAFFIC, state_label, tpi_of_dtp};
-use crate::args::{Numeric, arguments, english, field, floats, literal, numeric, result, text};
+use crate::args::{
+    Numeric, arguments, check_lang, english, field, floats, literal, numeric, result, text,
+};
 use crate::decimal::Decimal;
 
 /// Which ratio of actual to free-flow travel time.
@@ -368,9 +370,7 @@ impl ScalarUDFImpl for CongestionState {
         {
             return plan_err!("{}: {e}", self.name);
         }
-        if let Some(lang) = literal(&args, self.arity()) {
-            english(self.name, &lang).map_err(|e| e.context("while planning"))?;
-        }
+        check_lang(self.name, &args, self.arity())?;
         Ok(field(self.name, DataType::Utf8))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
