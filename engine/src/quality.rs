@@ -29,14 +29,19 @@ use citylake_catalog::spec::{
     DEFAULT_PARTITION_TOLERANCE, DatasetSpec, parse_local_time, parse_update_frequency,
 };
 use datafusion::arrow::array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::compute::cast as cast_array;
+use datafusion::arrow::datatypes::{
+    DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit,
+};
 use datafusion::catalog::TableProvider;
-use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::prelude::SessionContext;
+use datafusion::common::{ScalarValue, TableReference};
+use datafusion::functions::datetime::expr_fn::to_unixtime;
+use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
+use datafusion::logical_expr::{Expr, ExprFunctionExt, TableProviderFilterPushDown};
+use datafusion::prelude::{DataFrame, SessionContext, cast, col, ident, lit};
 use futures::TryStreamExt;
 
 use crate::error::{EngineError, Result};
@@ -107,10 +112,6 @@ fn local_now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc() + chrono::Duration::hours(8)
 }
 
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn hours(seconds: i64) -> f64 {
     seconds as f64 / 3600.0
 }
@@ -169,26 +170,27 @@ impl Checker {
         Ok(Report { as_of, checks })
     }
 
-    /// One query's single row.
-    async fn row(&self, sql: &str) -> Result<RecordBatch> {
-        let batches = self.ctx.sql(sql).await?.collect().await?;
+    /// The single row of an aggregate over `df`, its columns read by alias.
+    async fn row(df: DataFrame) -> Result<Row> {
+        let batches = df.collect().await?;
         let schema = batches
             .first()
             .map(|b| b.schema())
             .unwrap_or_else(|| Arc::new(Schema::empty()));
-        Ok(datafusion::arrow::compute::concat_batches(
+        Row::new(datafusion::arrow::compute::concat_batches(
             &schema, &batches,
         )?)
     }
 
     async fn check_dataset(&self, ds: &DatasetSpec, as_of: NaiveDateTime) -> Result<Vec<Check>> {
-        let table = format!(
-            "{}.{}.{}",
-            quoted(self.catalog.name()),
-            quoted(ds.schema_name()),
-            quoted(ds.table_name())
-        );
-        let as_of_sql = as_of.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let table = self
+            .ctx
+            .table(TableReference::full(
+                self.catalog.name(),
+                ds.schema_name(),
+                ds.table_name(),
+            ))
+            .await?;
         let required: Vec<&str> = ds
             .columns
             .iter()
@@ -201,36 +203,41 @@ impl Checker {
             .filter(|c| c.min.is_some() || c.max.is_some())
             .collect();
 
-        // one scan: rows, NULLs, out-of-range values, the newest event time
-        let mut select = vec!["count(*) AS n".to_string()];
-        for c in &required {
-            select.push(format!("count({})", quoted(c)));
+        // one scan: rows, NULLs, out-of-range values, the newest event time;
+        // each aggregate is built as an expression and read back by its alias
+        let rows = || count(lit(1));
+        let mut aggregates = vec![rows().alias("rows")];
+        for (i, c) in required.iter().enumerate() {
+            aggregates.push(count(ident(*c)).alias(format!("present_{i}")));
         }
-        for c in &ranged {
-            let v = format!("CAST({} AS DOUBLE)", quoted(&c.name));
-            let mut bad = vec![];
-            if let Some(min) = c.min {
-                bad.push(format!("{v} < {min:?}"));
-            }
-            if let Some(max) = c.max {
-                bad.push(format!("{v} > {max:?}"));
-            }
-            select.push(format!("count(*) FILTER (WHERE {})", bad.join(" OR ")));
-            select.push(format!("min({v})"));
-            select.push(format!("max({v})"));
+        for (i, c) in ranged.iter().enumerate() {
+            let v = || cast(ident(&c.name), DataType::Float64);
+            let below = c.min.map(|min| v().lt(lit(min)));
+            let above = c.max.map(|max| v().gt(lit(max)));
+            let bad = match (below, above) {
+                (Some(b), Some(a)) => b.or(a),
+                (Some(e), None) | (None, Some(e)) => e,
+                (None, None) => lit(false),
+            };
+            aggregates.push(rows().filter(bad).build()?.alias(format!("bad_{i}")));
+            aggregates.push(min(v()).alias(format!("min_{i}")));
+            aggregates.push(max(v()).alias(format!("max_{i}")));
         }
         if let Some(t) = &ds.time_column {
-            select.push(format!("to_unixtime(max({}))", quoted(t)));
-            select.push(format!(
-                "count(*) FILTER (WHERE {} > TIMESTAMP '{as_of_sql}')",
-                quoted(t)
-            ));
+            let clock = as_of
+                .and_utc()
+                .timestamp_nanos_opt()
+                .ok_or_else(|| EngineError::Config(format!("the clock {as_of} is out of range")))?;
+            aggregates.push(to_unixtime(vec![max(ident(t))]).alias("newest"));
+            aggregates.push(
+                rows()
+                    .filter(ident(t).gt(lit(ScalarValue::TimestampNanosecond(Some(clock), None))))
+                    .build()?
+                    .alias("future"),
+            );
         }
-        let row = self
-            .row(&format!("SELECT {} FROM {table}", select.join(", ")))
-            .await?;
-        let mut values = Values::new(&row)?;
-        let n = values.int();
+        let values = Self::row(table.clone().aggregate(vec![], aggregates)?).await?;
+        let n = values.int("rows")?;
         let check = |check: &'static str, status: Status, detail: String| Check {
             dataset: ds.name.clone(),
             check,
@@ -252,8 +259,8 @@ impl Checker {
                 check("rows", Status::Pass, format!("{n} rows"))
             }
         });
-        for c in &required {
-            let nulls = n - values.int();
+        for (i, c) in required.iter().enumerate() {
+            let nulls = n - values.int(&format!("present_{i}"))?;
             let rate = if n == 0 { 0.0 } else { nulls as f64 / n as f64 };
             let (status, detail) = if nulls == 0 {
                 (Status::Pass, "no NULLs".to_string())
@@ -271,9 +278,12 @@ impl Checker {
                 ..check("completeness", status, detail)
             });
         }
-        for c in &ranged {
-            let bad = values.int();
-            let (lo, hi) = (values.float(), values.float());
+        for (i, c) in ranged.iter().enumerate() {
+            let bad = values.int(&format!("bad_{i}"))?;
+            let (lo, hi) = (
+                values.float(&format!("min_{i}"))?,
+                values.float(&format!("max_{i}"))?,
+            );
             let range = format!(
                 "[{}, {}]",
                 c.min.map_or("-∞".into(), |v| v.to_string()),
@@ -301,8 +311,8 @@ impl Checker {
             .map(|p| p.as_secs() as i64);
         let newest = match &ds.time_column {
             Some(t) => {
-                let latest = values.float().map(|s| s.floor() as i64);
-                let future = values.int();
+                let latest = values.float("newest")?.map(|s| s.floor() as i64);
+                let future = values.int("future")?;
                 out.push(Check {
                     column: Some(t.clone()),
                     value: Some(if n == 0 {
@@ -369,20 +379,20 @@ impl Checker {
         }
 
         if !ds.primary_key.is_empty() {
-            let key = ds
-                .primary_key
-                .iter()
-                .map(|k| quoted(k))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let row = self
-                .row(&format!(
-                    "SELECT count(*), sum(k - 1) FROM \
-                     (SELECT count(*) AS k FROM {table} GROUP BY {key} HAVING count(*) > 1)"
-                ))
-                .await?;
-            let mut values = Values::new(&row)?;
-            let (keys, extra) = (values.int(), values.int());
+            let key: Vec<Expr> = ds.primary_key.iter().map(ident).collect();
+            let held = table
+                .clone()
+                .aggregate(key, vec![rows().alias("k")])?
+                .filter(col("k").gt(lit(1i64)))?
+                .aggregate(
+                    vec![],
+                    vec![
+                        rows().alias("keys"),
+                        sum(col("k") - lit(1i64)).alias("extra"),
+                    ],
+                )?;
+            let values = Self::row(held).await?;
+            let (keys, extra) = (values.int("keys")?, values.int("extra")?);
             let name = ds.primary_key.join(", ");
             out.push(Check {
                 column: Some(name.clone()),
@@ -402,19 +412,18 @@ impl Checker {
         }
 
         if let Some(part) = ds.partitions.first() {
-            let p = quoted(&part.name);
-            let batches = self
-                .ctx
-                .sql(&format!(
-                    "SELECT CAST({p} AS VARCHAR) AS part, count(*) AS n FROM {table} GROUP BY 1 ORDER BY 1"
-                ))
-                .await?
+            let batches = table
+                .aggregate(
+                    vec![cast(ident(&part.name), DataType::Utf8).alias("part")],
+                    vec![rows().alias("n")],
+                )?
+                .sort(vec![col("part").sort(true, false)])?
                 .collect()
                 .await?;
             let mut counts: Vec<(String, i64)> = vec![];
             for b in &batches {
-                let names = string_column(b.column(0))?;
-                let rows = int_column(b.column(1))?;
+                let names = string_column(b, "part")?;
+                let rows = int_column(b, "n")?;
                 for i in 0..b.num_rows() {
                     counts.push((names.value(i).to_string(), rows.value(i)));
                 }
@@ -487,60 +496,50 @@ fn median(mut v: Vec<i64>) -> f64 {
     }
 }
 
-fn string_column(a: &ArrayRef) -> Result<StringArray> {
-    Ok(cast(a, &DataType::Utf8)?
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("cast to Utf8")
+/// A column of a quality query's result by its alias.
+fn column<'a>(batch: &'a RecordBatch, alias: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(alias)
+        .ok_or_else(|| EngineError::Config(format!("a quality query has no column {alias}")))
+}
+
+fn string_column(batch: &RecordBatch, alias: &str) -> Result<StringArray> {
+    Ok(cast_array(column(batch, alias)?, &DataType::Utf8)?
+        .as_string::<i32>()
         .clone())
 }
 
-fn int_column(a: &ArrayRef) -> Result<Int64Array> {
-    Ok(cast(a, &DataType::Int64)?
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("cast to Int64")
+fn int_column(batch: &RecordBatch, alias: &str) -> Result<Int64Array> {
+    Ok(cast_array(column(batch, alias)?, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
         .clone())
 }
 
-/// Reads a one-row result's columns in order.
-struct Values {
-    columns: Vec<ArrayRef>,
-    next: usize,
-}
+/// The one row of an aggregate, its columns read by alias.
+struct Row(RecordBatch);
 
-impl Values {
-    fn new(row: &RecordBatch) -> Result<Self> {
-        if row.num_rows() != 1 {
+impl Row {
+    fn new(batch: RecordBatch) -> Result<Self> {
+        if batch.num_rows() != 1 {
             return Err(EngineError::Config(format!(
                 "a quality query returned {} rows instead of one",
-                row.num_rows()
+                batch.num_rows()
             )));
         }
-        Ok(Self {
-            columns: row.columns().to_vec(),
-            next: 0,
-        })
+        Ok(Self(batch))
     }
 
-    fn take(&mut self, to: &DataType) -> ArrayRef {
-        let a = &self.columns[self.next];
-        self.next += 1;
-        cast(a, to).expect("numeric results cast")
+    /// An integer (NULL → 0).
+    fn int(&self, alias: &str) -> Result<i64> {
+        let a = int_column(&self.0, alias)?;
+        Ok(if a.is_null(0) { 0 } else { a.value(0) })
     }
 
-    /// The next column as an integer (NULL → 0).
-    fn int(&mut self) -> i64 {
-        let a = self.take(&DataType::Int64);
-        let a = a.as_any().downcast_ref::<Int64Array>().expect("Int64");
-        if a.is_null(0) { 0 } else { a.value(0) }
-    }
-
-    /// The next column as a float.
-    fn float(&mut self) -> Option<f64> {
-        let a = self.take(&DataType::Float64);
-        let a = a.as_any().downcast_ref::<Float64Array>().expect("Float64");
-        (!a.is_null(0)).then(|| a.value(0))
+    /// A float.
+    fn float(&self, alias: &str) -> Result<Option<f64>> {
+        let a = cast_array(column(&self.0, alias)?, &DataType::Float64)?;
+        let a = a.as_primitive::<Float64Type>();
+        Ok((!a.is_null(0)).then(|| a.value(0)))
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the server says about itself: SqlInfo, XDBC type info, table types,
-//! and the (empty) key listings.
+//! and the (empty) key listings; [`Listing`], every metadata command of the
+//! service in one place.
 
 use std::sync::Arc;
 
@@ -7,11 +8,20 @@ use arrow_flight::sql::metadata::{
     SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
 };
 use arrow_flight::sql::{
-    Nullable, Searchable, SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity,
-    SqlSupportedTransaction, SqlSupportedUnions, SupportedSqlGrammar, XdbcDataType,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, Nullable, ProstMessageExt, Searchable, SqlInfo,
+    SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction, SqlSupportedUnions,
+    SupportedSqlGrammar, XdbcDataType,
 };
+use citylake_engine::Session;
 use citylake_engine::datafusion::arrow::array::{RecordBatch, StringArray};
 use citylake_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use prost::Message;
+use tonic::Status;
+
+use crate::status::to_status;
+use crate::wire::wire_schema;
 
 /// GetSqlInfo: consistent with what the server really does (read-only SQL, no
 /// transactions, no Substrait, double-quoted identifiers folded to lower case).
@@ -204,4 +214,132 @@ pub fn foreign_keys_schema() -> SchemaRef {
         Field::new("update_rule", DataType::UInt8, false),
         Field::new("delete_rule", DataType::UInt8, false),
     ]))
+}
+
+/// A Flight SQL metadata command: its name in the audit trail, the schema its
+/// FlightInfo announces, the ticket that hands it back, and its rows for the
+/// caller's session. The service's twenty GetFlightInfo/DoGet methods for
+/// metadata are one line each over this.
+pub enum Listing {
+    Catalogs(CommandGetCatalogs),
+    Schemas(CommandGetDbSchemas),
+    Tables(CommandGetTables),
+    TableTypes(CommandGetTableTypes),
+    SqlInfo(CommandGetSqlInfo),
+    XdbcTypeInfo(CommandGetXdbcTypeInfo),
+    PrimaryKeys(CommandGetPrimaryKeys),
+    ExportedKeys(CommandGetExportedKeys),
+    ImportedKeys(CommandGetImportedKeys),
+    CrossReference(CommandGetCrossReference),
+}
+
+/// What the server describes of itself, built once.
+pub struct ServerInfo {
+    pub sql_info: SqlInfoData,
+    pub xdbc: XdbcTypeInfoData,
+}
+
+impl Default for ServerInfo {
+    fn default() -> Self {
+        Self {
+            sql_info: sql_info(),
+            xdbc: xdbc_type_info(),
+        }
+    }
+}
+
+impl Listing {
+    /// The command's name, as the audit trail records it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Catalogs(_) => "GetCatalogs",
+            Self::Schemas(_) => "GetDbSchemas",
+            Self::Tables(_) => "GetTables",
+            Self::TableTypes(_) => "GetTableTypes",
+            Self::SqlInfo(_) => "GetSqlInfo",
+            Self::XdbcTypeInfo(_) => "GetXdbcTypeInfo",
+            Self::PrimaryKeys(_) => "GetPrimaryKeys",
+            Self::ExportedKeys(_) => "GetExportedKeys",
+            Self::ImportedKeys(_) => "GetImportedKeys",
+            Self::CrossReference(_) => "GetCrossReference",
+        }
+    }
+
+    /// The ticket of the FlightInfo: the command itself.
+    pub fn ticket(&self) -> Vec<u8> {
+        let any = match self {
+            Self::Catalogs(c) => c.as_any(),
+            Self::Schemas(c) => c.as_any(),
+            Self::Tables(c) => c.as_any(),
+            Self::TableTypes(c) => c.as_any(),
+            Self::SqlInfo(c) => c.as_any(),
+            Self::XdbcTypeInfo(c) => c.as_any(),
+            Self::PrimaryKeys(c) => c.as_any(),
+            Self::ExportedKeys(c) => c.as_any(),
+            Self::ImportedKeys(c) => c.as_any(),
+            Self::CrossReference(c) => c.as_any(),
+        };
+        any.encode_to_vec()
+    }
+
+    /// The schema of the command's rows.
+    pub fn schema(&self, info: &ServerInfo) -> SchemaRef {
+        match self {
+            Self::Catalogs(c) => c.into_builder().schema(),
+            Self::Schemas(c) => c.clone().into_builder().schema(),
+            Self::Tables(c) => c.clone().into_builder().schema(),
+            Self::TableTypes(_) => table_types().schema(),
+            Self::SqlInfo(c) => c.clone().into_builder(&info.sql_info).schema(),
+            Self::XdbcTypeInfo(c) => c.into_builder(&info.xdbc).schema(),
+            Self::PrimaryKeys(_) => primary_keys_schema(),
+            Self::ExportedKeys(_) | Self::ImportedKeys(_) | Self::CrossReference(_) => {
+                foreign_keys_schema()
+            }
+        }
+    }
+
+    /// The command's rows, as `session`'s principal may see them.
+    pub async fn rows(self, session: &Session, info: &ServerInfo) -> Result<RecordBatch, Status> {
+        fn internal(e: impl std::fmt::Display) -> Status {
+            Status::internal(e.to_string())
+        }
+        match self {
+            Self::Catalogs(c) => {
+                let mut b = c.into_builder();
+                for name in session.catalog_names() {
+                    b.append(name);
+                }
+                b.build().map_err(internal)
+            }
+            Self::Schemas(c) => {
+                let mut b = c.into_builder();
+                for (catalog, schema) in session.schemas() {
+                    b.append(catalog, schema);
+                }
+                b.build().map_err(internal)
+            }
+            Self::Tables(c) => {
+                let tables = session.tables().await.map_err(|e| to_status(&e))?;
+                let mut b = c.into_builder();
+                for t in &tables {
+                    b.append(
+                        &t.catalog,
+                        &t.schema,
+                        &t.table,
+                        t.table_type,
+                        &wire_schema(&t.columns),
+                    )
+                    .map_err(internal)?;
+                }
+                b.build().map_err(internal)
+            }
+            Self::TableTypes(_) => Ok(table_types()),
+            Self::SqlInfo(c) => c.into_builder(&info.sql_info).build().map_err(internal),
+            Self::XdbcTypeInfo(c) => c.into_builder(&info.xdbc).build().map_err(internal),
+            Self::PrimaryKeys(_) => Ok(RecordBatch::new_empty(primary_keys_schema())),
+            Self::ExportedKeys(_) | Self::ImportedKeys(_) | Self::CrossReference(_) => {
+                Ok(RecordBatch::new_empty(foreign_keys_schema()))
+            }
+        }
+    }
 }

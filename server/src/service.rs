@@ -8,7 +8,6 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
@@ -37,7 +36,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Tokens, UserDirectory, decode_basic};
-use crate::metadata;
+use crate::metadata::{Listing, ServerInfo};
 use crate::prepared::{PreparedLimits, PreparedStatements};
 use crate::status::to_status;
 use crate::wire::{to_wire, wire_schema};
@@ -53,8 +52,7 @@ pub struct CitylakeFlightSql {
     users: Arc<UserDirectory>,
     tokens: Arc<Tokens>,
     prepared: PreparedStatements,
-    sql_info: SqlInfoData,
-    xdbc: XdbcTypeInfoData,
+    info: ServerInfo,
 }
 
 impl CitylakeFlightSql {
@@ -64,8 +62,7 @@ impl CitylakeFlightSql {
             users,
             tokens,
             prepared: PreparedStatements::new(PreparedLimits::default()),
-            sql_info: metadata::sql_info(),
-            xdbc: metadata::xdbc_type_info(),
+            info: ServerInfo::default(),
         }
     }
 
@@ -251,22 +248,40 @@ impl CitylakeFlightSql {
         Ok(plan)
     }
 
-    /// Records a metadata call in the audit trail.
-    async fn audit_metadata(
-        session: &Session,
-        command: &str,
-        rows: usize,
-        started: std::time::Instant,
-    ) -> Result<(), Status> {
+    /// GetFlightInfo of a metadata command: authenticate, announce its
+    /// schema, and hand the command back as the ticket.
+    async fn listing_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        listing: Listing,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request).await?;
+        let schema = listing.schema(&self.info);
+        let info = Self::info(&schema, listing.ticket(), request.into_inner())?;
+        Ok(Response::new(info))
+    }
+
+    /// DoGet of a metadata command: its rows for the caller, recorded in
+    /// the audit trail (every lookup is, the server's own description too).
+    async fn listing(
+        &self,
+        request: Request<Ticket>,
+        listing: Listing,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = self.session(&request).await?;
+        let started = std::time::Instant::now();
+        let command = listing.name();
+        let batch = listing.rows(&session, &self.info).await?;
         session
             .audit(
                 AuditRecord::new("metadata", command, "ok")
-                    .returned(rows as u64, 0)
+                    .returned(batch.num_rows() as u64, 0)
                     .took(started.elapsed()),
                 None,
             )
             .await
-            .map_err(|e| to_status(&e))
+            .map_err(|e| to_status(&e))?;
+        batch_response(batch)
     }
 
     /// A FlightInfo announcing `schema` with one endpoint whose ticket is `ticket`.
@@ -292,23 +307,6 @@ impl CitylakeFlightSql {
         let info = Self::info(
             &schema,
             ticket.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
-    }
-
-    /// GetFlightInfo of a metadata command: authenticate, announce `schema`,
-    /// and hand the command back as the ticket.
-    async fn metadata_info<C: ProstMessageExt>(
-        &self,
-        request: Request<FlightDescriptor>,
-        command: &C,
-        schema: &Schema,
-    ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request).await?;
-        let info = Self::info(
-            schema,
-            command.as_any().encode_to_vec(),
             request.into_inner(),
         )?;
         Ok(Response::new(info))
@@ -671,15 +669,14 @@ impl FlightSqlService for CitylakeFlightSql {
         Err(Status::permission_denied(READ_ONLY))
     }
 
-    // ---- metadata: GetFlightInfo announces the schema; DoGet returns the rows ----
+    // ---- metadata: one line each over metadata::Listing ----
 
     async fn get_flight_info_catalogs(
         &self,
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.into_builder().schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::Catalogs(query)).await
     }
 
     async fn do_get_catalogs(
@@ -687,24 +684,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(&request).await?;
-        let started = std::time::Instant::now();
-        let mut builder = query.into_builder();
-        for name in session.catalog_names() {
-            builder.append(name);
-        }
-        Self::audit_metadata(
-            &session,
-            "GetCatalogs",
-            session.catalog_names().len(),
-            started,
-        )
-        .await?;
-        batch_response(
-            builder
-                .build()
-                .map_err(|e| Status::internal(e.to_string()))?,
-        )
+        self.listing(request, Listing::Catalogs(query)).await
     }
 
     async fn get_flight_info_schemas(
@@ -712,8 +692,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::Schemas(query)).await
     }
 
     async fn do_get_schemas(
@@ -721,18 +700,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(&request).await?;
-        let started = std::time::Instant::now();
-        let mut builder = query.into_builder();
-        for (catalog, schema) in session.schemas() {
-            builder.append(catalog, schema);
-        }
-        Self::audit_metadata(&session, "GetDbSchemas", session.schemas().len(), started).await?;
-        batch_response(
-            builder
-                .build()
-                .map_err(|e| Status::internal(e.to_string()))?,
-        )
+        self.listing(request, Listing::Schemas(query)).await
     }
 
     async fn get_flight_info_tables(
@@ -740,8 +708,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::Tables(query)).await
     }
 
     async fn do_get_tables(
@@ -749,27 +716,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(&request).await?;
-        let started = std::time::Instant::now();
-        let tables = session.tables().await.map_err(|e| to_status(&e))?;
-        let mut builder = query.into_builder();
-        for t in &tables {
-            builder
-                .append(
-                    &t.catalog,
-                    &t.schema,
-                    &t.table,
-                    t.table_type,
-                    &wire_schema(&t.columns),
-                )
-                .map_err(|e| Status::internal(e.to_string()))?;
-        }
-        Self::audit_metadata(&session, "GetTables", tables.len(), started).await?;
-        batch_response(
-            builder
-                .build()
-                .map_err(|e| Status::internal(e.to_string()))?,
-        )
+        self.listing(request, Listing::Tables(query)).await
     }
 
     async fn get_flight_info_table_types(
@@ -777,17 +724,15 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = metadata::table_types().schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::TableTypes(query)).await
     }
 
     async fn do_get_table_types(
         &self,
-        _query: CommandGetTableTypes,
+        query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request).await?;
-        batch_response(metadata::table_types())
+        self.listing(request, Listing::TableTypes(query)).await
     }
 
     async fn get_flight_info_sql_info(
@@ -795,8 +740,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder(&self.sql_info).schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::SqlInfo(query)).await
     }
 
     async fn do_get_sql_info(
@@ -804,13 +748,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request).await?;
-        batch_response(
-            query
-                .into_builder(&self.sql_info)
-                .build()
-                .map_err(|e| Status::internal(e.to_string()))?,
-        )
+        self.listing(request, Listing::SqlInfo(query)).await
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -818,8 +756,8 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.into_builder(&self.xdbc).schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::XdbcTypeInfo(query))
+            .await
     }
 
     async fn do_get_xdbc_type_info(
@@ -827,13 +765,7 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request).await?;
-        batch_response(
-            query
-                .into_builder(&self.xdbc)
-                .build()
-                .map_err(|e| Status::internal(e.to_string()))?,
-        )
+        self.listing(request, Listing::XdbcTypeInfo(query)).await
     }
 
     async fn get_flight_info_primary_keys(
@@ -841,17 +773,16 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = metadata::primary_keys_schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::PrimaryKeys(query))
+            .await
     }
 
     async fn do_get_primary_keys(
         &self,
-        _query: CommandGetPrimaryKeys,
+        query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request).await?;
-        batch_response(RecordBatch::new_empty(metadata::primary_keys_schema()))
+        self.listing(request, Listing::PrimaryKeys(query)).await
     }
 
     async fn get_flight_info_exported_keys(
@@ -859,17 +790,16 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = metadata::foreign_keys_schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::ExportedKeys(query))
+            .await
     }
 
     async fn do_get_exported_keys(
         &self,
-        _query: CommandGetExportedKeys,
+        query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request).await?;
-        batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
+        self.listing(request, Listing::ExportedKeys(query)).await
     }
 
     async fn get_flight_info_imported_keys(
@@ -877,17 +807,16 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = metadata::foreign_keys_schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::ImportedKeys(query))
+            .await
     }
 
     async fn do_get_imported_keys(
         &self,
-        _query: CommandGetImportedKeys,
+        query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request).await?;
-        batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
+        self.listing(request, Listing::ImportedKeys(query)).await
     }
 
     async fn get_flight_info_cross_reference(
@@ -895,17 +824,16 @@ impl FlightSqlService for CitylakeFlightSql {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = metadata::foreign_keys_schema();
-        self.metadata_info(request, &query, &schema).await
+        self.listing_info(request, Listing::CrossReference(query))
+            .await
     }
 
     async fn do_get_cross_reference(
         &self,
-        _query: CommandGetCrossReference,
+        query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request).await?;
-        batch_response(RecordBatch::new_empty(metadata::foreign_keys_schema()))
+        self.listing(request, Listing::CrossReference(query)).await
     }
 
     async fn do_action_fallback(

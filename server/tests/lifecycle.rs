@@ -302,3 +302,88 @@ async fn citylake_cancel_stops_ones_own_query_only() {
         "{record}"
     );
 }
+
+/// Every metadata command — the server's description of itself included —
+/// is a lookup recorded in the audit trail with the rows it returned.
+#[tokio::test]
+async fn every_metadata_command_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = citylake_engine::EngineConfig::new(common::lake().join("catalog.toml"));
+    config.audit_dir = Some(dir.path().join("audit"));
+    let addr = common::start_full(
+        config,
+        citylake_server::UserDirectory::fixed(common::users()),
+        citylake_server::ServeOptions::default(),
+    )
+    .await;
+    let mut c = logged_in(addr).await;
+    let mut returned = BTreeMap::new();
+    macro_rules! call {
+        ($name:literal, $info:expr) => {{
+            let info = $info.await.unwrap();
+            let batches = fetch(&mut c, info).await.unwrap();
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            returned.insert($name, rows);
+        }};
+    }
+    call!("GetCatalogs", c.get_catalogs());
+    call!("GetDbSchemas", c.get_db_schemas(Default::default()));
+    call!("GetTables", c.get_tables(Default::default()));
+    call!("GetTableTypes", c.get_table_types());
+    call!("GetSqlInfo", c.get_sql_info(vec![]));
+    call!("GetXdbcTypeInfo", c.get_xdbc_type_info(Default::default()));
+    call!(
+        "GetPrimaryKeys",
+        c.get_primary_keys(arrow_flight::sql::CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: None,
+            table: "districts".into(),
+        })
+    );
+    call!(
+        "GetExportedKeys",
+        c.get_exported_keys(arrow_flight::sql::CommandGetExportedKeys {
+            catalog: None,
+            db_schema: None,
+            table: "districts".into(),
+        })
+    );
+    call!(
+        "GetImportedKeys",
+        c.get_imported_keys(arrow_flight::sql::CommandGetImportedKeys {
+            catalog: None,
+            db_schema: None,
+            table: "districts".into(),
+        })
+    );
+    call!(
+        "GetCrossReference",
+        c.get_cross_reference(arrow_flight::sql::CommandGetCrossReference {
+            pk_table: "districts".into(),
+            fk_table: "cases".into(),
+            ..Default::default()
+        })
+    );
+    let mut recorded = BTreeMap::new();
+    for file in std::fs::read_dir(dir.path().join("audit")).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_none_or(|x| x != "jsonl") {
+            continue;
+        }
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            if record["kind"] == "metadata" {
+                assert_eq!(record["user"], "ana", "{record}");
+                assert_eq!(record["outcome"], "ok", "{record}");
+                recorded.insert(
+                    record["request"].as_str().unwrap().to_string(),
+                    record["rows"].as_u64().unwrap() as usize,
+                );
+            }
+        }
+    }
+    for (name, rows) in &returned {
+        assert_eq!(recorded.get(*name), Some(rows), "{name}: {recorded:?}");
+    }
+    assert!(returned["GetTables"] > 0 && returned["GetSqlInfo"] > 0);
+}
