@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/slt/aqi_tables.slt: the HJ 633 breakpoint tables, both versions.
 
-An independent oracle for `iaqi_cn`: the tables of DOMAIN.md §1 typed again,
+An independent oracle for `iaqi_cn`: the tables of docs/standards.md §1 typed again,
 exact arithmetic with fractions.Fraction and decimal.Decimal (GB/T 8170
 half-even rounding for 2026). For every pollutant and period: every
 breakpoint, one value inside each segment, just above each breakpoint, the
@@ -86,7 +86,7 @@ def cases(pollutant, period, std):
 
 def main():
     print("# The HJ 633 breakpoint tables, both versions: written by scripts/gen_aqi_tables_slt.py")
-    print("# from its own copy of DOMAIN.md §1 and exact arithmetic. Each concentration is given as a")
+    print("# from its own copy of docs/standards.md §1 and exact arithmetic. Each concentration is given as a")
     print("# DOUBLE and as a DECIMAL; both must give the standard's IAQI.")
     for (pollutant, period) in TABLES:
         for std in ("2012", "2026"):

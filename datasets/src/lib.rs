@@ -1,6 +1,6 @@
 //! The city data lake generator.
 //!
-//! [`generate`] writes every dataset of the data dictionary (`shared/DATA.md`)
+//! [`generate`] writes every dataset of the data dictionary (`docs/data.md`)
 //! as Parquet under an output directory, then a `catalog.toml` that declares them
 //! (written last, so a lake with a catalog is complete). The same scale, seed and
 //! year give byte-identical files: every random value is a hash of the seed and

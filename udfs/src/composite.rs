@@ -1,4 +1,4 @@
-//! Composite city indices (DOMAIN.md §3): normalisation windows and the
+//! Composite city indices (docs/standards.md §3): normalisation windows and the
 //! entropy weight method.
 //!
 //! No published formula exists for a single "city sign" score; these are the
@@ -220,7 +220,7 @@ impl PartitionEvaluator for NormaliseEvaluator {
     }
 }
 
-/// `entropy_weight(x_norm)`: d_j = 1 − e_j of one indicator (DOMAIN.md §3).
+/// `entropy_weight(x_norm)`: d_j = 1 − e_j of one indicator (docs/standards.md §3).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct EntropyWeight {
     signature: Signature,

@@ -69,7 +69,7 @@ pub struct CatalogSpec {
     /// Object-store settings of an `s3://` root (`[storage]`); credentials never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSection>,
-    /// The performance-evaluation settings (`[evaluation]`); defaults from DOMAIN.md §4.
+    /// The performance-evaluation settings (`[evaluation]`); defaults from docs/standards.md §4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<EvaluationSection>,
     /// The data-quality settings (`[quality]`).

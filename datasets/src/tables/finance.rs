@@ -7,7 +7,7 @@
 //! and meet their targets. Payments (3–22 per program-year, to 2–4 recurring
 //! payees) add up exactly to the amount spent and bunch up in the fourth quarter,
 //! as year-end spending does. Indicators follow the self-evaluation framework of
-//! 财预〔2020〕10号 as DOMAIN.md §4 gives it: budget execution 10 (process),
+//! 财预〔2020〕10号 as docs/standards.md §4 gives it: budget execution 10 (process),
 //! output 50, benefit 30 and satisfaction 10 (outcome); 30 % of programs also
 //! carry a 10-point decision indicator, taken from output. The budget-execution
 //! indicator's actual value is the rate computed from the payments. 1 % of

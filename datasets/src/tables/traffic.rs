@@ -13,7 +13,7 @@
 //!
 //! Layout: one file per day (`dt=YYYY-MM-DD`), rows sorted by `observed_at`,
 //! then `segment_id`. `segment_id` is an INT: joins with `road_segments` on an
-//! integer key ran 1.4× faster than on a string key (DATA.md).
+//! integer key ran 1.4× faster than on a string key (docs/data.md).
 
 use chrono::Datelike;
 use citylake_catalog::Classification;

@@ -3,7 +3,7 @@
 //! Concentrations are exact decimals ([`Decimal`]: an integer mantissa and a
 //! power-of-ten scale), so an IAQI is `IAQI_lo + ceil((IAQI_hi − IAQI_lo) ·
 //! (C − BP_lo) / (BP_hi − BP_lo))` computed in integers: no binary floating
-//! point, no "n + ε rounds up one too high" (DOMAIN.md §1).
+//! point, no "n + ε rounds up one too high" (docs/standards.md §1).
 
 use std::fmt;
 use std::str::FromStr;

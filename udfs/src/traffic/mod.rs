@@ -1,5 +1,5 @@
 //! Traffic congestion: GB/T 33171-2016 indices, DB11/T 785 speed bands and
-//! the commercial (Gaode/Didi, TomTom) definitions (DOMAIN.md §2).
+//! the commercial (Gaode/Didi, TomTom) definitions (docs/standards.md §2).
 
 mod aggregate;
 mod scalar;
