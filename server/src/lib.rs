@@ -7,9 +7,12 @@
 //! principal, read-only, and streamed batch by batch with client-safe types.
 //!
 //! # Layout
-//! - `service`: the Flight SQL commands; [`auth`]: users file and tokens;
-//!   `metadata`: SqlInfo, XDBC types, key listings; `wire`: client-safe types;
-//!   `status`: the one mapping from engine errors to gRPC codes.
+//! - `service`: the Flight SQL commands; [`auth`]: users file, tokens and
+//!   credentials; `metadata`: every metadata command (`Listing`), SqlInfo,
+//!   XDBC types; `prepared`: prepared statements and their limits;
+//!   `tickets`: the tickets handed out and CancelFlightInfo's reading of
+//!   them; `wire`: client-safe types; `status`: the one mapping from engine
+//!   errors to gRPC codes; [`ops`]: health and metrics.
 
 pub mod auth;
 mod metadata;
@@ -17,6 +20,7 @@ pub mod ops;
 mod prepared;
 mod service;
 mod status;
+mod tickets;
 mod wire;
 
 use std::future::Future;

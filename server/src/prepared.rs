@@ -65,7 +65,7 @@ impl PreparedStatements {
                  (--max-prepared-statements); close some (ClosePreparedStatement)"
             )));
         }
-        let handle = new_handle();
+        let handle = crate::tickets::new_id();
         handles.insert(
             handle.clone(),
             Prepared {
@@ -138,12 +138,4 @@ impl PreparedStatements {
 
 fn key(handle: &[u8]) -> String {
     String::from_utf8_lossy(handle).to_string()
-}
-
-/// A random 128-bit handle or ticket id, hex.
-pub fn new_handle() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -19,9 +19,8 @@ use arrow_flight::sql::{
     TicketStatementQuery,
 };
 use arrow_flight::{
-    CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
-    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
-    Ticket,
+    CancelFlightInfoResult, CancelStatus, FlightDescriptor, FlightEndpoint, FlightInfo,
+    HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
 use citylake_engine::audit::AuditRecord;
 use citylake_engine::datafusion::arrow::array::{ArrayRef, RecordBatch};
@@ -39,6 +38,7 @@ use crate::auth::{Tokens, UserDirectory, decode_basic};
 use crate::metadata::{Listing, ServerInfo};
 use crate::prepared::{PreparedLimits, PreparedStatements};
 use crate::status::to_status;
+use crate::tickets;
 use crate::wire::{to_wire, wire_schema};
 
 type DoGetStream = <CitylakeFlightSql as FlightService>::DoGetStream;
@@ -352,20 +352,13 @@ impl CitylakeFlightSql {
     /// (each FlightInfo's ticket carries its own id: two executions of one
     /// statement are cancelled separately).
     fn cancel(&self, body: &[u8], user: &str) -> Result<CancelStatus, Status> {
-        let request = CancelFlightInfoRequest::decode(body)
-            .map_err(|e| Status::invalid_argument(format!("bad CancelFlightInfo request: {e}")))?;
-        let info = request
-            .info
-            .ok_or_else(|| Status::invalid_argument("CancelFlightInfo without a FlightInfo"))?;
         let mut cancelled = 0;
-        for endpoint in info.endpoint {
-            if let Some(tag) = endpoint.ticket.and_then(|t| ticket_tag(&t.ticket)) {
-                cancelled += self.engine.queries().cancel_tagged(
-                    &tag,
-                    user,
-                    "the query was cancelled by the client (CancelFlightInfo)",
-                );
-            }
+        for tag in tickets::cancelled_tags(body)? {
+            cancelled += self.engine.queries().cancel_tagged(
+                &tag,
+                user,
+                "the query was cancelled by the client (CancelFlightInfo)",
+            );
         }
         Ok(if cancelled > 0 {
             CancelStatus::Cancelled
@@ -439,34 +432,6 @@ fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
 /// The Flight action that cancels a FlightInfo's queries.
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 
-/// The tag of the query a ticket starts: the random id each FlightInfo's
-/// ticket carries (`{id}:{sql}` for statements, `{id}/{handle}` for
-/// prepared statements).
-fn ticket_tag(ticket: &[u8]) -> Option<String> {
-    let any = Any::decode(ticket).ok()?;
-    if let Ok(Some(statement)) = any.unpack::<TicketStatementQuery>() {
-        let text = String::from_utf8(statement.statement_handle.to_vec()).ok()?;
-        return text.split_once(':').map(|(id, _)| id.to_string());
-    }
-    if let Ok(Some(prepared)) = any.unpack::<CommandPreparedStatementQuery>() {
-        let text = String::from_utf8(prepared.prepared_statement_handle.to_vec()).ok()?;
-        return text.split_once('/').map(|(id, _)| id.to_string());
-    }
-    None
-}
-
-/// A prepared statement ticket's id and handle (`{id}/{handle}`; a bare
-/// handle has no id).
-fn split_prepared(handle: &[u8]) -> (Option<String>, Vec<u8>) {
-    match std::str::from_utf8(handle)
-        .ok()
-        .and_then(|t| t.split_once('/'))
-    {
-        Some((id, handle)) => (Some(id.to_string()), handle.as_bytes().to_vec()),
-        None => (None, handle.to_vec()),
-    }
-}
-
 const READ_ONLY: &str = "the lake is read-only through the server: only queries are accepted";
 
 #[tonic::async_trait]
@@ -526,11 +491,7 @@ impl FlightSqlService for CitylakeFlightSql {
         let plan = self.plan(&session, &query.query, "plan", true).await?;
         // a random id makes each FlightInfo's ticket unique: it tags the query
         // the ticket starts (for CancelFlightInfo)
-        let ticket = TicketStatementQuery {
-            statement_handle: format!("{}:{}", crate::prepared::new_handle(), query.query)
-                .into_bytes()
-                .into(),
-        };
+        let ticket = tickets::statement(&query.query);
         Self::query_info(&plan, &ticket, request)
     }
 
@@ -540,12 +501,8 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request).await?;
-        let text = String::from_utf8(ticket.statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("statement ticket is not UTF-8 SQL"))?;
-        let (tag, sql) = text
-            .split_once(':')
-            .ok_or_else(|| Status::invalid_argument("not a citylake statement ticket"))?;
-        self.stream(session, vec![QueryRequest::new(sql).with_tag(tag)])
+        let (tag, sql) = tickets::read_statement(&ticket)?;
+        self.stream(session, vec![QueryRequest::new(&sql).with_tag(&tag)])
             .await
     }
 
@@ -610,15 +567,7 @@ impl FlightSqlService for CitylakeFlightSql {
             .get(&cmd.prepared_statement_handle, &session.principal().user)?;
         let plan = self.plan(&session, &sql, "plan", false).await?;
         // each execution's ticket gets its own id (for CancelFlightInfo)
-        let ticket = CommandPreparedStatementQuery {
-            prepared_statement_handle: [
-                crate::prepared::new_handle().as_bytes(),
-                b"/",
-                &cmd.prepared_statement_handle,
-            ]
-            .concat()
-            .into(),
-        };
+        let ticket = tickets::prepared(&cmd.prepared_statement_handle);
         Self::query_info(&plan, &ticket, request)
     }
 
@@ -628,7 +577,7 @@ impl FlightSqlService for CitylakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(&request).await?;
-        let (tag, handle) = split_prepared(&cmd.prepared_statement_handle);
+        let (tag, handle) = tickets::read_prepared(&cmd.prepared_statement_handle);
         let (sql, params) = self.prepared.get(&handle, &session.principal().user)?;
         // planned again by each query: the policy in force now, the caller's principal now
         let mut requests = match params {
