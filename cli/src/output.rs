@@ -50,11 +50,14 @@ fn nested_as_text(batch: RecordBatch) -> anyhow::Result<RecordBatch> {
 
 /// Writes one result stream to `out`; returns the number of rows.
 pub async fn write_stream(
-    mut stream: SendableRecordBatchStream,
+    stream: SendableRecordBatchStream,
     format: Format,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<u64> {
     let schema = stream.schema();
+    // an error of the query is the engine's, told the engine's way (once,
+    // without DataFusion's "External error:" wrapper)
+    let mut stream = stream.map(|batch| batch.map_err(citylake_engine::EngineError::Query));
     let mut rows = 0u64;
     match format {
         Format::Table => {

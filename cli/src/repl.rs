@@ -1,5 +1,5 @@
 //! The interactive shell: history, multi-line statements ended by `;`, and a
-//! few backslash commands.
+//! few backslash commands (which `-c` and `-f` scripts may use too).
 
 use std::io::Write;
 
@@ -11,16 +11,53 @@ use crate::args::Format;
 use crate::sql::run_script;
 
 const HELP: &str = "\
-Statements end with `;` and may span lines. Commands:
+Statements end with `;` and may span lines. Ctrl-C stops the running statement
+(or discards the one being typed; twice at an empty prompt quits). Commands:
   \\d            list tables
   \\d NAME       describe a table (schema.table)
   \\datasets     the catalog's datasets (system.datasets)
   \\?            this help
   \\q            quit (or Ctrl-D)";
 
+/// A backslash command.
+#[derive(Debug, PartialEq)]
+pub enum Meta {
+    Quit,
+    Help,
+    /// A query that answers it.
+    Query(String),
+}
+
+/// The backslash command of `line` (which starts with `\`), or why it is not one.
+pub fn meta_command(line: &str) -> Result<Meta, String> {
+    Ok(
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["\\q"] | ["\\quit"] => Meta::Quit,
+            ["\\?"] | ["\\h"] | ["\\help"] => Meta::Help,
+            ["\\d"] => Meta::Query(
+                "SELECT table_schema, table_name, table_type FROM information_schema.tables \
+                 WHERE table_schema <> 'information_schema' ORDER BY 1, 2"
+                    .to_string(),
+            ),
+            ["\\d", name] => Meta::Query(format!(
+                "SELECT column_name, data_type, is_partition, pii, description FROM system.columns \
+                 WHERE schema_name || '.' || table_name = '{}' ORDER BY ordinal_position",
+                name.trim_end_matches(';').replace('\'', "''")
+            )),
+            ["\\datasets"] => Meta::Query(
+                "SELECT name, owner, classification, update_frequency, description \
+                 FROM system.datasets ORDER BY name"
+                    .to_string(),
+            ),
+            _ => return Err(format!("unknown command {}; \\? for help", line.trim())),
+        },
+    )
+}
+
 pub async fn run(
     session: &Session,
     format: Format,
+    timing: bool,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
@@ -29,11 +66,19 @@ pub async fn run(
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
+    // written after every entry, so a crash or a kill loses nothing
+    let remember = |editor: &mut DefaultEditor, entry: &str| {
+        let _ = editor.add_history_entry(entry);
+        if let Some(path) = &history {
+            let _ = editor.save_history(path);
+        }
+    };
     eprintln!(
         "citylake {} — SQL over the city lake. \\? for help, \\q to quit.",
         env!("CARGO_PKG_VERSION")
     );
     let mut buffer = String::new();
+    let mut interrupted = false;
     loop {
         let prompt = if buffer.is_empty() {
             "citylake> "
@@ -43,42 +88,40 @@ pub async fn run(
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
-                buffer.clear();
+                if !buffer.is_empty() {
+                    // discards the statement being typed
+                    buffer.clear();
+                } else if interrupted {
+                    break;
+                } else {
+                    eprintln!("(Ctrl-C again or \\q to quit)");
+                    interrupted = true;
+                }
                 continue;
             }
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(e.into()),
         };
+        interrupted = false;
         let trimmed = line.trim();
-        if buffer.is_empty() && trimmed.starts_with('\\') {
-            let _ = editor.add_history_entry(trimmed);
-            let sql = match trimmed.split_whitespace().collect::<Vec<_>>().as_slice() {
-                ["\\q"] | ["\\quit"] => break,
-                ["\\?"] | ["\\h"] | ["\\help"] => {
-                    eprintln!("{HELP}");
-                    continue;
+        if trimmed.starts_with('\\') {
+            remember(&mut editor, trimmed);
+            if !buffer.is_empty() {
+                // not swallowed into the statement being typed
+                eprintln!(
+                    "a command inside an unfinished statement: end the statement with `;` \
+                     (or discard it with Ctrl-C) first"
+                );
+                continue;
+            }
+            match meta_command(trimmed) {
+                Ok(Meta::Quit) => break,
+                Ok(Meta::Help) => eprintln!("{HELP}"),
+                Ok(Meta::Query(sql)) => {
+                    run_script(session, &sql, format, out, timing).await;
                 }
-                ["\\d"] => {
-                    "SELECT table_schema, table_name, table_type FROM information_schema.tables \
-                            WHERE table_schema <> 'information_schema' ORDER BY 1, 2"
-                        .to_string()
-                }
-                ["\\d", name] => format!(
-                    "SELECT column_name, data_type, is_partition, pii, description FROM system.columns \
-                     WHERE schema_name || '.' || table_name = '{}' ORDER BY ordinal_position",
-                    name.replace('\'', "''")
-                ),
-                ["\\datasets"] => {
-                    "SELECT name, owner, classification, update_frequency, description \
-                                   FROM system.datasets ORDER BY name"
-                        .to_string()
-                }
-                _ => {
-                    eprintln!("unknown command {trimmed}; \\? for help");
-                    continue;
-                }
-            };
-            run_script(session, &sql, format, out, true).await;
+                Err(e) => eprintln!("{e}"),
+            }
             continue;
         }
         if trimmed.is_empty() && buffer.is_empty() {
@@ -88,12 +131,30 @@ pub async fn run(
         buffer.push('\n');
         if trimmed.ends_with(';') {
             let sql = std::mem::take(&mut buffer);
-            let _ = editor.add_history_entry(sql.trim());
-            run_script(session, &sql, format, out, true).await;
+            remember(&mut editor, sql.trim());
+            run_script(session, &sql, format, out, timing).await;
         }
     }
-    if let Some(path) = &history {
-        let _ = editor.save_history(path);
-    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        assert_eq!(meta_command("\\q"), Ok(Meta::Quit));
+        assert!(
+            matches!(meta_command("\\d traffic.segment_speed"), Ok(Meta::Query(q)) if q.contains("'traffic.segment_speed'"))
+        );
+        assert!(
+            matches!(meta_command("\\d x';--"), Ok(Meta::Query(q)) if q.contains("= 'x'';--'"))
+        );
+        assert!(
+            meta_command("\\x")
+                .unwrap_err()
+                .contains("unknown command \\x")
+        );
+    }
 }

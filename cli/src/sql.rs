@@ -130,7 +130,7 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
             })
         }
         None => {
-            crate::repl::run(&session, args.format, &mut *out).await?;
+            crate::repl::run(&session, args.format, args.timing, &mut *out).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -163,8 +163,9 @@ pub fn local_principal(
 /// The client the audit trail names for the command-line tools.
 pub const LOCAL_CLIENT: &str = "local";
 
-/// Runs every statement of `sql`, stopping at the first error (printed to
-/// standard error). Returns whether all succeeded.
+/// Runs every statement of `sql` — SQL statements and backslash commands on
+/// their own lines (`\d`, `\datasets`, …) — stopping at the first error
+/// (printed to standard error). Returns whether all succeeded.
 pub async fn run_script(
     session: &Session,
     sql: &str,
@@ -172,14 +173,50 @@ pub async fn run_script(
     out: &mut (dyn Write + Send),
     timing: bool,
 ) -> bool {
+    let mut pending = String::new();
+    for line in sql.split_inclusive('\n') {
+        if !line.trim_start().starts_with('\\') {
+            pending.push_str(line);
+            continue;
+        }
+        if !run_statements(session, &std::mem::take(&mut pending), format, out, timing).await {
+            return false;
+        }
+        match crate::repl::meta_command(line) {
+            Ok(crate::repl::Meta::Quit) => return true,
+            Ok(crate::repl::Meta::Help) => {}
+            Ok(crate::repl::Meta::Query(query)) => {
+                if !run_statements(session, &query, format, out, timing).await {
+                    return false;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return false;
+            }
+        }
+    }
+    run_statements(session, &pending, format, out, timing).await
+}
+
+/// Runs the SQL statements of `sql`; Ctrl-C cancels the running one.
+async fn run_statements(
+    session: &Session,
+    sql: &str,
+    format: Format,
+    out: &mut (dyn Write + Send),
+    timing: bool,
+) -> bool {
+    if sql.trim().is_empty() {
+        return true;
+    }
     let result: anyhow::Result<()> = async {
         let statements = session.parse(sql)?;
         check_single_result(format, statements.len())?;
         for statement in statements {
             let started = std::time::Instant::now();
             let before = session.object_store_requests();
-            let stream = session.query(QueryRequest::parsed(statement)).await?;
-            let rows = write_stream(stream, format, out).await?;
+            let rows = interruptible(session, statement, format, &mut *out).await?;
             out.flush()?;
             if timing {
                 let requests = session.object_store_requests().since(&before);
@@ -198,6 +235,36 @@ pub async fn run_script(
             eprintln!("{}", render_error(&e, sql));
             false
         }
+    }
+}
+
+/// Runs one statement and writes its result; Ctrl-C cancels it through the
+/// engine (the query ends `cancelled`, its tasks stop, its record is
+/// written), and a second Ctrl-C stops waiting for that.
+async fn interruptible(
+    session: &Session,
+    statement: citylake_engine::datafusion::sql::parser::Statement,
+    format: Format,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<u64> {
+    static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("local-{}-{n}", std::process::id());
+    let run = async {
+        let stream = session
+            .query(QueryRequest::parsed(statement).with_tag(&tag))
+            .await?;
+        write_stream(stream, format, out).await
+    };
+    tokio::pin!(run);
+    tokio::select! {
+        rows = &mut run => return rows,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    session.cancel_tagged(&tag, "cancelled by Ctrl-C");
+    tokio::select! {
+        rows = &mut run => rows,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
     }
 }
 

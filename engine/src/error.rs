@@ -31,12 +31,16 @@ pub enum EngineError {
     /// A table or view the statement names does not exist — or exists but the
     /// principal may not even list it (`hidden`): the user sees the same error
     /// either way, word for word DataFusion's own for a missing table (no oracle
-    /// for hidden names); the audit trail records which it was.
-    #[error("planning error: table '{name}' not found")]
+    /// for hidden names); the audit trail records which it was. The suggestion
+    /// is the nearest name the principal may list, found the same way for a
+    /// hidden name as for a missing one.
+    #[error("planning error: table '{name}' not found{}", did_you_mean(.suggestion))]
     NotFound {
         /// `catalog.schema.table`, as resolved.
         name: String,
         hidden: bool,
+        /// The nearest visible `schema.table`, if one is near.
+        suggestion: Option<String>,
     },
 
     /// The query failed: planning (syntax, unknown table, types) or execution.
@@ -72,6 +76,13 @@ impl EngineError {
     }
 }
 
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    match suggestion {
+        Some(name) => format!("; did you mean {name}?"),
+        None => String::new(),
+    }
+}
+
 /// DataFusion's message without the context wrappers it stacks, prefixed with what kind of error it is.
 fn describe(e: &DataFusionError) -> String {
     let root = e.find_root();
@@ -87,7 +98,9 @@ fn describe(e: &DataFusionError) -> String {
         DataFusionError::ParquetError(err) => err.to_string(),
         DataFusionError::ObjectStore(err) => format!("storage error: {err}"),
         DataFusionError::IoError(err) => format!("I/O error: {err}"),
-        DataFusionError::External(err) if err.is::<crate::limits::LimitError>() => err.to_string(),
+        // citylake's own errors (limits, cancellation, refusals) and those of
+        // the libraries below say what they are; DataFusion's wrapper adds nothing
+        DataFusionError::External(err) => err.to_string(),
         other => other.to_string(),
     }
 }

@@ -26,6 +26,8 @@
 //! - [`quality`]: the data-quality checks and `system.data_quality`.
 //! - [`limits`]: per-query limits, the per-query memory pool, admission;
 //!   [`queries`]: every query's state (`system.queries`) and the metrics.
+//! - [`yielding`]: joins yield to the scheduler, so a cancel or timeout stops
+//!   the work inside operators.
 //! - [`remote`]: the hook through which a cluster runs a session's queries.
 //! - [`principal`]: who is asking; [`error`]: [`EngineError`].
 
@@ -44,6 +46,7 @@ pub mod requests;
 mod session;
 pub mod snapshot;
 pub mod storage;
+pub mod yielding;
 
 pub use citylake_catalog as catalog;
 /// The DataFusion every citylake crate uses (one version for the workspace).

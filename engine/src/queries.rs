@@ -109,7 +109,9 @@ impl Outcome {
         use crate::EngineError;
         match e {
             EngineError::NotAllowed(_) => (Self::Refused, e.to_string()),
-            EngineError::NotFound { name, hidden: true } => (
+            EngineError::NotFound {
+                name, hidden: true, ..
+            } => (
                 Self::Refused,
                 format!("{e} (hidden from this user: {name})"),
             ),

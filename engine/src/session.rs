@@ -353,6 +353,7 @@ impl Engine {
             .with_config(self.config.clone())
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(crate::yielding::YieldAfterJoins))
             .build();
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
         datafusion::execution::FunctionRegistry::register_udf(
@@ -899,6 +900,12 @@ impl Session {
         &self.principal
     }
 
+    /// Cancels this principal's running queries tagged `tag` (a front end's
+    /// own handle on what it started: a ticket, a shell statement); how many.
+    pub fn cancel_tagged(&self, tag: &str, why: &str) -> usize {
+        self.queries.cancel_tagged(tag, &self.principal.user, why)
+    }
+
     /// Splits SQL text into statements (syntax errors carry line and column).
     /// A text over [`MAX_STATEMENT_BYTES`] or with more than [`MAX_OPERATORS`]
     /// structural tokens is refused before it is parsed: a chain like
@@ -970,10 +977,45 @@ impl Session {
                 return Err(EngineError::NotFound {
                     name: resolved.to_string(),
                     hidden,
+                    suggestion: self.nearest_table(&name, &catalog),
                 });
             }
         }
         Ok(())
+    }
+
+    /// The `schema.table` of this session's catalog nearest to `name` — only
+    /// names the principal may list (a hidden one is not in its catalog), so
+    /// a hidden name gets the suggestion a missing one would.
+    fn nearest_table(&self, name: &str, catalog: &str) -> Option<String> {
+        let catalog = self.ctx.catalog(catalog)?;
+        let wanted = name.to_lowercase();
+        catalog
+            .schema_names()
+            .into_iter()
+            .filter(|s| s != "information_schema")
+            .flat_map(|schema| {
+                let tables = catalog
+                    .schema(&schema)
+                    .map(|s| s.table_names())
+                    .unwrap_or_default();
+                tables.into_iter().map(move |t| format!("{schema}.{t}"))
+            })
+            .filter(|candidate| !self.hidden.contains(candidate))
+            .map(|candidate| {
+                // the whole name, or the table alone (`segment_speed` for
+                // `traffic.segment_speed`)
+                let table = candidate.rsplit('.').next().unwrap_or(&candidate);
+                let whole = strsim::normalized_damerau_levenshtein(&wanted, &candidate);
+                let bare = strsim::normalized_damerau_levenshtein(
+                    wanted.rsplit('.').next().unwrap_or(&wanted),
+                    table,
+                );
+                (whole.max(bare), candidate)
+            })
+            .filter(|(score, _)| *score >= 0.6)
+            .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
+            .map(|(_, candidate)| candidate)
     }
 
     /// Runs a query — the one path every front end takes (see

@@ -257,6 +257,53 @@ async fn bypass_attempts_return_masked_or_filtered_data_or_are_refused() {
     }
 }
 
+/// A missing table's error suggests the nearest name the principal may list —
+/// and only such names: a hidden dataset is never suggested, and naming one
+/// (or a near miss of one) reads exactly as naming a table that never existed.
+#[tokio::test]
+async fn did_you_mean_suggests_only_visible_names() {
+    let e = engine().await;
+    let analyst = user(&["analyst"], None, &[]);
+    let admin = user(&["admin"], None, &[]);
+    let message = async |who, sql: &str| rows(&e, who, sql).await.unwrap_err().to_string();
+    assert!(
+        message(&analyst, "SELECT * FROM traffic.segment_sped")
+            .await
+            .ends_with("did you mean traffic.segment_speed?"),
+    );
+    assert!(
+        message(&analyst, "SELECT * FROM segment_speed")
+            .await
+            .contains("did you mean traffic.segment_speed?"),
+    );
+    // the administrator is pointed at hotline.cases; the analyst, who may not
+    // list it, never is — the misspelt and the exact hidden name get the same
+    // kind of answer as a name that does not exist anywhere
+    assert!(
+        message(&admin, "SELECT * FROM hotline.case")
+            .await
+            .contains("did you mean hotline.cases?")
+    );
+    for sql in [
+        "SELECT * FROM hotline.case",
+        "SELECT * FROM hotline.cases",
+        "SELECT * FROM finance.expenditure",
+        "SELECT * FROM finance.expenditures",
+    ] {
+        let m = message(&analyst, sql).await;
+        assert!(
+            !m.contains("hotline.cases?") && !m.contains("finance.expenditures?"),
+            "{sql}: {m}"
+        );
+    }
+    // nothing near: no suggestion
+    assert!(
+        !message(&analyst, "SELECT * FROM zzz.qqqqqq")
+            .await
+            .contains("did you mean")
+    );
+}
+
 #[tokio::test]
 async fn metadata_lists_only_what_a_principal_may_see() {
     let e = engine().await;

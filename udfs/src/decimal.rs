@@ -91,6 +91,18 @@ impl Decimal {
         self.mantissa < 0
     }
 
+    /// The smallest integer not below the value, exactly (`None` beyond i64).
+    pub fn ceil(&self) -> Option<i64> {
+        let unit = 10i128.checked_pow(self.scale)?;
+        let q = self.mantissa.div_euclid(unit);
+        let q = if self.mantissa.rem_euclid(unit) == 0 {
+            q
+        } else {
+            q + 1
+        };
+        i64::try_from(q).ok()
+    }
+
     /// Compares with an integer.
     pub fn cmp_int(&self, n: i64) -> std::cmp::Ordering {
         self.mantissa.cmp(&(n as i128 * 10i128.pow(self.scale)))

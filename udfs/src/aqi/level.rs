@@ -3,7 +3,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Builder, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -56,7 +56,7 @@ static DOCS: LazyLock<[Documentation; 3]> = LazyLock::new(|| {
             "aqi_level(aqi)",
         )
         .with_sql_example("> SELECT aqi_level(114);\n+---+\n| 3 |\n+---+")
-        .with_argument("aqi", "an AQI or IAQI value (integer)")
+        .with_argument("aqi", "an AQI or IAQI value; a fractional value (an average) is rounded up, as the standard rounds every IAQI")
         .build(),
         Documentation::builder(
             AIR_QUALITY,
@@ -65,7 +65,7 @@ static DOCS: LazyLock<[Documentation; 3]> = LazyLock::new(|| {
             "aqi_category(aqi [, lang])",
         )
         .with_sql_example("> SELECT aqi_category(114), aqi_category(114, 'en');\n+----------+------------------+\n| 轻度污染 | Lightly polluted |\n+----------+------------------+")
-        .with_argument("aqi", "an AQI or IAQI value (integer)")
+        .with_argument("aqi", "an AQI or IAQI value; a fractional value (an average) is rounded up, as the standard rounds every IAQI")
         .with_argument("lang", "'zh' (default) or 'en'")
         .build(),
         Documentation::builder(
@@ -74,7 +74,7 @@ static DOCS: LazyLock<[Documentation; 3]> = LazyLock::new(|| {
             "aqi_color(aqi)",
         )
         .with_sql_example("> SELECT aqi_color(114);\n+---------+\n| #FF7E00 |\n+---------+")
-        .with_argument("aqi", "an AQI or IAQI value (integer)")
+        .with_argument("aqi", "an AQI or IAQI value; a fractional value (an average) is rounded up, as the standard rounds every IAQI")
         .build(),
     ]
 });
@@ -98,10 +98,9 @@ impl ScalarUDFImpl for AqiLevel {
             let usage = if max == 2 { "(aqi [, lang])" } else { "(aqi)" };
             return plan_err!("{} takes {usage}, got {} arguments", self.name, t.len());
         }
-        let aqi = match &t[0] {
-            t if t.is_integer() || t.is_null() => DataType::Int64,
-            other => return plan_err!("{}: aqi must be an integer, got {other}", self.name),
-        };
+        // an integer; a DOUBLE or DECIMAL (an average, say) is rounded up to
+        // one, as the standard rounds every IAQI
+        let aqi = crate::args::numeric(self.name, "aqi", &t[0])?;
         let mut out = vec![aqi];
         if let Some(lang) = t.get(1) {
             match lang {
@@ -128,23 +127,23 @@ impl ScalarUDFImpl for AqiLevel {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (arrays, all_scalar) = crate::args::arguments(&args.args)?;
-        let aqi = arrays[0].as_primitive::<Int64Type>();
+        let aqi = crate::args::Numeric::new(&arrays[0]);
+        let len = arrays[0].len();
         let lang = arrays.get(1).map(|a| a.as_string::<i32>());
-        let levels = (0..aqi.len()).map(|i| {
-            if aqi.is_null(i) {
-                None
-            } else {
-                standard::level(aqi.value(i))
-            }
+        let levels = (0..len).map(|i| {
+            aqi.decimal(i)
+                .filter(|d| !d.is_negative())
+                .and_then(|d| d.ceil())
+                .and_then(standard::level)
         });
         let result: ArrayRef = match self.output {
             Output::Level => {
-                let mut b = Int32Builder::with_capacity(aqi.len());
+                let mut b = Int32Builder::with_capacity(len);
                 levels.for_each(|l| b.append_option(l.map(|l| l as i32)));
                 Arc::new(b.finish())
             }
             Output::Category | Output::Color => {
-                let mut b = StringBuilder::with_capacity(aqi.len(), aqi.len() * 8);
+                let mut b = StringBuilder::with_capacity(len, len * 8);
                 for (i, level) in levels.enumerate() {
                     let english = match lang {
                         None => false,
@@ -211,13 +210,28 @@ mod tests {
         assert!(t.contains("|   |"), "NULL in, NULL out\n{t}");
     }
 
+    /// An average AQI is rounded up as the standard rounds an IAQI, exactly
+    /// (50.0 stays 50, 50.1 is 51; 100.000001 is 101).
+    #[tokio::test]
+    async fn fractional_aqi_is_rounded_up() {
+        let t = run("SELECT aqi_level(50.0) a, aqi_level(50.1) b, aqi_category(CAST(100.000001 AS DOUBLE), 'en') c, \
+                     aqi_level(avg(x)) d FROM (VALUES (50), (51)) v(x)")
+            .await
+            .unwrap();
+        assert!(t.contains("| 1 | 2 | Lightly polluted | 2 |"), "{t}");
+        let t = run("SELECT aqi_level(CAST(-0.5 AS DOUBLE)) a, aqi_level(CAST('NaN' AS DOUBLE)) b")
+            .await
+            .unwrap();
+        assert!(t.contains("|   |   |"), "{t}");
+    }
+
     #[tokio::test]
     async fn bad_arguments() {
         let e = run("SELECT aqi_level('high')")
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("aqi_level: aqi must be an integer"), "{e}");
+        assert!(e.contains("aqi_level: aqi must be numeric"), "{e}");
         let e = run("SELECT aqi_color(1, 'en')")
             .await
             .unwrap_err()
