@@ -116,6 +116,10 @@ pub enum UserCommand {
         /// An attribute KEY=VALUE (repeatable), e.g. district=Xihu.
         #[arg(long)]
         attr: Vec<String>,
+        /// The access policy whose roles are allowed (default: policy.toml beside
+        /// the users file, else the built-in policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Remove a user.
     Remove { name: String },

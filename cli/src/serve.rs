@@ -167,16 +167,39 @@ fn demo_users(catalog: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The analyst's demo password, when the users file is the demo one.
+fn demo_password(users: &Path) -> Option<String> {
+    let file = users.parent()?.join(DEMO_PASSWORDS);
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("analyst: "))
+        .map(|p| p.trim().to_string())
+}
+
 fn print_connect_help(addr: SocketAddr, tls: bool, users: &Path) {
     let scheme = if tls { "grpc+tls" } else { "grpc" };
     let jdbc_tls = if tls { "true" } else { "false" };
+    let (user, password, who) = match demo_password(users) {
+        Some(p) => (
+            "analyst",
+            p,
+            "\n(analyst reads every dataset but the restricted ones, with personal data masked; \
+             admin reads everything — its password is in the same file)",
+        ),
+        None => ("admin", "…".to_string(), ""),
+    };
+    let tls_note = if tls {
+        "\nWith a self-signed certificate, trust it: db_kwargs={..., \"adbc.flight.sql.client_option.tls_root_certs\": open(\"cert.pem\").read()}"
+    } else {
+        ""
+    };
     eprintln!(
-        "citylake Flight SQL server listening on {addr} ({}) — users from {}
+        "citylake Flight SQL server listening on {addr} ({}) — users from {}{who}
 Connect with ADBC (pip install adbc-driver-flightsql pyarrow):
     import adbc_driver_flightsql.dbapi as flight_sql
-    conn = flight_sql.connect(\"{scheme}://{addr}\", db_kwargs={{\"username\": \"admin\", \"password\": \"…\"}})
-    cur = conn.cursor(); cur.execute(\"SELECT count(*) FROM traffic.segment_speed\"); print(cur.fetchall())
-JDBC: jdbc:arrow-flight-sql://{addr}?useEncryption={jdbc_tls}&user=admin&password=…
+    conn = flight_sql.connect(\"{scheme}://{addr}\", db_kwargs={{\"username\": \"{user}\", \"password\": \"{password}\"}}, autocommit=True)
+    cur = conn.cursor(); cur.execute(\"SELECT count(*) FROM traffic.segment_speed\"); print(cur.fetchall()){tls_note}
+JDBC: jdbc:arrow-flight-sql://{addr}?useEncryption={jdbc_tls}&user={user}&password={password}
 Ctrl-C to stop.",
         if tls { "TLS" } else { "plain text" },
         users.display()
@@ -191,7 +214,9 @@ pub fn user(args: UserArgs) -> anyhow::Result<ExitCode> {
             role,
             department,
             attr,
+            policy,
         } => {
+            check_roles(&role, policy.as_deref(), path)?;
             let mut users = Users::load_or_empty(path)?;
             let mut attributes = BTreeMap::new();
             for a in attr {
@@ -234,6 +259,28 @@ pub fn user(args: UserArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a role the policy does not define (a typo would leave the user
+/// with no access at all, silently).
+fn check_roles(roles: &[String], policy: Option<&Path>, users: &Path) -> anyhow::Result<()> {
+    use citylake_engine::policy::{POLICY_FILE, Policy};
+    let beside = users.parent().unwrap_or(Path::new(".")).join(POLICY_FILE);
+    let (policy, origin) = match policy {
+        Some(path) => (Policy::load(path)?, path.display().to_string()),
+        None if beside.exists() => (Policy::load(&beside)?, beside.display().to_string()),
+        None => (Policy::default_policy(), "the built-in policy".to_string()),
+    };
+    let defined: Vec<&str> = policy.roles.iter().map(|r| r.name.as_str()).collect();
+    for role in roles {
+        if !defined.contains(&role.as_str()) {
+            bail!(
+                "role `{role}` is not defined in {origin}; its roles are {}",
+                defined.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The new user's password: `CITYLAKE_PASSWORD`, else a prompt on the terminal.

@@ -540,6 +540,18 @@ fn user_add_list_remove() {
         .args(["user", "add", "li", "--role", "analyst", "--users"])
         .arg(&users));
     assert!(stderr(&o).contains("CITYLAKE_PASSWORD"), "{}", stderr(&o));
+    // a role the policy does not define is refused, naming the roles it has
+    let o = run(citylake()
+        .env("CITYLAKE_PASSWORD", "pw")
+        .args(["user", "add", "li", "--role", "analist", "--users"])
+        .arg(&users));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("role `analist` is not defined in the built-in policy")
+            && stderr(&o).contains("analyst"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
