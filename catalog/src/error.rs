@@ -45,6 +45,17 @@ pub enum CatalogError {
         error: Box<DataFusionError>,
     },
 
+    /// A dataset's declared columns do not match its files: every problem
+    /// found, each naming the column.
+    #[error("catalog {}: dataset `{dataset}`: the declared columns do not match the files (checked against {file}):\n  - {}", path.display(), problems.join("\n  - "))]
+    Columns {
+        path: PathBuf,
+        dataset: String,
+        /// The file checked (the dataset's first).
+        file: String,
+        problems: Vec<String>,
+    },
+
     /// A view's query cannot be read or planned.
     #[error("catalog {}: view `{view}`: {message}", path.display())]
     View {

@@ -14,6 +14,7 @@
 //! - [`views`]: the city's standard views shipped with citylake.
 //! - [`error`]: [`CatalogError`], naming file, dataset and field.
 
+pub mod columns;
 pub mod error;
 pub mod parquet;
 mod provider;

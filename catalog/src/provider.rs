@@ -16,6 +16,7 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::{MemTable, ViewTable};
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::prelude::col;
+use futures::StreamExt;
 
 use crate::Catalog;
 use crate::error::{CatalogError, Result};
@@ -126,20 +127,56 @@ impl Catalog {
             .execution
             .parquet
             .schema_force_view_types;
-        let schema: SchemaRef = match ds.declared_types() {
-            Some(columns) => Arc::new(Schema::new(
-                columns
-                    .into_iter()
-                    .map(|(name, t)| {
-                        let dt = match t.arrow_type() {
-                            DataType::Utf8 if view_types => DataType::Utf8View,
-                            other => other,
-                        };
-                        Field::new(name, dt, true)
-                    })
-                    .collect::<Vec<_>>(),
-            )),
-            None => options.infer_schema(state, &url).await.map_err(table_err)?,
+        let schema: SchemaRef = if ds.columns.is_empty() {
+            // nothing declared: the files' schema, merged over every file
+            options.infer_schema(state, &url).await.map_err(table_err)?
+        } else {
+            // declared columns are checked against the first file
+            let store = state.runtime_env().object_store(&url).map_err(table_err)?;
+            // listed straight from the store, not through the listing cache: a
+            // query lists the files afresh, as it would without this check
+            let mut listing = store.list(Some(url.prefix()));
+            let mut first = None;
+            while let Some(object) = listing.next().await {
+                let object = object.map_err(|e| table_err(e.into()))?;
+                if object.location.as_ref().ends_with(".parquet") {
+                    first = Some(object);
+                    break;
+                }
+            }
+            match first {
+                Some(object) => {
+                    let file = options
+                        .format
+                        .infer_schema(state, &store, std::slice::from_ref(&object))
+                        .await
+                        .map_err(table_err)?;
+                    crate::columns::table_schema(ds, &file, view_types).map_err(|problems| {
+                        CatalogError::Columns {
+                            path: self.path.clone(),
+                            dataset: ds.name.clone(),
+                            file: object.location.to_string(),
+                            problems,
+                        }
+                    })?
+                }
+                // no files yet: the declaration as it stands
+                None => match ds.declared_types() {
+                    Some(columns) => Arc::new(Schema::new(
+                        columns
+                            .into_iter()
+                            .map(|(name, t)| {
+                                let dt = match t.arrow_type() {
+                                    DataType::Utf8 if view_types => DataType::Utf8View,
+                                    other => other,
+                                };
+                                Field::new(name, dt, true)
+                            })
+                            .collect::<Vec<_>>(),
+                    )),
+                    None => options.infer_schema(state, &url).await.map_err(table_err)?,
+                },
+            }
         };
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)

@@ -35,6 +35,9 @@ pub enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
+    /// Check a catalog: its format and every dataset's declared columns against its files.
+    #[command(subcommand)]
+    Catalog(crate::catalog::CatalogCommand),
     /// Run citylake on a Ballista cluster: a scheduler or an executor.
     #[command(subcommand)]
     Cluster(crate::cluster::ClusterCommand),
@@ -315,6 +318,7 @@ impl Cli {
             Command::User(args) => crate::serve::user(args),
             Command::Quality(args) => crate::quality::run(args).await,
             Command::Audit(command) => crate::audit::run(command),
+            Command::Catalog(command) => crate::catalog::run(command).await,
             Command::Cluster(command) => crate::cluster::run(command).await,
             Command::Report(ReportCommand::Performance(args)) => crate::report::run(args).await,
         }

@@ -6,6 +6,7 @@ use clap::Parser;
 
 mod args;
 mod audit;
+mod catalog;
 mod cluster;
 mod generate;
 mod output;

@@ -132,9 +132,25 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
             .map(|i| known.get(i, "department"))
             .collect();
         match &args.department {
-            _ if known.is_empty() => bail!(
-                "no programs to evaluate in {year}: finance.programs has none for that year; no report written"
-            ),
+            _ if known.is_empty() => {
+                let years = query(
+                    &session,
+                    "SELECT DISTINCT CAST(year AS VARCHAR) AS year FROM finance.programs ORDER BY 1",
+                )
+                .await?;
+                let years: Vec<&str> = (0..years.rows.len())
+                    .map(|i| years.get(i, "year"))
+                    .collect();
+                bail!(
+                    "no programs to evaluate in {year}: finance.programs has none for that year \
+                     (years with programs: {}); no report written",
+                    if years.is_empty() {
+                        "none".to_string()
+                    } else {
+                        years.join(", ")
+                    }
+                )
+            }
             Some(d) => bail!(
                 "unknown department '{d}' for {year}; departments with programs that year: {}; no report written",
                 known.join(", ")

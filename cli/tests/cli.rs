@@ -442,7 +442,10 @@ fn performance_report_numbers_equal_a_plain_sql_recomputation() {
 fn performance_report_refuses_an_empty_year_and_an_unknown_department() {
     let out = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (vec!["--year", "1999"], "no programs to evaluate in 1999"),
+        (
+            vec!["--year", "1999"],
+            "no programs to evaluate in 1999: finance.programs has none for that year (years with programs: 2023, 2024, 2025)",
+        ),
         (
             vec!["--year", "2025", "--department", "nope"],
             "unknown department 'nope' for 2025; departments with programs that year:",
@@ -946,4 +949,37 @@ fn cluster_nodes_refuse_to_listen_beyond_loopback() {
     // the scheduler has no catalog option: it resolves no dataset by name for anyone
     let o = run(citylake().args(["cluster", "scheduler", "--catalog", "x"]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// `citylake catalog check`: a valid catalog is reported as such; a misspelt
+/// column and a wrong type in a hand-written one are errors naming them.
+#[test]
+fn catalog_check_names_column_mistakes() {
+    let o = run(citylake()
+        .args(["catalog", "check", "--catalog"])
+        .arg(lake().join("catalog.toml")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("is valid"), "{}", stdout(&o));
+    // a copy of the lake's catalog beside it, with two mistakes in common.districts
+    let text = std::fs::read_to_string(lake().join("catalog.toml"))
+        .unwrap()
+        .replacen("name = \"population\"", "name = \"populaton\"", 1)
+        .replacen(
+            "name = \"area_km2\"\ntype = \"double\"",
+            "name = \"area_km2\"\ntype = \"int\"",
+            1,
+        );
+    let catalog = lake().join("catalog-with-mistakes.toml");
+    std::fs::write(&catalog, text).unwrap();
+    let o = run(citylake()
+        .args(["catalog", "check", "--catalog"])
+        .arg(&catalog));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(e.contains("dataset `common.districts`"), "{e}");
+    assert!(e.contains("column `populaton` is declared but the files have no such column; did you mean `population`?"), "{e}");
+    assert!(
+        e.contains("column `area_km2` is declared int but the files hold double"),
+        "{e}"
+    );
 }

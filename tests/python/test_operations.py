@@ -215,6 +215,9 @@ def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
         first.start()
         threads.append(first)
         until(1, 0)
+        # a query's time counts from its request, queueing included: the second starts a few
+        # seconds after the first, so it still has time to run when the first's timeout frees the slot
+        time.sleep(3)
         second = threading.Thread(target=run, args=("second", conns[1], "SELECT 2"))
         second.start()
         threads.append(second)
