@@ -189,11 +189,18 @@ pub struct DatasetSpec {
     pub location: String,
     #[serde(default)]
     pub format: Format,
-    /// The owning department.
+    /// The owning department; `unassigned` when not set (shown as such in
+    /// `system.datasets`, for the data office to fill in).
+    #[serde(default = "unassigned")]
     pub owner: String,
+    /// `restricted` when not set: a dataset nobody has classified is closed
+    /// to every role that is not granted restricted data (fail closed).
+    #[serde(default = "restricted")]
     pub classification: Classification,
     /// Expected update frequency: `static`, `hourly`, `daily`, `weekly`, `monthly`,
-    /// `yearly`, or `<n> <unit>` with unit minutes/hours/days.
+    /// `yearly`, or `<n> <unit>` with unit minutes/hours/days; `static` (not
+    /// judged for freshness) when not set.
+    #[serde(default = "static_frequency")]
     pub update_frequency: String,
     #[serde(default)]
     pub description: String,
@@ -257,6 +264,18 @@ pub struct ColumnSpec {
 pub enum Format {
     #[default]
     Parquet,
+}
+
+fn unassigned() -> String {
+    "unassigned".to_string()
+}
+
+fn restricted() -> Classification {
+    Classification::Restricted
+}
+
+fn static_frequency() -> String {
+    "static".to_string()
 }
 
 /// How sensitive a dataset is.

@@ -299,3 +299,18 @@ fn evaluation_settings_are_validated() {
         assert!(msg.contains(needle), "{section}: {msg}");
     }
 }
+
+/// A dataset that leaves out owner, classification and update frequency gets
+/// `unassigned`, `restricted` (fail closed: nobody classified it) and `static`.
+#[test]
+fn governance_fields_default_closed() {
+    let text = GOOD
+        .replace("owner = \"traffic\"\n", "")
+        .replace("classification = \"internal\"\n", "")
+        .replace("update_frequency = \"5 minutes\"\n", "");
+    let spec = parse(&text).unwrap();
+    let ds = &spec.datasets[0];
+    assert_eq!(ds.owner, "unassigned");
+    assert_eq!(ds.classification, Classification::Restricted);
+    assert_eq!(ds.update_frequency, "static");
+}
