@@ -55,7 +55,7 @@ pub fn table_schema(
             continue;
         }
         if file.field_with_name(&c.name).is_err() {
-            let hint = nearest(&c.name, file)
+            let hint = nearest(&c.name, file.fields().iter().map(|f| f.name().as_str()))
                 .map(|n| format!("; did you mean `{n}`?"))
                 .unwrap_or_default();
             problems.push(format!(
@@ -78,18 +78,14 @@ pub fn table_schema(
         });
         let data_type = match declared_type {
             Some((text, t)) => {
-                let arrow = t.arrow_type();
-                if !compatible(&arrow, f.data_type()) {
+                if !compatible(&t.arrow_type(), f.data_type()) {
                     problems.push(format!(
                         "column `{}` is declared {text} but the files hold {}",
                         f.name(),
                         sql_name(f.data_type())
                     ));
                 }
-                match arrow {
-                    DataType::Utf8 if view_types => DataType::Utf8View,
-                    other => other,
-                }
+                read_type(&t, view_types)
             }
             None => f.data_type().clone(),
         };
@@ -120,19 +116,25 @@ fn sql_name(t: &DataType) -> String {
     }
 }
 
-/// The file column nearest to a misspelt name, if one is near.
-fn nearest(name: &str, file: &Schema) -> Option<String> {
-    file.fields()
-        .iter()
-        .map(|f| {
-            (
-                strsim::normalized_damerau_levenshtein(name, f.name()),
-                f.name(),
-            )
-        })
+/// The candidate nearest to a misspelt `name`, if one is near enough to be
+/// what was meant (ties go to the first in name order). The one measure for
+/// every "did you mean" of the project: columns here, tables in the engine.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::normalized_damerau_levenshtein(name, c), c))
         .filter(|(score, _)| *score >= 0.6)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, n)| n.clone())
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, c)| c.to_string())
+}
+
+/// How a declared type is read: text as `Utf8View` when the session reads
+/// strings as views (DataFusion's `schema_force_view_types`).
+pub fn read_type(t: &crate::types::ColumnType, view_types: bool) -> DataType {
+    match t.arrow_type() {
+        DataType::Utf8 if view_types => DataType::Utf8View,
+        other => other,
+    }
 }
 
 #[cfg(test)]

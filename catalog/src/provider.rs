@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session,
     TableProvider,
@@ -166,11 +166,7 @@ impl Catalog {
                         columns
                             .into_iter()
                             .map(|(name, t)| {
-                                let dt = match t.arrow_type() {
-                                    DataType::Utf8 if view_types => DataType::Utf8View,
-                                    other => other,
-                                };
-                                Field::new(name, dt, true)
+                                Field::new(name, crate::columns::read_type(&t, view_types), true)
                             })
                             .collect::<Vec<_>>(),
                     )),

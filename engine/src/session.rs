@@ -18,6 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::policy::{DatasetFacts, PolicyStore};
 use crate::principal::Principal;
 use crate::requests::{CountingRegistry, RequestCounts, RequestStats};
+use citylake_catalog::columns::nearest;
 
 /// The schema unqualified names resolve to; session-local views and tables go here.
 const DEFAULT_SCHEMA: &str = "public";
@@ -989,8 +990,7 @@ impl Session {
     /// a hidden name gets the suggestion a missing one would.
     fn nearest_table(&self, name: &str, catalog: &str) -> Option<String> {
         let catalog = self.ctx.catalog(catalog)?;
-        let wanted = name.to_lowercase();
-        catalog
+        let mut visible: Vec<String> = catalog
             .schema_names()
             .into_iter()
             .filter(|s| s != "information_schema")
@@ -1002,20 +1002,18 @@ impl Session {
                 tables.into_iter().map(move |t| format!("{schema}.{t}"))
             })
             .filter(|candidate| !self.hidden.contains(candidate))
-            .map(|candidate| {
-                // the whole name, or the table alone (`segment_speed` for
-                // `traffic.segment_speed`)
-                let table = candidate.rsplit('.').next().unwrap_or(&candidate);
-                let whole = strsim::normalized_damerau_levenshtein(&wanted, &candidate);
-                let bare = strsim::normalized_damerau_levenshtein(
-                    wanted.rsplit('.').next().unwrap_or(&wanted),
-                    table,
-                );
-                (whole.max(bare), candidate)
-            })
-            .filter(|(score, _)| *score >= 0.6)
-            .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
-            .map(|(_, candidate)| candidate)
+            .collect();
+        visible.sort();
+        let table = |n: &str| n.rsplit('.').next().unwrap_or(n).to_string();
+        let wanted = name.to_lowercase();
+        // the whole name, else the table alone (`segment_speed` for `traffic.segment_speed`)
+        nearest(&wanted, visible.iter().map(String::as_str)).or_else(|| {
+            let bare = nearest(
+                &table(&wanted),
+                visible.iter().map(|c| c.rsplit('.').next().unwrap_or(c)),
+            )?;
+            visible.into_iter().find(|c| table(c) == bare)
+        })
     }
 
     /// Runs a query — the one path every front end takes (see
