@@ -3,7 +3,8 @@
 //!
 //! What every node adds to Ballista's defaults:
 //! - the functions: `citylake_udfs::register_all` (scalar, aggregate, window)
-//!   and the policy's `citylake_mask`, so that plans naming them decode;
+//!   and the policy's `citylake_mask`, so that plans naming them decode, and
+//!   the engine's size-checked `repeat`, `lpad`, … (`citylake_engine::bounded`);
 //! - the configuration options (`citylake.grade_excellent`, …) that travel with
 //!   a query's settings;
 //! - object stores: `s3://` locations open a client from the node's own
@@ -67,6 +68,7 @@ fn session_state(
 /// citylake's functions and the policy's mask function, added to `state`.
 pub fn register_functions(state: &mut SessionState) -> datafusion::error::Result<()> {
     citylake_udfs::register_all(state)?;
+    citylake_engine::bounded::register(state)?;
     datafusion::execution::FunctionRegistry::register_udf(
         state,
         citylake_engine::governance::mask_udf(),

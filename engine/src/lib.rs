@@ -25,6 +25,8 @@
 //!   enforcement in the catalog each session sees.
 //! - [`quality`]: the data-quality checks and `system.data_quality`.
 //! - [`limits`]: per-query limits, the per-query memory pool, admission;
+//!   [`bounded`]: functions whose results outgrow their arguments, checked
+//!   before they build them;
 //!   [`queries`]: every query's state (`system.queries`) and the metrics.
 //! - [`yielding`]: joins yield to the scheduler, so a cancel or timeout stops
 //!   the work inside operators.
@@ -32,6 +34,7 @@
 //! - [`principal`]: who is asking; [`error`]: [`EngineError`].
 
 pub mod audit;
+pub mod bounded;
 pub mod config;
 pub mod error;
 pub mod governance;
@@ -57,6 +60,6 @@ pub use error::{EngineError, Result};
 pub use principal::Principal;
 pub use requests::RequestStats;
 pub use session::{
-    Engine, MAX_OPERATORS, MAX_SET_OPERATIONS, MAX_STATEMENT_BYTES, QueryRequest, Session,
-    SqlPermissions, Statement, TableInfo,
+    Engine, MAX_CTE_COPIES, MAX_OPERATORS, MAX_PLAN_NODES, MAX_SET_OPERATIONS, MAX_STATEMENT_BYTES,
+    QueryRequest, Session, SqlPermissions, Statement, TableInfo,
 };

@@ -355,8 +355,10 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(crate::yielding::YieldAfterJoins))
+            .with_optimizer_rule(Arc::new(crate::bounded::LiteralSizeCheck))
             .build();
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
+        crate::bounded::register(&mut state).expect("bounded functions register");
         datafusion::execution::FunctionRegistry::register_udf(
             &mut state,
             crate::governance::mask_udf(),
@@ -629,8 +631,135 @@ pub const MAX_OPERATORS: usize = 2048;
 /// may hold: each adds several levels to the plan (an `INTERSECT` chain of
 /// 1,600 overflowed an 8 MiB stack).
 pub const MAX_SET_OPERATIONS: usize = 512;
+/// Most nodes a statement's logical plan may have, counted as a tree: an
+/// input used twice counts twice. A common table expression is planned once
+/// and shared, but every later walk — the optimizer, the physical planner,
+/// execution — sees its copies, so 30 CTEs each reading the one before twice
+/// (`c1 AS (SELECT * FROM c0 UNION ALL SELECT * FROM c0)`, …) make a
+/// 1.6 kB statement a plan of 2³⁰ scans that ran for minutes until the
+/// kernel killed the process. The 22 TPC-H queries have at most 60 nodes.
+pub const MAX_PLAN_NODES: usize = 10_000;
 /// Longest statement text accepted, in bytes.
 pub const MAX_STATEMENT_BYTES: usize = 8 << 20;
+
+/// Most copies of common table expressions a statement may expand to. The
+/// planner copies a CTE's plan into each place that reads it (sharing its
+/// nodes, but not the lists that name them: a `UNION ALL` of two readers is
+/// flattened into one list of their inputs), so CTEs that read the one before
+/// twice double with each level — 30 levels exhausted 24 GiB while *planning*,
+/// before any plan existed to be measured. The copies are counted on the
+/// parsed statement instead, each CTE weighing one plus the copies its body
+/// reads.
+pub const MAX_CTE_COPIES: u64 = 1024;
+
+/// Refuses a statement whose CTEs expand to more than [`MAX_CTE_COPIES`]
+/// copies (see there). Counted conservatively: a name defined in any `WITH`
+/// of the statement counts as that CTE wherever it is read.
+fn check_cte_copies(statement: &Statement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{ObjectName, Query, Visit, Visitor};
+    use std::collections::HashMap;
+    use std::ops::ControlFlow;
+
+    #[derive(Default)]
+    struct Copies {
+        /// each CTE's body (by address) and its name
+        bodies: HashMap<*const Query, String>,
+        /// the copies reading each defined CTE adds
+        weight: HashMap<String, u64>,
+        /// the CTE bodies being walked (address, name, copies read so far);
+        /// the first entry is the statement itself
+        open: Vec<(*const Query, String, u64)>,
+    }
+    impl Visitor for Copies {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            let at = query as *const Query;
+            if let Some(name) = self.bodies.get(&at) {
+                self.open.push((at, name.clone(), 0));
+            }
+            for cte in query.with.iter().flat_map(|w| &w.cte_tables) {
+                let name = cte.alias.name.value.to_lowercase();
+                self.bodies.insert(&*cte.query as *const Query, name);
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            if self.open.len() > 1 && self.open.last().map(|o| o.0) == Some(query as *const _) {
+                let (_, name, read) = self.open.pop().unwrap_or_default();
+                self.weight.insert(name, read.saturating_add(1));
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+            let [part] = relation.0.as_slice() else {
+                return ControlFlow::Continue(());
+            };
+            let Some(ident) = part.as_ident() else {
+                return ControlFlow::Continue(());
+            };
+            let Some(weight) = self.weight.get(&ident.value.to_lowercase()) else {
+                return ControlFlow::Continue(());
+            };
+            let Some(open) = self.open.last_mut() else {
+                return ControlFlow::Continue(());
+            };
+            open.2 = open.2.saturating_add(*weight);
+            if open.2 > MAX_CTE_COPIES {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+
+    let mut copies = Copies {
+        open: vec![(std::ptr::null(), String::new(), 0)],
+        ..Default::default()
+    };
+    let flow = match statement {
+        Statement::Statement(s) => s.visit(&mut copies),
+        Statement::Explain(explain) => return check_cte_copies(&explain.statement),
+        Statement::CopyTo(copy) => match &copy.source {
+            datafusion::sql::parser::CopyToSource::Query(q) => q.visit(&mut copies),
+            _ => ControlFlow::Continue(()),
+        },
+        _ => ControlFlow::Continue(()),
+    };
+    if flow.is_break() {
+        return Err(EngineError::Query(
+            datafusion::common::plan_datafusion_err!(
+                "statement too complex: its common table expressions expand to more than \
+             {MAX_CTE_COPIES} copies (each use of a CTE copies it, with every CTE it reads; \
+             split the statement, or materialize the repeated part)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a plan of more than [`MAX_PLAN_NODES`] nodes; the count stops at
+/// the limit, so a plan of any size is refused in bounded time.
+fn check_plan_size(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut nodes = 0usize;
+    plan.apply_with_subqueries(|_| {
+        nodes += 1;
+        Ok(if nodes > MAX_PLAN_NODES {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    if nodes > MAX_PLAN_NODES {
+        return Err(EngineError::Query(
+            datafusion::common::plan_datafusion_err!(
+                "statement too complex: its plan has more than {MAX_PLAN_NODES} nodes (a common \
+             table expression counts once for each use; split the statement, or materialize \
+             the repeated part)"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 fn check_complexity(sql: &str) -> Result<()> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -930,6 +1059,7 @@ impl Session {
 
     async fn plan_unguarded(&self, mut statement: Statement) -> Result<LogicalPlan> {
         number_question_marks(&mut statement);
+        check_cte_copies(&statement)?;
         let query = is_query(&statement);
         let permissions = self.permissions;
         if !(query || permissions.ddl || permissions.dml || permissions.statements) {
@@ -941,6 +1071,7 @@ impl Session {
         }
         self.check_access(&statement, query)?;
         let plan = self.ctx.state().statement_to_plan(statement).await?;
+        check_plan_size(&plan)?;
         let options = SQLOptions::new()
             .with_allow_ddl(self.permissions.ddl)
             .with_allow_dml(self.permissions.dml)

@@ -566,6 +566,113 @@ fn no_statement_shape_crashes_the_process() {
     );
 }
 
+/// A short statement whose plan grows exponentially: each common table
+/// expression reads the one before twice. Planned as a tree, 30 levels are 2³⁰
+/// scans (it ran for minutes until the kernel killed the process); the plan's
+/// size is counted, with a stop at the limit, before anything walks it.
+#[tokio::test]
+async fn a_plan_that_doubles_with_each_cte_is_refused() {
+    use citylake_engine::MAX_CTE_COPIES;
+    let e = engine().await;
+    let doubling = |levels: usize, outer: &str| {
+        let ctes = (1..levels)
+            .map(|i| {
+                format!(
+                    "c{i} AS (SELECT * FROM c{p} UNION ALL SELECT * FROM c{p})",
+                    p = i - 1
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{outer}WITH c0 AS (SELECT 1 AS a), {ctes} SELECT count(*) FROM c{}",
+            levels - 1
+        )
+    };
+    // small: answered, 2^(levels-1) rows counted
+    assert_eq!(
+        rows(&e, &dora(), &doubling(8, "")).await.unwrap(),
+        vec![vec!["128".to_string()]]
+    );
+    for outer in ["", "EXPLAIN ", "EXPLAIN VERBOSE ", "EXPLAIN ANALYZE "] {
+        let sql = doubling(30, outer);
+        assert!(sql.len() < 2000);
+        let started = std::time::Instant::now();
+        let err = rows(&e, &dora(), &sql).await.unwrap_err().to_string();
+        assert!(
+            err.contains("statement too complex") && err.contains(&MAX_CTE_COPIES.to_string()),
+            "{err}"
+        );
+        eprintln!(
+            "{outer}30 levels refused after {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    // fewer copies of a larger CTE: refused by the plan's size, counted with a stop
+    let wide = doubling(9, "").replacen(
+        "SELECT 1 AS a",
+        &format!("SELECT 1 AS a{}", " UNION ALL SELECT 1".repeat(40)),
+        1,
+    );
+    let err = rows(&e, &dora(), &wide).await.unwrap_err().to_string();
+    assert!(
+        err.contains("statement too complex")
+            && err.contains(&citylake_engine::MAX_PLAN_NODES.to_string()),
+        "{err}"
+    );
+    // the same as a scalar subquery inside an expression
+    let sql = format!("SELECT ({}) AS n", doubling(30, ""));
+    let err = rows(&e, &dora(), &sql).await.unwrap_err().to_string();
+    assert!(err.contains("statement too complex"), "{err}");
+    assert_eq!(
+        rows(&e, &dora(), "SELECT 1").await.unwrap(),
+        vec![vec!["1".to_string()]]
+    );
+}
+
+/// Values built from small statements: a function whose result outgrows its
+/// arguments is checked before it builds it, while planning (constant folding)
+/// and executing; a large constant is refused before it is repeated into every
+/// row. Each answered with an error; the engine's memory stays small.
+#[tokio::test]
+async fn values_built_from_small_statements_are_bounded() {
+    let e = engine().await;
+    for (sql, says) in [
+        (
+            "SELECT length(repeat('x', 2147483647))",
+            "repeat: the result would take",
+        ),
+        (
+            "SELECT lpad(caller_name, 2000000000) FROM hotline.cases",
+            "lpad: the result would take",
+        ),
+        (
+            "SELECT cardinality(range(1, 500000000))",
+            "range: the result would take",
+        ),
+        (
+            "SELECT repeat(district, 100000000) FROM hotline.cases",
+            "repeat: the result would take",
+        ),
+        (
+            "SELECT repeat('ab', 50000), case_id FROM hotline.cases",
+            "a statement's constants",
+        ),
+    ] {
+        let err = match rows(&e, &dora(), sql).await {
+            Ok(_) => panic!("{sql} was answered"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(says), "{sql}: {err}");
+    }
+    assert_eq!(
+        rows(&e, &dora(), "SELECT length(repeat('x', 1000))")
+            .await
+            .unwrap(),
+        vec![vec!["1000".to_string()]]
+    );
+}
+
 /// Planning counts against the query timeout: a query whose planning used up
 /// its budget ends with the timeout error as soon as it runs (statements that
 /// take long to plan cannot run on a fresh budget).

@@ -1,0 +1,460 @@
+//! Functions whose result can be far larger than their arguments, bounded.
+//!
+//! DataFusion's memory pool counts what operators hold (hash tables, sort
+//! buffers), not the arrays a scalar function returns, and constant arguments
+//! are evaluated while *planning*, before any pool exists:
+//! `repeat('x', 2147483647)` built a 2 GiB string (8.4 GB resident) from a
+//! 40-byte statement, and a few such statements at once end the process.
+//!
+//! Each function below is replaced by [`Bounded`], the same function behind a
+//! check: before it runs, the size of what it would build for the batch at
+//! hand is computed from its arguments (an upper bound, per row, summed), and a
+//! call over [`MAX_FUNCTION_RESULT_BYTES`] is refused with an error naming the
+//! function and the sizes. The list is of the functions whose result is not
+//! bounded by the size of their arguments:
+//!
+//! | function | result at most |
+//! |---|---|
+//! | `repeat(s, n)` | `len(s) · n` |
+//! | `lpad`, `rpad(s, n [, fill])` | `4 · n` (characters of up to 4 bytes) |
+//! | `replace(s, from, to)` | `len(s) + (len(s) / len(from)) · len(to)` (`from` empty: every position) |
+//! | `regexp_replace(s, pattern, with [, flags])` | `len(s) + (len(s) + 1) · (len(with) + r · len(s))`, `r` the group references in `with` |
+//! | `concat`, `concat_ws` | the sum of the arguments (and separators) |
+//! | `array_repeat(x, n)` | `(len(x) + 8) · n` |
+//! | `array_resize(a, n [, x])` | `16 · n` |
+//! | `range`, `generate_series` over integers | `8 · (|stop − start| / |step| + 1)` |
+//!
+//! A constant is repeated into every row of a batch, so a large one is large
+//! many times over: `SELECT '<4 MB>' FROM generate_series(1, 8192)` would
+//! build 32 GB in one projection. [`LiteralSizeCheck`], the optimizer's last
+//! rule, refuses a plan holding a constant over [`MAX_LITERAL_BYTES`] — as
+//! written, or as folded from a function of constants (`repeat('x', 100000)`).
+//!
+//! The same check runs wherever the function is evaluated — constant folding
+//! while planning, execution here and on cluster executors (the nodes register
+//! the same functions). Known gap: the `||` operator is not a function and is
+//! not bounded here; a chain of them grows a value linearly with the chain
+//! (which the statement limits bound).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::kernels::length::length;
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature,
+};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+/// Most bytes one call of a function listed in this module may build (one
+/// batch of rows, or one constant while planning).
+pub const MAX_FUNCTION_RESULT_BYTES: u64 = 256 << 20;
+
+/// Largest constant a plan may hold after optimization, in bytes.
+pub const MAX_LITERAL_BYTES: usize = 64 << 10;
+
+/// The optimizer's last rule: refuses a plan holding a constant over
+/// [`MAX_LITERAL_BYTES`] (see the module's documentation). It changes nothing.
+#[derive(Debug, Default)]
+pub struct LiteralSizeCheck;
+
+impl OptimizerRule for LiteralSizeCheck {
+    fn name(&self) -> &str {
+        "citylake_literal_size_check"
+    }
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::TopDown)
+    }
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        plan.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::Literal(value, _) = e {
+                    let size = value.size();
+                    if size > MAX_LITERAL_BYTES {
+                        return plan_err!(
+                            "a constant of {} is larger than the {} a statement's constants \
+                             may hold (each is repeated into every row): read large values \
+                             from a dataset",
+                            bytesize::ByteSize(size as u64),
+                            bytesize::ByteSize(MAX_LITERAL_BYTES as u64)
+                        );
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(Transformed::no(plan))
+    }
+}
+
+/// How a function's result size is bounded by its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Growth {
+    Repeat,
+    Pad,
+    Replace,
+    RegexpReplace,
+    Concat,
+    ConcatWs,
+    ArrayRepeat,
+    ArrayResize,
+    Range,
+}
+
+const BOUNDED: [(&str, Growth); 10] = [
+    ("repeat", Growth::Repeat),
+    ("lpad", Growth::Pad),
+    ("rpad", Growth::Pad),
+    ("replace", Growth::Replace),
+    ("regexp_replace", Growth::RegexpReplace),
+    ("concat", Growth::Concat),
+    ("concat_ws", Growth::ConcatWs),
+    ("array_repeat", Growth::ArrayRepeat),
+    ("array_resize", Growth::ArrayResize),
+    ("range", Growth::Range),
+];
+
+/// Replaces each function of this module's list in `registry` (with its
+/// aliases) by the same function behind the size check. `generate_series` is
+/// `range`'s twin and is replaced with it.
+pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
+    for (name, growth) in BOUNDED
+        .iter()
+        .copied()
+        .chain([("generate_series", Growth::Range)])
+    {
+        let Ok(inner) = registry.udf(name) else {
+            continue;
+        };
+        registry.register_udf(Arc::new(ScalarUDF::new_from_impl(Bounded {
+            inner,
+            growth,
+        })))?;
+    }
+    Ok(())
+}
+
+/// A function whose every call is checked against [`MAX_FUNCTION_RESULT_BYTES`]
+/// before it runs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Bounded {
+    inner: Arc<ScalarUDF>,
+    growth: Growth,
+}
+
+impl ScalarUDFImpl for Bounded {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        self.inner.inner().schema_name(args)
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let size = result_size(self.growth, &args.args, args.number_rows)?;
+        if size > MAX_FUNCTION_RESULT_BYTES {
+            return exec_err!(
+                "{}: the result would take up to {} for {} row(s), more than the {} one call \
+                 may build (a limit of citylake's: a value this large is not an analysis)",
+                self.name(),
+                bytesize::ByteSize(size),
+                args.number_rows,
+                bytesize::ByteSize(MAX_FUNCTION_RESULT_BYTES)
+            );
+        }
+        self.inner.invoke_with_args(args)
+    }
+}
+
+/// One argument's per-row figure (a length, a count); nulls count 0.
+enum PerRow {
+    Same(i64),
+    Each(Vec<i64>),
+}
+
+impl PerRow {
+    fn at(&self, row: usize) -> u64 {
+        match self {
+            PerRow::Same(v) => (*v).max(0) as u64,
+            PerRow::Each(v) => v.get(row).copied().unwrap_or(0).max(0) as u64,
+        }
+    }
+}
+
+fn per_row(arg: &ColumnarValue, figure: impl Fn(&ArrayRef) -> Result<ArrayRef>) -> Result<PerRow> {
+    let (array, scalar) = match arg {
+        ColumnarValue::Array(a) => (a.clone(), false),
+        ColumnarValue::Scalar(s) => (s.to_array_of_size(1)?, true),
+    };
+    let figures = figure(&array)?;
+    let ints = cast_with_options(&figures, &DataType::Int64, &CastOptions::default())?;
+    let ints = ints.as_primitive::<Int64Type>();
+    let values: Vec<i64> = (0..ints.len())
+        .map(|i| if ints.is_null(i) { 0 } else { ints.value(i) })
+        .collect();
+    Ok(if scalar {
+        PerRow::Same(values.first().copied().unwrap_or(0))
+    } else {
+        PerRow::Each(values)
+    })
+}
+
+/// Byte lengths of a text (or binary) argument; 16 for any other type.
+fn bytes(arg: &ColumnarValue) -> Result<PerRow> {
+    match arg.data_type() {
+        DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView => per_row(arg, |a| Ok(length(a)?)),
+        _ => Ok(PerRow::Same(16)),
+    }
+}
+
+/// The values of an integer argument (a non-integer one: none to bound).
+fn ints(arg: &ColumnarValue) -> Result<Option<PerRow>> {
+    if !arg.data_type().is_integer() {
+        return Ok(None);
+    }
+    Ok(Some(per_row(arg, |a| Ok(a.clone()))?))
+}
+
+/// The most bytes `growth`'s function builds from `args` over `rows` rows.
+fn result_size(growth: Growth, args: &[ColumnarValue], rows: usize) -> Result<u64> {
+    let arg = |i: usize| args.get(i);
+    let sum = |f: &dyn Fn(usize) -> u64| (0..rows.max(1)).fold(0u64, |t, r| t.saturating_add(f(r)));
+    Ok(match growth {
+        Growth::Repeat => {
+            let (Some(s), Some(Some(n))) = (arg(0), arg(1).map(ints).transpose()?) else {
+                return Ok(0);
+            };
+            let s = bytes(s)?;
+            sum(&|r| s.at(r).saturating_mul(n.at(r)))
+        }
+        Growth::Pad => {
+            let Some(Some(n)) = arg(1).map(ints).transpose()? else {
+                return Ok(0);
+            };
+            sum(&|r| n.at(r).saturating_mul(4))
+        }
+        Growth::Replace => {
+            let (Some(s), Some(from), Some(to)) = (arg(0), arg(1), arg(2)) else {
+                return Ok(0);
+            };
+            let (s, from, to) = (bytes(s)?, bytes(from)?, bytes(to)?);
+            sum(&|r| {
+                let (s, from, to) = (s.at(r), from.at(r), to.at(r));
+                let places = s.checked_div(from).unwrap_or(s + 1);
+                s.saturating_add(places.saturating_mul(to))
+            })
+        }
+        Growth::RegexpReplace => {
+            let (Some(s), Some(with)) = (arg(0), arg(2)) else {
+                return Ok(0);
+            };
+            let s = bytes(s)?;
+            let references = references(with)?;
+            let with = bytes(with)?;
+            sum(&|r| {
+                let (s, with, refs) = (s.at(r), with.at(r), references.at(r));
+                let each = with.saturating_add(refs.saturating_mul(s));
+                s.saturating_add((s + 1).saturating_mul(each))
+            })
+        }
+        Growth::Concat | Growth::ConcatWs => {
+            let parts = args.iter().map(bytes).collect::<Result<Vec<_>>>()?;
+            // concat_ws: the separator (the first argument) between each two parts
+            let separators = match growth {
+                Growth::ConcatWs => parts.len() as u64,
+                _ => 0,
+            };
+            sum(&|r| {
+                let total = parts.iter().fold(0u64, |t, p| t.saturating_add(p.at(r)));
+                let separator = parts.first().map_or(0, |p| p.at(r));
+                total.saturating_add(separator.saturating_mul(separators))
+            })
+        }
+        Growth::ArrayRepeat => {
+            let (Some(x), Some(Some(n))) = (arg(0), arg(1).map(ints).transpose()?) else {
+                return Ok(0);
+            };
+            let x = bytes(x)?;
+            sum(&|r| x.at(r).saturating_add(8).saturating_mul(n.at(r)))
+        }
+        Growth::ArrayResize => {
+            let Some(Some(n)) = arg(1).map(ints).transpose()? else {
+                return Ok(0);
+            };
+            sum(&|r| n.at(r).saturating_mul(16))
+        }
+        Growth::Range => {
+            // range(stop) | range(start, stop) | range(start, stop, step)
+            let numbers = args.iter().map(ints).collect::<Result<Vec<_>>>()?;
+            let Some(numbers) = numbers.into_iter().collect::<Option<Vec<_>>>() else {
+                return Ok(0); // dates and timestamps: not bounded here
+            };
+            let signed = |p: &PerRow, r: usize| match p {
+                PerRow::Same(v) => *v,
+                PerRow::Each(v) => v.get(r).copied().unwrap_or(0),
+            };
+            sum(&|r| {
+                let (start, stop, step) = match numbers.as_slice() {
+                    [stop] => (0, signed(stop, r), 1),
+                    [start, stop] => (signed(start, r), signed(stop, r), 1),
+                    [start, stop, step, ..] => (signed(start, r), signed(stop, r), signed(step, r)),
+                    [] => (0, 0, 1),
+                };
+                let span = (stop as i128 - start as i128).unsigned_abs();
+                let step = (step as i128).unsigned_abs().max(1);
+                let elements = u64::try_from(span / step + 1).unwrap_or(u64::MAX);
+                elements.saturating_mul(8)
+            })
+        }
+    })
+}
+
+/// How many group references (`\1`, `$1`, `${name}`) each replacement holds.
+fn references(with: &ColumnarValue) -> Result<PerRow> {
+    per_row(with, |a| {
+        let text = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let counts: datafusion::arrow::array::Int64Array = text
+            .iter()
+            .map(|v| v.map(|v| v.matches(['\\', '$']).count() as i64))
+            .collect();
+        Ok(Arc::new(counts) as ArrayRef)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn run(sql: &str) -> Result<String> {
+        let state = SessionContext::new().state();
+        let mut state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_optimizer_rule(Arc::new(LiteralSizeCheck))
+            .build();
+        register(&mut state)?;
+        let ctx = SessionContext::new_with_state(state);
+        let batches = ctx.sql(sql).await?.collect().await?;
+        Ok(datafusion::arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
+    }
+
+    #[tokio::test]
+    async fn small_results_are_built_as_before() {
+        for sql in [
+            "SELECT repeat('ab', 3), lpad('7', 3, '0'), rpad('x', 2), replace('a-b', '-', '+')",
+            "SELECT regexp_replace('13812345678', '(\\d{3})\\d{4}(\\d{4})', '\\1****\\2')",
+            "SELECT concat('a', 'b'), concat_ws(',', 'a', 'b'), array_repeat(1, 3)",
+            "SELECT array_resize([1], 3), range(5), generate_series(1, 3), range(10, 0, -3)",
+            "SELECT repeat(v, 2) FROM (VALUES ('a'), (NULL)) t(v)",
+        ] {
+            run(sql).await.unwrap();
+        }
+        let out = run(
+            "SELECT regexp_replace('13812345678', '(\\d{3})\\d{4}(\\d{4})', '\\1****\\2') AS m",
+        )
+        .await
+        .unwrap();
+        assert!(out.contains("138****5678"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn huge_results_are_refused_before_they_are_built() {
+        for (sql, name) in [
+            ("SELECT repeat('x', 2147483647)", "repeat"),
+            ("SELECT lpad('x', 2000000000)", "lpad"),
+            ("SELECT rpad('x', 100000000, 'ab')", "rpad"),
+            (
+                "SELECT replace(repeat('a', 60000), 'a', repeat('b', 60000))",
+                "replace",
+            ),
+            (
+                "SELECT replace(repeat('a', 60000), '', repeat('b', 60000))",
+                "replace",
+            ),
+            (
+                "SELECT regexp_replace(repeat('a', 60000), '', repeat('b', 60000), 'g')",
+                "regexp_replace",
+            ),
+            ("SELECT array_repeat('x', 100000000)", "array_repeat"),
+            ("SELECT array_resize([1], 100000000)", "array_resize"),
+            ("SELECT range(1, 500000000)", "range"),
+            (
+                "SELECT generate_series(-9223372036854775807, 9223372036854775807)",
+                "generate_series",
+            ),
+            // per batch: many rows of a moderate value
+            (
+                "SELECT repeat(CAST(value AS VARCHAR), 50000) FROM generate_series(1, 8192)",
+                "repeat",
+            ),
+        ] {
+            let err = match run(sql).await {
+                Ok(out) => panic!("{sql} was answered: {}", &out[..out.len().min(200)]),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains(&format!("{name}: the result would take up to"))
+                    && err.contains("256"),
+                "{sql}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn large_constants_are_refused_as_written_and_as_folded() {
+        let big = "x".repeat(MAX_LITERAL_BYTES + 1);
+        for sql in [
+            format!("SELECT '{big}' FROM generate_series(1, 8192)"),
+            format!("SELECT v || '{big}' FROM (VALUES ('a')) t(v)"),
+            "SELECT repeat('x', 100000) FROM generate_series(1, 8192)".to_string(),
+            "SELECT 1 WHERE 'a' IN (SELECT repeat('y', 70000))".to_string(),
+        ] {
+            let err = match run(&sql).await {
+                Ok(_) => panic!("{} was answered", &sql[..60.min(sql.len())]),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("a statement's constants"), "{err}");
+        }
+        // at the limit: answered; a large constant folded away is no danger
+        let fits = "x".repeat(MAX_LITERAL_BYTES - 64);
+        run(&format!("SELECT v || '{fits}' FROM (VALUES ('a')) t(v)"))
+            .await
+            .unwrap();
+        run(&format!("SELECT length('{big}')")).await.unwrap();
+    }
+}
