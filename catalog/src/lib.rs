@@ -124,6 +124,16 @@ impl Catalog {
         &self.spec.catalog.name
     }
 
+    /// The schema unqualified table names are looked up in (`public` unless
+    /// `[catalog] default_schema` says otherwise).
+    pub fn default_schema(&self) -> &str {
+        self.spec
+            .catalog
+            .default_schema
+            .as_deref()
+            .unwrap_or(spec::DEFAULT_SCHEMA)
+    }
+
     /// The storage root as a URL ending in `/` (`file:///...`, `s3://bucket/prefix/`).
     pub fn root_url(&self) -> &str {
         &self.root

@@ -230,6 +230,7 @@ pub fn generate(options: &GenerateOptions, progress: &dyn Progress) -> Result<Su
                 "Hangzhou city data lake (synthetic): scale {}, seed {}, year {}",
                 options.scale, options.seed, options.year
             ),
+            default_schema: None,
         },
         datasets: tables.into_iter().map(|t| t.spec).collect(),
         views: citylake_catalog::views::STANDARD_VIEWS

@@ -88,11 +88,11 @@ fn describe(e: &DataFusionError) -> String {
     let root = e.find_root();
     match root {
         DataFusionError::SQL(err, _) => format!("SQL syntax error: {}", parser_message(err)),
-        DataFusionError::Plan(msg) => format!("planning error: {msg}"),
+        DataFusionError::Plan(msg) => format!("planning error: {}", unstack(msg)),
         DataFusionError::SchemaError(err, _) => format!("schema error: {err}"),
         DataFusionError::ResourcesExhausted(msg) => format!("resources exhausted: {msg}"),
         DataFusionError::NotImplemented(msg) => format!("not supported: {msg}"),
-        DataFusionError::Execution(msg) => format!("execution error: {msg}"),
+        DataFusionError::Execution(msg) => format!("execution error: {}", unstack(msg)),
         DataFusionError::ArrowError(err, _) => format!("Arrow error: {err}"),
         // ParquetError's own message starts with what it is ("Parquet error: …")
         DataFusionError::ParquetError(err) => err.to_string(),
@@ -105,10 +105,69 @@ fn describe(e: &DataFusionError) -> String {
     }
 }
 
+/// A message without the errors DataFusion formats into it as text: a
+/// function's own argument check reaches the user as
+/// `Execution error: Function 'f' user-defined coercion failed with: Error
+/// during planning: f: x must be numeric, got Utf8. No function matches …
+/// Candidate functions: f(UserDefined)` — of which only the function's own
+/// sentence says anything.
+fn unstack(msg: &str) -> String {
+    const COERCION: &str = "user-defined coercion failed with: ";
+    const GENERIC: &str = ". No function matches the given name and argument types";
+    let mut m = msg;
+    if let Some(at) = m.find(COERCION) {
+        m = &m[at + COERCION.len()..];
+        if let Some(end) = m.find(GENERIC) {
+            m = &m[..end];
+        }
+    }
+    loop {
+        let before = m;
+        for prefix in [
+            "Error during planning: ",
+            "Execution error: ",
+            "This feature is not implemented: ",
+        ] {
+            m = m.strip_prefix(prefix).unwrap_or(m);
+        }
+        if m == before {
+            return m.to_string();
+        }
+    }
+}
+
 /// sqlparser's message without its `sql parser error: ` prefix.
 fn parser_message(err: &datafusion::sql::sqlparser::parser::ParserError) -> String {
     let s = err.to_string();
     s.strip_prefix("sql parser error: ")
         .unwrap_or(&s)
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_argument_error_is_said_once() {
+        let e = DataFusionError::Plan(
+            "Execution error: Function 'aqi_level' user-defined coercion failed with: Error \
+             during planning: aqi_level: aqi must be numeric, got Utf8. No function matches the \
+             given name and argument types 'aqi_level(Utf8)'. You might need to add explicit type \
+             casts.\n\tCandidate functions:\n\taqi_level(UserDefined)"
+                .into(),
+        );
+        assert_eq!(
+            EngineError::Query(e).to_string(),
+            "planning error: aqi_level: aqi must be numeric, got Utf8"
+        );
+        // DataFusion's own signature errors keep their text
+        let e = DataFusionError::Plan("Function 'abs' expects Numeric but received String".into());
+        assert_eq!(
+            EngineError::Query(e).to_string(),
+            "planning error: Function 'abs' expects Numeric but received String"
+        );
+        let e = DataFusionError::Execution("Execution error: Error during planning: x".into());
+        assert_eq!(EngineError::Query(e).to_string(), "execution error: x");
+    }
 }

@@ -20,9 +20,6 @@ use crate::principal::Principal;
 use crate::requests::{CountingRegistry, RequestCounts, RequestStats};
 use citylake_catalog::columns::nearest;
 
-/// The schema unqualified names resolve to; session-local views and tables go here.
-const DEFAULT_SCHEMA: &str = "public";
-
 /// A parsed SQL statement.
 pub type Statement = datafusion::sql::parser::Statement;
 
@@ -166,7 +163,7 @@ impl Engine {
             .with_option_extension(evaluation)
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
-            .with_default_catalog_and_schema(catalog.name(), DEFAULT_SCHEMA);
+            .with_default_catalog_and_schema(catalog.name(), catalog.default_schema());
         // planning errors carry the span of what they are about (a column, a
         // function): the command line points at it
         session_config.options_mut().sql_parser.collect_spans = true;
@@ -412,7 +409,7 @@ impl Engine {
         } else {
             denied.insert(format!("{}.audit_log", citylake_catalog::SYSTEM_SCHEMA));
         }
-        schema(DEFAULT_SCHEMA);
+        schema(self.catalog.default_schema());
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(catalog_name, catalog);
         ctx.register_udf(crate::queries::cancel_udf(
@@ -498,7 +495,7 @@ async fn catalog_entries(
         };
         let reads = t
             .get_logical_plan()
-            .map(|plan| datasets_of(&plan))
+            .map(|plan| datasets_of(&plan, catalog.default_schema()))
             .unwrap_or_default();
         out.push(Entry {
             schema: v.schema_name().to_string(),
@@ -606,7 +603,7 @@ fn is_query(statement: &Statement) -> bool {
 }
 
 /// The datasets and views a plan reads, `schema.table`, sorted.
-fn datasets_of(plan: &LogicalPlan) -> Vec<String> {
+fn datasets_of(plan: &LogicalPlan, default_schema: &str) -> Vec<String> {
     use datafusion::common::tree_node::TreeNodeRecursion;
     let mut out = std::collections::BTreeSet::new();
     let _ = plan.apply_with_subqueries(|node| {
@@ -614,7 +611,7 @@ fn datasets_of(plan: &LogicalPlan) -> Vec<String> {
             let r = &scan.table_name;
             out.insert(format!(
                 "{}.{}",
-                r.schema().unwrap_or(DEFAULT_SCHEMA),
+                r.schema().unwrap_or(default_schema),
                 r.table()
             ));
         }
@@ -1003,7 +1000,8 @@ impl Session {
     /// The datasets `plan` reads and the columns masked for this principal
     /// among them, each comma-separated.
     fn touched(&self, plan: &LogicalPlan) -> (String, String) {
-        let datasets = datasets_of(plan);
+        let state = self.ctx.state();
+        let datasets = datasets_of(plan, &state.config_options().catalog.default_schema);
         let masked: Vec<&str> = datasets
             .iter()
             .filter_map(|d| self.masked_columns.get(d))
@@ -1090,12 +1088,13 @@ impl Session {
     fn check_access(&self, statement: &Statement, query: bool) -> Result<()> {
         let state = self.ctx.state();
         let catalog = state.config_options().catalog.default_catalog.clone();
+        let default_schema = state.config_options().catalog.default_schema.clone();
         for r in state.resolve_table_references(statement)? {
             // a table function (`generate_series(…)`) is named like a table
             if r.schema().is_none() && state.table_functions().contains_key(r.table()) {
                 continue;
             }
-            let resolved = r.clone().resolve(&catalog, DEFAULT_SCHEMA);
+            let resolved = r.clone().resolve(&catalog, &default_schema);
             let name = format!("{}.{}", resolved.schema, resolved.table);
             let ours = *resolved.catalog == *catalog;
             if ours && self.denied.contains(&name) {

@@ -41,7 +41,7 @@ pub(crate) fn text(function: &str, what: &str, t: &DataType) -> Result<DataType>
     if is_text(t) {
         Ok(DataType::Utf8)
     } else {
-        plan_err!("{function}: {what} must be text, got {t}")
+        plan_err!("{function}: {what} must be text, got {t} (cast it: CAST({what} AS VARCHAR))")
     }
 }
 
@@ -55,7 +55,9 @@ pub(crate) fn numeric(function: &str, what: &str, t: &DataType) -> Result<DataTy
         DataType::Decimal256(..) | DataType::Decimal32(..) | DataType::Decimal64(..) => {
             Ok(DataType::Decimal128(38, 10))
         }
-        other => plan_err!("{function}: {what} must be numeric, got {other}"),
+        other => plan_err!(
+            "{function}: {what} must be numeric, got {other} (cast it: CAST({what} AS DOUBLE))"
+        ),
     }
 }
 

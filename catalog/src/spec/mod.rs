@@ -173,7 +173,16 @@ pub struct CatalogSection {
     pub root: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// The schema an unqualified table name is looked up in (`lineitem` for
+    /// `tpch.lineitem`); [`DEFAULT_SCHEMA`] when not set. A session that may
+    /// run `SET` statements changes it with
+    /// `SET datafusion.catalog.default_schema = 'traffic'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_schema: Option<String>,
 }
+
+/// The schema of unqualified names when the catalog does not choose one.
+pub const DEFAULT_SCHEMA: &str = "public";
 
 fn default_catalog_name() -> String {
     DEFAULT_CATALOG_NAME.to_string()
@@ -223,6 +232,28 @@ pub struct DatasetSpec {
     /// yearly partitions whose sizes legitimately differ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_tolerance: Option<f64>,
+}
+
+impl DatasetSpec {
+    /// A dataset with every optional field at its default (owner
+    /// `unassigned`, classification `restricted`, update frequency `static`).
+    pub fn new(name: impl Into<String>, location: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            location: location.into(),
+            format: Format::default(),
+            owner: unassigned(),
+            classification: restricted(),
+            update_frequency: static_frequency(),
+            description: String::new(),
+            sort_order: vec![],
+            partitions: vec![],
+            columns: vec![],
+            primary_key: vec![],
+            time_column: None,
+            partition_tolerance: None,
+        }
+    }
 }
 
 /// A Hive partition column (`dt=2025-01-01/`).

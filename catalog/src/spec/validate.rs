@@ -29,6 +29,15 @@ impl CatalogSpec {
                 format!("`{}` is not a lower-case identifier", self.catalog.name),
             );
         }
+        if let Some(schema) = &self.catalog.default_schema
+            && !is_identifier(schema)
+        {
+            return invalid(
+                None,
+                "catalog.default_schema",
+                format!("`{schema}` is not a lower-case identifier"),
+            );
+        }
         if self.catalog.root.trim().is_empty() {
             return invalid(None, "catalog.root", "must not be empty".into());
         }

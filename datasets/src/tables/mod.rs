@@ -34,19 +34,11 @@ fn dataset(
     description: &str,
 ) -> DatasetSpec {
     DatasetSpec {
-        name: name.into(),
-        location: format!("{}/", name.replace('.', "/")),
-        format: Default::default(),
         owner: owner.into(),
         classification,
         update_frequency: update_frequency.into(),
         description: description.into(),
-        sort_order: vec![],
-        partitions: vec![],
-        columns: vec![],
-        primary_key: vec![],
-        time_column: None,
-        partition_tolerance: None,
+        ..DatasetSpec::new(name, format!("{}/", name.replace('.', "/")))
     }
 }
 
