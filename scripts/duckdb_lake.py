@@ -25,8 +25,13 @@ def connect(catalog_path: str, threads: int | None = None) -> duckdb.DuckDBPyCon
         types = {p["name"]: {"date": "DATE", "text": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT",
                              "smallint": "SMALLINT"}[p["type"]] for p in ds.get("partitions", [])}
         hive = f", hive_partitioning = true, hive_types = {types!r}" if partitioned else ""
+        files = location if ds["location"].endswith(".parquet") else f"{location}/**/*.parquet"
         con.execute(
             f'CREATE VIEW "{schema}"."{table}" AS '
-            f"SELECT * FROM read_parquet('{location}/**/*.parquet'{hive})"
+            f"SELECT * FROM read_parquet('{files}'{hive})"
         )
+    # unqualified names resolve where citylake resolves them
+    default_schema = spec["catalog"].get("default_schema")
+    if default_schema:
+        con.execute(f'USE "{default_schema}"')
     return con

@@ -101,7 +101,11 @@ pub struct DataFusion {
 impl DataFusion {
     pub async fn open(catalog: &Path) -> anyhow::Result<Self> {
         let catalog = citylake_engine::catalog::Catalog::load(catalog)?;
-        let ctx = SessionContext::new();
+        // unqualified names resolve where citylake resolves them
+        let ctx = SessionContext::new_with_config(
+            citylake_engine::datafusion::prelude::SessionConfig::new()
+                .with_default_catalog_and_schema("datafusion", catalog.default_schema()),
+        );
         for schema in catalog.spec().schema_names() {
             ctx.sql(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
                 .await?;

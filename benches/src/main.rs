@@ -4,6 +4,8 @@
 //!   plain DataFusion and DuckDB on the same Parquet files; checks that the
 //!   three agree, then prints a markdown table with the medians, the ratios
 //!   and their geometric means.
+//! - `tpch`: the 22 TPC-H queries (`benches/tpch/queries/`) the same way, over
+//!   tables from `tpchgen-cli` in a catalog written by `citylake catalog init`.
 //! - `scale`: citylake on the workload at several scale factors, and how time grows.
 //! - `flight`: result fetch over Flight SQL (ADBC) against in-process, by result size.
 //! - `udf`: the criterion benchmarks of the city's functions, run and reported.
@@ -38,6 +40,9 @@ struct Cli {
 enum Suite {
     /// The workload through citylake, plain DataFusion and DuckDB, side by side.
     Citybench(CitybenchArgs),
+    /// The 22 TPC-H queries through the three engines, side by side, over
+    /// tables from `tpchgen-cli` (generated at data/tpch-sf<scale> when absent).
+    Tpch(SideBySideArgs),
     /// citylake on the workload at several scale factors.
     Scale(ScaleArgs),
     /// Result fetch over Flight SQL (ADBC client) against in-process.
@@ -71,16 +76,23 @@ struct Common {
     python: Option<PathBuf>,
 }
 
+/// What every side-by-side suite (`citybench`, `tpch`) takes.
 #[derive(Args)]
-struct CitybenchArgs {
+struct SideBySideArgs {
     #[command(flatten)]
     common: Common,
-    /// Only the queries whose name contains this.
+    /// Only the queries whose name contains this (`q01`).
     #[arg(long)]
     filter: Option<String>,
     /// Check that the engines agree (one run each, no warm-up, no times printed).
     #[arg(long)]
     check_only: bool,
+}
+
+#[derive(Args)]
+struct CitybenchArgs {
+    #[command(flatten)]
+    run: SideBySideArgs,
     /// The workload directory.
     #[arg(long)]
     queries: Option<PathBuf>,
@@ -124,6 +136,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.suite {
             Suite::Citybench(a) => citybench(a).await,
+            Suite::Tpch(a) => tpch(a).await,
             Suite::Scale(a) => scale(a).await,
             Suite::Flight(a) => flight(a),
             Suite::Udf(a) => udf(a),
@@ -193,6 +206,7 @@ struct QueryResult {
 
 #[derive(Serialize)]
 struct CitybenchResult {
+    suite: String,
     date: String,
     scale: f64,
     iterations: usize,
@@ -228,26 +242,92 @@ fn cell(times: &[f64]) -> String {
 }
 
 async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
-    let c = &a.common;
     let queries = workload::load(
         &a.queries.clone().unwrap_or_else(workload::default_dir),
-        a.filter.as_deref(),
+        a.run.filter.as_deref(),
     )?;
-    let catalog = ensure_lake(&c.lake(), c.scale)?;
-    let (warmup, iterations) = if a.check_only {
-        (0, 1)
-    } else {
-        (c.warmup, c.iterations)
-    };
+    let catalog = ensure_lake(&a.run.common.lake(), a.run.common.scale)?;
     let citylake = if a.without_audit {
         Citylake::open_without_audit(&catalog).await?
     } else {
         Citylake::open(&catalog).await?
     };
-    let datafusion = DataFusion::open(&catalog).await?;
-    let mut duckdb = DuckDb::start(&c.python(), &catalog, None)?;
+    side_by_side(
+        "city-bench",
+        &a.run.common,
+        &queries,
+        &catalog,
+        citylake,
+        a.run.check_only,
+    )
+    .await
+}
+
+/// The TPC-H tables at `dir` with their catalog, made when absent the way a
+/// user would: `tpchgen-cli parquet`, then what `citylake catalog init --schema
+/// tpch` writes.
+fn ensure_tpch(dir: &Path, scale: f64, python: &Path) -> anyhow::Result<PathBuf> {
+    let catalog = dir.join(citylake_datasets::CATALOG_FILE);
+    if catalog.exists() {
+        return Ok(catalog);
+    }
+    let beside = python.parent().map(|bin| bin.join("tpchgen-cli"));
+    let generator = beside
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("tpchgen-cli"));
     eprintln!(
-        "city-bench: {} queries at SF {} ({}), {iterations} run(s) after {warmup} warm-up; DuckDB {}",
+        "generating TPC-H SF {scale} at {} with {}…",
+        dir.display(),
+        generator.display()
+    );
+    let status = Command::new(&generator)
+        .args(["parquet", "-s", &scale.to_string()])
+        .arg(format!("--output-dir={}", dir.display()))
+        .status()
+        .with_context(|| format!("running {} (pip install tpchgen-cli)", generator.display()))?;
+    if !status.success() {
+        bail!("{} failed: {status}", generator.display());
+    }
+    let (spec, _) = citylake_engine::catalog::init::describe_dir(dir, Some("tpch"))?;
+    std::fs::write(
+        &catalog,
+        citylake_engine::catalog::init::to_file_text(&spec)?,
+    )?;
+    Ok(catalog)
+}
+
+/// `--lake` is the directory of the tables (default data/tpch-sf<scale>).
+async fn tpch(a: SideBySideArgs) -> anyhow::Result<ExitCode> {
+    let c = &a.common;
+    let queries = workload::load(&workload::tpch_dir(), a.filter.as_deref())?;
+    let dir = c
+        .lake
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("data/tpch-sf{}", c.scale)));
+    let catalog = ensure_tpch(&dir, c.scale, &c.python())?;
+    let citylake = Citylake::open(&catalog).await?;
+    side_by_side("TPC-H", c, &queries, &catalog, citylake, a.check_only).await
+}
+
+/// `queries` through citylake, plain DataFusion and DuckDB over `catalog`:
+/// agreement first, then (unless `check_only`) the table of times and ratios.
+async fn side_by_side(
+    suite: &str,
+    c: &Common,
+    queries: &[workload::Query],
+    catalog: &Path,
+    citylake: Citylake,
+    check_only: bool,
+) -> anyhow::Result<ExitCode> {
+    let (warmup, iterations) = if check_only {
+        (0, 1)
+    } else {
+        (c.warmup, c.iterations)
+    };
+    let datafusion = DataFusion::open(catalog).await?;
+    let mut duckdb = DuckDb::start(&c.python(), catalog, None)?;
+    eprintln!(
+        "{suite}: {} queries at SF {} ({}), {iterations} run(s) after {warmup} warm-up; DuckDB {}",
         queries.len(),
         c.scale,
         catalog.display(),
@@ -255,7 +335,7 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
     );
     let mut results = vec![];
     let mut disagreements = vec![];
-    for q in &queries {
+    for q in queries {
         let run = |what: &str, r: anyhow::Result<Measured>| {
             r.with_context(|| format!("{} on {what}", q.name))
         };
@@ -290,7 +370,7 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
                 disagreements.push(format!("{}: citylake vs {other}: {d}", q.name));
             }
         }
-        if a.check_only {
+        if check_only {
             eprintln!(
                 "{:<40} {} rows, engines agree: {}",
                 q.name,
@@ -320,7 +400,7 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
         }
         bail!("the engines disagree on {} result(s)", disagreements.len());
     }
-    if a.check_only {
+    if check_only {
         eprintln!(
             "all {} queries agree across citylake, DataFusion and DuckDB",
             queries.len()
@@ -328,6 +408,7 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let result = CitybenchResult {
+        suite: suite.to_string(),
         date: today(),
         scale: c.scale,
         iterations,
@@ -345,8 +426,8 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
 
 fn print_table(r: &CitybenchResult) {
     println!(
-        "city-bench at SF {} ({}), median (min–max) of {} runs in seconds; DuckDB {}\n",
-        r.scale, r.date, r.iterations, r.duckdb_version
+        "{} at SF {} ({}), median (min–max) of {} runs in seconds; DuckDB {}\n",
+        r.suite, r.scale, r.date, r.iterations, r.duckdb_version
     );
     println!(
         "| query | citylake | DataFusion | DuckDB | citylake / DataFusion | citylake / DuckDB | citylake with functions |"

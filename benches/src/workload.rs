@@ -36,6 +36,11 @@ pub fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")
 }
 
+/// The 22 TPC-H queries in this checkout (`benches/tpch/queries/`).
+pub fn tpch_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tpch/queries")
+}
+
 /// Loads every `*.sql` of `dir`, sorted by name; `filter` keeps the names containing it.
 pub fn load(dir: &Path, filter: Option<&str>) -> anyhow::Result<Vec<Query>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -116,6 +121,11 @@ mod tests {
         let q = parse("q", "-- need: a\n-- shape: b\nSELECT 1;").unwrap();
         assert!(!q.uses_functions());
         assert!(parse("q", "SELECT 1").is_err());
+    }
+
+    #[test]
+    fn the_tpch_suite_has_its_22_queries() {
+        assert_eq!(load(&tpch_dir(), None).unwrap().len(), 22);
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub enum CatalogError {
         message: String,
     },
 
+    /// A directory a catalog is written for (`citylake catalog init`) cannot
+    /// be described: unreadable, without Parquet files, or laid out two ways.
+    #[error("{}: {message}", dir.display())]
+    Describe { dir: PathBuf, message: String },
+
     /// A DataFusion error outside any one dataset (registering the catalog).
     #[error("{0}")]
     DataFusion(DataFusionError),

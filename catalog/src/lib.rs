@@ -16,6 +16,7 @@
 
 pub mod columns;
 pub mod error;
+pub mod init;
 pub mod parquet;
 mod provider;
 pub mod spec;

@@ -1,4 +1,5 @@
--- TPC-H Q1 (validation parameters of the TPC-H specification)
+-- need: pricing summary report (TPC-H Q1; the specification's text with its validation parameters)
+-- shape: scan of lineitem, 4-group aggregate
 select
     l_returnflag,
     l_linestatus,

@@ -1,4 +1,5 @@
--- TPC-H Q2 (validation parameters of the TPC-H specification)
+-- need: minimum cost supplier (TPC-H Q2; the specification's text with its validation parameters)
+-- shape: 5-way join with a correlated scalar subquery, top 100
 select
     s_acctbal,
     s_name,

@@ -1,4 +1,5 @@
--- TPC-H Q3 (validation parameters of the TPC-H specification)
+-- need: shipping priority (TPC-H Q3; the specification's text with its validation parameters)
+-- shape: 3-way join, aggregate, top 10
 select
     l_orderkey,
     sum(l_extendedprice * (1 - l_discount)) as revenue,

@@ -1,4 +1,5 @@
--- TPC-H Q4 (validation parameters of the TPC-H specification)
+-- need: order priority checking (TPC-H Q4; the specification's text with its validation parameters)
+-- shape: semi join (EXISTS), aggregate
 select
     o_orderpriority,
     count(*) as order_count

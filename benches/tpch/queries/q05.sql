@@ -1,4 +1,5 @@
--- TPC-H Q5 (validation parameters of the TPC-H specification)
+-- need: local supplier volume (TPC-H Q5; the specification's text with its validation parameters)
+-- shape: 6-way join, aggregate
 select
     n_name,
     sum(l_extendedprice * (1 - l_discount)) as revenue

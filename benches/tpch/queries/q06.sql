@@ -1,4 +1,5 @@
--- TPC-H Q6 (validation parameters of the TPC-H specification)
+-- need: forecasting revenue change (TPC-H Q6; the specification's text with its validation parameters)
+-- shape: selective scan of lineitem, one aggregate
 select
     sum(l_extendedprice * l_discount) as revenue
 from

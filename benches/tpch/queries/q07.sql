@@ -1,4 +1,5 @@
--- TPC-H Q7 (validation parameters of the TPC-H specification)
+-- need: volume shipping (TPC-H Q7; the specification's text with its validation parameters)
+-- shape: 6-way join with an OR of nation pairs, aggregate by year
 select
     supp_nation,
     cust_nation,

@@ -1,4 +1,5 @@
--- TPC-H Q8 (validation parameters of the TPC-H specification)
+-- need: national market share (TPC-H Q8; the specification's text with its validation parameters)
+-- shape: 8-way join, conditional aggregate by year
 select
     o_year,
     sum(case

@@ -1,4 +1,5 @@
--- TPC-H Q9 (validation parameters of the TPC-H specification)
+-- need: product type profit measure (TPC-H Q9; the specification's text with its validation parameters)
+-- shape: 6-way join with LIKE, aggregate by nation and year
 select
     nation,
     o_year,

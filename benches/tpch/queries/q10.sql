@@ -1,4 +1,5 @@
--- TPC-H Q10 (validation parameters of the TPC-H specification)
+-- need: returned item reporting (TPC-H Q10; the specification's text with its validation parameters)
+-- shape: 4-way join, high-cardinality aggregate, top 20
 select
     c_custkey,
     c_name,

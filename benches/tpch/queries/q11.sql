@@ -1,4 +1,5 @@
--- TPC-H Q11 (validation parameters of the TPC-H specification)
+-- need: important stock identification (TPC-H Q11; the specification's text with its validation parameters)
+-- shape: 3-way join, aggregate with a HAVING scalar subquery
 select
     ps_partkey,
     sum(ps_supplycost * ps_availqty) as value

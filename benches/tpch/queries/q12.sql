@@ -1,4 +1,5 @@
--- TPC-H Q12 (validation parameters of the TPC-H specification)
+-- need: shipping modes and order priority (TPC-H Q12; the specification's text with its validation parameters)
+-- shape: 2-way join, conditional aggregates
 select
     l_shipmode,
     sum(case

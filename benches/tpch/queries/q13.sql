@@ -1,4 +1,5 @@
--- TPC-H Q13 (validation parameters of the TPC-H specification)
+-- need: customer distribution (TPC-H Q13; the specification's text with its validation parameters)
+-- shape: left outer join with NOT LIKE, aggregate of an aggregate
 select
     c_count,
     count(*) as custdist

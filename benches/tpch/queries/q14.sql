@@ -1,4 +1,5 @@
--- TPC-H Q14 (validation parameters of the TPC-H specification)
+-- need: promotion effect (TPC-H Q14; the specification's text with its validation parameters)
+-- shape: 2-way join, conditional aggregate ratio
 select
     100.00 * sum(case
         when p_type like 'PROMO%'

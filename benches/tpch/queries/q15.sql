@@ -1,4 +1,5 @@
--- TPC-H Q15 (validation parameters of the TPC-H specification)
+-- need: top supplier (TPC-H Q15; the specification's text with its validation parameters)
+-- shape: aggregate CTE used twice, join with its maximum
 with revenue0 (supplier_no, total_revenue) as (
     select
         l_suppkey,

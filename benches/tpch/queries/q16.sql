@@ -1,4 +1,5 @@
--- TPC-H Q16 (validation parameters of the TPC-H specification)
+-- need: parts/supplier relationship (TPC-H Q16; the specification's text with its validation parameters)
+-- shape: anti join (NOT IN), COUNT DISTINCT
 select
     p_brand,
     p_type,

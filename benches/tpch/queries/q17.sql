@@ -1,4 +1,5 @@
--- TPC-H Q17 (validation parameters of the TPC-H specification)
+-- need: small-quantity-order revenue (TPC-H Q17; the specification's text with its validation parameters)
+-- shape: join with a correlated average
 select
     sum(l_extendedprice) / 7.0 as avg_yearly
 from

@@ -1,4 +1,5 @@
--- TPC-H Q18 (validation parameters of the TPC-H specification)
+-- need: large volume customer (TPC-H Q18; the specification's text with its validation parameters)
+-- shape: IN subquery with HAVING, 3-way join, top 100
 select
     c_name,
     c_custkey,

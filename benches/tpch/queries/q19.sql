@@ -1,4 +1,5 @@
--- TPC-H Q19 (validation parameters of the TPC-H specification)
+-- need: discounted revenue (TPC-H Q19; the specification's text with its validation parameters)
+-- shape: join with a disjunction of conjunctions
 select
     sum(l_extendedprice* (1 - l_discount)) as revenue
 from

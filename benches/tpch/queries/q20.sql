@@ -1,4 +1,5 @@
--- TPC-H Q20 (validation parameters of the TPC-H specification)
+-- need: potential part promotion (TPC-H Q20; the specification's text with its validation parameters)
+-- shape: nested IN subqueries with a correlated sum
 select
     s_name,
     s_address

@@ -1,4 +1,5 @@
--- TPC-H Q21 (validation parameters of the TPC-H specification)
+-- need: suppliers who kept orders waiting (TPC-H Q21; the specification's text with its validation parameters)
+-- shape: EXISTS and NOT EXISTS on lineitem, 4-way join
 select
     s_name,
     count(*) as numwait

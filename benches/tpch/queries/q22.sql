@@ -1,4 +1,5 @@
--- TPC-H Q22 (validation parameters of the TPC-H specification)
+-- need: global sales opportunity (TPC-H Q22; the specification's text with its validation parameters)
+-- shape: substring filters, scalar subquery, anti join
 select
     cntrycode,
     count(*) as numcust,
