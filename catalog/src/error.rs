@@ -32,6 +32,11 @@ pub enum CatalogError {
         message: String,
     },
 
+    /// Fields the catalog format requires are missing: every one in the
+    /// file, at once (a hand-written catalog is fixed in one pass).
+    #[error("catalog {}: required fields are missing:\n  - {}", path.display(), missing.join("\n  - "))]
+    Missing { path: PathBuf, missing: Vec<String> },
+
     /// The catalog could not be serialised (writing a generated catalog).
     #[error("cannot serialise catalog: {0}")]
     Serialize(String),

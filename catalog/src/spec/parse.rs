@@ -81,6 +81,50 @@ fn settings<T: serde::de::DeserializeOwned>(
         })
 }
 
+/// Every required field the file lacks, in one error: `[catalog]` and its
+/// `root`, each dataset's `name` and `location`, each view's `name`. (The
+/// other fields have defaults; their errors come one entry at a time.)
+fn check_required(table: &toml::Table, path: &Path) -> Result<()> {
+    let mut missing = vec![];
+    match table.get("catalog").and_then(|c| c.as_table()) {
+        None => missing.push("the `[catalog]` section (with `root`)".to_string()),
+        Some(c) if !c.contains_key("root") => missing.push("`[catalog]`: `root`".to_string()),
+        Some(_) => {}
+    }
+    for (key, what, required) in [
+        ("datasets", "dataset", &["name", "location"][..]),
+        ("views", "view", &["name"][..]),
+    ] {
+        let entries = table.get(key).and_then(|v| v.as_array());
+        for (i, entry) in entries.into_iter().flatten().enumerate() {
+            let Some(entry) = entry.as_table() else {
+                continue;
+            };
+            let lacks: Vec<String> = required
+                .iter()
+                .filter(|f| !entry.contains_key(**f))
+                .map(|f| format!("`{f}`"))
+                .collect();
+            if lacks.is_empty() {
+                continue;
+            }
+            let label = match entry.get("name").and_then(|n| n.as_str()) {
+                Some(name) => format!("{what} `{name}`"),
+                None => format!("{what} #{} of the `[[{key}]]`", i + 1),
+            };
+            missing.push(format!("{label}: {}", lacks.join(", ")));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CatalogError::Missing {
+            path: path.to_path_buf(),
+            missing,
+        })
+    }
+}
+
 fn bad_frequency(s: &str) -> String {
     format!(
         "`{s}` is not an update frequency; expected static, hourly, daily, weekly, monthly, \
@@ -132,6 +176,7 @@ impl CatalogSpec {
                 ));
             }
         }
+        check_required(&table, path)?;
         let error = |field: &str, message: String| invalid(None, field, message);
         let catalog: CatalogSection = settings(&table, "catalog", error)?
             .ok_or_else(|| invalid(None, "catalog", "the `[catalog]` section is missing".into()))?;

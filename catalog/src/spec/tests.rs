@@ -86,9 +86,25 @@ fn unknown_field_names_dataset_and_field() {
 fn missing_location_names_dataset_and_field() {
     let msg = error(&GOOD.replace("location = \"traffic/segment_speed/\"\n", ""));
     assert!(
-        msg.contains("dataset `traffic.segment_speed`") && msg.contains("field `location`"),
+        msg.contains("dataset `traffic.segment_speed`: `location`"),
         "{msg}"
     );
+}
+
+#[test]
+fn every_missing_field_is_reported_at_once() {
+    let text = "[catalog]\nname = \"city\"\n\n[[datasets]]\nname = \"a.b\"\n\n[[datasets]]\nowner = \"x\"\n\n[[datasets]]\nname = \"c.d\"\nlocation = \"c/\"\n\n[[views]]\nsql = \"SELECT 1\"\n";
+    let msg = error(text);
+    for expected in [
+        "required fields are missing",
+        "`[catalog]`: `root`",
+        "dataset `a.b`: `location`",
+        "dataset #2 of the `[[datasets]]`: `name`, `location`",
+        "view #1",
+    ] {
+        assert!(msg.contains(expected), "{expected}: {msg}");
+    }
+    assert!(!msg.contains("c.d"), "{msg}");
 }
 
 #[test]
@@ -136,7 +152,7 @@ fn semantic_errors() {
     let twice = format!("{GOOD}{}", &GOOD[GOOD.find("[[datasets]]").unwrap()..]);
     assert!(error(&twice).contains("declared twice"));
     // no [catalog]
-    assert!(error("[[datasets]]\nname = \"a.b\"\n").contains("`[catalog]` section is missing"));
+    assert!(error("[[datasets]]\nname = \"a.b\"\n").contains("the `[catalog]` section"));
 }
 
 #[test]
