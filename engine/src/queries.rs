@@ -534,36 +534,46 @@ impl QueryRegistry {
         all
     }
 
-    /// Records what a finished plan scanned and spilled.
+    /// Records what a finished plan scanned and spilled. Rows scanned from a
+    /// governed dataset are the rows its barrier let through (what the
+    /// principal may see), not the rows its files hold: the counter is read by
+    /// whoever reaches `/metrics`, and a district analyst's query must not tell
+    /// them how many cases the other districts have. Bytes are what was read.
     fn plan_figures(&self, plan: &Arc<dyn ExecutionPlan>) {
-        fn walk(plan: &Arc<dyn ExecutionPlan>, f: &mut impl FnMut(&Arc<dyn ExecutionPlan>)) {
-            f(plan);
-            for child in plan.children() {
-                walk(child, f);
+        let m = &self.metrics;
+        fn walk(m: &Metrics, plan: &Arc<dyn ExecutionPlan>, governed: bool) {
+            if let Some(metrics) = plan.metrics() {
+                if plan.name() == "DataSourceExec" {
+                    if !governed {
+                        m.rows_scanned
+                            .inc_by(metrics.output_rows().unwrap_or(0) as u64);
+                    }
+                    m.bytes_scanned.inc_by(
+                        metrics
+                            .sum_by_name("bytes_scanned")
+                            .map_or(0, |v| v.as_usize()) as u64,
+                    );
+                }
+                m.spills.inc_by(metrics.spill_count().unwrap_or(0) as u64);
+                m.spilled_bytes
+                    .inc_by(metrics.spilled_bytes().unwrap_or(0) as u64);
             }
-            // what a governed dataset scanned counts too (the plan behind its barrier)
+            for child in plan.children() {
+                walk(m, child, governed);
+            }
+            // the plan behind a governed dataset's barrier: its output is what was scanned
             if let Some(inner) = crate::governance::GovernedScanExec::governed_plan(plan.as_ref()) {
-                walk(inner, f);
+                fn output_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+                    plan.metrics()
+                        .and_then(|x| x.output_rows())
+                        .or_else(|| plan.children().first().and_then(|c| output_rows(c)))
+                }
+                m.rows_scanned
+                    .inc_by(output_rows(inner).unwrap_or(0) as u64);
+                walk(m, inner, true);
             }
         }
-        let m = &self.metrics;
-        walk(plan, &mut |node| {
-            let Some(metrics) = node.metrics() else {
-                return;
-            };
-            if node.name() == "DataSourceExec" {
-                m.rows_scanned
-                    .inc_by(metrics.output_rows().unwrap_or(0) as u64);
-                m.bytes_scanned.inc_by(
-                    metrics
-                        .sum_by_name("bytes_scanned")
-                        .map_or(0, |v| v.as_usize()) as u64,
-                );
-            }
-            m.spills.inc_by(metrics.spill_count().unwrap_or(0) as u64);
-            m.spilled_bytes
-                .inc_by(metrics.spilled_bytes().unwrap_or(0) as u64);
-        });
+        walk(m, plan, false);
     }
 
     /// The metrics as Prometheus text (OpenMetrics), after updating the gauges

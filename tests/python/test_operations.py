@@ -93,6 +93,21 @@ def test_metrics_parse_and_move(ops_server):
     assert ("citylake_memory_reserved_bytes", ()) in after
 
 
+def test_rows_scanned_of_a_governed_dataset_are_the_rows_its_user_may_see(ops_server):
+    """A district analyst's scan of hotline.cases moves citylake_rows_scanned_total by the rows of
+    her district, not by the rows of the whole table (which the counter would tell whoever reads
+    /metrics)."""
+    total_rows = fetch(ops_server, "SELECT count(*) FROM hotline.cases")[0][0]
+    visible = fetch(ops_server, "SELECT count(*) FROM hotline.cases", user="dora")[0][0]
+    assert 0 < visible < total_rows
+    before = total(metrics(ops_server), "citylake_rows_scanned_total")
+    assert fetch(ops_server, "SELECT count(*) FROM hotline.cases WHERE case_id IS NOT NULL",
+                 user="dora")[0][0] == visible
+    time.sleep(0.3)  # the figures are recorded as the query ends
+    moved = total(metrics(ops_server), "citylake_rows_scanned_total") - before
+    assert moved == visible, (moved, visible, total_rows)
+
+
 def test_json_logs_one_line_per_query_with_its_id(ops_server):
     fetch(ops_server, "SELECT 42 AS answer")
     time.sleep(0.5)
