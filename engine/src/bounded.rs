@@ -22,7 +22,9 @@
 //! | `concat`, `concat_ws` | the sum of the arguments (and separators) |
 //! | `array_repeat(x, n)` | `(len(x) + 8) · n` |
 //! | `array_resize(a, n [, x])` | `16 · n` |
-//! | `range`, `generate_series` over integers | `8 · (|stop − start| / |step| + 1)` |
+//! | `range`, `generate_series` | `8 · (|stop − start| / |step| + 1)` (dates and timestamps in nanoseconds, a month of the step counted as 28 days) |
+//! | `array_replace`, `array_replace_n`, `array_replace_all` | `elements(a) · (len(to) + 8)` |
+//! | `to_char` (`date_format`) | `16 · len(format) + 32` per row (`%+` writes 32 bytes for 2) |
 //!
 //! A constant is repeated into every row of a batch, so a large one is large
 //! many times over: `SELECT '<4 MB>' FROM generate_series(1, 8192)` would
@@ -112,9 +114,11 @@ enum Growth {
     ArrayRepeat,
     ArrayResize,
     Range,
+    ArrayReplace,
+    ToChar,
 }
 
-const BOUNDED: [(&str, Growth); 10] = [
+const BOUNDED: [(&str, Growth); 14] = [
     ("repeat", Growth::Repeat),
     ("lpad", Growth::Pad),
     ("rpad", Growth::Pad),
@@ -125,6 +129,10 @@ const BOUNDED: [(&str, Growth); 10] = [
     ("array_repeat", Growth::ArrayRepeat),
     ("array_resize", Growth::ArrayResize),
     ("range", Growth::Range),
+    ("array_replace", Growth::ArrayReplace),
+    ("array_replace_n", Growth::ArrayReplace),
+    ("array_replace_all", Growth::ArrayReplace),
+    ("to_char", Growth::ToChar),
 ];
 
 /// Replaces each function of this module's list in `registry` (with its
@@ -203,6 +211,13 @@ enum PerRow {
 }
 
 impl PerRow {
+    fn signed(&self, row: usize) -> i64 {
+        match self {
+            PerRow::Same(v) => *v,
+            PerRow::Each(v) => v.get(row).copied().unwrap_or(0),
+        }
+    }
+
     fn at(&self, row: usize) -> u64 {
         match self {
             PerRow::Same(v) => (*v).max(0) as u64,
@@ -240,6 +255,48 @@ fn bytes(arg: &ColumnarValue) -> Result<PerRow> {
         | DataType::BinaryView => per_row(arg, |a| Ok(length(a)?)),
         _ => Ok(PerRow::Same(16)),
     }
+}
+
+/// Elements of a list argument (a non-list counts as one).
+fn elements(arg: &ColumnarValue) -> Result<PerRow> {
+    match arg.data_type() {
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            per_row(arg, |a| Ok(length(a)?))
+        }
+        _ => Ok(PerRow::Same(1)),
+    }
+}
+
+/// A date or timestamp argument in nanoseconds since the epoch.
+fn nanoseconds(arg: &ColumnarValue) -> Result<PerRow> {
+    per_row(arg, |a| {
+        Ok(datafusion::arrow::compute::cast(
+            a,
+            &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None),
+        )?)
+    })
+}
+
+/// An interval argument's shortest length in nanoseconds (a month as 28 days).
+fn step_nanoseconds(arg: &ColumnarValue) -> Result<PerRow> {
+    use datafusion::arrow::datatypes::{IntervalMonthDayNanoType, IntervalUnit};
+    const DAY: i128 = 86_400_000_000_000;
+    per_row(arg, |a| {
+        let steps =
+            datafusion::arrow::compute::cast(a, &DataType::Interval(IntervalUnit::MonthDayNano))?;
+        let steps = steps.as_primitive::<IntervalMonthDayNanoType>();
+        let ns: datafusion::arrow::array::Int64Array = steps
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    let total =
+                        v.months as i128 * 28 * DAY + v.days as i128 * DAY + v.nanoseconds as i128;
+                    total.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+                })
+            })
+            .collect();
+        Ok(Arc::new(ns) as ArrayRef)
+    })
 }
 
 /// The values of an integer argument (a non-integer one: none to bound).
@@ -318,21 +375,49 @@ fn result_size(growth: Growth, args: &[ColumnarValue], rows: usize) -> Result<u6
             };
             sum(&|r| n.at(r).saturating_mul(16))
         }
+        Growth::ArrayReplace => {
+            let (Some(list), Some(to)) = (arg(0), arg(2)) else {
+                return Ok(0);
+            };
+            let (elements, to) = (elements(list)?, bytes(to)?);
+            sum(&|r| elements.at(r).saturating_mul(to.at(r).saturating_add(8)))
+        }
+        Growth::ToChar => {
+            let Some(format) = arg(1) else {
+                return Ok(0);
+            };
+            let format = bytes(format)?;
+            sum(&|r| format.at(r).saturating_mul(16).saturating_add(32))
+        }
+        Growth::Range if args.first().is_some_and(|a| a.data_type().is_temporal()) => {
+            // range(start, stop, step) of dates or timestamps, in nanoseconds
+            let (Some(start), Some(stop), Some(step)) = (arg(0), arg(1), arg(2)) else {
+                return Ok(0);
+            };
+            let (start, stop, step) = (
+                nanoseconds(start)?,
+                nanoseconds(stop)?,
+                step_nanoseconds(step)?,
+            );
+            sum(&|r| {
+                let span = (stop.signed(r) as i128 - start.signed(r) as i128).unsigned_abs();
+                let step = (step.signed(r) as i128).unsigned_abs().max(1);
+                u64::try_from(span / step + 1)
+                    .unwrap_or(u64::MAX)
+                    .saturating_mul(8)
+            })
+        }
         Growth::Range => {
             // range(stop) | range(start, stop) | range(start, stop, step)
             let numbers = args.iter().map(ints).collect::<Result<Vec<_>>>()?;
             let Some(numbers) = numbers.into_iter().collect::<Option<Vec<_>>>() else {
                 return Ok(0); // dates and timestamps: not bounded here
             };
-            let signed = |p: &PerRow, r: usize| match p {
-                PerRow::Same(v) => *v,
-                PerRow::Each(v) => v.get(r).copied().unwrap_or(0),
-            };
             sum(&|r| {
                 let (start, stop, step) = match numbers.as_slice() {
-                    [stop] => (0, signed(stop, r), 1),
-                    [start, stop] => (signed(start, r), signed(stop, r), 1),
-                    [start, stop, step, ..] => (signed(start, r), signed(stop, r), signed(step, r)),
+                    [stop] => (0, stop.signed(r), 1),
+                    [start, stop] => (start.signed(r), stop.signed(r), 1),
+                    [start, stop, step, ..] => (start.signed(r), stop.signed(r), step.signed(r)),
                     [] => (0, 0, 1),
                 };
                 let span = (stop as i128 - start as i128).unsigned_abs();
@@ -380,6 +465,8 @@ mod tests {
             "SELECT regexp_replace('13812345678', '(\\d{3})\\d{4}(\\d{4})', '\\1****\\2')",
             "SELECT concat('a', 'b'), concat_ws(',', 'a', 'b'), array_repeat(1, 3)",
             "SELECT array_resize([1], 3), range(5), generate_series(1, 3), range(10, 0, -3)",
+            "SELECT range(DATE '2025-01-01', DATE '2025-12-31', INTERVAL '1 day'), array_replace_all([1, 2, 1], 1, 3)",
+            "SELECT to_char(DATE '2025-01-01', '%Y-%m-%d'), date_format(TIMESTAMP '2025-01-01 08:00:00', '%H:%M')",
             "SELECT repeat(v, 2) FROM (VALUES ('a'), (NULL)) t(v)",
         ] {
             run(sql).await.unwrap();
@@ -413,6 +500,22 @@ mod tests {
             ("SELECT array_repeat('x', 100000000)", "array_repeat"),
             ("SELECT array_resize([1], 100000000)", "array_resize"),
             ("SELECT range(1, 500000000)", "range"),
+            (
+                "SELECT cardinality(range(TIMESTAMP '2025-01-01', TIMESTAMP '2025-01-05', INTERVAL '1 millisecond'))",
+                "range",
+            ),
+            (
+                "SELECT generate_series(DATE '1970-01-01', DATE '2100-01-01', INTERVAL '1 second')",
+                "generate_series",
+            ),
+            (
+                "SELECT array_replace_all(array_repeat('a', 5000), 'a', repeat('b', 60000))",
+                "array_replace_all",
+            ),
+            (
+                "SELECT to_char(to_timestamp(value), repeat('%c', 30000)) FROM generate_series(1, 2000)",
+                "to_char",
+            ),
             (
                 "SELECT generate_series(-9223372036854775807, 9223372036854775807)",
                 "generate_series",

@@ -657,6 +657,15 @@ fn check_cte_copies(statement: &Statement) -> Result<()> {
     use std::collections::HashMap;
     use std::ops::ControlFlow;
 
+    /// A name as the planner compares it: unquoted folded to lower case,
+    /// quoted as written (`"A1"` and `a1` are two CTEs).
+    fn normal(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
+        match ident.quote_style {
+            Some(_) => ident.value.clone(),
+            None => ident.value.to_lowercase(),
+        }
+    }
+
     #[derive(Default)]
     struct Copies {
         /// each CTE's body (by address) and its name
@@ -675,15 +684,17 @@ fn check_cte_copies(statement: &Statement) -> Result<()> {
                 self.open.push((at, name.clone(), 0));
             }
             for cte in query.with.iter().flat_map(|w| &w.cte_tables) {
-                let name = cte.alias.name.value.to_lowercase();
-                self.bodies.insert(&*cte.query as *const Query, name);
+                self.bodies
+                    .insert(&*cte.query as *const Query, normal(&cte.alias.name));
             }
             ControlFlow::Continue(())
         }
         fn post_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
             if self.open.len() > 1 && self.open.last().map(|o| o.0) == Some(query as *const _) {
                 let (_, name, read) = self.open.pop().unwrap_or_default();
-                self.weight.insert(name, read.saturating_add(1));
+                // a name defined twice (in nested WITHs) keeps the heavier weight
+                let weight = self.weight.entry(name).or_default();
+                *weight = (*weight).max(read.saturating_add(1));
             }
             ControlFlow::Continue(())
         }
@@ -694,7 +705,7 @@ fn check_cte_copies(statement: &Statement) -> Result<()> {
             let Some(ident) = part.as_ident() else {
                 return ControlFlow::Continue(());
             };
-            let Some(weight) = self.weight.get(&ident.value.to_lowercase()) else {
+            let Some(weight) = self.weight.get(&normal(ident)) else {
                 return ControlFlow::Continue(());
             };
             let Some(open) = self.open.last_mut() else {

@@ -620,6 +620,22 @@ async fn a_plan_that_doubles_with_each_cte_is_refused() {
             && err.contains(&citylake_engine::MAX_PLAN_NODES.to_string()),
         "{err}"
     );
+    // quoted names are other CTEs than their unquoted lower-case twins: a light
+    // `aK` defined after each heavy `"AK"` must not overwrite its weight
+    let quoted = (1..22)
+        .map(|i| {
+            format!(
+                "\"A{i}\" AS (SELECT * FROM \"A{p}\" UNION ALL SELECT * FROM \"A{p}\"), a{i} AS (SELECT 1 AS x)",
+                p = i - 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH \"A0\" AS (SELECT 1 AS x), a0 AS (SELECT 1 AS x), {quoted} SELECT count(*) FROM \"A21\""
+    );
+    let err = rows(&e, &dora(), &sql).await.unwrap_err().to_string();
+    assert!(err.contains(&MAX_CTE_COPIES.to_string()), "{err}");
     // the same as a scalar subquery inside an expression
     let sql = format!("SELECT ({}) AS n", doubling(30, ""));
     let err = rows(&e, &dora(), &sql).await.unwrap_err().to_string();
