@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use citylake_engine::Session;
+use citylake_engine::catalog::spec::{MoneyUnit, thousands};
 use citylake_engine::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -237,9 +238,16 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
     }
 
     eprintln!("[5/5] writing the report…");
+    let money = engine
+        .catalog()
+        .spec()
+        .evaluation
+        .as_ref()
+        .and_then(|e| e.money_unit)
+        .unwrap_or_default();
     let page = render(
         &args,
-        &bands,
+        &Settings { bands, money },
         &programs,
         &summary,
         &departments,
@@ -287,15 +295,22 @@ fn grade_class(grade: &str) -> &'static str {
 
 /// The report page. Every value is escaped by the template (maud); only the
 /// stylesheet, a constant, goes in as it is.
+/// The `[evaluation]` settings the page shows: grade bands and money's unit.
+struct Settings {
+    bands: [String; 3],
+    money: MoneyUnit,
+}
+
 fn render(
     args: &PerformanceArgs,
-    bands: &[String; 3],
+    settings: &Settings,
     programs: &Table,
     summary: &Table,
     departments: &Table,
     weakest: &Table,
     indicators: &Table,
 ) -> anyhow::Result<String> {
+    let (bands, money) = (&settings.bands, settings.money);
     let year = args.year;
     let scope = match &args.department {
         Some(d) => format!("{year} · {d}"),
@@ -308,9 +323,14 @@ fn render(
                 departments.get(i, "department").to_string(),
                 departments.num(i, "mean_score"),
                 format!(
-                    "{} ({} programs)",
-                    departments.get(i, "mean_score"),
-                    departments.get(i, "programs")
+                    "{} ({} {})",
+                    score(departments.get(i, "mean_score")),
+                    departments.get(i, "programs"),
+                    if departments.get(i, "programs") == "1" {
+                        "program"
+                    } else {
+                        "programs"
+                    }
                 ),
             )
         })
@@ -338,9 +358,24 @@ fn render(
         }
         notes.join("; ")
     };
+    // a boolean indicator is met or not; a count or amount is grouped by thousands
+    let boolean = |k: usize| indicators.get(k, "direction") == "boolean";
     let target = |k: usize| match indicators.get(k, "target_high") {
-        "" => indicators.get(k, "target_value").to_string(),
-        high => format!("{}–{high}", indicators.get(k, "target_value")),
+        _ if boolean(k) => "达成 met".to_string(),
+        "" => figure(indicators.get(k, "target_value")),
+        high => format!(
+            "{}–{}",
+            figure(indicators.get(k, "target_value")),
+            figure(high)
+        ),
+    };
+    let actual = |k: usize| match indicators.get(k, "actual_value") {
+        "" => String::new(),
+        v if boolean(k) => match v.parse::<f64>() {
+            Ok(x) if x != 0.0 => "达成 met".to_string(),
+            _ => "未达成 not met".to_string(),
+        },
+        v => figure(v),
     };
     let page = html! {
         (DOCTYPE)
@@ -364,10 +399,10 @@ fn render(
                     h2 { "概况 Summary" }
                     div.cards {
                         div.card { b { (s("programs")) } span { "评价项目 programs evaluated" } }
-                        div.card { b { (s("budget")) } span { "预算 budget (元 yuan)" } }
-                        div.card { b { (s("spent")) } span { "支出 spent (元 yuan)" } }
+                        div.card { b { (money.format(summary.num(0, "budget"))) } span { "预算 budget (" (money.label()) ")" } }
+                        div.card { b { (money.format(summary.num(0, "spent"))) } span { "支出 spent (" (money.label()) ")" } }
                         div.card { b { (pct(summary.num(0, "rate"))) } span { "预算执行率 budget execution" } }
-                        div.card { b { (s("mean_score")) } span { "平均得分 mean score" } }
+                        div.card { b { (score(&s("mean_score"))) } span { "平均得分 mean score" } }
                     }
                     table.grades {
                         tr {
@@ -426,11 +461,11 @@ fn render(
                             tr {
                                 td { a href=(format!("#p{id}")) { (id) " " (programs.get(i, "program_name")) } }
                                 td { (programs.get(i, "department")) }
-                                td { (or_dash(programs.get(i, "decision_score"))) }
-                                td { (or_dash(programs.get(i, "process_score"))) }
-                                td { (or_dash(programs.get(i, "output_score"))) }
-                                td { (or_dash(programs.get(i, "outcome_score"))) }
-                                td { b { (programs.get(i, "total_score")) } }
+                                td { (or_dash(&score(programs.get(i, "decision_score")))) }
+                                td { (or_dash(&score(programs.get(i, "process_score")))) }
+                                td { (or_dash(&score(programs.get(i, "output_score")))) }
+                                td { (or_dash(&score(programs.get(i, "outcome_score")))) }
+                                td { b { (score(programs.get(i, "total_score"))) } }
                                 td class=(grade_class(grade)) { (grade) " " (programs.get(i, "grade_en")) }
                                 td { (pct(programs.num(i, "budget_execution_rate"))) }
                                 td { (notes(i)) }
@@ -450,10 +485,10 @@ fn render(
                             }
                             p {
                                 "部门 " (programs.get(i, "department"))
-                                " · 预算 budget " (programs.get(i, "budget_amount"))
-                                " · 支出 spent " (programs.get(i, "spent"))
+                                " · 预算 budget " (money.format(programs.num(i, "budget_amount"))) " " (money.label())
+                                " · 支出 spent " (money.format(programs.num(i, "spent"))) " " (money.label())
                                 " · 执行率 execution " (pct(programs.num(i, "budget_execution_rate")))
-                                " · 总分 total " b { (programs.get(i, "total_score")) }
+                                " · 总分 total " b { (score(programs.get(i, "total_score"))) }
                             }
                             table {
                                 tr {
@@ -468,11 +503,11 @@ fn render(
                                         td { (indicators.get(k, "indicator_name")) }
                                         td { (indicators.get(k, "direction")) }
                                         td { (target(k)) }
-                                        td { (or_missing(indicators.get(k, "actual_value"))) }
+                                        td { (or_missing(&actual(k))) }
                                         td { (indicators.get(k, "unit")) }
                                         td { (indicators.get(k, "weight")) }
                                         td {
-                                            (or_missing(indicators.get(k, "score")))
+                                            (or_missing(&score(indicators.get(k, "score"))))
                                             @if indicators.get(k, "over_completed") == "true" { " ⚑" }
                                         }
                                     }
@@ -486,6 +521,28 @@ fn render(
         }
     };
     Ok(page.into_string() + "\n")
+}
+
+/// A score with two decimals (empty stays empty).
+fn score(value: &str) -> String {
+    match value.parse::<f64>() {
+        Ok(v) => format!("{v:.2}"),
+        Err(_) => value.to_string(),
+    }
+}
+
+/// A figure as the data gives it, grouped by thousands (`9717` → `9,717`,
+/// `1234.5` → `1,234.5`).
+fn figure(value: &str) -> String {
+    match value.parse::<f64>() {
+        Ok(v) => {
+            let decimals = value
+                .split_once('.')
+                .map_or(0, |(_, f)| f.trim_end_matches('0').len());
+            thousands(v, decimals.min(4))
+        }
+        Err(_) => value.to_string(),
+    }
 }
 
 fn pct(rate: f64) -> String {

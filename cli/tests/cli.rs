@@ -388,6 +388,20 @@ fn performance_report_numbers_equal_a_plain_sql_recomputation() {
         "no network resource in the page"
     );
     assert!(out.path().join("scores.parquet").exists());
+    // money grouped by thousands with two decimals, in the unit the catalog chooses (元 by default);
+    // boolean indicators as met or not; scores with two decimals
+    let budget = page.find("预算 budget (元 yuan)").expect("the budget card");
+    let card = &page[page[..budget].rfind("<b>").unwrap() + 3..budget];
+    let figure = &card[..card.find("</b>").unwrap()];
+    assert!(
+        figure.contains(',') && figure.rsplit('.').next().unwrap().len() == 2,
+        "{figure}"
+    );
+    assert!(
+        page.contains("达成 met"),
+        "boolean indicators read as met / not met"
+    );
+    assert!(!page.contains("<b>0.5</b>") && !page.contains("<td>1.0</td>"));
     // the scores recomputed from the raw tables with plain SQL (no citylake function)
     let script = out.path().join("check.sql");
     let csv = out.path().join("scores.csv");

@@ -131,6 +131,63 @@ pub struct EvaluationSection {
     /// actual / target above which an indicator is flagged (default 1.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub over_completion_threshold: Option<f64>,
+    /// The unit money is shown in by the evaluation report: `元` (default) or
+    /// `万元` (ten thousand yuan, as finance bureaus usually write budgets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub money_unit: Option<MoneyUnit>,
+}
+
+/// How the evaluation report shows money.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MoneyUnit {
+    /// 元, with two decimals.
+    #[default]
+    #[serde(rename = "元", alias = "yuan")]
+    Yuan,
+    /// 万元 (10,000 元), with two decimals.
+    #[serde(rename = "万元", alias = "wan", alias = "wan_yuan")]
+    WanYuan,
+}
+
+impl MoneyUnit {
+    /// `amount` (in 元) in this unit, with thousands separators and two decimals.
+    pub fn format(self, amount: f64) -> String {
+        match self {
+            MoneyUnit::Yuan => thousands(amount, 2),
+            MoneyUnit::WanYuan => thousands(amount / 10_000.0, 2),
+        }
+    }
+
+    /// The unit's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            MoneyUnit::Yuan => "元 yuan",
+            MoneyUnit::WanYuan => "万元 10k yuan",
+        }
+    }
+}
+
+/// `value` with `decimals` decimals and a comma between each group of three
+/// integer digits (`1234567.891` → `1,234,567.89`).
+pub fn thousands(value: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals, value.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let mut grouped = String::new();
+    for (i, digit) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if value < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        "-"
+    } else {
+        ""
+    };
+    match frac {
+        "" => format!("{sign}{grouped}"),
+        f => format!("{sign}{grouped}.{f}"),
+    }
 }
 
 /// One `[[views]]` entry: a SQL view over the datasets (and earlier views).

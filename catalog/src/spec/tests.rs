@@ -330,3 +330,18 @@ fn governance_fields_default_closed() {
     assert_eq!(ds.classification, Classification::Restricted);
     assert_eq!(ds.update_frequency, "static");
 }
+
+#[test]
+fn money_is_grouped_by_thousands_in_the_chosen_unit() {
+    assert_eq!(thousands(1_234_567.891, 2), "1,234,567.89");
+    assert_eq!(thousands(999.0, 0), "999");
+    assert_eq!(thousands(-1_000.0, 0), "-1,000");
+    assert_eq!(thousands(-0.001, 2), "0.00");
+    assert_eq!(MoneyUnit::WanYuan.format(123_456_789.0), "12,345.68");
+    assert_eq!(MoneyUnit::Yuan.format(9_717.0), "9,717.00");
+    let unit: EvaluationSection = toml::from_str("money_unit = \"万元\"").unwrap();
+    assert_eq!(unit.money_unit, Some(MoneyUnit::WanYuan));
+    let unit: EvaluationSection = toml::from_str("money_unit = \"yuan\"").unwrap();
+    assert_eq!(unit.money_unit, Some(MoneyUnit::Yuan));
+    assert!(toml::from_str::<EvaluationSection>("money_unit = \"dollars\"").is_err());
+}
