@@ -8,8 +8,10 @@
 //! payees) add up exactly to the amount spent and bunch up in the fourth quarter,
 //! as year-end spending does. Indicators follow the self-evaluation framework of
 //! 财预〔2020〕10号 as docs/standards.md §4 gives it: budget execution 10 (process),
-//! output 50, benefit 30 and satisfaction 10 (outcome); 30 % of programs also
-//! carry a 10-point decision indicator, taken from output. The budget-execution
+//! output 50, benefit 30 and satisfaction 10 (outcome), with every level of the
+//! framework present: each program carries a 10-point decision indicator
+//! (绩效目标明确性), its points taken from output (quantity 10, timeliness 5)
+//! so the total stays 100. The budget-execution
 //! indicator's actual value is the rate computed from the payments. 1 % of
 //! actual values are not reported (NULL), and every tenth program (id ending in 3)
 //! has not reported the satisfaction survey of its last year. `payee` is a trade secret.
@@ -305,7 +307,6 @@ fn program_indicators(world: &World, p: &Program, y: i32) -> Vec<Indicator> {
     let key = (p.id as u64) << 16 | y as u64;
     let q = year_quality(world, p, y);
     let e = |k: u64| n.normal(S_IND, key, k);
-    let decision = n.unit(S_IND, p.id as u64, 0) < 0.3;
     let rate = spent_fen(world, p, y) as f64 / budget_fen(p, y) as f64 * 100.0;
     let (item, unit) = quantity_item(p.department);
     let qty_target = n.range(S_IND, key, 1, 20, 2_000) as f64;
@@ -323,21 +324,18 @@ fn program_indicators(world: &World, p: &Program, y: i32) -> Vec<Indicator> {
             unit,
             weight,
         };
-    let mut v = vec![];
-    if decision {
-        let met = if q + 0.2 * e(4) > 0.25 { 1.0 } else { 0.0 };
-        v.push(ind(
-            "decision",
-            "performance_target",
-            "绩效目标明确性",
-            "boolean",
-            1.0,
-            None,
-            met,
-            "是/否",
-            10.0,
-        ));
-    }
+    let met = if q + 0.2 * e(4) > 0.25 { 1.0 } else { 0.0 };
+    let mut v = vec![ind(
+        "decision",
+        "performance_target",
+        "绩效目标明确性",
+        "boolean",
+        1.0,
+        None,
+        met,
+        "是/否",
+        10.0,
+    )];
     v.push(ind(
         "process",
         "budget_execution",
@@ -358,7 +356,7 @@ fn program_indicators(world: &World, p: &Program, y: i32) -> Vec<Indicator> {
         None,
         (qty_target * (0.55 + 0.55 * q + 0.1 * e(5)).clamp(0.3, 1.4)).round(),
         unit,
-        if decision { 10.0 } else { 15.0 },
+        10.0,
     ));
     v.push(ind(
         "output",
@@ -381,7 +379,7 @@ fn program_indicators(world: &World, p: &Program, y: i32) -> Vec<Indicator> {
         None,
         on_time,
         "是/否",
-        if decision { 5.0 } else { 10.0 },
+        5.0,
     ));
     v.push(ind(
         "output",
