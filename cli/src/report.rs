@@ -557,7 +557,7 @@ fn or_missing(s: &str) -> &str {
     if s.is_empty() { "缺失 missing" } else { s }
 }
 
-const CSS: &str = "body{font-family:'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif;margin:2em;color:#1a202c}\
+const CSS: &str = "body{font-family:'Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','WenQuanYi Zen Hei','PingFang SC','Microsoft YaHei',sans-serif;margin:2em;color:#1a202c}\
 h1 small{font-size:.55em;color:#4a5568}h2{border-bottom:2px solid #2b6cb0;padding-bottom:.2em;margin-top:1.6em}\
 .scope{font-size:1.2em}.note{color:#4a5568;font-size:.9em}.cards{display:flex;flex-wrap:wrap;gap:1em}\
 .card{border:1px solid #cbd5e0;border-radius:6px;padding:.8em 1.2em;min-width:10em}.card b{display:block;font-size:1.4em}\
