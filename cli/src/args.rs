@@ -198,7 +198,8 @@ pub struct LocalUser {
 /// Engine settings shared by every command that runs queries.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// Memory for query execution (e.g. 2GiB); sorts, joins and aggregates spill to disk beyond it.
+    /// Memory for query execution (e.g. 2GiB; default: half of the machine's memory); sorts,
+    /// joins and aggregates spill to disk beyond it.
     #[arg(long, env = "CITYLAKE_MEMORY_LIMIT", value_parser = parse_size)]
     pub memory_limit: Option<usize>,
     /// Directory for spill files (default: the system temp directory).

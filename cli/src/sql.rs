@@ -41,10 +41,26 @@ pub fn resolve_catalog(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(catalog)
 }
 
+/// The memory pool when `--memory-limit` is not given: half of the machine's
+/// memory (Linux: `MemTotal` of /proc/meminfo), so that a query that keeps
+/// growing — a recursive CTE, an aggregate of huge values — spills or fails
+/// alone instead of taking the process and every other query with it. `None`
+/// (unbounded, DataFusion's default) where the total cannot be read.
+fn default_memory_limit() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    half_of_mem_total(&meminfo)
+}
+
+fn half_of_mem_total(meminfo: &str) -> Option<usize> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.checked_mul(1024)? / 2).filter(|&n| n >= 64 << 20)
+}
+
 /// Builds the engine for a catalog with the shared engine flags.
 pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<Engine> {
     let mut config = EngineConfig::new(catalog);
-    config.memory_limit = args.memory_limit;
+    config.memory_limit = args.memory_limit.or_else(default_memory_limit);
     config.spill_dir = args.spill_dir.clone();
     config.target_partitions = args.target_partitions;
     if let Some(ttl) = args.list_cache_ttl {
@@ -307,6 +323,15 @@ fn position(message: &str) -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_default_memory_pool_is_half_the_machine() {
+        let meminfo = "MemTotal:       24615896 kB\nMemFree:         1000 kB\n";
+        assert_eq!(super::half_of_mem_total(meminfo), Some(24615896 * 1024 / 2));
+        assert_eq!(super::half_of_mem_total("MemFree: 1 kB"), None);
+        assert_eq!(super::half_of_mem_total("MemTotal: 1000 kB"), None);
+    }
+
     use super::position;
 
     #[test]
