@@ -84,3 +84,35 @@ def test_report_renders_in_chromium(lake, tmp_path):
     assert ink > 0.02 * (width // 4) * (height // 4), "there is content on the page"
     # the bar colours of both charts are drawn
     assert bytes((0x2b, 0x6c, 0xb0)) in colours and bytes((0x2f, 0x85, 0x5a)) in colours
+
+
+def test_chinese_labels_render_as_glyphs_not_boxes(lake, tmp_path):
+    """The report's own font stack draws Chinese: two different Chinese strings of the same length
+    give different pixels (a missing font draws every character as the same box), and both differ
+    from a string of code points no font has."""
+    import re
+    out = tmp_path / "report"
+    done = subprocess.run([binary(), "report", "performance", "--year", "2025", "--catalog",
+                           str(lake / "catalog.toml"), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    fonts = re.search(r"body\{font-family:([^;]+);", (out / "index.html").read_text()).group(1)
+
+    def shot(text, name):
+        page = tmp_path / f"{name}.html"
+        page.write_text(f"<!DOCTYPE html><html lang='zh-CN'><meta charset='utf-8'>"
+                        f"<body style=\"margin:0;font-family:{fonts};font-size:48px\">{text}</body></html>",
+                        encoding="utf-8")
+        png = tmp_path / f"{name}.png"
+        done = subprocess.run([chromium(), *[f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")],
+                               "--window-size=600,100", f"--screenshot={png}", page.as_uri()],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and png.exists(), done.stderr
+        return pixels(png.read_bytes())[3]
+
+    title = shot("专项资金绩效", "title")
+    same = shot("专专专专专专", "same")
+    missing = shot("\U000F0000" * 6, "missing")
+    ink = sum(px != 255 for row in title for px in row)
+    assert ink > 500, "the Chinese text is drawn"
+    assert title != same, "different characters are different glyphs (not the same box six times)"
+    assert title != missing and same != missing, "Chinese is drawn with a font, not as missing glyphs"
