@@ -3,7 +3,9 @@
 //! Every number comes from SQL over the catalog's views (`finance.program_scores`,
 //! `finance.indicator_scores`), so each can be reproduced with `citylake sql`.
 //! Output: `index.html` (self-contained: inline CSS and SVG, no network, a print
-//! stylesheet), `scores.csv` and `scores.parquet` with the programs' scores.
+//! stylesheet), `scores.csv` and `scores.parquet` with the programs' scores for
+//! machines, and `scores.xlsx` for a spreadsheet (numbers as numbers, with
+//! formats: money grouped by thousands, scores with two decimals, rates as %).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -32,7 +34,7 @@ pub struct PerformanceArgs {
     /// Catalog file. Default: ./data/lake/catalog.toml, generated (scale 0.1) when absent.
     #[arg(long, env = "CITYLAKE_CATALOG")]
     pub catalog: Option<PathBuf>,
-    /// Directory to write index.html, scores.csv and scores.parquet into.
+    /// Directory to write index.html, scores.csv, scores.parquet and scores.xlsx into.
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
@@ -236,6 +238,9 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
         crate::output::write_stream(Box::pin(stream), format, &mut out).await?;
         std::io::Write::flush(&mut out)?;
     }
+
+    let xlsx = args.out.join("scores.xlsx");
+    write_xlsx(&programs, &xlsx).with_context(|| format!("writing {}", xlsx.display()))?;
 
     eprintln!("[5/5] writing the report…");
     let money = engine
@@ -521,6 +526,50 @@ fn render(
         }
     };
     Ok(page.into_string() + "\n")
+}
+
+/// The programs' rows as a worksheet: a frozen header, numbers as numbers
+/// with the format their column calls for, text (Chinese included) as text.
+fn write_xlsx(programs: &Table, path: &std::path::Path) -> anyhow::Result<()> {
+    use rust_xlsxwriter::{Format as Cell, Workbook};
+    let money = Cell::new().set_num_format("#,##0.00");
+    let score = Cell::new().set_num_format("0.00");
+    let rate = Cell::new().set_num_format("0.0%");
+    let header = Cell::new().set_bold();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("scores")?;
+    for (c, field) in programs.schema.fields().iter().enumerate() {
+        let c = u16::try_from(c)?;
+        sheet.write_string_with_format(0, c, field.name(), &header)?;
+        let numeric = field.data_type().is_numeric();
+        let format = match field.name().as_str() {
+            "budget_amount" | "spent" => Some(&money),
+            "budget_execution_rate" => Some(&rate),
+            n if n.ends_with("_score") => Some(&score),
+            _ => None,
+        };
+        for (r, row) in programs.rows.iter().enumerate() {
+            let r = u32::try_from(r + 1)?;
+            let Some(value) = row[usize::from(c)].as_deref() else {
+                continue;
+            };
+            match (numeric, value.parse::<f64>()) {
+                (true, Ok(v)) => match format {
+                    Some(f) => sheet.write_number_with_format(r, c, v, f)?,
+                    None => sheet.write_number(r, c, v)?,
+                },
+                _ if field.data_type() == &arrow::datatypes::DataType::Boolean => {
+                    sheet.write_boolean(r, c, value == "true")?
+                }
+                _ => sheet.write_string(r, c, value)?,
+            };
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    sheet.autofit();
+    workbook.save(path)?;
+    Ok(())
 }
 
 /// A score with two decimals (empty stays empty).

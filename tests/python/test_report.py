@@ -116,3 +116,32 @@ def test_chinese_labels_render_as_glyphs_not_boxes(lake, tmp_path):
     assert ink > 500, "the Chinese text is drawn"
     assert title != same, "different characters are different glyphs (not the same box six times)"
     assert title != missing and same != missing, "Chinese is drawn with a font, not as missing glyphs"
+
+
+def test_scores_open_in_a_spreadsheet_with_numbers_and_chinese_intact(lake, tmp_path):
+    """scores.xlsx (for Excel) holds the same programs as scores.csv, numbers as numbers with the
+    formats a finance reader expects, and the programs' Chinese names intact."""
+    import csv
+    import openpyxl
+    out = tmp_path / "report"
+    done = subprocess.run([binary(), "report", "performance", "--year", "2025", "--catalog",
+                           str(lake / "catalog.toml"), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with open(out / "scores.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    sheet = openpyxl.load_workbook(out / "scores.xlsx").active
+    header = [c.value for c in sheet[1]]
+    assert header == list(rows[0].keys())
+    assert sheet.freeze_panes == "A2"
+    col = {name: i for i, name in enumerate(header)}
+    cells = list(sheet.iter_rows(min_row=2))
+    assert len(cells) == len(rows)
+    for cell_row, row in zip(cells, rows):
+        name = cell_row[col["program_name"]].value
+        assert name == row["program_name"] and any("\u4e00" <= ch <= "\u9fff" for ch in name)
+        budget = cell_row[col["budget_amount"]]
+        assert isinstance(budget.value, (int, float)) and abs(budget.value - float(row["budget_amount"])) < 0.005
+        assert budget.number_format == "#,##0.00"
+        total = cell_row[col["total_score"]]
+        assert abs(total.value - float(row["total_score"])) < 1e-9 and total.number_format == "0.00"
+        assert cell_row[col["budget_execution_rate"]].number_format == "0.0%"
