@@ -401,7 +401,20 @@ fn performance_report_numbers_equal_a_plain_sql_recomputation() {
         page.contains("达成 met"),
         "boolean indicators read as met / not met"
     );
-    assert!(!page.contains("<b>0.5</b>") && !page.contains("<td>1.0</td>"));
+    // every program's total (the bold cell of its row) has exactly two decimals
+    let totals: Vec<&str> = page
+        .split("<td><b>")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("</b>").unwrap()])
+        .collect();
+    assert!(!totals.is_empty());
+    for total in totals {
+        assert_eq!(
+            total.split_once('.').map(|(_, d)| d.len()),
+            Some(2),
+            "{total}"
+        );
+    }
     // the scores recomputed from the raw tables with plain SQL (no citylake function)
     let script = out.path().join("check.sql");
     let csv = out.path().join("scores.csv");

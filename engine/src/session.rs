@@ -1011,8 +1011,16 @@ impl Session {
     /// The datasets `plan` reads and the columns masked for this principal
     /// among them, each comma-separated.
     fn touched(&self, plan: &LogicalPlan) -> (String, String) {
-        let state = self.ctx.state();
-        let datasets = datasets_of(plan, &state.config_options().catalog.default_schema);
+        // the session's schema, read in place (cloning the state per query costs its registries)
+        let default_schema = self
+            .ctx
+            .state_ref()
+            .read()
+            .config_options()
+            .catalog
+            .default_schema
+            .clone();
+        let datasets = datasets_of(plan, &default_schema);
         let masked: Vec<&str> = datasets
             .iter()
             .filter_map(|d| self.masked_columns.get(d))
