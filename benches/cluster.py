@@ -76,7 +76,7 @@ def main():
     cluster = Cluster(a.binary, executors=a.executors, slots=a.slots, work_dir=str(tmp))
     single = serve(a.binary, lake / "catalog.toml", users, ["--audit-dir", str(tmp / "audit1")])
     front = serve(a.binary, lake / "catalog.toml", users,
-                  ["--cluster", cluster.location, "--audit-dir", str(tmp / "audit2")])
+                  [*cluster.front_args(), "--audit-dir", str(tmp / "audit2")])
     results = []
     try:
         for name, sql, _ in workload():

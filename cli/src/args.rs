@@ -258,6 +258,8 @@ pub struct EngineArgs {
     /// policy, masking and audit stay here. Needs the `cluster` build feature.
     #[arg(long, env = "CITYLAKE_CLUSTER")]
     pub cluster: Option<String>,
+    #[command(flatten)]
+    pub cluster_tls: crate::cluster::ClusterTlsArgs,
 }
 
 pub fn parse_size(s: &str) -> Result<usize, String> {

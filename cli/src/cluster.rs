@@ -15,6 +15,39 @@ pub enum ClusterCommand {
     Scheduler(SchedulerArgs),
     /// Run a Ballista executor that knows citylake's functions and stores.
     Executor(ExecutorArgs),
+    /// Write certificates for mutual TLS between the cluster's processes: a CA
+    /// (made once, in DIR/ca.pem and DIR/ca.key) and a certificate for one node
+    /// (DIR/NAME.pem, DIR/NAME.key) signed by it.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory of the CA and the node certificates.
+    pub dir: PathBuf,
+    /// Host name or IP address the node is reached by (repeat for several).
+    #[arg(long = "host", required = true)]
+    pub hosts: Vec<String>,
+    /// File name of the node's certificate and key.
+    #[arg(long, default_value = "node")]
+    pub name: String,
+}
+
+/// Mutual TLS between the cluster's processes: the CA every node trusts and
+/// this node's certificate and key (PEM; `citylake cluster certs` writes them).
+/// Required on every node — scheduler, executors, front end — for addresses
+/// other than loopback.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterTlsArgs {
+    /// The cluster's CA certificate.
+    #[arg(long, env = "CITYLAKE_CLUSTER_CA", requires_all = ["cluster_cert", "cluster_key"])]
+    pub cluster_ca: Option<PathBuf>,
+    /// This node's certificate, signed by the CA.
+    #[arg(long, env = "CITYLAKE_CLUSTER_CERT", requires_all = ["cluster_ca", "cluster_key"])]
+    pub cluster_cert: Option<PathBuf>,
+    /// This node's private key.
+    #[arg(long, env = "CITYLAKE_CLUSTER_KEY", requires_all = ["cluster_ca", "cluster_cert"])]
+    pub cluster_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -27,7 +60,7 @@ pub struct SchedulerArgs {
     )]
     pub bind: SocketAddr,
     #[command(flatten)]
-    pub network: Network,
+    pub tls: ClusterTlsArgs,
     /// Seconds without a heartbeat after which an executor is lost and its
     /// tasks run elsewhere.
     #[arg(long, default_value_t = 30)]
@@ -43,10 +76,7 @@ pub struct ExecutorArgs {
     #[arg(long, default_value = "127.0.0.1:50060")]
     pub bind: SocketAddr,
     #[command(flatten)]
-    pub network: Network,
-    /// Port of the executor's gRPC service (default: the Flight port + 1).
-    #[arg(long)]
-    pub grpc_port: Option<u16>,
+    pub tls: ClusterTlsArgs,
     /// Tasks run at once (default: the number of cores).
     #[arg(long)]
     pub slots: Option<usize>,
@@ -61,29 +91,32 @@ pub struct ExecutorArgs {
     pub heartbeat: u64,
 }
 
-/// Where a cluster node may listen.
-#[derive(Debug, Args)]
-pub struct Network {
-    /// Listen on an address other than loopback although the cluster's gRPC and
-    /// Flight endpoints authenticate nobody (Ballista 55 has no hook for it): pass
-    /// it only when nothing but the front end and the other nodes can reach the
-    /// address (a private network, a firewall).
-    #[arg(long)]
-    pub unauthenticated_network: bool,
-}
+impl ClusterTlsArgs {
+    fn given(&self) -> bool {
+        self.cluster_ca.is_some()
+    }
 
-impl Network {
-    /// Refuses a non-loopback `bind` unless the operator said the network is closed.
-    pub fn check(&self, bind: SocketAddr) -> anyhow::Result<()> {
-        if bind.ip().is_loopback() || self.unauthenticated_network {
+    /// Refuses a node listening beyond loopback without mutual TLS.
+    pub fn check_bind(&self, bind: SocketAddr) -> anyhow::Result<()> {
+        if bind.ip().is_loopback() || self.given() {
             return Ok(());
         }
         anyhow::bail!(
-            "refusing to listen on {bind}: a cluster node authenticates no caller, so anyone who \
-             reaches it could run plans over the raw lake, around the access policy. Bind to \
-             loopback, or pass --unauthenticated-network if only the front end and the other \
-             nodes can reach this address"
+            "refusing to listen on {bind} without mutual TLS: anyone who reaches a cluster node \
+             could run plans over the raw lake, around the access policy. Bind to loopback, or \
+             give every node --cluster-ca, --cluster-cert and --cluster-key (`citylake cluster \
+             certs` writes them)"
         )
+    }
+
+    #[cfg(feature = "cluster")]
+    fn load(&self) -> anyhow::Result<Option<citylake_cluster::ClusterTls>> {
+        match (&self.cluster_ca, &self.cluster_cert, &self.cluster_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                Ok(Some(citylake_cluster::ClusterTls::load(ca, cert, key)?))
+            }
+            _ => Ok(None),
+        }
     }
 }
 
@@ -96,10 +129,19 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     use citylake_cluster::node;
     match command {
         ClusterCommand::Scheduler(args) => {
-            args.network.check(args.bind)?;
+            args.tls.check_bind(args.bind)?;
+            let tls = args.tls.load()?;
+            if tls.is_none() {
+                eprintln!(
+                    "note: no --cluster-ca/--cluster-cert/--cluster-key: every account on this \
+                     machine can reach the scheduler on {}",
+                    args.bind
+                );
+            }
             let options = node::SchedulerOptions {
                 bind: args.bind,
                 executor_timeout: Duration::from_secs(args.executor_timeout),
+                tls,
             };
             node::run_scheduler(options, |addr| {
                 println!("citylake cluster scheduler listening on {addr}");
@@ -111,20 +153,13 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("scheduler: {e}"))?;
         }
         ClusterCommand::Executor(args) => {
-            args.network.check(args.bind)?;
+            args.tls.check_bind(args.bind)?;
+            let tls = args.tls.load()?;
             let (host, port) = args
                 .scheduler
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
                 .with_context(|| format!("--scheduler {}: expected HOST:PORT", args.scheduler))?;
-            let grpc_port = match args.grpc_port {
-                Some(p) => p,
-                None => args
-                    .bind
-                    .port()
-                    .checked_add(1)
-                    .context("--bind: no port after it for gRPC; pass --grpc-port")?,
-            };
             let slots = args
                 .slots
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -136,14 +171,35 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
             node::run_executor(node::ExecutorOptions {
                 scheduler: (host, port),
                 bind: args.bind,
-                grpc_port,
                 slots,
                 work_dir: args.work_dir,
                 memory_limit: args.memory_limit.map(|n| n as u64),
                 heartbeat: Duration::from_secs(args.heartbeat),
+                tls,
             })
             .await
             .map_err(|e| anyhow::anyhow!("executor: {e}"))?;
+        }
+        ClusterCommand::Certs(args) => {
+            let made = citylake_cluster::tls::generate(&args.dir, &args.name, &args.hosts)
+                .map_err(|e| anyhow::anyhow!("cluster certs: {e}"))?;
+            if made.new_ca {
+                println!(
+                    "wrote the cluster's CA: {} (give to every node) and its key {} (keep it \
+                     off the nodes; it signs more)",
+                    made.ca.display(),
+                    made.ca_key.display()
+                );
+            }
+            println!(
+                "wrote {} and {} for {}: --cluster-ca {} --cluster-cert {} --cluster-key {}",
+                made.cert.display(),
+                made.key.display(),
+                args.hosts.join(", "),
+                made.ca.display(),
+                made.cert.display(),
+                made.key.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -158,15 +214,17 @@ pub async fn run(_command: ClusterCommand) -> anyhow::Result<ExitCode> {
 #[cfg(feature = "cluster")]
 pub async fn connect(
     location: &str,
+    tls: &ClusterTlsArgs,
 ) -> anyhow::Result<std::sync::Arc<dyn citylake_engine::remote::RemoteExecutor>> {
     Ok(std::sync::Arc::new(
-        citylake_cluster::Cluster::connect(location).await?,
+        citylake_cluster::Cluster::connect(location, tls.load()?).await?,
     ))
 }
 
 #[cfg(not(feature = "cluster"))]
 pub async fn connect(
     _location: &str,
+    _tls: &ClusterTlsArgs,
 ) -> anyhow::Result<std::sync::Arc<dyn citylake_engine::remote::RemoteExecutor>> {
     Err(not_built())
 }

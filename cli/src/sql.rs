@@ -95,7 +95,9 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     config.query_queue = args.query_queue;
     let engine = Engine::new(config).await?;
     Ok(match &args.cluster {
-        Some(location) => engine.with_remote(crate::cluster::connect(location).await?),
+        Some(location) => {
+            engine.with_remote(crate::cluster::connect(location, &args.cluster_tls).await?)
+        }
         None => engine,
     })
 }

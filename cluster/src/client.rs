@@ -15,15 +15,19 @@
 //!
 //! Dropping a result stream before its end (a client that cancels or goes
 //! away) cancels the cluster's job.
+//!
+//! With a [`ClusterTls`] every connection — to the scheduler, and to the
+//! executors for results — is mutual TLS; a scheduler on an address other
+//! than loopback is refused without it.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ballista_core::execution_plans::DistributedQueryExec;
-use ballista_core::extension::SessionStateExt;
-use ballista_core::serde::protobuf::CancelJobParams;
+use ballista_core::extension::{SessionConfigExt, SessionStateExt};
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::{CancelJobParams, GetJobStatusParams};
 use citylake_engine::catalog::parquet::LakeParquetFormat;
 use citylake_engine::{EngineError, Result};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -39,18 +43,24 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::protobuf::LogicalPlanNode;
 use futures::Stream;
 
+use crate::tls::ClusterTls;
+
 /// A Ballista cluster, addressed `df://host:port` (the scheduler).
 #[derive(Debug, Clone)]
 pub struct Cluster {
     location: String,
-    /// `http://host:port` of the scheduler's gRPC service.
+    /// `http://host:port` of the scheduler's gRPC service (made `https` by
+    /// `tls`).
     scheduler: String,
+    tls: Option<ClusterTls>,
 }
 
 impl Cluster {
-    /// Connects to the scheduler at `location` (`df://host:port`), failing
-    /// clearly when it is not there.
-    pub async fn connect(location: &str) -> Result<Self> {
+    /// Connects to the scheduler at `location` (`df://host:port`), over mutual
+    /// TLS with `tls`, failing clearly when it is not there, when it does not
+    /// accept this node's certificate, or when it is not on loopback and `tls`
+    /// is not given.
+    pub async fn connect(location: &str, tls: Option<ClusterTls>) -> Result<Self> {
         let bad = |why: String| EngineError::Config(format!("--cluster {location}: {why}"));
         let url = url::Url::parse(location).map_err(|e| bad(e.to_string()))?;
         if url.scheme() != "df" {
@@ -58,20 +68,83 @@ impl Cluster {
         }
         let host = url.host_str().ok_or_else(|| bad("no host".into()))?;
         let port = url.port().ok_or_else(|| bad("no port".into()))?;
+        // (`df:` is not a scheme the URL standard knows, so its host is
+        // opaque text, an IP address included)
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback && tls.is_none() {
+            return Err(bad(
+                "a scheduler beyond loopback is reached only over mutual TLS (--cluster-ca, \
+                 --cluster-cert, --cluster-key): plans and results would otherwise cross the \
+                 network unauthenticated and in plain text"
+                    .into(),
+            ));
+        }
         let scheduler = format!("http://{host}:{port}");
-        let endpoint = tonic::transport::Endpoint::from_shared(scheduler.clone())
-            .map_err(|e| bad(e.to_string()))?
-            .connect_timeout(std::time::Duration::from_secs(5));
-        endpoint.connect().await.map_err(|e| {
-            EngineError::Storage(format!(
-                "cannot reach the cluster's scheduler at {location}: {e}"
-            ))
-        })?;
-        Ok(Self {
+        let cluster = Self {
             location: location.to_string(),
             scheduler,
-        })
+            tls,
+        };
+        // A call, not only a connection: a TLS 1.3 server refuses a client's
+        // certificate after the handshake, on the first request.
+        let mut client = cluster.scheduler_client().await.map_err(|e| {
+            EngineError::Storage(format!(
+                "cannot reach the cluster's scheduler at {location}: {}",
+                causes(&e)
+            ))
+        })?;
+        client
+            .get_job_status(GetJobStatusParams {
+                job_id: "citylake-connection-check".into(),
+            })
+            .await
+            .map_err(|e| {
+                EngineError::Storage(format!(
+                    "the cluster's scheduler at {location} refused this node ({}): {}",
+                    if cluster.tls.is_some() {
+                        "is this node's certificate signed by the cluster's CA?"
+                    } else {
+                        "it may require mutual TLS: --cluster-ca, --cluster-cert, --cluster-key"
+                    },
+                    e.message()
+                ))
+            })?;
+        Ok(cluster)
     }
+
+    /// A client of the scheduler's gRPC service.
+    async fn scheduler_client(
+        &self,
+    ) -> std::result::Result<SchedulerGrpcClient<tonic::transport::Channel>, tonic::transport::Error>
+    {
+        let plain = tonic::transport::Endpoint::from_shared(self.scheduler.clone())?;
+        let endpoint = match &self.tls {
+            Some(tls) => tls.secure(&plain)?,
+            None => plain,
+        }
+        .connect_timeout(std::time::Duration::from_secs(5));
+        Ok(SchedulerGrpcClient::new(endpoint.connect().await?))
+    }
+}
+
+/// An error with its causes, `outer: inner: …` (tonic's transport errors say
+/// only "transport error" at the top).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Why `plan` cannot run on the cluster, if it cannot.
@@ -206,7 +279,13 @@ impl citylake_engine::remote::RemoteExecutor for Cluster {
         plan: LogicalPlan,
     ) -> Result<SendableRecordBatchStream> {
         let plan = portable(plan)?;
-        let ballista = state.clone().upgrade_for_ballista(self.scheduler.clone())?;
+        let mut ballista = state.clone().upgrade_for_ballista(self.scheduler.clone())?;
+        if let Some(tls) = &self.tls {
+            let config = std::mem::take(ballista.config_mut())
+                .with_ballista_use_tls(true)
+                .with_ballista_override_create_grpc_client_endpoint(tls.endpoint_override());
+            *ballista.config_mut() = config;
+        }
         let physical = ballista
             .query_planner()
             .create_physical_plan(&plan, &ballista)
@@ -216,7 +295,7 @@ impl citylake_engine::remote::RemoteExecutor for Cluster {
         Ok(Box::pin(CancelOnDrop {
             inner: stream,
             job,
-            scheduler: self.scheduler.clone(),
+            cluster: self.clone(),
             finished: false,
         }))
     }
@@ -226,7 +305,7 @@ impl citylake_engine::remote::RemoteExecutor for Cluster {
 struct CancelOnDrop {
     inner: SendableRecordBatchStream,
     job: Option<Job>,
-    scheduler: String,
+    cluster: Cluster,
     finished: bool,
 }
 
@@ -256,14 +335,15 @@ impl Drop for CancelOnDrop {
         let Some(job_id) = self.job.as_ref().and_then(job_id) else {
             return;
         };
-        let scheduler = self.scheduler.clone();
+        let cluster = self.cluster.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(job = %job_id, "no runtime to cancel the cluster job on");
             return;
         };
         runtime.spawn(async move {
             let result = async {
-                SchedulerGrpcClient::connect(scheduler)
+                cluster
+                    .scheduler_client()
                     .await?
                     .cancel_job(CancelJobParams {
                         job_id: job_id.clone(),

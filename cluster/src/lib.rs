@@ -10,11 +10,15 @@
 //!   `citylake sql --cluster` plan and enforce the policy locally, then hand the
 //!   optimized plan — scans of the lake's Parquet files under the policy's
 //!   projections and filters — to the scheduler and stream the results back.
+//! - [`tls`]: mutual TLS between all of them ([`ClusterTls`]), and the
+//!   certificates `citylake cluster certs` writes.
 //!
 //! Only this crate (and the CLI built with its `cluster` feature) depends on
 //! Ballista.
 
 pub mod client;
 pub mod node;
+pub mod tls;
 
 pub use client::Cluster;
+pub use tls::ClusterTls;

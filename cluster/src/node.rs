@@ -9,33 +9,54 @@
 //!   a query's settings;
 //! - object stores: `s3://` locations open a client from the node's own
 //!   environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, …) on first use;
-//!   credentials are never part of a query's settings.
+//!   credentials are never part of a query's settings;
+//! - mutual TLS when given a [`ClusterTls`] (see [`crate::tls`]), and only the
+//!   services the cluster needs: the scheduler serves Ballista's scheduler gRPC
+//!   service alone (no REST API, no Flight SQL, no Flight proxy: nobody but the
+//!   front end and the executors has business there), and tasks are pulled by
+//!   the executors, which therefore run no task-launch service.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow_flight::flight_service_server::FlightServiceServer;
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::error::BallistaError;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_executor::flight_service::BallistaFlightService;
+use ballista_executor::shutdown::Shutdown;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use ballista_scheduler::scheduler_process::create_scheduler;
 use citylake_engine::storage::EnvObjectStoreRegistry;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
+use crate::tls::ClusterTls;
+
 /// Errors of starting or running a node.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The session configuration every node starts from: Ballista's, with
-/// citylake's options.
-pub fn session_config() -> SessionConfig {
-    SessionConfig::new_with_ballista()
-        .with_option_extension(citylake_udfs::finance::EvaluationOptions::default())
+/// citylake's options, and with `tls` every connection Ballista opens from it
+/// (to the scheduler, to executors for shuffle data and results) over mutual
+/// TLS.
+pub fn session_config(tls: Option<&ClusterTls>) -> SessionConfig {
+    let config = SessionConfig::new_with_ballista()
+        .with_option_extension(citylake_udfs::finance::EvaluationOptions::default());
+    match tls {
+        Some(tls) => config
+            .with_ballista_use_tls(true)
+            .with_ballista_override_create_grpc_client_endpoint(tls.endpoint_override()),
+        None => config,
+    }
 }
 
 /// A runtime whose stores open from the environment, sharing `registry`.
@@ -82,6 +103,8 @@ pub struct SchedulerOptions {
     pub bind: SocketAddr,
     /// An executor silent for this long is lost: its tasks are rescheduled.
     pub executor_timeout: Duration,
+    /// Mutual TLS with the front end and the executors.
+    pub tls: Option<ClusterTls>,
 }
 
 /// Runs a scheduler until the process ends. `ready` receives the bound address.
@@ -97,25 +120,63 @@ pub async fn run_scheduler(
     let addr = listener.local_addr()?;
     let builder_registry = registry.clone();
     let timeout = options.executor_timeout.as_secs().max(1);
+    let tls = options.tls.clone();
     let config = SchedulerConfig {
         bind_host: addr.ip().to_string(),
         external_host: addr.ip().to_string(),
         bind_port: addr.port(),
+        scheduling_policy: TaskSchedulingPolicy::PullStaged,
         executor_timeout_seconds: timeout,
         no_executors_grace_period_seconds: timeout,
         expire_dead_executor_interval_seconds: timeout.clamp(1, 5),
+        override_create_grpc_client_endpoint: tls.as_ref().map(ClusterTls::endpoint_override),
         ..Default::default()
     }
-    .with_override_config_producer(Arc::new(session_config))
+    .with_override_config_producer(Arc::new(move || session_config(tls.as_ref())))
     .with_override_session_builder(Arc::new(move |config: SessionConfig| {
         session_state(config, runtime(&builder_registry, None)?)
     }));
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config).await?;
-    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
+    let scheduler =
+        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config.clone()).await?;
+    tokio::spawn(log_executors_joining(scheduler.state.clone()));
+    let service = SchedulerGrpcServer::new(scheduler)
+        .max_encoding_message_size(config.grpc_server_max_encoding_message_size as usize)
+        .max_decoding_message_size(config.grpc_server_max_decoding_message_size as usize);
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &options.tls {
+        server = server.tls_config(tls.server())?;
+    }
     ready(addr);
-    start_grpc_service_with_listener(listener, scheduler).await?;
+    server
+        .add_service(service)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .await?;
     Ok(())
+}
+
+/// Logs each executor the first time it polls the scheduler (Ballista logs
+/// their removal; under the pull policy it logs no arrival).
+async fn log_executors_joining(
+    state: Arc<ballista_scheduler::state::SchedulerState<LogicalPlanNode, PhysicalPlanNode>>,
+) {
+    let mut known = std::collections::HashSet::new();
+    loop {
+        if let Ok(executors) = state.executor_manager.get_executors_state().await {
+            for (metadata, ..) in &executors {
+                if !known.contains(&metadata.id) {
+                    tracing::info!(
+                        executor = %metadata.id,
+                        flight = %format!("{}:{}", metadata.host, metadata.port),
+                        "executor joined"
+                    );
+                }
+            }
+            known = executors.into_iter().map(|(m, ..)| m.id).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// How to run an executor.
@@ -125,8 +186,6 @@ pub struct ExecutorOptions {
     pub scheduler: (String, u16),
     /// Address of the executor's Arrow Flight service (shuffle and results).
     pub bind: SocketAddr,
-    /// Port of its gRPC service (tasks pushed by the scheduler).
-    pub grpc_port: u16,
     /// Tasks run at once.
     pub slots: usize,
     /// Where shuffle files and spills go (default: a temporary directory).
@@ -136,12 +195,15 @@ pub struct ExecutorOptions {
     pub memory_limit: Option<u64>,
     /// How often the executor tells the scheduler it is alive.
     pub heartbeat: Duration,
+    /// Mutual TLS with the scheduler, the front end and the other executors.
+    pub tls: Option<ClusterTls>,
 }
 
 /// Runs an executor until the process ends.
 pub async fn run_executor(options: ExecutorOptions) -> Result<(), Error> {
     let registry = Arc::new(EnvObjectStoreRegistry::new());
-    let functions_state = session_state(session_config(), runtime(&registry, None)?)?;
+    let tls = options.tls.clone();
+    let functions_state = session_state(session_config(tls.as_ref()), runtime(&registry, None)?)?;
     let functions = Arc::new(BallistaFunctionRegistry::from(&functions_state));
     let work_dir = options
         .work_dir
@@ -155,7 +217,10 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<(), Error> {
         bind_host: options.bind.ip().to_string(),
         external_host: Some(options.bind.ip().to_string()),
         port: options.bind.port(),
-        grpc_port: options.grpc_port,
+        // (pull-staged: no task-launch service is started; Ballista still
+        // wants a port number for the executor's metadata)
+        grpc_port: 0,
+        task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
         scheduler_host: options.scheduler.0.clone(),
         scheduler_port: options.scheduler.1,
         scheduler_connect_timeout_seconds: 30,
@@ -166,12 +231,42 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<(), Error> {
         executor_heartbeat_interval_seconds: options.heartbeat.as_secs().max(1),
         memory_pool_size: options.memory_limit,
         override_function_registry: Some(functions),
-        override_config_producer: Some(Arc::new(session_config)),
+        override_config_producer: Some(Arc::new(move || session_config(tls.as_ref()))),
         override_runtime_producer: Some(Arc::new(move |_config: &SessionConfig| {
             runtime(&registry, temp_dir.as_deref())
         })),
+        override_create_grpc_client_endpoint: options
+            .tls
+            .as_ref()
+            .map(ClusterTls::endpoint_override),
+        override_arrow_flight_service: options.tls.clone().map(flight_over_tls),
         ..Default::default()
     };
     start_executor_process(Arc::new(config)).await?;
     Ok(())
+}
+
+/// The executor's Arrow Flight service (shuffle data and results, Ballista's
+/// own) served over mutual TLS.
+fn flight_over_tls(tls: ClusterTls) -> Arc<ballista_executor::ArrowFlightServerProvider> {
+    let defaults = ExecutorProcessConfig::default();
+    let decoding = defaults.grpc_max_decoding_message_size as usize;
+    let encoding = defaults.grpc_max_encoding_message_size as usize;
+    Arc::new(
+        move |work_dir: String, address: SocketAddr, mut shutdown: Shutdown, _| {
+            let server_tls = tls.server();
+            tokio::spawn(async move {
+                let service = FlightServiceServer::new(BallistaFlightService::new(work_dir))
+                    .max_decoding_message_size(decoding)
+                    .max_encoding_message_size(encoding);
+                tonic::transport::Server::builder()
+                    .tls_config(server_tls)
+                    .map_err(BallistaError::TonicError)?
+                    .add_service(service)
+                    .serve_with_shutdown(address, async move { shutdown.recv().await })
+                    .await
+                    .map_err(BallistaError::TonicError)
+            })
+        },
+    )
 }

@@ -4,20 +4,24 @@ city-bench queries (function and standard variants) with the same results as a s
 policy (masks, row filters, refusals) holds through the cluster; a query that reads system tables
 runs in the front end; a dropped query's job is cancelled; an executor stopped mid-query gives a
 clear error or a retried success and the cluster answers the next query; the lake in SeaweedFS is
-read by the executors with their own AWS_* environment."""
+read by the executors with their own AWS_* environment. The nodes talk mutual TLS, and the attacks
+on it — callers without a certificate, with one from another CA, in plain text, an executor or a
+front end that is not the cluster's own, nodes listening beyond loopback without TLS — are here."""
 
 import decimal
 import math
 import pathlib
+import subprocess
 import sys
 import threading
 import time
 
 import adbc_driver_manager
+import pyarrow.flight as flight
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
-from cluster import Cluster, workload  # noqa: E402
+from cluster import Cluster, certs, workload  # noqa: E402
 from conftest import Server, binary  # noqa: E402
 from test_flight_clients import adbc  # noqa: E402
 
@@ -31,7 +35,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def front(lake, cluster):
-    s = Server(lake, extra=["--cluster", cluster.location, "--log", "citylake_engine=debug,info"])
+    s = Server(lake, extra=[*cluster.front_args(), "--log", "citylake_engine=debug,info"])
     yield s
     s.stop()
 
@@ -150,7 +154,7 @@ def test_an_executor_stopped_mid_query(lake, tmp_path):
     """Its own cluster: a query running when one executor dies ends with a clear error or a
     retried success, and the cluster answers the next query on the executor left."""
     c = Cluster(binary(), executors=2, slots=1)
-    s = Server(lake, extra=["--cluster", c.location])
+    s = Server(lake, extra=c.front_args())
     try:
         expected = fetch(s, "SELECT count(*), sum(vehicle_count) FROM traffic.segment_speed")
         outcome = {}
@@ -200,7 +204,7 @@ def test_the_lake_in_seaweedfs_from_the_executors(lake, tmp_path_factory):
         # every node reads the store with its own environment; the front end too
         c = Cluster(binary(), executors=2, env=weed.env())
         s = Server(lake, catalog=f"s3://{BUCKET}/city/catalog.toml", env=weed.env(),
-                   extra=["--cluster", c.location, "--log", "citylake_engine=debug,info"])
+                   extra=[*c.front_args(), "--log", "citylake_engine=debug,info"])
         local = Server(lake)
         try:
             for q in ["SELECT count(*), sum(vehicle_count) FROM traffic.segment_speed",
@@ -219,3 +223,115 @@ def test_the_lake_in_seaweedfs_from_the_executors(lake, tmp_path_factory):
         if c:
             c.stop()
         weed.stop()
+
+
+def flight_port(executor):
+    return int(executor.args[executor.args.index("--bind") + 1].rsplit(":", 1)[1])
+
+
+def call(address, tls=None, root=None):
+    """A Flight call to a cluster node: the error text, or None when it answered without one.
+    `tls`: (cert, key) presented; `root`: the CA the server is checked against; neither: plain text."""
+    if root:
+        kwargs = {"tls_root_certs": pathlib.Path(root).read_bytes()}
+        if tls:
+            kwargs["cert_chain"] = pathlib.Path(tls[0]).read_bytes()
+            kwargs["private_key"] = pathlib.Path(tls[1]).read_bytes()
+        client = flight.FlightClient(f"grpc+tls://{address}", **kwargs)
+    else:
+        client = flight.FlightClient(f"grpc+tcp://{address}")
+    try:
+        client.do_get(flight.Ticket(b"not a ticket"), flight.FlightCallOptions(timeout=10)).read_all()
+        return None
+    except (flight.FlightError, NotImplementedError) as e:
+        # (pyarrow raises UNIMPLEMENTED as ArrowNotImplementedError, not a FlightError)
+        return f"{type(e).__name__}: {e}"
+    finally:
+        client.close()
+
+
+def read_the_request(error):
+    """Whether a node's error shows it read the request: the executor decoding the ticket (and
+    failing: it is not one), or the scheduler saying it has no Flight service."""
+    return "DecodeError" in error or "unimplemented" in error.lower()
+
+
+def test_cluster_nodes_answer_only_their_own_certificates(lake, cluster, tmp_path):
+    """The executors' Flight service (shuffle data, results: where rows leave a node) and the
+    scheduler refuse, before any message is read, a caller in plain text, one without a
+    certificate, and one whose certificate another CA signed; a node of the cluster gets an answer
+    (the control: the refusals are not some other failure)."""
+    d = cluster.tls_dir
+    flags = cluster.tls("probe")
+    ours = (flags[flags.index("--cluster-cert") + 1], flags[flags.index("--cluster-key") + 1])
+    certs(binary(), tmp_path / "other", "intruder")
+    theirs = (tmp_path / "other" / "intruder.pem", tmp_path / "other" / "intruder.key")
+    for address, what in [(f"127.0.0.1:{flight_port(cluster.executors[0])}", "executor"),
+                          (cluster.addr, "scheduler")]:
+        answered = call(address, tls=ours, root=d / "ca.pem")
+        assert answered is not None and read_the_request(answered), (what, answered)
+        for attempt in [dict(), dict(root=d / "ca.pem"), dict(tls=theirs, root=d / "ca.pem")]:
+            refused = call(address, **attempt)
+            assert refused is not None and not read_the_request(refused), (what, attempt, refused)
+    # the cluster still serves
+    assert fetch_any(cluster, lake) == [(13,)]
+
+
+def fetch_any(cluster, lake):
+    """`citylake sql --cluster` as the cluster's front end."""
+    done = subprocess.run([binary(), "sql", "--catalog", str(lake / "catalog.toml"),
+                           *cluster.front_args(), "-c", "SELECT count(*) FROM common.districts",
+                           "--format", "csv"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [(int(done.stdout.strip().splitlines()[-1]),)]
+
+
+def test_a_front_end_or_an_executor_of_another_ca_is_refused(lake, cluster, tmp_path):
+    other = certs(binary(), tmp_path / "other", "intruder")
+    sql = [binary(), "sql", "--catalog", str(lake / "catalog.toml"), "-c", "SELECT 1"]
+    # a front end without certificates, and one with another CA's
+    for flags in [[], other]:
+        done = subprocess.run([*sql, "--cluster", cluster.location, *flags],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "refused this node" in done.stderr or "cannot reach" in done.stderr, done.stderr
+    # an executor with another CA's certificate never joins (the scheduler logs no arrival)
+    before = sum("executor joined" in line for line in cluster.scheduler.log)
+    intruder = cluster.add_executor(tls_args=other)
+    try:
+        time.sleep(6)
+        assert sum("executor joined" in line for line in cluster.scheduler.log) == before
+        # it tried, and the TLS handshake is what stopped it
+        assert any("transport error" in line for line in intruder.log), "".join(intruder.log[-10:])
+    finally:
+        intruder.stop(kill=True)
+        cluster.executors.remove(intruder)
+
+
+def test_no_node_listens_beyond_loopback_without_tls(lake):
+    refusals = [
+        [binary(), "cluster", "scheduler", "--bind", "0.0.0.0:0"],
+        [binary(), "cluster", "executor", "--scheduler", "127.0.0.1:1", "--bind", "0.0.0.0:0"],
+        [binary(), "sql", "--catalog", str(lake / "catalog.toml"), "--cluster", "df://192.0.2.1:50050",
+         "-c", "SELECT 1"],
+    ]
+    for args in refusals:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0, args
+        assert "mutual TLS" in done.stderr, (args, done.stderr)
+
+
+def test_a_loopback_cluster_without_tls_still_works_and_serves_nothing_else(lake):
+    """Without certificates a cluster is allowed on loopback only; it runs queries, and its
+    scheduler serves Ballista's scheduler service alone (no REST API that cancels jobs, no
+    Flight SQL that plans over the raw lake)."""
+    c = Cluster(binary(), executors=1, tls=False)
+    try:
+        assert fetch_any(c, lake) == [(13,)]
+        import urllib.request
+        with pytest.raises(Exception):
+            urllib.request.urlopen(f"http://{c.addr}/api/jobs", timeout=5).read()
+        answered = call(c.addr)
+        assert answered is not None and "unimplemented" in answered.lower(), answered
+    finally:
+        c.stop()
