@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use citylake_engine::Session;
-use citylake_engine::catalog::spec::{MoneyUnit, thousands};
+use citylake_engine::catalog::spec::{Labels, MoneyUnit, thousands};
 use citylake_engine::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -250,9 +250,20 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .and_then(|e| e.money_unit)
         .unwrap_or_default();
+    let labels = engine
+        .catalog()
+        .spec()
+        .evaluation
+        .as_ref()
+        .map(|e| e.labels.clone())
+        .unwrap_or_default();
     let page = render(
         &args,
-        &Settings { bands, money },
+        &Settings {
+            bands,
+            money,
+            labels,
+        },
         &programs,
         &summary,
         &departments,
@@ -268,7 +279,7 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
 /// A horizontal bar chart as inline SVG; values on a 0..`max` scale. (SVG
 /// elements are closed explicitly: in HTML, an unclosed `<rect>` in SVG would
 /// take the elements after it as its children.)
-fn bar_chart(title: &str, bars: &[(String, f64, String)], max: f64, color: &str) -> Markup {
+fn bar_chart(title: &str, bars: &[(Named, f64, String)], max: f64, color: &str) -> Markup {
     let (row, label_w, chart_w) = (26.0, 190.0, 420.0);
     let height = row * bars.len() as f64 + 34.0;
     let width = label_w + chart_w + 170.0;
@@ -280,13 +291,21 @@ fn bar_chart(title: &str, bars: &[(String, f64, String)], max: f64, color: &str)
             @for (i, (label, value, text)) in bars.iter().enumerate() {
                 @let y = 10.0 + row * i as f64;
                 @let w = if max > 0.0 { (value / max).clamp(0.0, 1.0) * chart_w } else { 0.0 };
-                text x=(label_w - 8.0) y=(y + 14.0) text-anchor="end" font-size="13" { (label) }
+                text x=(label_w - 8.0) y=(y + 14.0) text-anchor="end" font-size="13" {
+                    @if let Some(code) = &label.code { title { (code) } }
+                    (label.shown)
+                }
                 rect x=(label_w) y=(y) width=(format!("{w:.1}")) height="18" fill=(color) {}
                 text x=(format!("{:.1}", label_w + w + 6.0)) y=(y + 14.0) font-size="12" { (text) }
             }
             line x1=(label_w) y1=(axis_y) x2=(label_w + chart_w) y2=(axis_y) stroke="#555" {}
         }
     }
+}
+
+/// "program" for one, "programs" otherwise.
+fn programs_word(count: &str) -> &'static str {
+    if count == "1" { "program" } else { "programs" }
 }
 
 fn grade_class(grade: &str) -> &'static str {
@@ -298,14 +317,49 @@ fn grade_class(grade: &str) -> &'static str {
     }
 }
 
-/// The report page. Every value is escaped by the template (maud); only the
-/// stylesheet, a constant, goes in as it is.
-/// The `[evaluation]` settings the page shows: grade bands and money's unit.
+/// The `[evaluation]` settings the page shows: grade bands, money's unit and
+/// the readers' names of the data's codes.
 struct Settings {
     bands: [String; 3],
     money: MoneyUnit,
+    labels: Labels,
 }
 
+/// A code as the reader sees it: its name from `[evaluation.labels]`, with the
+/// code kept for a tooltip; the code itself when it has no name.
+struct Named {
+    shown: String,
+    code: Option<String>,
+}
+
+impl Named {
+    fn new(names: &std::collections::BTreeMap<String, String>, code: &str) -> Self {
+        match names.get(code) {
+            Some(name) => Self {
+                shown: name.clone(),
+                code: Some(code.to_string()),
+            },
+            None => Self {
+                shown: code.to_string(),
+                code: None,
+            },
+        }
+    }
+}
+
+impl maud::Render for Named {
+    fn render(&self) -> Markup {
+        html! {
+            @match &self.code {
+                Some(code) => span.code title=(code) { (self.shown) },
+                None => (self.shown),
+            }
+        }
+    }
+}
+
+/// The report page. Every value is escaped by the template (maud); only the
+/// stylesheet, a constant, goes in as it is.
 fn render(
     args: &PerformanceArgs,
     settings: &Settings,
@@ -316,26 +370,29 @@ fn render(
     indicators: &Table,
 ) -> anyhow::Result<String> {
     let (bands, money) = (&settings.bands, settings.money);
+    let labels = &settings.labels;
+    let department = |code: &str| Named::new(&labels.department, code);
+    let level1 = |code: &str| Named::new(&labels.level1, code);
+    let level2 = |code: &str| Named::new(&labels.level2, code);
     let year = args.year;
     let scope = match &args.department {
-        Some(d) => format!("{year} · {d}"),
+        Some(d) => match department(d).code {
+            Some(_) => format!("{year} · {} {d}", department(d).shown),
+            None => format!("{year} · {d}"),
+        },
         None => format!("{year} · 全部部门 all departments"),
     };
     let s = |c: &str| summary.get(0, c).to_string();
     let scores: Vec<_> = (0..departments.rows.len())
         .map(|i| {
             (
-                departments.get(i, "department").to_string(),
+                department(departments.get(i, "department")),
                 departments.num(i, "mean_score"),
                 format!(
                     "{} ({} {})",
                     score(departments.get(i, "mean_score")),
                     departments.get(i, "programs"),
-                    if departments.get(i, "programs") == "1" {
-                        "program"
-                    } else {
-                        "programs"
-                    }
+                    programs_word(departments.get(i, "programs"))
                 ),
             )
         })
@@ -343,7 +400,7 @@ fn render(
     let rates: Vec<_> = (0..departments.rows.len())
         .map(|i| {
             let r = departments.num(i, "rate");
-            (departments.get(i, "department").to_string(), r, pct(r))
+            (department(departments.get(i, "department")), r, pct(r))
         })
         .collect();
     let max_rate = rates.iter().map(|r| r.1).fold(1.0, f64::max);
@@ -424,7 +481,7 @@ fn render(
                     }
                     p {
                         "数据不完整 incomplete data: " b { (s("incomplete")) }
-                        " programs · 超额完成待复核 over-completed indicators to review: "
+                        " " (programs_word(&s("incomplete"))) " · 超额完成待复核 over-completed indicators to review: "
                         b { (s("over_completed")) }
                     }
                 }
@@ -443,8 +500,8 @@ fn render(
                         }
                         @for i in 0..weakest.rows.len() {
                             tr {
-                                td { (weakest.get(i, "level1")) }
-                                td { (weakest.get(i, "level2")) }
+                                td { (level1(weakest.get(i, "level1"))) }
+                                td { (level2(weakest.get(i, "level2"))) }
                                 td { (weakest.get(i, "n")) }
                                 td { (weakest.get(i, "pct_of_full_marks")) }
                                 td { (weakest.get(i, "missing")) }
@@ -465,7 +522,7 @@ fn render(
                             @let grade = programs.get(i, "grade");
                             tr {
                                 td { a href=(format!("#p{id}")) { (id) " " (programs.get(i, "program_name")) } }
-                                td { (programs.get(i, "department")) }
+                                td { (department(programs.get(i, "department"))) }
                                 td { (or_dash(&score(programs.get(i, "decision_score")))) }
                                 td { (or_dash(&score(programs.get(i, "process_score")))) }
                                 td { (or_dash(&score(programs.get(i, "output_score")))) }
@@ -489,7 +546,7 @@ fn render(
                                 span class=(grade_class(grade)) { (grade) " " (programs.get(i, "grade_en")) }
                             }
                             p {
-                                "部门 " (programs.get(i, "department"))
+                                "部门 " (department(programs.get(i, "department")))
                                 " · 预算 budget " (money.format(programs.num(i, "budget_amount"))) " " (money.label())
                                 " · 支出 spent " (money.format(programs.num(i, "spent"))) " " (money.label())
                                 " · 执行率 execution " (pct(programs.num(i, "budget_execution_rate")))
@@ -503,8 +560,8 @@ fn render(
                                 }
                                 @for k in (0..indicators.rows.len()).filter(|&k| indicators.get(k, "program_id") == id) {
                                     tr {
-                                        td { (indicators.get(k, "level1")) }
-                                        td { (indicators.get(k, "level2")) }
+                                        td { (level1(indicators.get(k, "level1"))) }
+                                        td { (level2(indicators.get(k, "level2"))) }
                                         td { (indicators.get(k, "indicator_name")) }
                                         td { (indicators.get(k, "direction")) }
                                         td { (target(k)) }
@@ -611,7 +668,7 @@ h1 small{font-size:.55em;color:#4a5568}h2{border-bottom:2px solid #2b6cb0;paddin
 .scope{font-size:1.2em}.note{color:#4a5568;font-size:.9em}.cards{display:flex;flex-wrap:wrap;gap:1em}\
 .card{border:1px solid #cbd5e0;border-radius:6px;padding:.8em 1.2em;min-width:10em}.card b{display:block;font-size:1.4em}\
 .card span{color:#4a5568;font-size:.85em}table{border-collapse:collapse;margin:.8em 0;font-size:.9em}\
-th,td{border:1px solid #cbd5e0;padding:.3em .6em;text-align:left}th{background:#edf2f7}\
+th,td{border:1px solid #cbd5e0;padding:.3em .6em;text-align:left}th{background:#edf2f7}span.code{text-decoration:underline dotted #a0aec0;cursor:help}\
 .g-excellent{background:#c6f6d5}.g-good{background:#bee3f8}.g-fair{background:#fefcbf}.g-poor{background:#fed7d7}\
 .program{margin-top:1.2em}.chart{max-width:100%;height:auto}footer{margin-top:2em;color:#718096;font-size:.8em}\
 @media print{body{margin:1cm}section{page-break-before:always}section#summary{page-break-before:avoid}\

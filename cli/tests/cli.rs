@@ -401,6 +401,20 @@ fn performance_report_numbers_equal_a_plain_sql_recomputation() {
         page.contains("达成 met"),
         "boolean indicators read as met / not met"
     );
+    assert!(
+        !page.contains(">1</b> programs") && !page.contains("(1 programs)"),
+        "one program is singular"
+    );
+    // departments and indicator levels by the names the catalog declares
+    // (`[evaluation.labels]`), the data's code as a tooltip, in tables and charts
+    for named in [
+        r#"<span class="code" title="transport">交通运输局</span>"#,
+        r#"<span class="code" title="decision">决策</span>"#,
+        r#"<span class="code" title="budget_execution">预算执行</span>"#,
+        "<title>transport</title>交通运输局",
+    ] {
+        assert!(page.contains(named), "{named}");
+    }
     // every program's total (the bold cell of its row) has exactly two decimals
     let totals: Vec<&str> = page
         .split("<td><b>")

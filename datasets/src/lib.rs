@@ -238,7 +238,10 @@ pub fn generate(options: &GenerateOptions, progress: &dyn Progress) -> Result<Su
             .map(|v| v.spec(VIEWS_DIR))
             .collect(),
         storage: None,
-        evaluation: None,
+        evaluation: Some(citylake_catalog::spec::EvaluationSection {
+            labels: tables::finance::labels(),
+            ..Default::default()
+        }),
         // the simulated year ends at the lake's clock: freshness is judged there
         quality: Some(citylake_catalog::spec::QualitySection {
             as_of: Some(format!("{}-01-01T00:00:00", options.year + 1)),

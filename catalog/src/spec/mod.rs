@@ -46,7 +46,7 @@
 //! Views are planned when the engine starts, in the order declared (a view may
 //! use the ones before it), with every citylake function available.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -135,6 +135,32 @@ pub struct EvaluationSection {
     /// `万元` (ten thousand yuan, as finance bureaus usually write budgets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub money_unit: Option<MoneyUnit>,
+    /// Names the report shows for codes in the data, the code kept as a
+    /// tooltip (`[evaluation.labels.department]`: `transport = "交通运输局"`).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+}
+
+/// Readers' names for the codes the finance tables hold: a code without a name
+/// is shown as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Labels {
+    /// `finance.programs.department` codes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub department: BTreeMap<String, String>,
+    /// `finance.performance_indicators.level1` codes (`decision`, `process`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub level1: BTreeMap<String, String>,
+    /// `finance.performance_indicators.level2` codes (`budget_execution`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub level2: BTreeMap<String, String>,
+}
+
+impl Labels {
+    pub fn is_empty(&self) -> bool {
+        self.department.is_empty() && self.level1.is_empty() && self.level2.is_empty()
+    }
 }
 
 /// How the evaluation report shows money.

@@ -345,3 +345,19 @@ fn money_is_grouped_by_thousands_in_the_chosen_unit() {
     assert_eq!(unit.money_unit, Some(MoneyUnit::Yuan));
     assert!(toml::from_str::<EvaluationSection>("money_unit = \"dollars\"").is_err());
 }
+
+#[test]
+fn evaluation_labels_name_codes_and_refuse_unknown_kinds() {
+    let e: EvaluationSection = toml::from_str(
+        "[labels.department]\ntransport = \"交通运输局\"\n[labels.level1]\ndecision = \"决策\"",
+    )
+    .unwrap();
+    assert_eq!(e.labels.department["transport"], "交通运输局");
+    assert_eq!(e.labels.level1["decision"], "决策");
+    assert!(e.labels.level2.is_empty());
+    // a misspelt kind is an error, not labels silently unused
+    assert!(toml::from_str::<EvaluationSection>("[labels.departments]\nx = \"y\"").is_err());
+    // written back only when there are some
+    let empty = toml::to_string(&EvaluationSection::default()).unwrap();
+    assert!(!empty.contains("labels"), "{empty}");
+}

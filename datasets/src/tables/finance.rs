@@ -31,6 +31,48 @@ const S_FIN: u64 = 0x0046_494E;
 const S_PAY: u64 = 0x0050_4159;
 const S_IND: u64 = 0x0049_4E44;
 
+/// The readers' names of the codes the finance tables hold, for the catalog's
+/// `[evaluation.labels]` (the report shows them, the code as a tooltip).
+pub fn labels() -> citylake_catalog::spec::Labels {
+    let map = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    citylake_catalog::spec::Labels {
+        department: map(&[
+            ("environment", "生态环境局"),
+            ("transport", "交通运输局"),
+            ("urban_management", "城市管理局"),
+            ("emergency", "应急管理局"),
+            ("health", "卫生健康委员会"),
+            ("education", "教育局"),
+            ("agriculture", "农业农村局"),
+            ("science_technology", "科学技术局"),
+            ("civil_affairs", "民政局"),
+            ("culture_tourism", "文化广电旅游局"),
+        ]),
+        level1: map(&[
+            ("decision", "决策"),
+            ("process", "过程"),
+            ("output", "产出"),
+            ("outcome", "效益"),
+        ]),
+        level2: map(&[
+            ("performance_target", "绩效目标"),
+            ("budget_execution", "预算执行"),
+            ("quantity", "数量指标"),
+            ("quality", "质量指标"),
+            ("timeliness", "时效指标"),
+            ("cost", "成本指标"),
+            ("social_benefit", "社会效益"),
+            ("sustainability", "可持续影响"),
+            ("satisfaction", "满意度"),
+        ]),
+    }
+}
+
 pub fn tables(world: &World) -> Vec<TableDef> {
     vec![programs(), expenditures(world), indicators()]
 }

@@ -3,7 +3,7 @@
 mod common;
 mod emergency;
 mod environment;
-mod finance;
+pub(crate) mod finance;
 mod hotline;
 mod traffic;
 
