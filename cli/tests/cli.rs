@@ -982,11 +982,26 @@ fn cluster_nodes_refuse_to_listen_beyond_loopback() {
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         let err = stderr(&o);
         assert!(
-            err.contains("refusing to listen on 0.0.0.0:0")
-                && err.contains("--unauthenticated-network"),
+            err.contains("refusing to listen on 0.0.0.0:0 without mutual TLS")
+                && err.contains("--cluster-ca"),
             "{err}"
         );
+        // the old way around it is gone
+        let mut old = args.clone();
+        old.push("--unauthenticated-network");
+        assert_eq!(run(citylake().args(&old)).status.code(), Some(2), "{old:?}");
     }
+    // a front end reaches a scheduler beyond loopback only over mutual TLS
+    let o = run(citylake()
+        .args(["sql", "--catalog"])
+        .arg(lake().join("catalog.toml"))
+        .args(["--cluster", "df://192.0.2.1:50050", "-c", "SELECT 1"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("only over mutual TLS"),
+        "{}",
+        stderr(&o)
+    );
     // the scheduler has no catalog option: it resolves no dataset by name for anyone
     let o = run(citylake().args(["cluster", "scheduler", "--catalog", "x"]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

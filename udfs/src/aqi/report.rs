@@ -194,11 +194,25 @@ fn aqi_columns(ind: &Indicators, values: &[Numeric], len: usize) -> ArrayRef {
         let Some(input) = values.get(k) else {
             continue;
         };
-        input.for_each_decimal(len, |i, c| match c.and_then(|c| table.iaqi(c)) {
+        let mut take = |i: usize, iaqi: Option<i64>| match iaqi {
             Some(v) => max[i] = max[i].max(v),
             None if k < 6 => missing[i] = true,
             None => {}
-        });
+        };
+        match input {
+            // DOUBLEs without NULLs (the usual daily means): decided in floating
+            // point where that is exact (`Breakpoints::iaqi_f64`)
+            Numeric::Float(a) if a.null_count() == 0 => {
+                for (i, &x) in a.values()[..len].iter().enumerate() {
+                    let iaqi = match table.iaqi_f64(x) {
+                        Some(decided) => decided,
+                        None => crate::decimal::Decimal::from_f64(x).and_then(|c| table.iaqi(c)),
+                    };
+                    take(i, iaqi);
+                }
+            }
+            _ => input.for_each_decimal(len, |i, c| take(i, c.and_then(|c| table.iaqi(c)))),
+        }
     }
     let out: Int32Array = max
         .iter()

@@ -255,6 +255,54 @@ impl Breakpoints {
         self.beyond_table()
     }
 
+    /// [`Breakpoints::iaqi`] of a DOUBLE's shortest decimal, decided in
+    /// floating point where that is certain; `None` where it is not (the
+    /// caller takes the exact path through [`Decimal::from_f64`]).
+    ///
+    /// Why it is exact where it answers: a double and its shortest decimal lie
+    /// on the same side of every integer (parsing is monotonic and integers
+    /// below 2^53 are doubles), so the segment found by comparing with the
+    /// integer breakpoints is the decimal's. Within a segment the IAQI is
+    /// `IAQI_lo + ceil(v)` with `v = (IAQI_hi − IAQI_lo)(C − BP_lo)/(BP_hi −
+    /// BP_lo) ≤ 100`; computed from the double, `v` is off by a few units in
+    /// the last place (< 10^-12), so `ceil(v)` is the decimal's unless `v` is
+    /// within 10^-9 of an integer — then the exact path decides. Under a
+    /// standard that first rounds C half to even (HJ633-2026), the rounding is
+    /// decided the same way: the exact path takes values within 10^-6 of a
+    /// half, the rest go to the integer path.
+    #[inline]
+    pub fn iaqi_f64(&self, x: f64) -> Option<Option<i64>> {
+        // negative, NaN and infinite values, the huge and the vanishingly
+        // small (which the decimal path may not represent): the exact path
+        if !(1e-6..4.0e15).contains(&x) && x != 0.0 {
+            return None;
+        }
+        if let Some(d) = self.round_to {
+            const POW: [f64; 4] = [1e0, 1e1, 1e2, 1e3];
+            let y = x * *POW.get(d as usize)?;
+            let whole = y.floor();
+            let frac = y - whole;
+            if (frac - 0.5).abs() < 1e-6 {
+                return None;
+            }
+            let m = whole as i64 + i64::from(frac > 0.5);
+            return Some(self.iaqi_i64(m, d));
+        }
+        let bp = self.bp;
+        for i in 1..bp.len() {
+            let hi = bp[i] as f64;
+            if x <= hi {
+                let lo = bp[i - 1] as f64;
+                let v = (IAQI[i] - IAQI[i - 1]) as f64 * (x - lo) / (hi - lo);
+                if (v - v.round()).abs() < 1e-9 {
+                    return None;
+                }
+                return Some(Some(IAQI[i - 1] + v.ceil() as i64));
+            }
+        }
+        Some(self.beyond_table())
+    }
+
     /// [`Breakpoints::iaqi`] of `m / 10^scale`, `0 ≤ m < 2^53`, `scale ≤ 9`.
     fn iaqi_i64(&self, mut m: i64, mut scale: u32) -> Option<i64> {
         if let Some(d) = self.round_to
@@ -372,6 +420,62 @@ mod tests {
 
     fn v(s: Standard, p: Pollutant, t: Period, x: f64) -> Option<i64> {
         iaqi(s, p, t, Decimal::from_f64(x).unwrap()).unwrap()
+    }
+
+    /// The floating-point shortcut answers exactly what the decimal path
+    /// answers, or leaves the value to it: every table of both standards, on
+    /// one- and two-decimal readings, arbitrary doubles, and the hard places —
+    /// breakpoints, the doubles just beside them, halves (2026 rounds C first)
+    /// and values whose IAQI step is a whole number.
+    #[test]
+    fn the_floating_point_shortcut_agrees_with_the_exact_path() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut values = vec![0.0, 0.05, 0.5, 1.5, 2.5, 1e-300, 5e-324];
+        for _ in 0..200_000 {
+            let u = next();
+            values.push((u * 15_000.0).round() / 10.0);
+            values.push((u * 150_000.0).round() / 100.0);
+            values.push(u * 1_500.0);
+            values.push(u * 10.0);
+        }
+        for k in 0..=1_300 {
+            let k = f64::from(k);
+            for x in [k, k + 0.5, k - 0.5, k + 0.05, k + 0.25, k / 10.0 + 0.05] {
+                values.extend([x, x.next_up(), x.next_down()]);
+            }
+        }
+        let (mut decided, mut total) = (0usize, 0usize);
+        for s in [Hj2012, Hj2026] {
+            for p in Pollutant::ALL {
+                for t in [H1, H8, H24] {
+                    let Ok(table) = breakpoints(s, p, t) else {
+                        continue;
+                    };
+                    for &x in values.iter().filter(|x| **x >= 0.0) {
+                        total += 1;
+                        let Some(fast) = table.iaqi_f64(x) else {
+                            continue;
+                        };
+                        decided += 1;
+                        let exact = Decimal::from_f64(x).and_then(|c| table.iaqi(c));
+                        assert_eq!(fast, exact, "{s:?} {p:?} {t:?} {x:?}");
+                    }
+                }
+            }
+        }
+        // the shortcut must also be worth having: most readings are decided by it
+        assert!(decided * 10 > total * 8, "{decided} of {total}");
+        // and it leaves negative and non-finite values to the exact path
+        let table = breakpoints(Hj2012, Pm25, H24).unwrap();
+        for x in [-0.1, f64::NAN, f64::INFINITY, -0.0 - 1e-9] {
+            assert_eq!(table.iaqi_f64(x), None, "{x}");
+        }
     }
 
     #[test]
