@@ -352,6 +352,7 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(crate::yielding::YieldAfterJoins))
+            .with_optimizer_rule(Arc::new(crate::bounded::BoundedConcatOperator))
             .with_optimizer_rule(Arc::new(crate::bounded::LiteralSizeCheck))
             .build();
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
