@@ -178,6 +178,22 @@ impl Users {
         Ok(())
     }
 
+    /// Gives `name` these roles (its password and tokens stay).
+    pub fn set_roles(&mut self, name: &str, roles: Vec<String>) -> Result<(), UsersError> {
+        if roles.is_empty() {
+            return Err(UsersError::BadUser(
+                "a user needs at least one --role".into(),
+            ));
+        }
+        let user = self
+            .users
+            .iter_mut()
+            .find(|u| u.name == name)
+            .ok_or_else(|| UsersError::NoSuchUser(name.to_string()))?;
+        user.roles = roles;
+        Ok(())
+    }
+
     pub fn remove(&mut self, name: &str) -> Result<(), UsersError> {
         let before = self.users.len();
         self.users.retain(|u| u.name != name);
@@ -231,6 +247,17 @@ impl UserDirectory {
             path: Some(path.to_path_buf()),
             state: parking_lot::RwLock::new((Arc::new(users), modified)),
         })
+    }
+
+    /// The current user whose name and password these are, checked on a
+    /// blocking thread (Argon2 takes tens of milliseconds of CPU by design):
+    /// every front end's password check.
+    pub async fn verify(&self, user: &str, password: &str) -> std::io::Result<Option<User>> {
+        let users = self.current();
+        let (user, password) = (user.to_string(), password.to_string());
+        tokio::task::spawn_blocking(move || users.verify(&user, &password).cloned())
+            .await
+            .map_err(std::io::Error::other)
     }
 
     /// The current users, reading the file again first if it changed.
@@ -344,7 +371,9 @@ pub const MAX_TOKENS: usize = 65_536;
 /// Bearer tokens handed out by the handshake: random, kept here, expiring. A
 /// token names its user, not a copy of the user's roles: each call resolves the
 /// user afresh (see [`UserDirectory`]), so a changed role applies at once and a
-/// removed user's tokens stop working. Expired tokens are purged at each login;
+/// removed user's tokens stop working. It also keeps the credential it was
+/// issued for (the user's stored password hash then): a token outlives no
+/// password change. Expired tokens are purged at each login;
 /// the number of live tokens is bounded per user and in all.
 #[derive(Debug)]
 pub struct Tokens {
@@ -355,8 +384,17 @@ pub struct Tokens {
 #[derive(Debug, Clone)]
 struct Issued {
     user: String,
+    credential: String,
     issued: Instant,
     expires: Instant,
+}
+
+/// Whom a valid token was issued to, and for which credential (the stored
+/// password hash at login).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub user: String,
+    pub credential: String,
 }
 
 impl Tokens {
@@ -367,19 +405,19 @@ impl Tokens {
         }
     }
 
-    /// A new token for `user`.
-    pub fn issue(&self, user: &str) -> String {
+    /// A new token for `user`, logged in with the credential `credential`.
+    pub fn issue(&self, user: &str, credential: &str) -> String {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         use base64::Engine as _;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        self.remember(&token, user);
+        self.remember(&token, user, credential);
         token
     }
 
     /// Makes `token` (a key the server derived, see [`basic_key`]) valid for
     /// `user` for the tokens' lifetime, within the same bounds as issued ones.
-    pub fn remember(&self, token: &str, user: &str) {
+    pub fn remember(&self, token: &str, user: &str, credential: &str) {
         let token = token.to_string();
         let mut tokens = self.tokens.lock();
         let now = Instant::now();
@@ -405,23 +443,32 @@ impl Tokens {
             token.clone(),
             Issued {
                 user: user.to_string(),
+                credential: credential.to_string(),
                 issued: now,
                 expires: now + self.ttl,
             },
         );
     }
 
-    /// The user of a valid, unexpired token (an expired one is removed).
-    pub fn check(&self, token: &str) -> Option<String> {
+    /// The owner of a valid, unexpired token (an expired one is removed).
+    pub fn check(&self, token: &str) -> Option<TokenOwner> {
         let mut tokens = self.tokens.lock();
         match tokens.get(token) {
-            Some(t) if t.expires > Instant::now() => Some(t.user.clone()),
+            Some(t) if t.expires > Instant::now() => Some(TokenOwner {
+                user: t.user.clone(),
+                credential: t.credential.clone(),
+            }),
             Some(_) => {
                 tokens.remove(token);
                 None
             }
             None => None,
         }
+    }
+
+    /// Ends one token (its user's password changed since it was issued).
+    pub fn forget(&self, token: &str) {
+        self.tokens.lock().remove(token);
     }
 
     /// Ends every token of `user` (removed from the users file); how many there were.
@@ -532,8 +579,14 @@ mod tests {
     #[test]
     fn tokens_expire() {
         let tokens = Tokens::new(Duration::from_millis(50));
-        let t = tokens.issue("root");
-        assert_eq!(tokens.check(&t).as_deref(), Some("root"));
+        let t = tokens.issue("root", "h1");
+        assert_eq!(
+            tokens.check(&t),
+            Some(TokenOwner {
+                user: "root".into(),
+                credential: "h1".into()
+            })
+        );
         assert!(tokens.check("forged").is_none());
         std::thread::sleep(Duration::from_millis(80));
         assert!(tokens.check(&t).is_none());
@@ -543,10 +596,10 @@ mod tests {
     #[test]
     fn tokens_are_bounded_per_user_and_revoked_with_their_user() {
         let tokens = Tokens::new(Duration::from_secs(3600));
-        let first = tokens.issue("mallory");
-        let other = tokens.issue("ana");
+        let first = tokens.issue("mallory", "h");
+        let other = tokens.issue("ana", "h");
         for _ in 0..MAX_TOKENS_PER_USER * 3 {
-            tokens.issue("mallory");
+            tokens.issue("mallory", "h");
         }
         assert_eq!(tokens.len(), MAX_TOKENS_PER_USER + 1);
         assert!(tokens.check(&first).is_none(), "the oldest was ended");

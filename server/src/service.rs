@@ -117,14 +117,20 @@ impl CitylakeFlightSql {
         }
     }
 
-    /// The user whose name and password these are, checked on a blocking
-    /// thread (Argon2 takes tens of milliseconds of CPU by design).
-    async fn verify(&self, user: &str, password: &str) -> Result<Option<Principal>, Status> {
-        let users = self.users.current();
-        let (user, password) = (user.to_string(), password.to_string());
-        tokio::task::spawn_blocking(move || users.verify(&user, &password).map(|u| u.principal()))
+    /// The principal whose name and password these are, with the credential
+    /// it was checked against (the stored hash), which a token issued for this
+    /// login is bound to.
+    async fn verify(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<(Principal, String)>, Status> {
+        let user = self
+            .users
+            .verify(user, password)
             .await
-            .map_err(|e| Status::internal(format!("verifying the password: {e}")))
+            .map_err(|e| Status::internal(format!("verifying the password: {e}")))?;
+        Ok(user.map(|u| (u.principal(), u.password_hash)))
     }
 
     /// The principal of a request: a bearer token from the handshake, or basic
@@ -153,16 +159,26 @@ impl CitylakeFlightSql {
                 .flatten();
             return match known {
                 // the user as the users file says now: roles changed since the
-                // login apply; a removed user's tokens end here
-                Some(user) => match self.users.current().get(&user) {
-                    Some(u) => Ok(u.principal()),
-                    None => {
-                        let n = self.tokens.revoke(&user);
-                        const WHY: &str = "the user no longer exists; its tokens are revoked";
-                        tracing::warn!(user, tokens = n, "tokens of a removed user revoked");
-                        Err(self.refuse_login(request, &user, "token", WHY).await)
+                // login apply; a removed user's tokens end here, and a token
+                // issued before a password change ends at its next call
+                Some(crate::auth::TokenOwner { user, credential }) => {
+                    match self.users.current().get(&user) {
+                        Some(u) if u.password_hash == credential => Ok(u.principal()),
+                        Some(_) => {
+                            self.tokens.forget(token);
+                            const WHY: &str =
+                                "the password changed since this login; the token is revoked";
+                            tracing::warn!(user, "a token issued before a password change revoked");
+                            Err(self.refuse_login(request, &user, "token", WHY).await)
+                        }
+                        None => {
+                            let n = self.tokens.revoke(&user);
+                            const WHY: &str = "the user no longer exists; its tokens are revoked";
+                            tracing::warn!(user, tokens = n, "tokens of a removed user revoked");
+                            Err(self.refuse_login(request, &user, "token", WHY).await)
+                        }
                     }
-                },
+                }
                 None => Err(self
                     .refuse_login(
                         request,
@@ -181,15 +197,19 @@ impl CitylakeFlightSql {
                 &password,
                 users.get(&user).map(|u| u.password_hash.as_str()),
             );
-            if self.tokens.check(&remembered).as_deref() == Some(user.as_str())
-                && let Some(u) = users.get(&user)
+            if let Some(u) = users.get(&user)
+                && self.tokens.check(&remembered)
+                    == Some(crate::auth::TokenOwner {
+                        user: user.clone(),
+                        credential: u.password_hash.clone(),
+                    })
             {
                 return Ok(u.principal());
             }
             return match self.verify(&user, &password).await? {
-                Some(p) => {
+                Some((p, credential)) => {
                     self.audit_login(request, &user, "basic", Ok(&p)).await?;
-                    self.tokens.remember(&remembered, &user);
+                    self.tokens.remember(&remembered, &user, &credential);
                     Ok(p)
                 }
                 None => Err(self
@@ -459,7 +479,7 @@ impl FlightSqlService for CitylakeFlightSql {
             .strip_prefix("Basic ")
             .ok_or_else(|| Status::unauthenticated("handshake needs basic credentials"))?;
         let (user, password) = decode_basic(basic)?;
-        let Some(principal) = self.verify(&user, &password).await? else {
+        let Some((principal, credential)) = self.verify(&user, &password).await? else {
             tracing::warn!(user, "failed login");
             return Err(self
                 .refuse_login(&request, &user, "handshake", WRONG_PASSWORD)
@@ -468,7 +488,7 @@ impl FlightSqlService for CitylakeFlightSql {
         self.audit_login(&request, &user, "handshake", Ok(&principal))
             .await?;
         tracing::info!(user, "login");
-        let token = self.tokens.issue(&principal.user);
+        let token = self.tokens.issue(&principal.user, &credential);
         let payload = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),

@@ -268,8 +268,8 @@ async fn a_running_server_follows_the_users_file() {
 
     // bob becomes a district analyst; ana is removed (`citylake user` while serving)
     let mut file = Users::load(&path).unwrap();
-    file.remove("bob").unwrap();
-    add_bob(&mut file, "district_analyst");
+    file.set_roles("bob", vec!["district_analyst".into()])
+        .unwrap();
     file.remove("ana").unwrap();
     file.save(&path).unwrap();
     touch_forward(&path);
@@ -285,4 +285,35 @@ async fn a_running_server_follows_the_users_file() {
     let (code_, _) = code(count(&mut ana, "SELECT 1").await.unwrap_err());
     assert_eq!(code_, Code::Unauthenticated);
     assert!(client(addr).await.handshake("ana", PASSWORD).await.is_err());
+
+    // bob's password changes (remove and add again): the token of his earlier
+    // login ends at its next call; the new password logs in
+    let mut file = Users::load(&path).unwrap();
+    file.remove("bob").unwrap();
+    file.add(
+        "bob",
+        "a new password",
+        vec!["district_analyst".into()],
+        None,
+        [("district".to_string(), "Xihu".to_string())].into(),
+    )
+    .unwrap();
+    file.save(&path).unwrap();
+    touch_forward(&path);
+    let (code_, msg) = code(count(&mut bob, "SELECT 1").await.unwrap_err());
+    assert_eq!(code_, Code::Unauthenticated, "{msg}");
+    assert!(msg.contains("password changed"), "{msg}");
+    assert!(
+        count(&mut bob, "SELECT 1").await.is_err(),
+        "the token stays revoked"
+    );
+    let mut again = client(addr).await;
+    assert!(again.handshake("bob", PASSWORD).await.is_err());
+    again.handshake("bob", "a new password").await.unwrap();
+    assert!(
+        count(&mut again, "SELECT count(*) FROM hotline.cases")
+            .await
+            .unwrap()
+            > 0
+    );
 }
