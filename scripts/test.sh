@@ -74,6 +74,7 @@ step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLA
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v psql >/dev/null || missing+=(postgresql-client)
 fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || missing+=(fonts-wqy-zenhei)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"

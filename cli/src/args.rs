@@ -70,6 +70,12 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "CITYLAKE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Also serve the Postgres wire protocol here (psql, BI tools, drivers), on
+    /// the same engine, users, policy and audit trail; off unless given. Beyond
+    /// loopback it needs --tls-cert/--tls-key (passwords are sent in clear text
+    /// inside TLS).
+    #[arg(long, env = "CITYLAKE_PG_BIND")]
+    pub pg_bind: Option<std::net::SocketAddr>,
     /// Lifetime of a login's bearer token, in seconds.
     #[arg(long, env = "CITYLAKE_TOKEN_TTL", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,

@@ -44,12 +44,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.bind
         );
     }
+    if let Some(pg) = args.pg_bind
+        && tls.is_none()
+        && !pg.ip().is_loopback()
+    {
+        bail!(
+            "refusing to serve Postgres on {pg} without TLS: clients send their password in clear \
+             text. Pass --tls-cert and --tls-key, or bind --pg-bind to 127.0.0.1."
+        );
+    }
     let engine = Arc::new(crate::sql::build_engine(&catalog, &args.engine).await?);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot bind {}", args.bind))?;
     let addr = listener.local_addr()?;
-    let signal = shutdown_signal()?;
+    let pg_listener = match args.pg_bind {
+        Some(pg) => Some(
+            tokio::net::TcpListener::bind(pg)
+                .await
+                .with_context(|| format!("cannot bind --pg-bind {pg}"))?,
+        ),
+        None => None,
+    };
+    // one signal ends both protocols
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let signal = {
+        let signal = shutdown_signal()?;
+        async move {
+            signal.await;
+            let _ = stopping.send(true);
+        }
+    };
     let ops = citylake_server::ops::Ops::new(engine.clone());
     if let Some(addr) = args.metrics_bind {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -63,6 +88,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move {
             if let Err(e) = ops.serve(listener).await {
                 tracing::error!(error = %e, "the operator endpoints stopped");
+            }
+        });
+    }
+    let users = Arc::new(users);
+    if let Some(listener) = pg_listener {
+        let pg = listener.local_addr()?;
+        print_psql_help(pg, tls.is_some(), &users_path);
+        let mut stopped = stopped.clone();
+        let serving = citylake_postgres::serve(
+            listener,
+            engine.clone(),
+            users.clone(),
+            tls.clone(),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        );
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(error = %e, "the Postgres front end stopped");
             }
         });
     }
@@ -88,7 +133,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     citylake_server::serve_with_options(
         listener,
         engine,
-        Arc::new(users),
+        users,
         Duration::from_secs(args.token_ttl_secs),
         tls,
         shutdown,
@@ -203,6 +248,26 @@ JDBC: jdbc:arrow-flight-sql://{addr}?useEncryption={jdbc_tls}&user={user}&passwo
 Ctrl-C to stop.",
         if tls { "TLS" } else { "plain text" },
         users.display()
+    );
+}
+
+/// How to reach the Postgres front end with psql.
+fn print_psql_help(addr: SocketAddr, tls: bool, users: &Path) {
+    let user = if demo_password(users).is_some() {
+        "analyst"
+    } else {
+        "<user>"
+    };
+    let ssl = if tls { "require" } else { "disable" };
+    eprintln!(
+        "Postgres protocol on {addr} ({}). psql:\n  psql \"host={} port={} user={user} dbname=citylake sslmode={ssl}\"",
+        if tls {
+            "TLS"
+        } else {
+            "plain text, loopback only"
+        },
+        addr.ip(),
+        addr.port(),
     );
 }
 

@@ -76,6 +76,100 @@ impl EngineError {
     }
 }
 
+/// What kind of failure an [`EngineError`] is, for a front end to answer
+/// with its protocol's code (gRPC status, SQLSTATE): the one classification
+/// every front end maps, so that Flight SQL and Postgres agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The SQL text does not parse.
+    Syntax,
+    /// The query is wrong: unknown column or function, types, planning.
+    Invalid,
+    /// A value failed at run time (a cast, a division by zero): the query's data.
+    Data,
+    /// A table or view that does not exist (or that the principal may not list).
+    NotFound,
+    /// The principal may not do this.
+    PermissionDenied,
+    /// Not supported by the engine.
+    Unsupported,
+    /// A resource limit: result size, memory, a full admission queue.
+    ResourceExhausted,
+    /// The query ran out of its time.
+    Timeout,
+    /// The query was cancelled (by its client, an administrator, shutdown).
+    Cancelled,
+    /// The store or the audit trail cannot be reached or written: retry later.
+    Unavailable,
+    /// A lake object is corrupt, truncated or gone since it was listed.
+    DataLoss,
+    /// The server's own configuration is wrong (the operator's to fix).
+    Configuration,
+    /// A fault of the engine; the message is for the server log, not the client.
+    Internal,
+}
+
+impl EngineError {
+    /// The kind of failure this is (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        use crate::audit::AuditError;
+        use crate::governance::AccessDenied;
+        use crate::limits::LimitError;
+        use crate::queries::Cancelled;
+        match self {
+            Self::NotAllowed(_) => ErrorClass::PermissionDenied,
+            Self::Storage(_) | Self::Audit(_) => ErrorClass::Unavailable,
+            Self::Config(_) | Self::Catalog(_) => ErrorClass::Configuration,
+            Self::NotFound { .. } => ErrorClass::NotFound,
+            Self::Query(df) => match df.find_root() {
+                DataFusionError::SQL(..) => ErrorClass::Syntax,
+                DataFusionError::SchemaError(..)
+                | DataFusionError::Plan(_)
+                | DataFusionError::Configuration(_) => ErrorClass::Invalid,
+                DataFusionError::NotImplemented(_) => ErrorClass::Unsupported,
+                DataFusionError::ParquetError(_) => ErrorClass::DataLoss,
+                DataFusionError::ObjectStore(e)
+                    if matches!(**e, object_store::Error::NotFound { .. }) =>
+                {
+                    ErrorClass::DataLoss
+                }
+                DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => {
+                    ErrorClass::Unavailable
+                }
+                DataFusionError::ResourcesExhausted(_) => ErrorClass::ResourceExhausted,
+                DataFusionError::External(e) if e.is::<Cancelled>() => ErrorClass::Cancelled,
+                DataFusionError::External(e) if e.is::<AccessDenied>() => {
+                    ErrorClass::PermissionDenied
+                }
+                // the query's audit record could not be written: fail closed
+                DataFusionError::External(e) if e.is::<AuditError>() => ErrorClass::Unavailable,
+                DataFusionError::External(e) => match e.downcast_ref::<LimitError>() {
+                    Some(LimitError::Timeout(_)) => ErrorClass::Timeout,
+                    Some(_) => ErrorClass::ResourceExhausted,
+                    None => ErrorClass::Internal,
+                },
+                DataFusionError::Execution(_) | DataFusionError::ArrowError(..) => ErrorClass::Data,
+                _ => ErrorClass::Internal,
+            },
+        }
+    }
+
+    /// Where a syntax error is in the statement: 1-based line and column, as
+    /// the parser reports them (`… at Line: 2, Column: 7`).
+    pub fn syntax_location(&self) -> Option<(u64, u64)> {
+        let Self::Query(df) = self else { return None };
+        let DataFusionError::SQL(err, _) = df.find_root() else {
+            return None;
+        };
+        let text = err.to_string();
+        let at = text.rfind("Line: ")?;
+        let rest = &text[at + "Line: ".len()..];
+        let (line, rest) = rest.split_once(", Column: ")?;
+        let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        Some((line.trim().parse().ok()?, column.parse().ok()?))
+    }
+}
+
 fn did_you_mean(suggestion: &Option<String>) -> String {
     match suggestion {
         Some(name) => format!("; did you mean {name}?"),

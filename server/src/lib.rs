@@ -11,7 +11,7 @@
 //!   credentials; `metadata`: every metadata command (`Listing`), SqlInfo,
 //!   XDBC types; `prepared`: prepared statements and their limits;
 //!   `tickets`: the tickets handed out and CancelFlightInfo's reading of
-//!   them; `wire`: client-safe types; `status`: the one mapping from engine
+//!   them; [`wire`]: client-safe types (the Postgres front end's too); `status`: the one mapping from engine
 //!   errors to gRPC codes; [`ops`]: health and metrics.
 
 pub mod auth;
@@ -21,7 +21,7 @@ mod prepared;
 mod service;
 mod status;
 mod tickets;
-mod wire;
+pub mod wire;
 
 use std::future::Future;
 use std::path::Path;

@@ -1,0 +1,625 @@
+//! The simple and extended query protocols over the engine's one query path.
+//!
+//! Every statement runs as the connection's user *as the users file says now*
+//! (a removed user's connection ends at its next statement; changed roles
+//! apply), in a session built for that call under the policy in force, with
+//! the connection's tag (what a CancelRequest finds). A statement prepared
+//! with Parse is planned then — for its result and parameter types, and to
+//! refuse it early — and planned again at every Execute under the policy in
+//! force, as Flight SQL's prepared statements are.
+//!
+//! Statements clients send that are not queries are answered here, without
+//! the engine: `BEGIN`/`COMMIT`/`ROLLBACK` are accepted (the lake is
+//! read-only, a transaction changes nothing), `SET`/`RESET`/`SHOW` of client
+//! settings (`client_encoding`, `DateStyle`, `extra_float_digits`,
+//! `application_name`, `search_path`, …) are kept as the connection's own and
+//! change nothing in the engine, `DISCARD ALL` and `DEALLOCATE` forget
+//! prepared statements. `SET` of `citylake.*` and `datafusion.*` options goes
+//! to the engine, which refuses it as it does over Flight SQL.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use async_trait::async_trait;
+use citylake_engine::audit::AuditRecord;
+use citylake_engine::datafusion::arrow::array::{RecordBatch, StringArray};
+use citylake_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use citylake_engine::datafusion::execution::SendableRecordBatchStream;
+use citylake_engine::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use citylake_engine::{Engine, EngineError, QueryRequest, Session};
+use citylake_server::UserDirectory;
+use citylake_server::wire::{to_wire, wire_schema};
+use futures::{Sink, StreamExt};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::DataRow;
+
+use crate::error::{fatal, to_pg, user_error};
+use crate::startup::Login;
+
+/// A statement as Parse left it.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    sql: String,
+    what: What,
+}
+
+#[derive(Debug, Clone)]
+enum What {
+    /// A query for the engine: its parameters' inferred types (`$1`, `$2`, …
+    /// in order) and its result's schema as clients receive it.
+    Query {
+        parameters: Vec<Option<DataType>>,
+        schema: SchemaRef,
+    },
+    /// A statement answered by the front end.
+    Client(ClientStatement),
+}
+
+/// Statements answered without the engine.
+#[derive(Debug, Clone, PartialEq)]
+enum ClientStatement {
+    Begin,
+    Commit,
+    Rollback,
+    /// `SET name = value` of a client setting (value as written, unquoted).
+    Set(String, String),
+    /// `RESET name` / `RESET ALL` (`None`).
+    Reset(Option<String>),
+    Show(String),
+    /// `DISCARD ALL`, `DEALLOCATE ALL` (`None`) or `DEALLOCATE name`.
+    Forget(Option<String>),
+}
+
+/// Options that belong to the engine: `SET` of these goes to the engine (and
+/// is refused there), never kept as a client setting.
+fn engine_option(name: &str) -> bool {
+    name.starts_with("citylake.") || name.starts_with("datafusion.")
+}
+
+/// Recognises the statements the front end answers itself (see the module
+/// documentation); `None` for everything else.
+fn client_statement(sql: &str) -> Option<ClientStatement> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    if text.contains(';') {
+        // a script: its statements are looked at one by one
+        return None;
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    let first = lower.first()?.as_str();
+    let only = |w: &[&str]| {
+        lower.len() <= w.len() + 1 && lower.get(1).is_none_or(|x| w.contains(&x.as_str()))
+    };
+    match first {
+        "begin" | "start"
+            if first != "start" || lower.get(1).map(String::as_str) == Some("transaction") =>
+        {
+            Some(ClientStatement::Begin)
+        }
+        "commit" | "end" if only(&["transaction", "work"]) => Some(ClientStatement::Commit),
+        "rollback" | "abort" if only(&["transaction", "work"]) => Some(ClientStatement::Rollback),
+        "discard" if lower.len() == 2 => Some(ClientStatement::Forget(None)),
+        "deallocate" => {
+            let name = words
+                .iter()
+                .skip(1)
+                .find(|w| !w.eq_ignore_ascii_case("prepare"))?;
+            Some(ClientStatement::Forget(
+                (!name.eq_ignore_ascii_case("all")).then(|| name.trim_matches('"').to_string()),
+            ))
+        }
+        "set" => {
+            let mut rest = &text[words[0].len()..];
+            rest = rest.trim_start();
+            for scope in ["session ", "local "] {
+                if rest.len() >= scope.len() && rest[..scope.len()].eq_ignore_ascii_case(scope) {
+                    rest = rest[scope.len()..].trim_start();
+                }
+            }
+            let lower_rest = rest.to_lowercase();
+            if lower_rest.starts_with("characteristics ") || lower_rest.starts_with("transaction ")
+            {
+                return Some(ClientStatement::Set("transaction".into(), rest.into()));
+            }
+            if let Some(zone) = lower_rest.strip_prefix("time zone ") {
+                return Some(ClientStatement::Set("timezone".into(), unquote(zone)));
+            }
+            if let Some(names) = lower_rest.strip_prefix("names ") {
+                return Some(ClientStatement::Set(
+                    "client_encoding".into(),
+                    unquote(names),
+                ));
+            }
+            let (name, value) = match rest.find(['=', ' ']) {
+                Some(at) => (&rest[..at], rest[at..].trim_start_matches([' ', '='])),
+                None => return None,
+            };
+            let value = value.trim();
+            let value = value
+                .strip_prefix("TO ")
+                .or_else(|| value.strip_prefix("to "))
+                .unwrap_or(value);
+            let name = name.trim().trim_matches('"').to_lowercase();
+            (!engine_option(&name)).then(|| ClientStatement::Set(name, unquote(value)))
+        }
+        "reset" if lower.len() == 2 => {
+            let name = lower[1].trim_matches('"').to_string();
+            if engine_option(&name) {
+                return None;
+            }
+            Some(ClientStatement::Reset((name != "all").then_some(name)))
+        }
+        "show" if lower[1..] == ["transaction", "isolation", "level"] => {
+            Some(ClientStatement::Show("transaction_isolation".into()))
+        }
+        "show" if lower.len() == 2 => {
+            let name = lower[1].trim_matches('"').to_string();
+            (!engine_option(&name) && name != "all" && name != "tables" && name != "columns")
+                .then_some(ClientStatement::Show(name))
+        }
+        _ => None,
+    }
+}
+
+fn unquote(value: &str) -> String {
+    let v = value.trim();
+    v.strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or(v)
+        .to_string()
+}
+
+/// The value of a setting a client asks for with `SHOW`: what it set, else
+/// the server's.
+fn setting<C: ClientInfo>(client: &C, name: &str) -> Option<String> {
+    if let Some(v) = client.metadata().get(&setting_key(name)) {
+        return Some(v.clone());
+    }
+    if let Some(v) = client.metadata().get(name) {
+        return Some(v.clone());
+    }
+    Some(
+        match name {
+            "server_version" => "16.6",
+            "server_version_num" => "160006",
+            "server_encoding" | "client_encoding" => "UTF8",
+            "datestyle" => "ISO, MDY",
+            "timezone" => "UTC",
+            "intervalstyle" => "postgres",
+            "transaction_isolation" | "default_transaction_isolation" => "read committed",
+            "transaction_read_only" | "default_transaction_read_only" => "on",
+            "standard_conforming_strings" | "integer_datetimes" => "on",
+            "is_superuser" => "off",
+            "search_path" => "\"$user\", public",
+            "application_name" => "",
+            "extra_float_digits" => "1",
+            "max_identifier_length" => "63",
+            "lc_collate" | "lc_ctype" | "lc_messages" => "C",
+            "statement_timeout" | "lock_timeout" => "0",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+fn setting_key(name: &str) -> String {
+    format!("citylake.pg.setting.{name}")
+}
+
+/// The engine stream as Postgres rows, in `format` (text or binary per column).
+fn rows(stream: SendableRecordBatchStream, format: &Format) -> PgWireResult<QueryResponse> {
+    let schema = wire_schema(&stream.schema());
+    let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, None)?);
+    let encode = fields.clone();
+    let rows = stream
+        .map(move |batch| {
+            let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch
+                .map_err(EngineError::from)
+                .and_then(|b| to_wire(b, &schema).map_err(EngineError::from))
+            {
+                Ok(batch) => encode_recordbatch(encode.clone(), batch),
+                Err(e) => Box::new(std::iter::once(Err(to_pg(&e, None)))),
+            };
+            futures::stream::iter(encoded)
+        })
+        .flatten();
+    Ok(QueryResponse::new(fields, rows))
+}
+
+/// One text column named `name` with one row, `value`.
+fn one_value(name: &str, value: String, format: &Format) -> PgWireResult<QueryResponse> {
+    let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![value]))],
+    )
+    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let stream = RecordBatchStreamAdapter::new(schema, futures::stream::iter([Ok(batch)]));
+    rows(Box::pin(stream), format)
+}
+
+/// Shared by both protocols: the engine, the users, the connection's login.
+pub struct QueryHandler {
+    engine: Arc<Engine>,
+    users: Arc<UserDirectory>,
+    parser: Arc<Parser>,
+}
+
+impl QueryHandler {
+    pub fn new(engine: Arc<Engine>, users: Arc<UserDirectory>) -> Self {
+        let parser = Arc::new(Parser {
+            engine: engine.clone(),
+            users: users.clone(),
+        });
+        Self {
+            engine,
+            users,
+            parser,
+        }
+    }
+
+    /// Answers a statement of the front end's own.
+    fn client_response<C>(
+        &self,
+        client: &mut C,
+        statement: &ClientStatement,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore,
+        C::PortalStore: PortalStore,
+    {
+        Ok(match statement {
+            ClientStatement::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+            ClientStatement::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+            ClientStatement::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+            ClientStatement::Set(name, value) => {
+                client
+                    .metadata_mut()
+                    .insert(setting_key(name), value.clone());
+                Response::Execution(Tag::new("SET"))
+            }
+            ClientStatement::Reset(name) => {
+                let keys: Vec<String> = match name {
+                    Some(n) => vec![setting_key(n)],
+                    None => client
+                        .metadata()
+                        .keys()
+                        .filter(|k| k.starts_with("citylake.pg.setting."))
+                        .cloned()
+                        .collect(),
+                };
+                for k in keys {
+                    client.metadata_mut().remove(&k);
+                }
+                Response::Execution(Tag::new("RESET"))
+            }
+            ClientStatement::Show(name) => match setting(client, name) {
+                Some(value) => Response::Query(one_value(name, value, format)?),
+                None => {
+                    return Err(user_error(
+                        "42704",
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    ));
+                }
+            },
+            ClientStatement::Forget(name) => {
+                match name {
+                    Some(n) => client.portal_store().rm_statement(n),
+                    None => {
+                        client.portal_store().clear_portals();
+                    }
+                }
+                Response::Execution(Tag::new(if name.is_some() {
+                    "DEALLOCATE"
+                } else {
+                    "DISCARD ALL"
+                }))
+            }
+        })
+    }
+
+    /// Runs one query of the engine's for the connection.
+    async fn run(
+        &self,
+        session: &Session,
+        login: &Login,
+        request: QueryRequest,
+        sql: &str,
+        format: &Format,
+    ) -> PgWireResult<QueryResponse> {
+        let request = request.with_tag(crate::cancel::tag(login.pid));
+        let stream = session
+            .query(request)
+            .await
+            .map_err(|e| to_pg(&e, Some(sql)))?;
+        rows(stream, format)
+    }
+}
+
+/// The session a connection's statement runs in (see the module documentation).
+async fn session_for<C: ClientInfo>(
+    engine: &Arc<Engine>,
+    users: &UserDirectory,
+    client: &C,
+) -> PgWireResult<(Session, Arc<Login>)> {
+    let Some(login) = client.session_extensions().get::<Login>() else {
+        // never reached through the protocol (the startup handler runs first),
+        // but a connection without a login runs nothing
+        return Err(fatal("28000", "not logged in"));
+    };
+    let address = format!("postgres {}", client.socket_addr());
+    let current = users.current();
+    let why = match current.get(&login.user) {
+        Some(user) if user.password_hash == login.credential => {
+            let session = engine.session(user.principal()).with_client(address);
+            return Ok((session, login));
+        }
+        Some(_) => "the password changed since this connection logged in",
+        None => "the user no longer exists",
+    };
+    let record = AuditRecord::new("login", "postgres connection", "refused")
+        .by(&login.user, &address)
+        .failed(why);
+    if let Err(e) = engine.audit_log().record(record).await {
+        return Err(fatal("58000", e.to_string()));
+    }
+    Err(fatal("28000", why))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (session, login) = session_for(&self.engine, &self.users, client).await?;
+        let text = Format::UnifiedText;
+        if let Some(statement) = client_statement(query) {
+            return Ok(vec![self.client_response(client, &statement, &text)?]);
+        }
+        let statements = session.parse(query).map_err(|e| to_pg(&e, Some(query)))?;
+        if statements.len() <= 1 {
+            let response = self
+                .run(&session, &login, QueryRequest::new(query), query, &text)
+                .await?;
+            return Ok(vec![Response::Query(response)]);
+        }
+        // a script: each statement in turn, up to the first error
+        let mut responses = vec![];
+        for statement in statements {
+            let sql = statement.to_string();
+            let answer = match client_statement(&sql) {
+                Some(own) => self.client_response(client, &own, &text),
+                None => self
+                    .run(
+                        &session,
+                        &login,
+                        QueryRequest::parsed(statement),
+                        &sql,
+                        &text,
+                    )
+                    .await
+                    .map(Response::Query),
+            };
+            match answer {
+                Ok(r) => responses.push(r),
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(ErrorInfo::from(e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Parse: plans the statement for its types (and to refuse it early).
+pub struct Parser {
+    engine: Arc<Engine>,
+    users: Arc<UserDirectory>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let (session, _) = session_for(&self.engine, &self.users, client).await?;
+        if let Some(own) = client_statement(sql) {
+            return Ok(Some(Prepared {
+                sql: sql.to_string(),
+                what: What::Client(own),
+            }));
+        }
+        let started = std::time::Instant::now();
+        let plan = match session.plan_sql(sql).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                // refusals and errors are recorded, as every request's are
+                let (outcome, recorded) = citylake_engine::queries::Outcome::of_error(&e);
+                let record = AuditRecord::new("prepare", sql, outcome.as_str())
+                    .took(started.elapsed())
+                    .failed(recorded);
+                session
+                    .audit(record, None)
+                    .await
+                    .map_err(|e| to_pg(&e, None))?;
+                return Err(to_pg(&e, Some(sql)));
+            }
+        };
+        let mut parameters: Vec<(usize, Option<DataType>)> = plan
+            .get_parameter_types()
+            .map_err(|e| to_pg(&e.into(), Some(sql)))?
+            .into_iter()
+            .map(|(id, t)| (id.trim_start_matches('$').parse().unwrap_or(usize::MAX), t))
+            .collect();
+        parameters.sort_by_key(|(n, _)| *n);
+        Ok(Some(Prepared {
+            sql: sql.to_string(),
+            what: What::Query {
+                parameters: parameters.into_iter().map(|(_, t)| t).collect(),
+                schema: wire_schema(plan.schema().as_arrow()),
+            },
+        }))
+    }
+
+    fn get_parameter_types(&self, statement: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(match &statement.what {
+            What::Query { parameters, .. } => parameters
+                .iter()
+                .map(|t| {
+                    t.as_ref()
+                        .and_then(crate::params::pg_type)
+                        .unwrap_or(Type::TEXT)
+                })
+                .collect(),
+            What::Client(_) => vec![],
+        })
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let format = format.unwrap_or(&Format::UnifiedText);
+        match &statement.what {
+            What::Query { schema, .. } => arrow_schema_to_pg_fields(schema, format, None),
+            What::Client(ClientStatement::Show(name)) => arrow_schema_to_pg_fields(
+                &Schema::new(vec![Field::new(name, DataType::Utf8, false)]),
+                format,
+                None,
+            ),
+            What::Client(_) => Ok(vec![]),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (session, login) = session_for(&self.engine, &self.users, client).await?;
+        let statement: &StoredStatement<Prepared> = &portal.statement;
+        let prepared = &statement.statement;
+        let format = &portal.result_column_format;
+        match &prepared.what {
+            What::Client(own) => {
+                let own = own.clone();
+                self.client_response(client, &own, format)
+            }
+            What::Query { parameters, .. } => {
+                let values = crate::params::values(portal, &statement.parameter_types, parameters)?;
+                let mut request = QueryRequest::new(&prepared.sql);
+                if !values.is_empty() {
+                    let text = crate::params::audit_text(&values);
+                    request = request.with_parameters(values, text);
+                }
+                let response = self
+                    .run(&session, &login, request, &prepared.sql, format)
+                    .await?;
+                Ok(Response::Query(response))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_statements_are_recognised() {
+        use ClientStatement::*;
+        assert_eq!(client_statement("BEGIN"), Some(Begin));
+        assert_eq!(client_statement("begin transaction;"), Some(Begin));
+        assert_eq!(client_statement("START TRANSACTION READ ONLY"), Some(Begin));
+        assert_eq!(client_statement("COMMIT"), Some(Commit));
+        assert_eq!(client_statement("rollback"), Some(Rollback));
+        assert_eq!(
+            client_statement("SET extra_float_digits = 3"),
+            Some(Set("extra_float_digits".into(), "3".into()))
+        );
+        assert_eq!(
+            client_statement("SET search_path TO 'public'"),
+            Some(Set("search_path".into(), "public".into()))
+        );
+        assert_eq!(
+            client_statement("SET SESSION application_name = 'psql'"),
+            Some(Set("application_name".into(), "psql".into()))
+        );
+        assert_eq!(
+            client_statement("SET TIME ZONE 'UTC'"),
+            Some(Set("timezone".into(), "utc".into()))
+        );
+        assert_eq!(
+            client_statement("SHOW DateStyle"),
+            Some(Show("datestyle".into()))
+        );
+        assert_eq!(client_statement("DISCARD ALL"), Some(Forget(None)));
+        assert_eq!(
+            client_statement("DEALLOCATE PREPARE s1"),
+            Some(Forget(Some("s1".into())))
+        );
+        // the engine's options are the engine's to refuse
+        assert_eq!(client_statement("SET citylake.audit = 'off'"), None);
+        assert_eq!(
+            client_statement("SET datafusion.execution.batch_size = 1"),
+            None
+        );
+        assert_eq!(
+            client_statement("SHOW datafusion.execution.batch_size"),
+            None
+        );
+        assert_eq!(
+            client_statement("RESET datafusion.optimizer.max_passes"),
+            None
+        );
+        // queries are queries
+        assert_eq!(client_statement("SELECT 1"), None);
+        assert_eq!(client_statement("SET a = 1; SELECT 1"), None);
+        assert_eq!(
+            client_statement("SHOW TRANSACTION ISOLATION LEVEL"),
+            Some(Show("transaction_isolation".into()))
+        );
+        assert_eq!(client_statement("begin_date"), None);
+        assert_eq!(client_statement("START 1"), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! citylake's Postgres wire protocol front end.
+//!
+//! [`serve`] answers the PostgreSQL protocol (v3) on an already-bound
+//! listener, beside Flight SQL and on the same [`Engine`]: the same users file
+//! (reloaded while running), the same access policy, audit trail, limits,
+//! admission queue, `system.queries` and shutdown. It hands the engine a
+//! principal and SQL exactly like Flight SQL does ([`Session::query`]), and
+//! encodes the Arrow results as Postgres rows (text or binary, per column, as
+//! the client asks).
+//!
+//! # Layout
+//! - `startup`: the startup phase — TLS required beyond loopback, cleartext
+//!   password checked against the users file's Argon2 hashes, login records;
+//! - `handler`: simple and extended query protocols (Parse/Bind/Describe/
+//!   Execute with typed `$n` parameters, portals fetched in chunks), the
+//!   statements clients send that are not queries (`SET`, `SHOW`, `BEGIN`, …);
+//! - `params`: bound parameter values, text or binary, as engine values;
+//! - `cancel`: CancelRequest by process id and secret key, through the
+//!   engine's cancellation;
+//! - `error`: the one mapping from engine errors to SQLSTATE codes.
+//!
+//! [`Session::query`]: citylake_engine::Session::query
+
+mod cancel;
+mod error;
+mod handler;
+mod params;
+mod startup;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use citylake_engine::Engine;
+use citylake_server::{ServerError, TlsPem, UserDirectory};
+use pgwire::api::PgWireServerHandlers;
+use pgwire::tokio::tokio_rustls::rustls;
+use tokio::net::TcpListener;
+
+/// The handlers of every connection: they share the engine, the users and the
+/// table of connections a CancelRequest is checked against.
+struct Handlers {
+    query: Arc<handler::QueryHandler>,
+    startup: Arc<startup::Startup>,
+    cancel: Arc<cancel::CancelRequests>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.query.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.query.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Serves the Postgres protocol on `listener` until `shutdown` completes, then
+/// stops accepting connections (running queries are the engine's to finish or
+/// cancel, as for Flight SQL). With `tls`, clients may (and beyond loopback
+/// must) use TLS (`sslmode=require`).
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    users: Arc<UserDirectory>,
+    tls: Option<TlsPem>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let acceptor = tls.map(|pem| tls_acceptor(&pem)).transpose()?;
+    let cancel = Arc::new(cancel::CancelRequests::new(engine.clone()));
+    let handlers = Arc::new(Handlers {
+        query: Arc::new(handler::QueryHandler::new(engine.clone(), users.clone())),
+        startup: Arc::new(startup::Startup::new(
+            engine.clone(),
+            users,
+            cancel.clone(),
+            acceptor.is_some(),
+        )),
+        cancel,
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // out of file descriptors and the like: keep serving the others
+                    tracing::warn!(error = %e, "postgres: cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let handlers = handlers.clone();
+        let acceptor = acceptor.clone();
+        let connections = Open::new(engine.clone());
+        tokio::spawn(async move {
+            let _open = connections;
+            if let Err(e) = pgwire::tokio::process_socket(socket, acceptor, handlers).await {
+                tracing::debug!(%peer, error = %e, "postgres connection ended with an error");
+            }
+        });
+    }
+}
+
+/// A connection, counted in the engine's `connections` gauge while open (the
+/// same gauge as Flight SQL's).
+struct Open(Arc<Engine>);
+
+impl Open {
+    fn new(engine: Arc<Engine>) -> Self {
+        engine.queries().metrics.connections.inc();
+        Self(engine)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.queries().metrics.connections.dec();
+    }
+}
+
+/// A TLS acceptor for the certificate and key (the same PEM files as Flight SQL).
+fn tls_acceptor(pem: &TlsPem) -> Result<pgwire::tokio::TlsAcceptor, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(&pem.cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServerError::Tls(format!("the certificate: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem.key)
+        .map_err(|e| ServerError::Tls(format!("the private key: {e}")))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ServerError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| ServerError::Tls(e.to_string()))?;
+    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,482 @@
+"""The Postgres wire protocol (`citylake serve --pg-bind`) with real clients: psql (Debian
+postgresql-client), psycopg 3 (text and binary, server-side parameters) and asyncpg (binary,
+prepared statements, portals fetched in chunks). The same users, policy, audit trail and
+refusals as Flight SQL; bad input (garbage, wrong password, a Bind with the wrong number of
+parameters, a cancel with the wrong key) is a clear error and the server keeps serving."""
+
+import asyncio
+import datetime
+import decimal
+import os
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import asyncpg
+import psycopg
+import pytest
+
+from conftest import PASSWORD, Server, binary
+from test_flight_clients import adbc
+
+
+class PgServer(Server):
+    def __init__(self, lake, tls=None, extra=()):
+        super().__init__(lake, tls=tls, extra=["--pg-bind", "127.0.0.1:0", *extra])
+        self.pg = next(m for m in (re.search(r"Postgres protocol on 127\.0\.0\.1:(\d+)", line)
+                                   for line in self.log) if m)
+        self.port = int(self.pg.group(1))
+
+
+@pytest.fixture(scope="module")
+def pg(lake):
+    s = PgServer(lake)
+    yield s
+    s.stop()
+    assert s.proc.returncode == 0, "graceful shutdown on SIGTERM"
+
+
+def dsn(server, user="ana", password=PASSWORD, **extra):
+    parts = dict(host="127.0.0.1", port=server.port, user=user, password=password,
+                 dbname="citylake", sslmode="disable", connect_timeout=10)
+    parts.update(extra)
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in parts.items()})
+
+
+def rows(server, user, sql, params=None, binary=False):
+    with psycopg.connect(dsn(server, user), autocommit=True) as conn:
+        with conn.cursor(binary=binary) as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+
+def flight_rows(server, user, sql):
+    with adbc(server, user=user) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def psql(server, *args, user="ana", password=PASSWORD):
+    env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="10")
+    return subprocess.run(["psql", "-X", "-h", "127.0.0.1", "-p", str(server.port), "-U", user,
+                           "-d", "citylake", "-v", "ON_ERROR_STOP=1", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+# --- psql ---------------------------------------------------------------------------------------
+
+def test_psql_logs_in_and_runs_the_citys_functions(pg):
+    done = psql(pg, "-A", "-t", "-c", "SELECT count(*) FROM common.districts")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "13"
+    done = psql(pg, "-A", "-t", "-F", ",", "-c",
+                "SELECT aqi_cn_daily(75, 150, 10, 80, 1.0, 160, 'HJ633-2012'), "
+                "iaqi_cn('pm25', '24h', 75, 'HJ633-2012')")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "100,100", done.stdout
+
+
+def test_psql_shows_where_a_syntax_error_is(pg):
+    done = psql(pg, "-v", "VERBOSITY=verbose", "-c", "SELECT district FRM common.districts")
+    assert done.returncode != 0
+    assert "42601" in done.stderr and "FRM" in done.stderr, done.stderr
+    # psql draws the cursor under the position the server reported
+    assert re.search(r"LINE 1: SELECT district FRM common\.districts\n\s+\^", done.stderr), done.stderr
+
+
+def test_a_wrong_password_is_28P01_and_no_data(pg):
+    done = psql(pg, "-c", "SELECT 1", password="wrong")
+    assert done.returncode != 0
+    assert 'password authentication failed for user "ana"' in done.stderr, done.stderr
+    with pytest.raises(psycopg.OperationalError) as e:
+        psycopg.connect(dsn(pg, "nobody", "x"))
+    assert "password authentication failed" in str(e.value)
+    assert rows(pg, "ana", "SELECT 1 AS one") == [(1,)]
+
+
+# --- psycopg ------------------------------------------------------------------------------------
+
+def test_psycopg_reads_the_same_rows_as_flight_sql_in_text_and_binary(pg):
+    sql = "SELECT district, population, admin_code FROM common.districts ORDER BY admin_code"
+    expected = flight_rows(pg, "ana", sql)
+    assert len(expected) == 13
+    assert rows(pg, "ana", sql) == expected
+    assert rows(pg, "ana", sql, binary=True) == expected
+
+
+@pytest.mark.parametrize("binary_format", [False, True])
+def test_types_arrive_as_postgres_types(pg, binary_format):
+    sql = ("SELECT CAST(1 AS SMALLINT) AS i2, CAST(2 AS INT) AS i4, CAST(3 AS BIGINT) AS i8, "
+           "CAST(1.5 AS DOUBLE) AS f8, CAST('12.345' AS DECIMAL(10, 3)) AS n, 'text' AS t, "
+           "DATE '2026-12-04' AS d, TIMESTAMP '2026-12-04 08:30:00' AS ts, true AS b, "
+           "aqi_cn_primary(75, 150, 10, 80, 1.0, 160, 'HJ633-2012') AS primary_pollutants, "
+           "CAST(NULL AS BIGINT) AS missing")
+    with psycopg.connect(dsn(pg), autocommit=True) as conn, conn.cursor(binary=binary_format) as cur:
+        cur.execute(sql)
+        (row,) = cur.fetchall()
+        types = [d.type_code for d in cur.description]
+    assert row[:9] == (1, 2, 3, 1.5, decimal.Decimal("12.345"), "text", datetime.date(2026, 12, 4),
+                       datetime.datetime(2026, 12, 4, 8, 30), True)
+    assert row[10] is None
+    # the primary pollutants, a LIST, as a text[] array
+    assert isinstance(row[9], list) and row[9] and all(isinstance(p, str) for p in row[9]), row[9]
+    # int2, int4, int8, float8, numeric, text, date, timestamp, bool, text[], int8
+    assert types == [21, 23, 20, 701, 1700, 25, 1082, 1114, 16, 1009, 20], types
+
+
+def test_server_side_parameters_are_typed_and_audited(pg):
+    with psycopg.connect(dsn(pg, "root"), autocommit=True) as conn, conn.cursor() as cur:
+        # psycopg sends %s as $1 with the extended protocol
+        cur.execute("SELECT district FROM common.districts WHERE admin_code = %s AND population > %s",
+                    (330106, 0))
+        assert cur.fetchall() == [("Xihu",)]
+        cur.execute("SELECT count(*) FROM common.districts WHERE district = %s", ("Xihu",))
+        assert cur.fetchall() == [(1,)]
+        cur.execute("SELECT %s::date + INTERVAL '1 day' AS d", (datetime.date(2026, 1, 31),))
+        assert cur.fetchall() == [(datetime.date(2026, 2, 1),)]
+    audited = rows(pg, "audrey", "SELECT parameters, client FROM system.audit_log "
+                                 "WHERE request LIKE '%admin_code = $1 AND population > $2%' "
+                                 "AND kind = 'query'")
+    assert audited, "the execution is recorded"
+    parameters, client = audited[-1]
+    assert '"$1":"330106"' in parameters.replace(" ", ""), parameters
+    assert client.startswith("postgres 127.0.0.1:"), client
+
+
+def test_session_settings_clients_send_are_accepted_and_engine_options_refused(pg):
+    with psycopg.connect(dsn(pg), autocommit=True) as conn, conn.cursor() as cur:
+        for statement in ["SET extra_float_digits = 3", "SET application_name = 'dbeaver'",
+                          "SET search_path TO public", "SET DateStyle = 'ISO'", "BEGIN", "COMMIT",
+                          "BEGIN", "ROLLBACK", "DISCARD ALL", "SET TIME ZONE 'UTC'"]:
+            cur.execute(statement)
+        cur.execute("SHOW application_name")
+        assert cur.fetchall() == [("dbeaver",)]
+        cur.execute("SHOW transaction_isolation")
+        assert cur.fetchall() == [("read committed",)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            cur.execute("SET datafusion.execution.batch_size = 1")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            cur.execute("CREATE TABLE t AS SELECT 1")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            cur.execute("SELECT * FROM nowhere.nothing")
+        with pytest.raises(psycopg.errors.UndefinedFunction):
+            cur.execute("SELECT no_such_function(1)")
+        # an error ends the statement, not the connection
+        cur.execute("SELECT 1")
+        assert cur.fetchall() == [(1,)]
+
+
+def test_a_script_runs_statement_by_statement(pg):
+    with psycopg.connect(dsn(pg), autocommit=True) as conn:
+        # the simple protocol (no parameters): several statements in one message
+        cur = conn.execute(psycopg.sql.SQL("SET application_name = 'x'; SELECT 1; SELECT 2 AS two"),
+                           prepare=False)
+        assert cur.statusmessage == "SET"
+        assert cur.nextset() and cur.fetchall() == [(1,)]
+        assert cur.nextset() and cur.fetchall() == [(2,)]
+
+
+# --- asyncpg ------------------------------------------------------------------------------------
+
+def test_asyncpg_prepared_statements_binary_and_portals_in_chunks(pg):
+    async def main():
+        conn = await asyncpg.connect(host="127.0.0.1", port=pg.port, user="ana", password=PASSWORD,
+                                     database="citylake", ssl=False)
+        try:
+            statement = await conn.prepare(
+                "SELECT district, population FROM common.districts WHERE population > $1 "
+                "ORDER BY admin_code")
+            assert [t.name for t in statement.get_parameters()] == ["int8"]
+            big = await statement.fetch(0)
+            assert len(big) == 13
+            assert await statement.fetch(10 ** 12) == []
+            # a portal fetched 5 rows at a time (Execute with a row limit)
+            async with conn.transaction():
+                seen = [r async for r in conn.cursor("SELECT station_id FROM environment.air_stations "
+                                                    "ORDER BY station_id", prefetch=5)]
+            expected = await conn.fetch("SELECT station_id FROM environment.air_stations ORDER BY station_id")
+            assert seen == expected and len(seen) > 5
+            value = await conn.fetchval("SELECT CAST('12.345' AS DECIMAL(10, 3))")
+            assert value == decimal.Decimal("12.345")
+        finally:
+            await conn.close()
+    asyncio.run(main())
+
+
+# --- governance ---------------------------------------------------------------------------------
+
+def test_a_district_analyst_is_masked_and_filtered_exactly_as_over_flight(pg):
+    sql = ("SELECT case_id, district, caller_name, caller_phone, caller_id_number FROM hotline.cases "
+           "ORDER BY case_id LIMIT 200")
+    over_pg = rows(pg, "dora", sql)
+    assert over_pg == flight_rows(pg, "dora", sql)
+    assert {r[1] for r in over_pg} == {"Xihu"}
+    for _, _, name, phone, id_number in over_pg:
+        assert phone is None or re.fullmatch(r"\d{3}\*{4}\d{4}", phone), phone
+        assert id_number is None or re.fullmatch(r".{6}\*{8}.{4}", id_number), id_number
+    assert rows(pg, "dora", "SELECT count(*) FROM hotline.cases") == \
+        rows(pg, "root", "SELECT count(*) FROM hotline.cases WHERE district = 'Xihu'")
+
+
+def test_hidden_datasets_answer_like_missing_ones_over_postgres(pg):
+    def error(user, sql):
+        with pytest.raises(psycopg.Error) as e:
+            rows(pg, user, sql)
+        return e.value.sqlstate, str(e.value)
+    hidden = error("dora", "SELECT payee FROM finance.expenditures")
+    missing = error("dora", "SELECT payee FROM finance.expenditurez")
+    assert hidden[0] == missing[0] == "42P01"
+    assert hidden[1].replace("expenditures", "X") == missing[1].replace("expenditurez", "X")
+    state, message = error("audrey", "SELECT count(*) FROM common.districts")
+    assert state == "42501" and "permission denied" in message
+    # a prepared statement over a hidden dataset is refused at Parse, the same way
+    async def prepare():
+        conn = await asyncpg.connect(host="127.0.0.1", port=pg.port, user="dora", password=PASSWORD,
+                                     database="citylake", ssl=False)
+        try:
+            with pytest.raises(asyncpg.exceptions.UndefinedTableError):
+                await conn.prepare("SELECT payee FROM finance.expenditures WHERE amount > $1")
+        finally:
+            await conn.close()
+    asyncio.run(prepare())
+
+
+def test_logins_and_refusals_are_in_the_audit_trail(pg):
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn(pg, "dora", "not her password"))
+    with pytest.raises(psycopg.Error):
+        rows(pg, "dora", "SELECT payee AS pg_refused FROM finance.expenditures")
+    records = rows(pg, "audrey", "SELECT kind, request, outcome, user, client, error FROM system.audit_log "
+                                 "WHERE client LIKE 'postgres %' OR request = 'postgres password' "
+                                 "ORDER BY seq")
+    logins = [r for r in records if r[0] == "login" and r[3] == "dora"]
+    assert any(r[2] == "refused" for r in logins) and any(r[2] == "ok" for r in logins), logins
+    refused = [r for r in records if "pg_refused" in r[1]]
+    assert refused and refused[-1][2] in ("refused", "failed"), refused
+    audit_dir = pg_audit_dir(pg)
+    text = "".join(p.read_text() for p in audit_dir.glob("*.jsonl"))
+    assert "not her password" not in text and PASSWORD not in text
+
+
+def pg_audit_dir(server):
+    import pathlib
+    catalog = pathlib.Path(server.proc.args[server.proc.args.index("--catalog") + 1])
+    return catalog.parent / "audit"
+
+
+def wait_for_login(server, user, password):
+    deadline = time.time() + 10
+    while True:
+        try:
+            return psycopg.connect(dsn(server, user, password), autocommit=True)
+        except psycopg.OperationalError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def refused_soon(conn):
+    """The error the connection's statements get once the users file change is seen."""
+    deadline = time.time() + 10
+    with pytest.raises(psycopg.OperationalError) as e:
+        while time.time() < deadline:
+            conn.execute("SELECT 1")
+            time.sleep(0.2)
+    return str(e.value)
+
+
+def test_a_changed_password_or_removed_user_is_refused_at_the_next_statement(lake, pg):
+    users = lake / "users.toml"
+    add = lambda password: subprocess.run(  # noqa: E731
+        [binary(), "user", "add", "temp_pg", "--role", "analyst", "--users", str(users)],
+        check=True, capture_output=True, env=dict(os.environ, CITYLAKE_PASSWORD=password))
+    remove = lambda: subprocess.run(  # noqa: E731
+        [binary(), "user", "remove", "temp_pg", "--users", str(users)], check=True, capture_output=True)
+    add(PASSWORD)
+    try:
+        conn = wait_for_login(pg, "temp_pg", PASSWORD)
+        assert conn.execute("SELECT 1").fetchall() == [(1,)]
+        # the password changes: the connection that logged in with the old one ends
+        remove()
+        add("another password")
+        assert "password changed" in refused_soon(conn)
+        conn = wait_for_login(pg, "temp_pg", "another password")
+        assert conn.execute("SELECT 1").fetchall() == [(1,)]
+    finally:
+        remove()
+    assert "no longer exists" in refused_soon(conn)
+
+
+# --- cancel, limits, bad input ------------------------------------------------------------------
+
+LONG = ("SELECT count(*) FROM traffic.segment_speed a JOIN traffic.segment_speed b "
+        "ON a.segment_id = b.segment_id")
+
+
+def test_a_cancel_request_stops_the_query(pg):
+    with psycopg.connect(dsn(pg, "root"), autocommit=True) as conn:
+        threading.Timer(1.5, conn.cancel).start()
+        started = time.time()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute(LONG)
+        assert time.time() - started < 60
+        assert conn.execute("SELECT 1").fetchall() == [(1,)]
+    recorded = rows(pg, "audrey", "SELECT outcome FROM system.audit_log WHERE request = %s", (LONG,))
+    assert recorded and recorded[-1][0] == "cancelled", recorded
+
+
+def raw_login(server, user="ana", password=PASSWORD):
+    """A socket past the startup phase, speaking the protocol by hand; its key data too."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    body = struct.pack("!i", 196608) + b"user\0" + user.encode() + b"\0database\0citylake\0\0"
+    s.sendall(struct.pack("!i", len(body) + 4) + body)
+    key = None
+    while True:
+        tag, payload = read_message(s)
+        if tag == b"R" and struct.unpack("!i", payload[:4])[0] == 3:
+            pw = password.encode() + b"\0"
+            s.sendall(b"p" + struct.pack("!i", len(pw) + 4) + pw)
+        elif tag == b"K":
+            key = struct.unpack("!ii", payload[:8])
+        elif tag == b"Z":
+            return s, key
+        elif tag == b"E":
+            raise RuntimeError(payload)
+
+
+def read_message(s):
+    header = recv_exactly(s, 5)
+    length = struct.unpack("!i", header[1:])[0]
+    return header[:1], recv_exactly(s, length - 4)
+
+
+def recv_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def message(tag, body):
+    return tag + struct.pack("!i", len(body) + 4) + body
+
+
+def until_ready(s):
+    seen = []
+    while True:
+        tag, payload = read_message(s)
+        seen.append((tag, payload))
+        if tag == b"Z":
+            return seen
+
+
+def error_code(seen):
+    for tag, payload in seen:
+        if tag == b"E":
+            fields = dict((f[:1], f[1:].decode()) for f in payload.split(b"\0") if f)
+            return fields.get(b"C"), fields.get(b"M")
+    return None
+
+
+def test_a_bind_with_the_wrong_number_of_parameters_is_refused(pg):
+    s, _ = raw_login(pg)
+    with s:
+        parse = b"\0" + b"SELECT $1::bigint + 1\0" + struct.pack("!h", 0)
+        bind = b"\0\0" + struct.pack("!h", 0) + struct.pack("!h", 0) + struct.pack("!h", 0)
+        execute = b"\0" + struct.pack("!i", 0)
+        s.sendall(message(b"P", parse) + message(b"B", bind) + message(b"E", execute) + message(b"S", b""))
+        code, text = error_code(until_ready(s))
+        assert code == "08P01" and "requires 1" in text, (code, text)
+        # the connection still works
+        s.sendall(message(b"Q", b"SELECT 41 + 1\0"))
+        seen = until_ready(s)
+        assert any(tag == b"D" and payload.endswith(b"42") for tag, payload in seen), seen
+
+
+def test_garbage_and_wrong_cancel_keys_leave_the_server_serving(pg):
+    # bytes that are no startup message
+    with socket.create_connection(("127.0.0.1", pg.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(64))
+        try:
+            s.recv(1024)
+        except OSError:
+            pass
+    # a startup message that lies about its length
+    with socket.create_connection(("127.0.0.1", pg.port), timeout=10) as s:
+        s.sendall(struct.pack("!i", 2 ** 30) + b"\0\3\0\0user\0")
+        try:
+            s.recv(1024)
+        except OSError:
+            pass
+    # a query before any login
+    with socket.create_connection(("127.0.0.1", pg.port), timeout=10) as s:
+        s.sendall(message(b"Q", b"SELECT * FROM hotline.cases\0"))
+        try:
+            answer = s.recv(4096)
+        except OSError:
+            answer = b""
+        assert b"Xihu" not in answer and b"caller" not in answer
+    # a cancel with a wrong key does not stop the victim's query
+    victim, (pid, secret) = raw_login(pg, "root")
+    with victim:
+        victim.sendall(message(b"Q", b"SELECT count(*) FROM environment.air_quality_hourly\0"))
+        with socket.create_connection(("127.0.0.1", pg.port), timeout=10) as c:
+            c.sendall(struct.pack("!iiii", 16, 80877102, pid, secret ^ 0x5A5A))
+        seen = until_ready(victim)
+        assert error_code(seen) is None, seen
+    assert rows(pg, "ana", "SELECT 1") == [(1,)]
+
+
+def test_a_seeded_fuzz_of_protocol_messages_never_stops_the_server(pg):
+    import random
+    rng = random.Random(20261204)
+    tags = [b"Q", b"P", b"B", b"D", b"E", b"S", b"C", b"H", b"X", b"F", b"d", b"c", b"f", b"Z", b"\0"]
+    for _ in range(60):
+        s, _ = raw_login(pg)
+        with s:
+            for _ in range(rng.randint(1, 4)):
+                tag = rng.choice(tags)
+                body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40)))
+                length = len(body) + 4 if rng.random() < 0.8 else rng.randint(-5, 2 ** 20)
+                try:
+                    s.sendall(tag + struct.pack("!i", length) + body)
+                except (OSError, struct.error):
+                    break
+            try:
+                s.settimeout(0.5)
+                s.recv(4096)
+            except OSError:
+                pass
+    assert rows(pg, "ana", "SELECT count(*) FROM common.districts") == [(13,)]
+    assert pg.proc.poll() is None
+
+
+# --- start-up refusals and TLS ------------------------------------------------------------------
+
+def test_postgres_beyond_loopback_needs_tls(lake):
+    done = subprocess.run([binary(), "serve", "--catalog", str(lake / "catalog.toml"), "--users",
+                           str(lake / "users.toml"), "--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0",
+                           "--pg-bind", "0.0.0.0:0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "without TLS" in done.stderr and "--tls-cert" in done.stderr, done.stderr
+
+
+def test_sslmode_require_with_the_servers_certificate(lake, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = PgServer(lake, tls=(str(cert), str(key)))
+    try:
+        with psycopg.connect(dsn(server, sslmode="verify-full", sslrootcert=str(cert)),
+                             autocommit=True) as conn:
+            assert conn.info.pgconn.ssl_in_use
+            assert conn.execute("SELECT count(*) FROM common.districts").fetchall() == [(13,)]
+    finally:
+        server.stop()
