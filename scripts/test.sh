@@ -69,8 +69,8 @@ bench_lake=$(mktemp -d)
   --python "$VENV/bin/python"
 rm -rf "$bench_lake"
 
-step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLAlchemy) against citylake serve, alone and on a Ballista cluster; the report in headless Chromium"
-# openssl for the TLS tests; headless Chromium and a CJK font for the report test
+step "Flight SQL clients from PyPI (ADBC, pyarrow.flight, flightsql-dbapi + SQLAlchemy) and Postgres clients (psql, psycopg, asyncpg) against citylake serve, alone and on a Ballista cluster; the report in headless Chromium"
+# openssl for the TLS tests; headless Chromium and a CJK font for the report test; psql
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 command -v chromium >/dev/null || missing+=(chromium)

@@ -224,6 +224,12 @@ pub struct EngineArgs {
     /// Where the audit trail is written (default: audit/ beside a local catalog, data/audit otherwise).
     #[arg(long, env = "CITYLAKE_AUDIT_DIR")]
     pub audit_dir: Option<PathBuf>,
+    /// The audit key (`citylake audit key FILE` makes one): records are sealed with
+    /// HMAC-SHA-256 under it, so whoever may write the audit files but does not hold
+    /// the key cannot rebuild the chain after removing or changing records. Keep it
+    /// off the audit disk, readable by the server's user only.
+    #[arg(long, env = "CITYLAKE_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
     /// Request texts longer than this are recorded as their start, their length and
     /// their SHA-256 (e.g. 16KiB).
     #[arg(long, env = "CITYLAKE_AUDIT_MAX_REQUEST", value_parser = parse_size, default_value = "16KiB")]

@@ -68,6 +68,7 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     }
     config.policy = args.policy.clone();
     config.audit_dir = args.audit_dir.clone();
+    config.audit_key = args.audit_key.clone();
     config.audit_max_request_bytes = args.audit_max_request;
     config.audit_fail_open = args.audit_fail_open;
     if args.benchmark_without_audit {

@@ -856,7 +856,7 @@ fn local_commands_are_audited_like_server_queries() {
         .expect("the quality run is recorded");
     assert_eq!(quality["datasets"], "common.districts");
     assert!(
-        citylake_engine::audit::verify(&audit).unwrap().is_ok(),
+        citylake_engine::audit::verify(&audit, None).unwrap().is_ok(),
         "one intact chain across the three commands"
     );
 }
@@ -926,7 +926,7 @@ fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
     use citylake_engine::audit::{AuditLog, AuditRecord};
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit");
-    let log = AuditLog::open(&audit).unwrap();
+    let log = AuditLog::open(&audit, None).unwrap();
     for i in 0..3 {
         log.record_blocking(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
             .unwrap();
@@ -960,6 +960,102 @@ fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
         .arg(dir.path().join("nowhere")));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no audit directory"), "{}", stderr(&o));
+}
+
+/// With `--audit-key`, `citylake sql` seals its records with the key; verify
+/// needs the key and refuses a chain rebuilt without it; a process with the key
+/// refuses to extend such a chain.
+#[test]
+fn an_audit_key_seals_the_trail_against_rebuilding() {
+    let dir = tempfile::tempdir().unwrap();
+    let (audit, key) = (dir.path().join("audit"), dir.path().join("audit.key"));
+    let o = run(citylake().args(["audit", "key"]).arg(&key));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !run(citylake().args(["audit", "key"]).arg(&key))
+            .status
+            .success()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key is its owner's only");
+    }
+    let sql = |q: &str| {
+        run(citylake()
+            .arg("sql")
+            .arg("--catalog")
+            .arg(lake().join("catalog.toml"))
+            .arg("--audit-dir")
+            .arg(&audit)
+            .arg("--audit-key")
+            .arg(&key)
+            .args(["-c", q]))
+    };
+    for q in ["SELECT 1", "SELECT 2", "SELECT 3"] {
+        let o = sql(q);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let verify = |with_key: bool| {
+        let mut cmd = citylake();
+        cmd.args(["audit", "verify", "--audit-dir"]).arg(&audit);
+        if with_key {
+            cmd.arg("--audit-key").arg(&key);
+        }
+        run(&mut cmd)
+    };
+    let o = verify(true);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = verify(false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--audit-key"), "{}", stderr(&o));
+    // the second record removed, the rest renumbered, relinked and re-hashed
+    let file = std::fs::read_dir(&audit)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    records.remove(1);
+    let mut prev = records[0]["hash"].as_str().unwrap().to_string();
+    for (i, r) in records.iter_mut().enumerate().skip(1) {
+        r["seq"] = serde_json::json!(i + 1);
+        r["prev_hash"] = serde_json::json!(prev);
+        r["hash"] = serde_json::json!("");
+        let body = serde_json::to_string(r).unwrap();
+        use sha2::Digest;
+        let hash: String = sha2::Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        r["hash"] = serde_json::json!(hash);
+        prev = hash;
+    }
+    let forged: String = records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+    std::fs::write(&file, forged).unwrap();
+    let o = verify(true);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(":2:") && stderr(&o).contains("not sealed with the audit key"),
+        "{}",
+        stderr(&o)
+    );
+    // a process holding the key does not continue the forged chain
+    let o = sql("SELECT 4");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not sealed with the audit key"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A cluster node authenticates nobody: it refuses an address beyond loopback

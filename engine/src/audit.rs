@@ -108,12 +108,91 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The record's JSON with its chain fields set from `prev_hash`.
-fn seal(record: &mut AuditRecord, prev_hash: &str) -> serde_json::Result<String> {
+/// The prefix of a record hash made with the audit key (HMAC-SHA-256).
+const KEYED: &str = "hmac-sha256:";
+
+/// The seal of a record's JSON: its SHA-256, or with `key` its HMAC-SHA-256
+/// (prefixed [`KEYED`]), which only a holder of the key can compute — so a
+/// writer of the audit files who lacks it cannot rebuild the chain after
+/// removing or changing a record.
+fn digest(json: &[u8], key: Option<&[u8]>) -> String {
+    use hmac::{KeyInit, Mac};
+    match key {
+        None => sha256_hex(json),
+        Some(key) => {
+            let mut mac =
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+            mac.update(json);
+            let hex: String = mac
+                .finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{KEYED}{hex}")
+        }
+    }
+}
+
+/// The record's JSON with its chain fields set from `prev_hash`, sealed with
+/// `key` when the trail has one (see [`digest`]).
+fn seal(
+    record: &mut AuditRecord,
+    prev_hash: &str,
+    key: Option<&[u8]>,
+) -> serde_json::Result<String> {
     record.prev_hash = prev_hash.to_string();
     record.hash = String::new();
-    record.hash = sha256_hex(serde_json::to_string(record)?.as_bytes());
+    record.hash = digest(serde_json::to_string(record)?.as_bytes(), key);
     serde_json::to_string(record)
+}
+
+/// Whether `record` (as read, `hash` included) carries the seal `key` makes.
+fn sealed_with(record: &AuditRecord, key: Option<&[u8]>) -> bool {
+    let mut copy = record.clone();
+    let stored = std::mem::take(&mut copy.hash);
+    let prev = copy.prev_hash.clone();
+    seal(&mut copy, &prev, key).is_ok() && copy.hash == stored
+}
+
+/// Reads an audit key file: its bytes, surrounding whitespace trimmed, at
+/// least 32 of them (`citylake audit key FILE` writes 64 random hex digits).
+pub fn read_key(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| EngineError::Config(format!("audit key {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let key = text.trim().as_bytes().to_vec();
+    if key.len() < 32 {
+        return Err(EngineError::Config(format!(
+            "audit key {}: at least 32 bytes are needed, found {} (make one with `citylake audit key FILE`)",
+            path.display(),
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
+/// Writes a new random audit key (64 hex digits) to `path`, readable by its
+/// owner only; refuses to replace an existing file.
+pub fn write_new_key(path: &Path) -> Result<()> {
+    use rand::RngCore;
+    use std::io::Write;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| EngineError::Config(format!("audit key {}: {e}", path.display())))?;
+    file.write_all(format!("{hex}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| EngineError::Config(format!("audit key {}: {e}", path.display())))
 }
 
 impl AuditRecord {
@@ -251,6 +330,9 @@ struct Chain {
     /// The newest file and its length when this process last read or wrote
     /// it: if either changed, another process wrote, and the head is re-read.
     known: Known,
+    /// The audit key: records are sealed with it, and a head not sealed with
+    /// it is not extended (the trail was changed by someone without the key).
+    key: Option<Arc<[u8]>>,
 }
 
 /// A file and its length in bytes, as last seen.
@@ -316,7 +398,12 @@ impl Future for Ack {
 impl AuditLog {
     /// Opens (creating) the audit directory, continuing the chain of the
     /// records already there, and starts its writer thread.
-    pub fn open(dir: &Path) -> Result<Self> {
+    ///
+    /// With `key`, records are sealed with HMAC-SHA-256 under it, and a trail
+    /// whose newest record is not sealed with it is refused (now, and whenever
+    /// another process has extended the trail since): the files were changed
+    /// by someone who does not hold the key.
+    pub fn open(dir: &Path, key: Option<Vec<u8>>) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| EngineError::Config(format!("audit directory {}: {e}", dir.display())))?;
         let lock = std::fs::OpenOptions::new()
@@ -325,7 +412,8 @@ impl AuditLog {
             .write(true)
             .open(dir.join(".lock"))
             .map_err(|e| EngineError::Config(format!("audit directory {}: {e}", dir.display())))?;
-        let (seq, hash, known) = head(dir)?;
+        let key: Option<Arc<[u8]>> = key.map(Into::into);
+        let (seq, hash, known) = head(dir, key.as_deref())?;
         let chain = Chain {
             dir: dir.to_path_buf(),
             lock,
@@ -333,6 +421,7 @@ impl AuditLog {
             seq,
             hash,
             known,
+            key,
         };
         let stats = Arc::new(WriterStats::default());
         let (queue, jobs) = std::sync::mpsc::channel();
@@ -485,8 +574,8 @@ impl Chain {
             None => !path.exists(),
         };
         if !unchanged {
-            let (seq, hash, known) =
-                head(&self.dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let (seq, hash, known) = head(&self.dir, self.key.as_deref())
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             (self.seq, self.hash, self.known) = (seq, hash, known);
         }
         let (mut seq, mut hash) = (self.seq, self.hash.clone());
@@ -494,7 +583,7 @@ impl Chain {
         for record in records.iter_mut() {
             seq += 1;
             record.seq = seq;
-            lines.push_str(&seal(record, &hash)?);
+            lines.push_str(&seal(record, &hash, self.key.as_deref())?);
             lines.push('\n');
             hash = record.hash.clone();
         }
@@ -542,8 +631,9 @@ fn audit_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The last record's `seq` and `hash` (0 and empty for a new trail), and the
-/// newest file with its length.
-fn head(dir: &Path) -> Result<(i64, String, Known)> {
+/// newest file with its length. With `key`, the last record must be sealed
+/// with it.
+fn head(dir: &Path, key: Option<&[u8]>) -> Result<(i64, String, Known)> {
     let files = audit_files(dir)?;
     let known = match files.last() {
         Some(p) => Some((
@@ -562,6 +652,15 @@ fn head(dir: &Path) -> Result<(i64, String, Known)> {
                     path.display()
                 ))
             })?;
+            if key.is_some() && !sealed_with(&record, key) {
+                return Err(EngineError::Audit(format!(
+                    "{}: the newest audit record ({}) is not sealed with the audit key: the \
+                     trail was changed by someone without the key, or written without it; no \
+                     record is added to it (check it with `citylake audit verify --audit-key`)",
+                    path.display(),
+                    record.seq
+                )));
+            }
             return Ok((record.seq, record.hash, known));
         }
     }
@@ -613,7 +712,14 @@ pub struct ChainBreak {
 
 /// Walks the audit files of `dir` in order and checks every record's number,
 /// link to the one before and own hash; the first that does not hold is named.
-pub fn verify(dir: &Path) -> Result<std::result::Result<ChainHead, ChainBreak>> {
+/// With `key`, every record must be sealed with it (HMAC-SHA-256): a chain
+/// rebuilt by someone without the key after removing or changing records
+/// fails at the first record they sealed. Without it, a keyed record is
+/// named as needing the key.
+pub fn verify(
+    dir: &Path,
+    key: Option<&[u8]>,
+) -> Result<std::result::Result<ChainHead, ChainBreak>> {
     let files = audit_files(dir)?;
     let (mut seq, mut hash) = (0i64, String::new());
     for path in &files {
@@ -625,16 +731,30 @@ pub fn verify(dir: &Path) -> Result<std::result::Result<ChainHead, ChainBreak>> 
                 line: i + 1,
                 problem,
             };
-            let mut record: AuditRecord = match serde_json::from_str(line) {
+            let record: AuditRecord = match serde_json::from_str(line) {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(at(format!("not an audit record ({e}): altered")))),
             };
-            let stored = std::mem::take(&mut record.hash);
-            let prev = record.prev_hash.clone();
-            let recomputed = seal(&mut record, &prev)
-                .map(|_| record.hash.clone())
-                .unwrap_or_default();
-            if recomputed != stored {
+            let keyed = record.hash.starts_with(KEYED);
+            match (keyed, key) {
+                (true, None) => {
+                    return Ok(Err(at(format!(
+                        "record {} is sealed with an audit key: verify with --audit-key",
+                        record.seq
+                    ))));
+                }
+                (false, Some(_)) => {
+                    return Ok(Err(at(format!(
+                        "record {} is not sealed with the audit key: written without it, or \
+                         by someone who does not hold it (records removed or changed, and the \
+                         chain rebuilt)",
+                        record.seq
+                    ))));
+                }
+                _ => {}
+            }
+            let stored = record.hash.clone();
+            if !sealed_with(&record, key) {
                 return Ok(Err(at(format!(
                     "record {} was altered (its hash does not match its content)",
                     record.seq
@@ -751,7 +871,7 @@ mod tests {
     fn trail(n: usize) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let audit = dir.path().join("audit");
-        let log = AuditLog::open(&audit).unwrap();
+        let log = AuditLog::open(&audit, None).unwrap();
         for i in 0..n {
             log.record_blocking(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
                 .unwrap();
@@ -762,7 +882,7 @@ mod tests {
     #[test]
     fn records_are_json_lines_appended_to_the_day_file() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(&dir.path().join("audit")).unwrap();
+        let log = AuditLog::open(&dir.path().join("audit"), None).unwrap();
         for outcome in ["ok", "refused"] {
             log.record_blocking(AuditRecord {
                 user: "dora".into(),
@@ -785,13 +905,13 @@ mod tests {
         assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
         // a second log on the same directory appends and continues the chain
-        AuditLog::open(&dir.path().join("audit"))
+        AuditLog::open(&dir.path().join("audit"), None)
             .unwrap()
             .record_blocking(AuditRecord::default())
             .unwrap();
         let text = std::fs::read_to_string(&files[0]).unwrap();
         assert_eq!(text.lines().count(), 3);
-        let head = verify(log.dir()).unwrap().unwrap();
+        let head = verify(log.dir(), None).unwrap().unwrap();
         assert_eq!(head.records, 3);
         assert_eq!(schema().fields().len(), 18);
     }
@@ -805,7 +925,7 @@ mod tests {
         all[2].0 = next.clone();
         all[3].0 = next;
         rewrite(&audit, &all);
-        let head = verify(&audit).unwrap().unwrap();
+        let head = verify(&audit, None).unwrap().unwrap();
         assert_eq!((head.records, head.files), (4, 2));
         assert_eq!(head.hash.len(), 64);
     }
@@ -816,7 +936,7 @@ mod tests {
         let original = lines(&audit);
         let check = |lines: Vec<(PathBuf, String)>, line: usize, words: &str| {
             rewrite(&audit, &lines);
-            let broken = verify(&audit).unwrap().unwrap_err();
+            let broken = verify(&audit, None).unwrap().unwrap_err();
             assert_eq!(broken.line, line, "{broken}");
             assert!(broken.problem.contains(words), "{broken}");
         };
@@ -829,7 +949,7 @@ mod tests {
         let mut r: AuditRecord = serde_json::from_str(&l[2].1).unwrap();
         r.user = "nobody".into();
         let prev = r.prev_hash.clone();
-        l[2].1 = seal(&mut r, &prev).unwrap();
+        l[2].1 = seal(&mut r, &prev, None).unwrap();
         check(l, 4, "does not link");
         // deleted
         let mut l = original.clone();
@@ -849,13 +969,81 @@ mod tests {
         check(l, 1, "not an audit record");
         // the original verifies again
         rewrite(&audit, &original);
-        assert_eq!(verify(&audit).unwrap().unwrap().records, 5);
+        assert_eq!(verify(&audit, None).unwrap().unwrap().records, 5);
+    }
+
+    #[test]
+    fn a_keyed_trail_cannot_be_rebuilt_without_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit");
+        let key_file = dir.path().join("audit.key");
+        write_new_key(&key_file).unwrap();
+        assert!(
+            write_new_key(&key_file).is_err(),
+            "an existing key is never replaced"
+        );
+        let key = read_key(&key_file).unwrap();
+        let log = AuditLog::open(&audit, Some(key.clone())).unwrap();
+        for i in 0..5 {
+            log.record_blocking(AuditRecord::new("query", &format!("SELECT {i}"), "ok"))
+                .unwrap();
+        }
+        drop(log);
+        let original = lines(&audit);
+        assert!(original.iter().all(|(_, l)| l.contains(KEYED)));
+        let head = verify(&audit, Some(&key)).unwrap().unwrap();
+        assert_eq!(head.records, 5);
+        // without the key: named as needing it
+        let broken = verify(&audit, None).unwrap().unwrap_err();
+        assert!(broken.problem.contains("--audit-key"), "{broken}");
+        // with another key: not sealed with it
+        let other = b"another key of at least thirty-two bytes".to_vec();
+        assert!(verify(&audit, Some(&other)).unwrap().is_err());
+
+        // the attack: record 2 removed, every later record renumbered, relinked
+        // and re-hashed — a chain that verifies without a key
+        let mut forged = vec![original[0].clone()];
+        let mut prev: AuditRecord = serde_json::from_str(&original[0].1).unwrap();
+        for (path, line) in original.iter().skip(2) {
+            let mut r: AuditRecord = serde_json::from_str(line).unwrap();
+            r.seq = prev.seq + 1;
+            let sealed = seal(&mut r, &prev.hash, None).unwrap();
+            forged.push((path.clone(), sealed));
+            prev = r;
+        }
+        rewrite(&audit, &forged);
+        assert_eq!(
+            verify(&audit, None).unwrap().unwrap_err().line,
+            1,
+            "keyed first record"
+        );
+        let broken = verify(&audit, Some(&key)).unwrap().unwrap_err();
+        assert_eq!(broken.line, 2, "{broken}");
+        assert!(
+            broken.problem.contains("not sealed with the audit key"),
+            "{broken}"
+        );
+        // and a server holding the key adds nothing to the forged trail
+        let err = AuditLog::open(&audit, Some(key.clone())).unwrap_err();
+        assert!(
+            err.to_string().contains("not sealed with the audit key"),
+            "{err}"
+        );
+        // restored, it is extended again
+        rewrite(&audit, &original);
+        let log = AuditLog::open(&audit, Some(key.clone())).unwrap();
+        log.record_blocking(AuditRecord::new("query", "SELECT 5", "ok"))
+            .unwrap();
+        assert_eq!(verify(&audit, Some(&key)).unwrap().unwrap().records, 6);
+        // a short key is refused
+        std::fs::write(dir.path().join("short.key"), "abc").unwrap();
+        assert!(read_key(&dir.path().join("short.key")).is_err());
     }
 
     #[test]
     fn a_record_that_cannot_be_written_fails_the_request_unless_fail_open() {
         let (_d, audit) = trail(1);
-        let log = AuditLog::open(&audit).unwrap();
+        let log = AuditLog::open(&audit, None).unwrap();
         // the directory gone (a disk unmounted, a volume full behave alike)
         std::fs::remove_dir_all(&audit).unwrap();
         let err = log
@@ -871,10 +1059,10 @@ mod tests {
     fn processes_sharing_a_trail_extend_one_chain() {
         let (_d, audit) = trail(1);
         // two writers on one directory (two servers on one lake), interleaved
-        let a = AuditLog::open(&audit)
+        let a = AuditLog::open(&audit, None)
             .unwrap()
             .with_max_request_bytes(1 << 20);
-        let b = AuditLog::open(&audit).unwrap();
+        let b = AuditLog::open(&audit, None).unwrap();
         for i in 0..5 {
             a.record_blocking(AuditRecord::new("query", &format!("a{i}"), "ok"))
                 .unwrap();
@@ -883,14 +1071,14 @@ mod tests {
             b.record_blocking(AuditRecord::new("query", &format!("b{i}'"), "ok"))
                 .unwrap();
         }
-        let head = verify(&audit).unwrap().unwrap();
+        let head = verify(&audit, None).unwrap().unwrap();
         assert_eq!(head.records, 16);
         // a long last record is found from the file's end
         a.record_blocking(AuditRecord::new("query", &"x".repeat(300_000), "ok"))
             .unwrap();
         b.record_blocking(AuditRecord::new("query", "after", "ok"))
             .unwrap();
-        assert_eq!(verify(&audit).unwrap().unwrap().records, 18);
+        assert_eq!(verify(&audit, None).unwrap().unwrap().records, 18);
     }
 
     /// Records submitted while the writer syncs are written together: fewer
@@ -898,7 +1086,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn records_submitted_together_share_a_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Arc::new(AuditLog::open(&dir.path().join("audit")).unwrap());
+        let log = Arc::new(AuditLog::open(&dir.path().join("audit"), None).unwrap());
         let tasks: Vec<_> = (0..8)
             .map(|t| {
                 let log = log.clone();
@@ -918,7 +1106,7 @@ mod tests {
         let (records, syncs) = log.writes();
         assert_eq!(records, 800);
         assert!(syncs * 2 < records, "{records} records in {syncs} syncs");
-        assert_eq!(verify(log.dir()).unwrap().unwrap().records, 800);
+        assert_eq!(verify(log.dir(), None).unwrap().unwrap().records, 800);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct EngineConfig {
     /// Where the audit trail is written (default: `audit/` beside a local
     /// catalog, `data/audit` for a catalog in an object store).
     pub audit_dir: Option<PathBuf>,
+    /// The audit key file: records are sealed with HMAC-SHA-256 under it
+    /// (see [`crate::audit::AuditLog::open`]); none: plain SHA-256.
+    pub audit_key: Option<PathBuf>,
     /// Request texts longer than this are recorded as their start, length and
     /// SHA-256 (in the audit trail and `system.queries`).
     pub audit_max_request_bytes: usize,
@@ -72,6 +75,7 @@ impl EngineConfig {
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
             policy: None,
             audit_dir: None,
+            audit_key: None,
             audit_max_request_bytes: crate::audit::DEFAULT_MAX_REQUEST_BYTES,
             audit_fail_open: false,
             audit_discard: false,

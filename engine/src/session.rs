@@ -239,10 +239,17 @@ impl Engine {
                 _ => std::path::PathBuf::from("data/audit"),
             });
         let audit = Arc::new(
-            crate::audit::AuditLog::open(&audit_dir)?
-                .with_max_request_bytes(config.audit_max_request_bytes)
-                .with_fail_open(config.audit_fail_open)
-                .discarding(config.audit_discard),
+            crate::audit::AuditLog::open(
+                &audit_dir,
+                config
+                    .audit_key
+                    .as_deref()
+                    .map(crate::audit::read_key)
+                    .transpose()?,
+            )?
+            .with_max_request_bytes(config.audit_max_request_bytes)
+            .with_fail_open(config.audit_fail_open)
+            .discarding(config.audit_discard),
         );
         let audit_for_queries = audit.clone();
         let audit_table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(

@@ -154,7 +154,7 @@ async fn every_outcome_links_the_audit_record_and_system_queries_by_query_id() {
         assert!(*id > 0);
     }
     // the trail is intact
-    citylake_engine::audit::verify(&dir.path().join("audit"))
+    citylake_engine::audit::verify(&dir.path().join("audit"), None)
         .unwrap()
         .unwrap();
 }
