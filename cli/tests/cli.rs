@@ -856,7 +856,9 @@ fn local_commands_are_audited_like_server_queries() {
         .expect("the quality run is recorded");
     assert_eq!(quality["datasets"], "common.districts");
     assert!(
-        citylake_engine::audit::verify(&audit, None).unwrap().is_ok(),
+        citylake_engine::audit::verify(&audit, None)
+            .unwrap()
+            .is_ok(),
         "one intact chain across the three commands"
     );
 }

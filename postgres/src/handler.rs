@@ -30,16 +30,21 @@ use citylake_engine::datafusion::physical_plan::stream::RecordBatchStreamAdapter
 use citylake_engine::{Engine, EngineError, QueryRequest, Session};
 use citylake_server::UserDirectory;
 use citylake_server::wire::{to_wire, wire_schema};
-use futures::{Sink, StreamExt};
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::DEFAULT_NAME;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Close, CloseComplete, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
+};
 
 use crate::error::{fatal, to_pg, user_error};
 use crate::startup::Login;
@@ -312,9 +317,17 @@ impl QueryHandler {
                 }
             },
             ClientStatement::Forget(name) => {
+                let named = named(client);
                 match name {
-                    Some(n) => client.portal_store().rm_statement(n),
+                    Some(n) => {
+                        named.statements.lock().remove(n);
+                        client.portal_store().rm_statement(n);
+                    }
                     None => {
+                        for n in named.statements.lock().drain() {
+                            client.portal_store().rm_statement(&n);
+                        }
+                        named.portals.lock().clear();
                         client.portal_store().clear_portals();
                     }
                 }
@@ -343,6 +356,44 @@ impl QueryHandler {
             .map_err(|e| to_pg(&e, Some(sql)))?;
         rows(stream, format)
     }
+}
+
+/// Most named prepared statements, and most named portals, one connection
+/// may hold (as Flight SQL bounds prepared statements per user): beyond, Parse
+/// or Bind is refused with `53400` until some are closed.
+pub const MAX_NAMED_PER_CONNECTION: usize = 256;
+
+/// The names of a connection's prepared statements and portals (the unnamed
+/// ones are replaced, not added).
+#[derive(Default)]
+struct Named {
+    statements: parking_lot::Mutex<std::collections::HashSet<String>>,
+    portals: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+fn named<C: ClientInfo>(client: &C) -> Arc<Named> {
+    client
+        .session_extensions()
+        .get_or_insert_with(Named::default)
+}
+
+/// Refuses a new name when `names` is full.
+fn room_for(
+    names: &parking_lot::Mutex<std::collections::HashSet<String>>,
+    name: &str,
+    what: &str,
+) -> PgWireResult<()> {
+    let names = names.lock();
+    if !names.contains(name) && names.len() >= MAX_NAMED_PER_CONNECTION {
+        return Err(user_error(
+            "53400",
+            format!(
+                "this connection holds {MAX_NAMED_PER_CONNECTION} named {what}s, the most it may: \
+                 close some first"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The session a connection's statement runs in (see the module documentation).
@@ -522,6 +573,105 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<Parser> {
         self.parser.clone()
+    }
+
+    /// Parse, within [`MAX_NAMED_PER_CONNECTION`] named statements.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let named = named(client);
+        let name = message.name.clone().filter(|n| !n.is_empty());
+        if let Some(n) = &name {
+            room_for(&named.statements, n, "prepared statement")?;
+        }
+        match StoredStatement::parse(client, &message, self.query_parser()).await? {
+            Some(statement) => client.portal_store().put_statement(Arc::new(statement)),
+            None => client
+                .portal_store()
+                .put_empty_statement(name.as_deref().unwrap_or(DEFAULT_NAME)),
+        }
+        if let Some(n) = name {
+            named.statements.lock().insert(n);
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// Bind, within [`MAX_NAMED_PER_CONNECTION`] named portals.
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let named = named(client);
+        let portal = message.portal_name.clone().filter(|n| !n.is_empty());
+        if let Some(n) = &portal {
+            room_for(&named.portals, n, "portal")?;
+        }
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement_name) {
+            Some(Entry::Value(statement)) => {
+                let p = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(p));
+            }
+            Some(Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(user_error(
+                        "08P01",
+                        format!(
+                            "bind message supplies {} parameters, but the statement is empty",
+                            message.parameters.len()
+                        ),
+                    ));
+                }
+                client
+                    .portal_store()
+                    .put_empty_portal(portal.as_deref().unwrap_or(DEFAULT_NAME));
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        }
+        if let Some(n) = portal {
+            named.portals.lock().insert(n);
+        }
+        client
+            .send(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// Close of a statement or portal, which frees its name.
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let named = named(client);
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => {
+                named.statements.lock().remove(name);
+                client.portal_store().rm_statement(name);
+            }
+            TARGET_TYPE_BYTE_PORTAL => {
+                named.portals.lock().remove(name);
+                client.portal_store().rm_portal(name);
+            }
+            _ => {}
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
     }
 
     async fn do_query<C>(

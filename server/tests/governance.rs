@@ -197,7 +197,9 @@ async fn logins_preparations_and_bound_values_are_in_a_verifiable_trail() {
             .any(|r| r["parameters"].as_str().unwrap().contains("1500000")),
         "{executed:?}"
     );
-    let head = citylake_engine::audit::verify(&audit, None).unwrap().unwrap();
+    let head = citylake_engine::audit::verify(&audit, None)
+        .unwrap()
+        .unwrap();
     assert_eq!(head.records as usize, records.len());
 }
 

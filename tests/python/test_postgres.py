@@ -399,6 +399,26 @@ def test_a_bind_with_the_wrong_number_of_parameters_is_refused(pg):
         assert any(tag == b"D" and payload.endswith(b"42") for tag, payload in seen), seen
 
 
+def test_named_statements_per_connection_are_bounded(pg):
+    s, _ = raw_login(pg)
+    with s:
+        batch = b"".join(message(b"P", f"s{i}\0SELECT {i}\0".encode() + struct.pack("!h", 0))
+                         for i in range(256))
+        s.sendall(batch + message(b"S", b""))
+        assert error_code(until_ready(s)) is None
+        s.sendall(message(b"P", b"one_more\0SELECT 1\0" + struct.pack("!h", 0)) + message(b"S", b""))
+        code, text = error_code(until_ready(s))
+        assert code == "53400" and "256" in text, (code, text)
+        # closing one makes room; replacing an existing name needs none
+        s.sendall(message(b"C", b"Ss0\0") + message(b"P", b"one_more\0SELECT 1\0" + struct.pack("!h", 0))
+                  + message(b"P", b"s1\0SELECT 2\0" + struct.pack("!h", 0)) + message(b"S", b""))
+        assert error_code(until_ready(s)) is None
+        s.sendall(message(b"Q", b"DEALLOCATE ALL\0"))
+        until_ready(s)
+        s.sendall(message(b"P", b"after\0SELECT 1\0" + struct.pack("!h", 0)) + message(b"S", b""))
+        assert error_code(until_ready(s)) is None
+
+
 def test_garbage_and_wrong_cancel_keys_leave_the_server_serving(pg):
     # bytes that are no startup message
     with socket.create_connection(("127.0.0.1", pg.port), timeout=10) as s:
