@@ -39,6 +39,7 @@ pub mod config;
 pub mod error;
 pub mod governance;
 pub mod limits;
+pub mod pg_catalog;
 pub mod policy;
 pub mod principal;
 pub mod publish;

@@ -364,6 +364,10 @@ impl Engine {
             .build();
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
         crate::bounded::register(&mut state).expect("bounded functions register");
+        for f in crate::pg_catalog::functions() {
+            datafusion::execution::FunctionRegistry::register_udf(&mut state, f)
+                .expect("catalog functions register");
+        }
         datafusion::execution::FunctionRegistry::register_udf(
             &mut state,
             crate::governance::mask_udf(),
@@ -418,6 +422,10 @@ impl Engine {
             denied.insert(format!("{}.audit_log", citylake_catalog::SYSTEM_SCHEMA));
         }
         schema(self.catalog.default_schema());
+        // PostgreSQL's system catalogs, over this very catalog (what it lists
+        // is what the policy lets this principal list)
+        let catalog: Arc<dyn CatalogProvider> = catalog;
+        crate::pg_catalog::register(&catalog).expect("memory catalog accepts schemas");
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(catalog_name, catalog);
         ctx.register_udf(crate::queries::cancel_udf(

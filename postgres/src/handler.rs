@@ -174,6 +174,33 @@ fn client_statement(sql: &str) -> Option<ClientStatement> {
     }
 }
 
+/// PostgreSQL spellings clients put into their catalog queries that mean
+/// nothing else here: psql's `OPERATOR(pg_catalog.~)` (the operator, schema
+/// qualified) and `COLLATE pg_catalog.default` (the default collation).
+fn postgres_spellings(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains("pg_catalog.") {
+        return sql.into();
+    }
+    let mut out = sql.to_string();
+    for op in ["!~*", "~*", "!~", "~", "<>", "=", "<=", ">=", "<", ">"] {
+        out = out.replace(&format!("OPERATOR(pg_catalog.{op})"), op);
+    }
+    out = out.replace(" COLLATE pg_catalog.default", "");
+    // casts to PostgreSQL's own types: names as text, object ids as integers
+    for (from, to) in [
+        ("::pg_catalog.regtype", "::text"),
+        ("::pg_catalog.regclass", "::text"),
+        ("::pg_catalog.regproc", "::text"),
+        ("::pg_catalog.text", "::text"),
+        ("::pg_catalog.name", "::text"),
+        ("::pg_catalog.oid", "::int"),
+        ("::pg_catalog.char", "::text"),
+    ] {
+        out = out.replace(from, to);
+    }
+    out.into()
+}
+
 fn unquote(value: &str) -> String {
     let v = value.trim();
     v.strip_prefix('\'')
@@ -437,6 +464,7 @@ impl SimpleQueryHandler for QueryHandler {
     {
         let (session, login) = session_for(&self.engine, &self.users, client).await?;
         let text = Format::UnifiedText;
+        let query = &*postgres_spellings(query);
         if let Some(statement) = client_statement(query) {
             return Ok(vec![self.client_response(client, &statement, &text)?]);
         }
@@ -496,6 +524,7 @@ impl QueryParser for Parser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let (session, _) = session_for(&self.engine, &self.users, client).await?;
+        let sql = &*postgres_spellings(sql);
         if let Some(own) = client_statement(sql) {
             return Ok(Some(Prepared {
                 sql: sql.to_string(),

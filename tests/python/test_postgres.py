@@ -221,6 +221,36 @@ def test_a_district_analyst_is_masked_and_filtered_exactly_as_over_flight(pg):
         rows(pg, "root", "SELECT count(*) FROM hotline.cases WHERE district = 'Xihu'")
 
 
+def test_psql_lists_the_governed_catalog(pg):
+    """pg_catalog is computed from the session's own catalog: psql's \\dt and \\dn show what the
+    role may list, nothing more — the same over Flight SQL."""
+    def listed(user):
+        done = psql(pg, "-A", "-t", "-F", ".", "-c", "\\dt", user=user)
+        assert done.returncode == 0, done.stderr
+        return {"{}.{}".format(*line.split(".")[:2]) for line in done.stdout.split()}
+    dora, ana, root = listed("dora"), listed("ana"), listed("root")
+    assert "hotline.cases" in dora and "finance.expenditures" not in dora, dora
+    assert "hotline.cases" not in ana and "traffic.segment_speed" in ana, ana
+    assert {"finance.expenditures", "hotline.cases"} <= root
+    assert "system.audit_log" in root and "system.audit_log" not in dora
+    done = psql(pg, "-A", "-t", "-c", "\\dn", user="dora")
+    assert done.returncode == 0 and "hotline" in done.stdout, done.stderr
+    # columns: those information_schema lists for the role, in order, with Postgres types
+    sql = ("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
+           "JOIN pg_catalog.pg_class c ON a.attrelid = c.oid JOIN pg_catalog.pg_namespace n "
+           "ON c.relnamespace = n.oid WHERE n.nspname = 'common' AND c.relname = 'districts' ORDER BY a.attnum")
+    columns = rows(pg, "dora", sql)
+    expected = rows(pg, "dora", "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                "'common' AND table_name = 'districts' ORDER BY ordinal_position")
+    assert [c for c, _ in columns] == [c for (c,) in expected]
+    assert ("population", "int8") in columns, columns
+    # the same catalog over Flight SQL
+    flight = {r[0] for r in flight_rows(pg, "ana", "SELECT relname FROM pg_catalog.pg_class")}
+    assert "cases" not in flight and "segment_speed" in flight
+    assert rows(pg, "ana", "SELECT count(*) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c "
+                           "ON a.attrelid = c.oid WHERE c.relname = 'expenditures'") == [(0,)]
+
+
 def test_hidden_datasets_answer_like_missing_ones_over_postgres(pg):
     def error(user, sql):
         with pytest.raises(psycopg.Error) as e:
