@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// inside TLS).
     #[arg(long, env = "CITYLAKE_PG_BIND")]
     pub pg_bind: Option<std::net::SocketAddr>,
+    /// A Postgres portal (a cursor fetched in chunks) whose client fetches nothing
+    /// for this long is closed and its query ended, freeing its place among the
+    /// running queries (`forever` keeps it).
+    #[arg(long, env = "CITYLAKE_PG_PORTAL_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_ttl)]
+    pub pg_portal_idle_timeout: CacheTtl,
     /// Lifetime of a login's bearer token, in seconds.
     #[arg(long, env = "CITYLAKE_TOKEN_TTL", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,

@@ -104,6 +104,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },
+            citylake_postgres::PgOptions {
+                portal_idle: args.pg_portal_idle_timeout.0.unwrap_or(Duration::MAX),
+            },
         );
         tokio::spawn(async move {
             if let Err(e) = serving.await {

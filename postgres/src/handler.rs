@@ -42,8 +42,8 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::{
-    Bind, BindComplete, Close, CloseComplete, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
-    TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Close, CloseComplete, Describe, Execute, Parse, ParseComplete,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 
 use crate::error::{fatal, to_pg, user_error};
@@ -247,11 +247,15 @@ fn setting_key(name: &str) -> String {
 }
 
 /// The engine stream as Postgres rows, in `format` (text or binary per column).
-fn rows(stream: SendableRecordBatchStream, format: &Format) -> PgWireResult<QueryResponse> {
+fn rows(
+    stream: SendableRecordBatchStream,
+    format: &Format,
+    idle: std::time::Duration,
+) -> PgWireResult<QueryResponse> {
     let schema = wire_schema(&stream.schema());
     let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, None)?);
     let encode = fields.clone();
-    let rows = stream
+    let rows = idle_closing(stream, idle)
         .map(move |batch| {
             let encoded: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch
                 .map_err(EngineError::from)
@@ -266,6 +270,94 @@ fn rows(stream: SendableRecordBatchStream, format: &Format) -> PgWireResult<Quer
     Ok(QueryResponse::new(fields, rows))
 }
 
+/// Default of how long a portal's query may wait for its client's next
+/// Execute before it is ended: a portal fetched in chunks keeps its query —
+/// and the admission slot it holds — running between fetches, so a client that
+/// stops fetching (an open cursor forgotten in a BI tool, or on purpose) would
+/// otherwise keep other users' queries queued for as long as its connection
+/// lives.
+pub const PORTAL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The engine stream, ended (dropped: the query ends as `dropped`, its slot
+/// freed) when nobody has polled it for `limit`; the next poll then answers an
+/// error saying so.
+fn idle_closing(
+    stream: SendableRecordBatchStream,
+    limit: std::time::Duration,
+) -> impl futures::Stream<Item = citylake_engine::datafusion::error::Result<RecordBatch>> + Send + 'static
+{
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    struct Shared {
+        stream: parking_lot::Mutex<Option<SendableRecordBatchStream>>,
+        started: std::time::Instant,
+        /// milliseconds since `started` of the last poll
+        last: AtomicU64,
+        closed_idle: AtomicBool,
+    }
+    impl Shared {
+        fn touch(&self) {
+            self.last
+                .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        fn idle(&self) -> std::time::Duration {
+            let last = std::time::Duration::from_millis(self.last.load(Ordering::Relaxed));
+            self.started.elapsed().saturating_sub(last)
+        }
+    }
+    let shared = Arc::new(Shared {
+        stream: parking_lot::Mutex::new(Some(stream)),
+        started: std::time::Instant::now(),
+        last: AtomicU64::new(0),
+        closed_idle: AtomicBool::new(false),
+    });
+    let watched = Arc::downgrade(&shared);
+    let forever = limit >= std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+    tokio::spawn(async move {
+        if forever {
+            return;
+        }
+        loop {
+            tokio::time::sleep(limit / 4).await;
+            let Some(shared) = watched.upgrade() else {
+                return;
+            };
+            if shared.idle() < limit {
+                continue;
+            }
+            // not while a poll is running (it holds the lock)
+            if let Some(mut stream) = shared.stream.try_lock() {
+                if stream.take().is_some() {
+                    shared.closed_idle.store(true, Ordering::Relaxed);
+                    tracing::info!("postgres: a portal idle for {limit:?} ended");
+                }
+                return;
+            }
+        }
+    });
+    futures::stream::poll_fn(move |cx| {
+        shared.touch();
+        let mut stream = shared.stream.lock();
+        let polled = match stream.as_mut() {
+            Some(s) => s.poll_next_unpin(cx),
+            None if shared.closed_idle.swap(false, Ordering::Relaxed) => {
+                std::task::Poll::Ready(Some(Err(
+                    citylake_engine::datafusion::error::DataFusionError::External(Box::new(
+                        citylake_engine::queries::Cancelled(format!(
+                            "the portal was closed: its client fetched nothing for {limit:?}"
+                        )),
+                    )),
+                )))
+            }
+            None => std::task::Poll::Ready(None),
+        };
+        if matches!(polled, std::task::Poll::Ready(None)) {
+            *stream = None;
+        }
+        shared.touch();
+        polled
+    })
+}
+
 /// One text column named `name` with one row, `value`.
 fn one_value(name: &str, value: String, format: &Format) -> PgWireResult<QueryResponse> {
     let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
@@ -275,7 +367,7 @@ fn one_value(name: &str, value: String, format: &Format) -> PgWireResult<QueryRe
     )
     .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
     let stream = RecordBatchStreamAdapter::new(schema, futures::stream::iter([Ok(batch)]));
-    rows(Box::pin(stream), format)
+    rows(Box::pin(stream), format, PORTAL_IDLE_TIMEOUT)
 }
 
 /// Shared by both protocols: the engine, the users, the connection's login.
@@ -283,10 +375,15 @@ pub struct QueryHandler {
     engine: Arc<Engine>,
     users: Arc<UserDirectory>,
     parser: Arc<Parser>,
+    portal_idle: std::time::Duration,
 }
 
 impl QueryHandler {
-    pub fn new(engine: Arc<Engine>, users: Arc<UserDirectory>) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        users: Arc<UserDirectory>,
+        portal_idle: std::time::Duration,
+    ) -> Self {
         let parser = Arc::new(Parser {
             engine: engine.clone(),
             users: users.clone(),
@@ -295,6 +392,7 @@ impl QueryHandler {
             engine,
             users,
             parser,
+            portal_idle,
         }
     }
 
@@ -381,7 +479,7 @@ impl QueryHandler {
             .query(request)
             .await
             .map_err(|e| to_pg(&e, Some(sql)))?;
-        rows(stream, format)
+        rows(stream, format, self.portal_idle)
     }
 }
 
@@ -547,6 +645,15 @@ impl QueryParser for Parser {
                 return Err(to_pg(&e, Some(sql)));
             }
         };
+        // a prepared statement is recorded as over Flight SQL: who planned what,
+        // over which datasets (its executions are recorded each with its values)
+        session
+            .audit(
+                AuditRecord::new("prepare", sql, "ok").took(started.elapsed()),
+                Some(&plan),
+            )
+            .await
+            .map_err(|e| to_pg(&e, None))?;
         let mut parameters: Vec<(usize, Option<DataType>)> = plan
             .get_parameter_types()
             .map_err(|e| to_pg(&e.into(), Some(sql)))?
@@ -602,6 +709,32 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<Parser> {
         self.parser.clone()
+    }
+
+    /// Execute: the connection's user is checked first, also for a portal
+    /// already running (a suspended portal of a removed user, or of one whose
+    /// password changed, delivers no more rows: the connection ends).
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        session_for(&self.engine, &self.users, client).await?;
+        self._on_execute(client, message).await
+    }
+
+    /// Describe: the connection's user is checked first.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        session_for(&self.engine, &self.users, client).await?;
+        self._on_describe(client, message).await
     }
 
     /// Parse, within [`MAX_NAMED_PER_CONNECTION`] named statements.

@@ -9,6 +9,8 @@
 //! the client asks).
 //!
 //! # Layout
+//! - `connection`: one connection's message loop, every message's size
+//!   bounded before it is read (10,000 bytes before login);
 //! - `startup`: the startup phase — TLS required beyond loopback, cleartext
 //!   password checked against the users file's Argon2 hashes, login records;
 //! - `handler`: simple and extended query protocols (Parse/Bind/Describe/
@@ -22,6 +24,7 @@
 //! [`Session::query`]: citylake_engine::Session::query
 
 mod cancel;
+mod connection;
 mod error;
 mod handler;
 mod params;
@@ -32,34 +35,31 @@ use std::sync::Arc;
 
 use citylake_engine::Engine;
 use citylake_server::{ServerError, TlsPem, UserDirectory};
-use pgwire::api::PgWireServerHandlers;
 use pgwire::tokio::tokio_rustls::rustls;
 use tokio::net::TcpListener;
 
-/// The handlers of every connection: they share the engine, the users and the
-/// table of connections a CancelRequest is checked against.
-struct Handlers {
-    query: Arc<handler::QueryHandler>,
-    startup: Arc<startup::Startup>,
-    cancel: Arc<cancel::CancelRequests>,
+/// What the Postgres front end may tune.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// How long a portal's query waits for its client's next fetch before it
+    /// is ended (freeing its admission slot).
+    pub portal_idle: std::time::Duration,
 }
 
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
-        self.query.clone()
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            portal_idle: handler::PORTAL_IDLE_TIMEOUT,
+        }
     }
+}
 
-    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
-        self.query.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        self.startup.clone()
-    }
-
-    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        self.cancel.clone()
-    }
+/// The handlers of every connection (see `connection`): they share the engine, the users and the
+/// table of connections a CancelRequest is checked against.
+pub(crate) struct Handlers {
+    pub(crate) query: Arc<handler::QueryHandler>,
+    pub(crate) startup: Arc<startup::Startup>,
+    pub(crate) cancel: Arc<cancel::CancelRequests>,
 }
 
 /// Serves the Postgres protocol on `listener` until `shutdown` completes, then
@@ -72,11 +72,16 @@ pub async fn serve(
     users: Arc<UserDirectory>,
     tls: Option<TlsPem>,
     shutdown: impl Future<Output = ()> + Send,
+    options: PgOptions,
 ) -> Result<(), ServerError> {
     let acceptor = tls.map(|pem| tls_acceptor(&pem)).transpose()?;
     let cancel = Arc::new(cancel::CancelRequests::new(engine.clone()));
     let handlers = Arc::new(Handlers {
-        query: Arc::new(handler::QueryHandler::new(engine.clone(), users.clone())),
+        query: Arc::new(handler::QueryHandler::new(
+            engine.clone(),
+            users.clone(),
+            options.portal_idle,
+        )),
         startup: Arc::new(startup::Startup::new(
             engine.clone(),
             users,
@@ -107,7 +112,7 @@ pub async fn serve(
         let connections = Open::new(engine.clone());
         tokio::spawn(async move {
             let _open = connections;
-            if let Err(e) = pgwire::tokio::process_socket(socket, acceptor, handlers).await {
+            if let Err(e) = connection::serve(socket, acceptor, handlers).await {
                 tracing::debug!(%peer, error = %e, "postgres connection ended with an error");
             }
         });

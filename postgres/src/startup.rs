@@ -150,7 +150,10 @@ impl StartupHandler for Startup {
                     .users
                     .verify(&user, &password)
                     .await
-                    .map_err(|e| fatal("XX000", format!("checking the password: {e}")))?
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::WouldBlock => fatal("53300", e.to_string()),
+                        _ => fatal("XX000", format!("checking the password: {e}")),
+                    })?
                     .map(|u| (u.principal(), u.password_hash));
                 let client_addr = peer.to_string();
                 let Some((principal, credential)) = checked else {
@@ -175,6 +178,12 @@ impl StartupHandler for Startup {
                     pid,
                     _registered: registered,
                 });
+                if let Some(flag) = client
+                    .session_extensions()
+                    .get::<crate::connection::LoggedIn>()
+                {
+                    flag.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::info!(user, %peer, "postgres: login");
                 finish_authentication(client, &self.parameters).await?;
             }

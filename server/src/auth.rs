@@ -228,6 +228,21 @@ impl Users {
 pub struct UserDirectory {
     path: Option<PathBuf>,
     state: parking_lot::RwLock<(Arc<Users>, Option<std::time::SystemTime>)>,
+    /// Password checks running at once (each Argon2 check takes ~19 MiB and
+    /// tens of milliseconds of a core): at most one per core, the rest wait.
+    checks: tokio::sync::Semaphore,
+    /// Checks waiting for a turn; beyond [`MAX_WAITING_CHECKS`] a login is
+    /// refused at once (an anonymous flood of password attempts neither
+    /// exhausts memory nor starves the machine).
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// Most password checks waiting for a turn (see [`UserDirectory::verify`]).
+pub const MAX_WAITING_CHECKS: usize = 64;
+
+fn password_checks() -> tokio::sync::Semaphore {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new(cores)
 }
 
 impl UserDirectory {
@@ -236,6 +251,8 @@ impl UserDirectory {
         Self {
             path: None,
             state: parking_lot::RwLock::new((Arc::new(users), None)),
+            checks: password_checks(),
+            waiting: Default::default(),
         }
     }
 
@@ -246,13 +263,34 @@ impl UserDirectory {
         Ok(Self {
             path: Some(path.to_path_buf()),
             state: parking_lot::RwLock::new((Arc::new(users), modified)),
+            checks: password_checks(),
+            waiting: Default::default(),
         })
     }
 
     /// The current user whose name and password these are, checked on a
     /// blocking thread (Argon2 takes tens of milliseconds of CPU by design):
-    /// every front end's password check.
+    /// every front end's password check. At most one check per core runs at
+    /// once; beyond [`MAX_WAITING_CHECKS`] waiting, the attempt is refused
+    /// (`ErrorKind::WouldBlock`: retry later).
     pub async fn verify(&self, user: &str, password: &str) -> std::io::Result<Option<User>> {
+        use std::sync::atomic::Ordering;
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING_CHECKS {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "too many logins are being checked at once; retry shortly",
+            ));
+        }
+        let waiting = Waiting(&self.waiting);
+        let _turn = self.checks.acquire().await.map_err(std::io::Error::other)?;
+        drop(waiting);
         let users = self.current();
         let (user, password) = (user.to_string(), password.to_string());
         tokio::task::spawn_blocking(move || users.verify(&user, &password).cloned())

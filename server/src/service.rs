@@ -129,7 +129,10 @@ impl CitylakeFlightSql {
             .users
             .verify(user, password)
             .await
-            .map_err(|e| Status::internal(format!("verifying the password: {e}")))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock => Status::unavailable(e.to_string()),
+                _ => Status::internal(format!("verifying the password: {e}")),
+            })?;
         Ok(user.map(|u| (u.principal(), u.password_hash)))
     }
 

@@ -483,6 +483,102 @@ def test_garbage_and_wrong_cancel_keys_leave_the_server_serving(pg):
     assert rows(pg, "ana", "SELECT 1") == [(1,)]
 
 
+def test_messages_are_bounded_before_they_are_read(pg):
+    """A message's length is checked as its header arrives: before login 10,000 bytes, after
+    16 MiB; the connection ends with 08P01 without the server reading (or buffering) the rest."""
+    with socket.create_connection(("127.0.0.1", pg.port), timeout=10) as s:
+        body = struct.pack("!i", 196608) + b"user\0ana\0\0"
+        s.sendall(struct.pack("!i", len(body) + 4) + body)
+        tag, _ = read_message(s)
+        assert tag == b"R"  # asked for the password
+        s.sendall(b"Q" + struct.pack("!i", 2 ** 30))  # 1 GiB announced, never sent
+        tag, payload = read_message(s)
+        assert tag == b"E" and b"08P01" in payload and b"before logging in" in payload, payload
+    s, _ = raw_login(pg)
+    with s:
+        s.sendall(b"Q" + struct.pack("!i", 64 << 20))
+        tag, payload = read_message(s)
+        assert tag == b"E" and b"08P01" in payload, payload
+    assert rows(pg, "ana", "SELECT 1") == [(1,)]
+
+
+def test_a_flood_of_password_attempts_is_bounded_and_others_still_log_in(pg):
+    def attempt(_):
+        try:
+            psycopg.connect(dsn(pg, "nobody", "wrong password"), connect_timeout=30).close()
+            return "accepted"
+        except psycopg.OperationalError as e:
+            return "refused" if ("password authentication failed" in str(e) or "53300" in str(e)
+                                 or "retry shortly" in str(e)) else str(e)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(100) as pool:
+        outcomes = list(pool.map(attempt, range(100)))
+    assert set(outcomes) == {"refused"}, set(outcomes)
+    assert rows(pg, "ana", "SELECT 1") == [(1,)]
+
+
+def test_a_suspended_portal_ends_with_its_user(lake, pg):
+    users = lake / "users.toml"
+    env = dict(os.environ, CITYLAKE_PASSWORD=PASSWORD)
+    subprocess.run([binary(), "user", "add", "portal_pg", "--role", "admin", "--users", str(users)],
+                   check=True, capture_output=True, env=env)
+    removed = False
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                s, _ = raw_login(pg, "portal_pg")
+                break
+            except (RuntimeError, ConnectionError):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        with s:
+            parse = b"\0SELECT case_id FROM hotline.cases\0" + struct.pack("!h", 0)
+            bind = b"cur\0\0" + struct.pack("!hhh", 0, 0, 0)
+            s.sendall(message(b"P", parse) + message(b"B", bind)
+                      + message(b"E", b"cur\0" + struct.pack("!i", 1)) + message(b"S", b""))
+            seen = until_ready(s)
+            assert any(tag == b"s" for tag, _ in seen), seen  # PortalSuspended
+            subprocess.run([binary(), "user", "remove", "portal_pg", "--users", str(users)],
+                           check=True, capture_output=True)
+            removed = True
+            time.sleep(1.1)  # the users file's modification time moves on
+            s.sendall(message(b"E", b"cur\0" + struct.pack("!i", 1)) + message(b"S", b""))
+            tag, payload = read_message(s)
+            assert tag == b"E" and b"28000" in payload and b"no longer exists" in payload, (tag, payload)
+    finally:
+        if not removed:
+            subprocess.run([binary(), "user", "remove", "portal_pg", "--users", str(users)],
+                           capture_output=True)
+
+
+def test_a_portal_left_unfetched_is_closed_and_frees_its_slot(lake):
+    """A cursor fetched in chunks holds a running query between fetches; one whose client stops
+    fetching is ended after --pg-portal-idle-timeout, so it cannot keep others' queries queued."""
+    server = PgServer(lake, extra=["--pg-portal-idle-timeout", "2s", "--max-concurrent-queries", "1"])
+    try:
+        s, _ = raw_login(server, "root")
+        with s:
+            parse = b"\0SELECT * FROM traffic.segment_speed\0" + struct.pack("!h", 0)
+            bind = b"cur\0\0" + struct.pack("!hhh", 0, 0, 0)
+            s.sendall(message(b"P", parse) + message(b"B", bind)
+                      + message(b"E", b"cur\0" + struct.pack("!i", 1)) + message(b"S", b""))
+            assert any(tag == b"s" for tag, _ in until_ready(s))  # suspended, its query running
+            # the only slot is the portal's: another user's query waits until the portal is closed
+            started = time.time()
+            assert rows(server, "ana", "SELECT 1") == [(1,)]
+            assert time.time() - started >= 1.0
+            # the rows of the batch already read come, then the end of the closed query
+            s.sendall(message(b"E", b"cur\0" + struct.pack("!i", 0)) + message(b"S", b""))
+            seen = until_ready(s)
+            assert len(seen) <= 8192 + 2, len(seen)
+            code, text = error_code(seen)
+            assert code == "57014" and "fetched nothing" in text, (code, text)
+    finally:
+        server.stop()
+
+
 def test_a_seeded_fuzz_of_protocol_messages_never_stops_the_server(pg):
     import random
     rng = random.Random(20261204)
