@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use async_trait::async_trait;
 use citylake_engine::Engine;
@@ -16,7 +15,6 @@ use pgwire::messages::startup::SecretKey;
 /// The open connections' process ids, secret keys and users.
 pub struct CancelRequests {
     engine: Arc<Engine>,
-    next_pid: AtomicI32,
     open: parking_lot::Mutex<HashMap<i32, (SecretKey, String)>>,
 }
 
@@ -41,22 +39,27 @@ impl CancelRequests {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             engine,
-            next_pid: AtomicI32::new(1000),
             open: Default::default(),
         }
     }
 
-    /// A process id and a random secret key for `user`'s new connection.
+    /// A random process id (a sequence would tell how many logins happened in
+    /// between) and a random secret key for `user`'s new connection.
     pub fn register(self: &Arc<Self>, user: &str, long_key: bool) -> (i32, SecretKey, Registered) {
-        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        let mut open = self.open.lock();
+        let pid = loop {
+            let pid = rand::random::<i32>() & 0x7fff_ffff;
+            if pid > 0 && !open.contains_key(&pid) {
+                break pid;
+            }
+        };
         let key = if long_key {
             SecretKey::Bytes(rand::random::<[u8; 32]>().to_vec().into())
         } else {
             SecretKey::I32(rand::random())
         };
-        self.open
-            .lock()
-            .insert(pid, (key.clone(), user.to_string()));
+        open.insert(pid, (key.clone(), user.to_string()));
+        drop(open);
         let registered = Registered {
             pid,
             table: self.clone(),

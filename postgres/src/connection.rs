@@ -10,6 +10,7 @@
 //! packets; a password fits), [`MAX_MESSAGE_BYTES`] after. The start-up phase
 //! (TLS negotiation, start-up message, password) has [`STARTUP_TIMEOUT`] to
 //! complete. A FATAL error ends the connection (pgwire would go on reading).
+//! A client that goes away while its statement runs ends the statement.
 
 use std::io;
 use std::pin::Pin;
@@ -46,6 +47,11 @@ pub async fn serve(
     acceptor: Option<pgwire::tokio::TlsAcceptor>,
     handlers: Arc<crate::Handlers>,
 ) -> io::Result<()> {
+    // a second handle on the socket, to notice the client going away while a
+    // statement runs (nothing reads the socket then)
+    let socket = socket.into_std()?;
+    let watcher = TcpStream::from_std(socket.try_clone()?)?;
+    let socket = TcpStream::from_std(socket)?;
     let deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(deadline);
     let negotiated = tokio::select! {
@@ -96,17 +102,21 @@ pub async fn serve(
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
         };
-        if let Err(e) = process_message(
-            message,
-            &mut socket,
-            handlers.startup.clone(),
-            handlers.query.clone(),
-            handlers.query.clone(),
-            copy.clone(),
-            handlers.cancel.clone(),
-        )
-        .await
-        {
+        let processed = tokio::select! {
+            processed = process_message(
+                message,
+                &mut socket,
+                handlers.startup.clone(),
+                handlers.query.clone(),
+                handlers.query.clone(),
+                copy.clone(),
+                handlers.cancel.clone(),
+            ) => processed,
+            // the client went away: its statement is dropped (the query ends
+            // as `dropped`, its slot freed), as over Flight SQL
+            () = gone(&watcher) => break,
+        };
+        if let Err(e) = processed {
             let info = ErrorInfo::from(e);
             let fatal = info.is_fatal();
             process_error(
@@ -121,6 +131,18 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Resolves when the client has closed its end of the connection (seen even
+/// with messages it sent still unread: EPOLLRDHUP).
+async fn gone(watcher: &TcpStream) {
+    loop {
+        match watcher.ready(tokio::io::Interest::READABLE).await {
+            Ok(ready) if ready.is_read_closed() => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Err(_) => return,
+        }
+    }
 }
 
 /// The client's bytes, each message's length checked as it arrives.

@@ -44,12 +44,15 @@ pub struct PgOptions {
     /// How long a portal's query waits for its client's next fetch before it
     /// is ended (freeing its admission slot).
     pub portal_idle: std::time::Duration,
+    /// Most connections open at once; beyond, new ones are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
         Self {
             portal_idle: handler::PORTAL_IDLE_TIMEOUT,
+            max_connections: 512,
         }
     }
 }
@@ -90,6 +93,7 @@ pub async fn serve(
         )),
         cancel,
     });
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
@@ -107,9 +111,15 @@ pub async fn serve(
         if let Err(e) = socket.set_nodelay(true) {
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
+        if open.load(std::sync::atomic::Ordering::Relaxed) >= options.max_connections {
+            // as PostgreSQL's max_connections; the client sees the connection close
+            tracing::warn!(%peer, max = options.max_connections, "postgres: too many connections");
+            drop(socket);
+            continue;
+        }
         let handlers = handlers.clone();
         let acceptor = acceptor.clone();
-        let connections = Open::new(engine.clone());
+        let connections = Open::new(engine.clone(), open.clone());
         tokio::spawn(async move {
             let _open = connections;
             if let Err(e) = connection::serve(socket, acceptor, handlers).await {
@@ -121,18 +131,20 @@ pub async fn serve(
 
 /// A connection, counted in the engine's `connections` gauge while open (the
 /// same gauge as Flight SQL's).
-struct Open(Arc<Engine>);
+struct Open(Arc<Engine>, Arc<std::sync::atomic::AtomicUsize>);
 
 impl Open {
-    fn new(engine: Arc<Engine>) -> Self {
+    fn new(engine: Arc<Engine>, open: Arc<std::sync::atomic::AtomicUsize>) -> Self {
         engine.queries().metrics.connections.inc();
-        Self(engine)
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(engine, open)
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.queries().metrics.connections.dec();
+        self.1.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

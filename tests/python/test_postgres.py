@@ -579,6 +579,44 @@ def test_a_portal_left_unfetched_is_closed_and_frees_its_slot(lake):
         server.stop()
 
 
+def running_queries(server):
+    import json
+    import urllib.request
+    with urllib.request.urlopen(f"http://{server.ops}/ready", timeout=10) as r:
+        return json.loads(r.read())["running"]
+
+
+def test_a_client_that_goes_away_ends_its_query(lake):
+    """Nothing reads a connection while its statement runs; the server notices the client closing
+    (even with a Sync still unread) and drops the statement, as over Flight SQL."""
+    server = PgServer(lake, extra=["--pg-max-connections", "3"])
+    try:
+        s, _ = raw_login(server, "root")
+        parse = ("\0" + LONG + "\0").encode() + struct.pack("!h", 0)
+        bind = b"\0\0" + struct.pack("!hhh", 0, 0, 0)
+        s.sendall(message(b"P", parse) + message(b"B", bind)
+                  + message(b"E", b"\0" + struct.pack("!i", 0)) + message(b"S", b""))
+        deadline = time.time() + 20
+        while running_queries(server) == 0 and time.time() < deadline:
+            time.sleep(0.2)
+        assert running_queries(server) == 1
+        s.close()
+        deadline = time.time() + 20
+        while running_queries(server) > 0 and time.time() < deadline:
+            time.sleep(0.2)
+        assert running_queries(server) == 0, "the query of a client that went away still runs"
+        # at most 3 connections: a fourth is closed at once, the others serve
+        held = [raw_login(server, "ana")[0] for _ in range(3)]
+        with pytest.raises((psycopg.OperationalError,)):
+            psycopg.connect(dsn(server, "ana"), connect_timeout=5)
+        for h in held:
+            h.close()
+        time.sleep(0.5)
+        assert rows(server, "ana", "SELECT 1") == [(1,)]
+    finally:
+        server.stop()
+
+
 def test_a_seeded_fuzz_of_protocol_messages_never_stops_the_server(pg):
     import random
     rng = random.Random(20261204)
