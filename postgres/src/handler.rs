@@ -79,7 +79,9 @@ enum ClientStatement {
     /// `RESET name` / `RESET ALL` (`None`).
     Reset(Option<String>),
     Show(String),
-    /// `DISCARD ALL`, `DEALLOCATE ALL` (`None`) or `DEALLOCATE name`.
+    /// `DISCARD ALL`.
+    Discard,
+    /// `DEALLOCATE ALL` (`None`) or `DEALLOCATE name`.
     Forget(Option<String>),
 }
 
@@ -111,7 +113,7 @@ fn client_statement(sql: &str) -> Option<ClientStatement> {
         }
         "commit" | "end" if only(&["transaction", "work"]) => Some(ClientStatement::Commit),
         "rollback" | "abort" if only(&["transaction", "work"]) => Some(ClientStatement::Rollback),
-        "discard" if lower.len() == 2 => Some(ClientStatement::Forget(None)),
+        "discard" if lower.len() == 2 => Some(ClientStatement::Discard),
         "deallocate" => {
             let name = words
                 .iter()
@@ -153,7 +155,14 @@ fn client_statement(sql: &str) -> Option<ClientStatement> {
                 .or_else(|| value.strip_prefix("to "))
                 .unwrap_or(value);
             let name = name.trim().trim_matches('"').to_lowercase();
-            (!engine_option(&name)).then(|| ClientStatement::Set(name, unquote(value)))
+            // the engine's options, the server's own settings and identity
+            // (`SET ROLE`, `SET SESSION AUTHORIZATION`) are not the client's to
+            // set: the engine refuses them
+            let refused = engine_option(&name)
+                || SERVER_OWNED.contains(&name.as_str())
+                || name == "role"
+                || name == "authorization";
+            (!refused).then(|| ClientStatement::Set(name, unquote(value)))
         }
         "reset" if lower.len() == 2 => {
             let name = lower[1].trim_matches('"').to_string();
@@ -212,11 +221,14 @@ fn unquote(value: &str) -> String {
 /// The value of a setting a client asks for with `SHOW`: what it set, else
 /// the server's.
 fn setting<C: ClientInfo>(client: &C, name: &str) -> Option<String> {
-    if let Some(v) = client.metadata().get(&setting_key(name)) {
-        return Some(v.clone());
-    }
-    if let Some(v) = client.metadata().get(name) {
-        return Some(v.clone());
+    // the server's own settings are the server's, whatever a start-up message said
+    if !SERVER_OWNED.contains(&name) {
+        if let Some(v) = client.metadata().get(&setting_key(name)) {
+            return Some(v.clone());
+        }
+        if let Some(v) = client.metadata().get(name) {
+            return Some(v.clone());
+        }
     }
     Some(
         match name {
@@ -241,6 +253,21 @@ fn setting<C: ClientInfo>(client: &C, name: &str) -> Option<String> {
         .to_string(),
     )
 }
+
+/// Settings only the server sets (`SHOW` answers the server's value).
+const SERVER_OWNED: [&str; 11] = [
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "integer_datetimes",
+    "is_superuser",
+    "max_identifier_length",
+    "lc_collate",
+    "lc_ctype",
+    "transaction_read_only",
+    "default_transaction_read_only",
+    "session_authorization",
+];
 
 fn setting_key(name: &str) -> String {
     format!("citylake.pg.setting.{name}")
@@ -452,15 +479,22 @@ impl QueryHandler {
                         for n in named.statements.lock().drain() {
                             client.portal_store().rm_statement(&n);
                         }
-                        named.portals.lock().clear();
-                        client.portal_store().clear_portals();
                     }
                 }
                 Response::Execution(Tag::new(if name.is_some() {
                     "DEALLOCATE"
                 } else {
-                    "DISCARD ALL"
+                    "DEALLOCATE ALL"
                 }))
+            }
+            ClientStatement::Discard => {
+                let named = named(client);
+                for n in named.statements.lock().drain() {
+                    client.portal_store().rm_statement(&n);
+                }
+                named.portals.lock().clear();
+                client.portal_store().clear_portals();
+                Response::Execution(Tag::new("DISCARD ALL"))
             }
         })
     }
@@ -905,7 +939,12 @@ mod tests {
             client_statement("SHOW DateStyle"),
             Some(Show("datestyle".into()))
         );
-        assert_eq!(client_statement("DISCARD ALL"), Some(Forget(None)));
+        assert_eq!(client_statement("DISCARD ALL"), Some(Discard));
+        assert_eq!(client_statement("DEALLOCATE ALL"), Some(Forget(None)));
+        // identity and the server's settings are not the client's
+        assert_eq!(client_statement("SET ROLE admin"), None);
+        assert_eq!(client_statement("SET SESSION AUTHORIZATION root"), None);
+        assert_eq!(client_statement("SET is_superuser = on"), None);
         assert_eq!(
             client_statement("DEALLOCATE PREPARE s1"),
             Some(Forget(Some("s1".into())))

@@ -160,6 +160,13 @@ def test_session_settings_clients_send_are_accepted_and_engine_options_refused(p
             cur.execute("SET datafusion.execution.batch_size = 1")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             cur.execute("CREATE TABLE t AS SELECT 1")
+        # identity is not the client's to set
+        with pytest.raises(psycopg.Error):
+            cur.execute("SET ROLE admin")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            cur.execute("SET is_superuser = on")
+        cur.execute("SHOW is_superuser")
+        assert cur.fetchall() == [("off",)]
         with pytest.raises(psycopg.errors.UndefinedTable):
             cur.execute("SELECT * FROM nowhere.nothing")
         with pytest.raises(psycopg.errors.UndefinedFunction):
@@ -358,10 +365,11 @@ def test_a_cancel_request_stops_the_query(pg):
     assert recorded and recorded[-1][0] == "cancelled", recorded
 
 
-def raw_login(server, user="ana", password=PASSWORD):
+def raw_login(server, user="ana", password=PASSWORD, extra=b""):
     """A socket past the startup phase, speaking the protocol by hand; its key data too."""
     s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    body = struct.pack("!i", 196608) + b"user\0" + user.encode() + b"\0database\0citylake\0\0"
+    body = (struct.pack("!i", 196608) + b"user\0" + user.encode() + b"\0database\0citylake\0"
+            + extra + b"\0")
     s.sendall(struct.pack("!i", len(body) + 4) + body)
     key = None
     while True:
@@ -427,6 +435,14 @@ def test_a_bind_with_the_wrong_number_of_parameters_is_refused(pg):
         s.sendall(message(b"Q", b"SELECT 41 + 1\0"))
         seen = until_ready(s)
         assert any(tag == b"D" and payload.endswith(b"42") for tag, payload in seen), seen
+
+
+def test_the_servers_settings_are_not_the_start_up_messages(pg):
+    s, _ = raw_login(pg, extra=b"is_superuser\0on\0server_version\099\0")
+    with s:
+        s.sendall(message(b"Q", b"SHOW is_superuser\0"))
+        seen = until_ready(s)
+        assert any(tag == b"D" and payload.endswith(b"off") for tag, payload in seen), seen
 
 
 def test_named_statements_per_connection_are_bounded(pg):
