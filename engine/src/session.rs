@@ -995,6 +995,16 @@ impl Session {
         self
     }
 
+    /// A timeout the client asked for (Postgres' `statement_timeout`): it can
+    /// only shorten the one the server and the principal's roles set.
+    pub fn with_client_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        if let Some(t) = timeout {
+            self.limits.query_timeout =
+                Some(self.limits.query_timeout.map_or(t, |mine| mine.min(t)));
+        }
+        self
+    }
+
     /// Records the client's address in this session's audit records.
     pub fn with_client(mut self, client: impl Into<String>) -> Self {
         self.client = client.into();

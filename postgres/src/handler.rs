@@ -254,6 +254,30 @@ fn setting<C: ClientInfo>(client: &C, name: &str) -> Option<String> {
     )
 }
 
+/// The connection's `statement_timeout` (`SET statement_timeout = 5000`,
+/// `'5s'`, `'2min'`; `0` is none), as PostgreSQL reads it: a bare number is
+/// milliseconds. It shortens, never lengthens, the server's query timeout.
+fn statement_timeout<C: ClientInfo>(client: &C) -> Option<std::time::Duration> {
+    let value = client.metadata().get(&setting_key("statement_timeout"))?;
+    let value = value.trim();
+    let millis = match value.parse::<u64>() {
+        Ok(ms) => ms,
+        Err(_) => {
+            let (number, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit())?);
+            let n: u64 = number.parse().ok()?;
+            match unit.trim() {
+                "ms" => n,
+                "s" => n * 1000,
+                "min" => n * 60_000,
+                "h" => n * 3_600_000,
+                "d" => n * 86_400_000,
+                _ => return None,
+            }
+        }
+    };
+    (millis > 0).then(|| std::time::Duration::from_millis(millis))
+}
+
 /// Settings only the server sets (`SHOW` answers the server's value).
 const SERVER_OWNED: [&str; 11] = [
     "server_version",
@@ -570,7 +594,10 @@ async fn session_for<C: ClientInfo>(
     let current = users.current();
     let why = match current.get(&login.user) {
         Some(user) if user.password_hash == login.credential => {
-            let session = engine.session(user.principal()).with_client(address);
+            let session = engine
+                .session(user.principal())
+                .with_client(address)
+                .with_client_timeout(statement_timeout(client));
             return Ok((session, login));
         }
         Some(_) => "the password changed since this connection logged in",

@@ -353,6 +353,17 @@ LONG = ("SELECT count(*) FROM traffic.segment_speed a JOIN traffic.segment_speed
         "ON a.segment_id = b.segment_id")
 
 
+def test_statement_timeout_shortens_the_query_timeout(pg):
+    with psycopg.connect(dsn(pg, "root"), autocommit=True) as conn:
+        conn.execute("SET statement_timeout = '1s'")
+        started = time.time()
+        with pytest.raises(psycopg.errors.QueryCanceled) as e:
+            conn.execute(LONG)
+        assert "timeout" in str(e.value) and time.time() - started < 30, str(e.value)
+        conn.execute("SET statement_timeout = 0")
+        assert conn.execute("SELECT 1").fetchall() == [(1,)]
+
+
 def test_a_cancel_request_stops_the_query(pg):
     with psycopg.connect(dsn(pg, "root"), autocommit=True) as conn:
         threading.Timer(1.5, conn.cancel).start()
