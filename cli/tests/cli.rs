@@ -923,6 +923,15 @@ fn a_local_command_runs_as_a_user_of_the_users_file() {
     );
 }
 
+/// The (one) day file of an audit trail.
+fn day_file(audit: &Path) -> PathBuf {
+    std::fs::read_dir(audit)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap()
+}
+
 #[test]
 fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
     use citylake_engine::audit::{AuditLog, AuditRecord};
@@ -942,11 +951,7 @@ fn audit_verify_passes_an_intact_trail_and_names_the_first_altered_record() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("intact: 3 records"), "{}", stdout(&o));
     // someone edits the second record
-    let file = std::fs::read_dir(&audit)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
+    let file = day_file(&audit);
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("SELECT 1", "SELECT 7")).unwrap();
     let o = verify();
@@ -1013,11 +1018,7 @@ fn an_audit_key_seals_the_trail_against_rebuilding() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--audit-key"), "{}", stderr(&o));
     // the second record removed, the rest renumbered, relinked and re-hashed
-    let file = std::fs::read_dir(&audit)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
+    let file = day_file(&audit);
     let text = std::fs::read_to_string(&file).unwrap();
     let mut records: Vec<serde_json::Value> = text
         .lines()

@@ -115,7 +115,7 @@ fn read<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<Scala
                 .map_err(bad)?;
             ScalarValue::TimestampMicrosecond(t.map(|t| t.timestamp_micros()), Some("UTC".into()))
         }
-        _ if portal.parameter_len() > i => {
+        _ => {
             // text, varchar, name, unknown — and types read as their text
             let text_type = match *pg {
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => pg,
@@ -123,7 +123,6 @@ fn read<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<Scala
             };
             ScalarValue::Utf8(portal.parameter::<String>(i, text_type).map_err(bad)?)
         }
-        _ => ScalarValue::Null,
     })
 }
 
