@@ -425,9 +425,15 @@ impl Engine {
         // PostgreSQL's system catalogs, over this very catalog (what it lists
         // is what the policy lets this principal list)
         let catalog: Arc<dyn CatalogProvider> = catalog;
-        crate::pg_catalog::register(&catalog).expect("memory catalog accepts schemas");
+        crate::pg_catalog::register(&catalog, self.catalog.default_schema())
+            .expect("memory catalog accepts schemas");
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(catalog_name, catalog);
+        for f in
+            crate::pg_catalog::session_functions(&principal.user, self.catalog.default_schema())
+        {
+            ctx.register_udf(f);
+        }
         ctx.register_udf(crate::queries::cancel_udf(
             self.queries.clone(),
             principal.user.clone(),
@@ -1102,6 +1108,13 @@ impl Session {
 
     async fn plan_unguarded(&self, mut statement: Statement) -> Result<LogicalPlan> {
         number_question_marks(&mut statement);
+        if let Statement::Statement(s) = &mut statement {
+            // unqualified pg_catalog names, and reads of the catalogs that are
+            // empty here (psql's `\d`), before checking and planning
+            let state = self.ctx.state();
+            let aggregates = state.aggregate_functions();
+            crate::pg_catalog::rewrite(s, &|name| aggregates.contains_key(name));
+        }
         check_cte_copies(&statement)?;
         let query = is_query(&statement);
         let permissions = self.permissions;

@@ -210,6 +210,19 @@ fn postgres_spellings(sql: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Whether `sql` holds no statement: only whitespace, comments and `;`.
+fn only_comments(sql: &str) -> bool {
+    use citylake_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use citylake_engine::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .is_ok_and(|tokens| {
+            tokens
+                .iter()
+                .all(|t| matches!(t, Token::Whitespace(_) | Token::SemiColon))
+        })
+}
+
 fn unquote(value: &str) -> String {
     let v = value.trim();
     v.strip_prefix('\'')
@@ -230,28 +243,7 @@ fn setting<C: ClientInfo>(client: &C, name: &str) -> Option<String> {
             return Some(v.clone());
         }
     }
-    Some(
-        match name {
-            "server_version" => "16.6",
-            "server_version_num" => "160006",
-            "server_encoding" | "client_encoding" => "UTF8",
-            "datestyle" => "ISO, MDY",
-            "timezone" => "UTC",
-            "intervalstyle" => "postgres",
-            "transaction_isolation" | "default_transaction_isolation" => "read committed",
-            "transaction_read_only" | "default_transaction_read_only" => "on",
-            "standard_conforming_strings" | "integer_datetimes" => "on",
-            "is_superuser" => "off",
-            "search_path" => "\"$user\", public",
-            "application_name" => "",
-            "extra_float_digits" => "1",
-            "max_identifier_length" => "63",
-            "lc_collate" | "lc_ctype" | "lc_messages" => "C",
-            "statement_timeout" | "lock_timeout" => "0",
-            _ => return None,
-        }
-        .to_string(),
-    )
+    citylake_engine::pg_catalog::server_setting(name).map(str::to_string)
 }
 
 /// The connection's `statement_timeout` (`SET statement_timeout = 5000`,
@@ -523,6 +515,37 @@ impl QueryHandler {
         })
     }
 
+    /// `COPY … TO STDOUT`: the query's rows in COPY format (see [`crate::copy`]);
+    /// a refused `COPY` is recorded in the audit trail like a refused query.
+    async fn copy_out(
+        &self,
+        session: &Session,
+        login: &Login,
+        sql: &str,
+    ) -> PgWireResult<Response> {
+        let copy = match crate::copy::parse(sql) {
+            Ok(copy) => copy,
+            Err(e) => {
+                if let PgWireError::UserError(info) = &e
+                    && (info.code == "25006" || info.code == "42501")
+                {
+                    let record = AuditRecord::new("query", sql, "refused").failed(&info.message);
+                    session
+                        .audit(record, None)
+                        .await
+                        .map_err(|e| to_pg(&e, None))?;
+                }
+                return Err(e);
+            }
+        };
+        let request = QueryRequest::new(&copy.query).with_tag(crate::cancel::tag(login.pid));
+        let stream = session
+            .query(request)
+            .await
+            .map_err(|e| to_pg(&e, Some(&copy.query)))?;
+        Ok(Response::CopyOut(crate::copy::response(stream, &copy)?))
+    }
+
     /// Runs one query of the engine's for the connection.
     async fn run(
         &self,
@@ -627,6 +650,13 @@ impl SimpleQueryHandler for QueryHandler {
         if let Some(statement) = client_statement(query) {
             return Ok(vec![self.client_response(client, &statement, &text)?]);
         }
+        if crate::copy::is_copy(query) {
+            return Ok(vec![self.copy_out(&session, &login, query).await?]);
+        }
+        if only_comments(query) {
+            // pgx's ping is `-- ping`, lib/pq's `;`
+            return Ok(vec![Response::EmptyQuery]);
+        }
         let statements = session.parse(query).map_err(|e| to_pg(&e, Some(query)))?;
         if statements.len() <= 1 {
             let response = self
@@ -684,6 +714,9 @@ impl QueryParser for Parser {
     {
         let (session, _) = session_for(&self.engine, &self.users, client).await?;
         let sql = &*postgres_spellings(sql);
+        if crate::copy::is_copy(sql) {
+            return Err(crate::copy::extended_refused());
+        }
         if let Some(own) = client_statement(sql) {
             return Ok(Some(Prepared {
                 sql: sql.to_string(),
@@ -937,6 +970,14 @@ impl ExtendedQueryHandler for QueryHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comment_only_queries_are_empty() {
+        for sql in ["-- ping", ";", "  ", "/* x */ ;\n-- y"] {
+            assert!(only_comments(sql), "{sql}");
+        }
+        assert!(!only_comments("-- x\nSELECT 1"));
+    }
 
     #[test]
     fn client_statements_are_recognised() {

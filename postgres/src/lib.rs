@@ -25,6 +25,7 @@
 
 mod cancel;
 mod connection;
+mod copy;
 mod error;
 mod handler;
 mod params;

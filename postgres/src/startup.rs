@@ -200,7 +200,11 @@ struct Parameters(DefaultServerParameterProvider);
 impl Default for Parameters {
     fn default() -> Self {
         let mut p = DefaultServerParameterProvider::default();
-        p.server_version = format!("16.6 (citylake {})", env!("CARGO_PKG_VERSION"));
+        p.server_version = format!(
+            "{} (citylake {})",
+            citylake_engine::pg_catalog::SERVER_VERSION,
+            env!("CARGO_PKG_VERSION")
+        );
         p.is_superuser = false;
         p.default_transaction_read_only = true;
         Self(p)

@@ -258,6 +258,111 @@ def test_psql_lists_the_governed_catalog(pg):
                            "ON a.attrelid = c.oid WHERE c.relname = 'expenditures'") == [(0,)]
 
 
+def test_psql_describes_a_table_and_lists_the_citys_functions(pg):
+    """\\d runs psql's own describe queries (correlated subqueries over pg_attrdef and
+    pg_collation, the policies, statistics, publications and inheritance footers): the
+    columns are the role's, with their Postgres types; a hidden dataset is not found."""
+    done = psql(pg, "-c", "\\d traffic.segment_speed")
+    assert done.returncode == 0, done.stderr
+    assert 'Table "traffic.segment_speed"' in done.stdout, done.stdout
+    expected = rows(pg, "ana", "SELECT column_name FROM information_schema.columns WHERE "
+                               "table_schema = 'traffic' AND table_name = 'segment_speed'")
+    described = [line.split("|")[0].strip() for line in done.stdout.splitlines()[3:]
+                 if "|" in line]
+    assert sorted(described) == sorted(c for (c,) in expected), done.stdout
+    # numeric(p,s) shown with its precision and scale; a masked column still listed for dora
+    done = psql(pg, "-c", "\\d finance.expenditures", user="root")
+    assert done.returncode == 0 and re.search(r"\| numeric\(\d+,\d+\)", done.stdout), done.stdout
+    done = psql(pg, "-c", "\\d hotline.cases", user="dora")
+    assert done.returncode == 0 and "caller_phone" in done.stdout, done.stderr
+    done = psql(pg, "-c", "\\d finance.expenditures", user="ana")
+    assert done.returncode != 0 and "Did not find any relation" in done.stderr, done.stderr
+    # \d of a pattern runs as well
+    done = psql(pg, "-c", "\\d common.*")
+    assert done.returncode == 0 and "district" in done.stdout, done.stderr
+    # \df: the city's functions, in the default schema
+    done = psql(pg, "-A", "-t", "-c", "\\df")
+    assert done.returncode == 0, done.stderr
+    names = {line.split("|")[1] for line in done.stdout.splitlines() if "|" in line}
+    assert {"aqi_cn_daily", "iaqi_cn", "aqi_cn_primary"} <= names, names
+    done = psql(pg, "-A", "-t", "-c", "\\df aqi*")
+    assert done.returncode == 0 and all(n.startswith("aqi") for n in
+                                        (line.split("|")[1] for line in done.stdout.splitlines())), done.stdout
+
+
+def test_psql_copies_a_query_to_a_csv_file(pg, tmp_path):
+    target = tmp_path / "districts.csv"
+    sql = "SELECT district, population, admin_code FROM common.districts ORDER BY admin_code"
+    done = psql(pg, "-c", f"\\copy ({sql}) TO '{target}' WITH CSV HEADER")
+    assert done.returncode == 0 and "COPY 13" in done.stdout, (done.stdout, done.stderr)
+    import csv
+    with open(target, newline="") as f:
+        read = list(csv.reader(f))
+    assert read[0] == ["district", "population", "admin_code"]
+    assert [tuple(r) for r in read[1:]] == [tuple(map(str, r)) for r in rows(pg, "ana", sql)]
+    # governed like any query: dora's copy of the hotline is masked and her district only
+    target = tmp_path / "cases.txt"
+    done = psql(pg, "-c", f"\\copy (SELECT district, caller_phone FROM hotline.cases LIMIT 50) TO '{target}'",
+                user="dora")
+    assert done.returncode == 0, done.stderr
+    lines = target.read_text().splitlines()
+    assert lines and all(line.split("\t")[0] == "Xihu" for line in lines), lines[:3]
+    assert all(re.fullmatch(r"\d{3}\*{4}\d{4}|\\N", line.split("\t")[1]) for line in lines), lines[:3]
+    # writing is refused (and recorded); so is a file on the server
+    done = psql(pg, "-c", f"\\copy common.districts FROM '{target}'")
+    assert done.returncode != 0 and "read-only" in done.stderr, done.stderr
+    done = psql(pg, "-c", "COPY common.districts TO '/tmp/x.csv'")
+    assert done.returncode != 0 and "not allowed" in done.stderr, done.stderr
+    done = psql(pg, "-c", f"\\copy (SELECT payee FROM finance.expenditures) TO '{target}'", user="dora")
+    assert done.returncode != 0 and "not found" in done.stderr.lower(), done.stderr
+    refused = rows(pg, "audrey", "SELECT outcome FROM system.audit_log WHERE request LIKE 'COPY %common.districts FROM%'")
+    assert refused and refused[-1][0] == "refused", refused
+
+
+def test_psycopg_copy_to_stdout_in_text_csv_and_binary(pg):
+    sql = "SELECT district, population FROM common.districts ORDER BY admin_code"
+    expected = rows(pg, "ana", sql)
+    with psycopg.connect(dsn(pg), autocommit=True) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY ({sql}) TO STDOUT") as copy:
+            copy.set_types(["text", "int8"])
+            assert list(copy.rows()) == expected
+        with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
+            copy.set_types(["text", "int8"])
+            assert list(copy.rows()) == expected
+        with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER, DELIMITER ';')") as copy:
+            text = b"".join(bytes(block) for block in copy).decode()
+        assert text.splitlines()[0] == "district;population"
+        assert text.splitlines()[1:] == [f"{d};{p}" for d, p in expected]
+        # no rows: binary COPY still sends its header
+        with cur.copy(f"COPY ({sql} LIMIT 0) TO STDOUT (FORMAT binary)") as copy:
+            copy.set_types(["text", "int8"])
+            assert list(copy.rows()) == []
+        # the extended protocol does not run COPY; the connection goes on
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            cur.execute("COPY (SELECT 1) TO STDOUT", prepare=True)
+        assert cur.execute("SELECT 1").fetchall() == [(1,)]
+
+
+def test_psql_cancels_a_query_on_interrupt(pg):
+    env = dict(os.environ, PGPASSWORD=PASSWORD)
+    proc = subprocess.Popen(["psql", "-X", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "root",
+                             "-d", "citylake", "-c", LONG], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    proc.send_signal(2)  # what ^C does: psql sends a CancelRequest
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "cancelled by the client" in err, err
+
+
+def test_a_comment_only_query_is_an_empty_query(pg):
+    """pgx's ping (Grafana's health check) is the simple query `-- ping`; lib/pq's is `;`."""
+    with psycopg.connect(dsn(pg), autocommit=True) as conn:
+        for sql in ("-- ping", ";", "  "):
+            cur = conn.execute(sql)
+            assert cur.description is None and conn.pgconn.transaction_status == 0, sql
+        assert conn.execute("SELECT 1").fetchall() == [(1,)]
+
+
 def test_hidden_datasets_answer_like_missing_ones_over_postgres(pg):
     def error(user, sql):
         with pytest.raises(psycopg.Error) as e:

@@ -7,20 +7,41 @@
 //! the session's catalog at all).
 //!
 //! Tables: `pg_namespace`, `pg_class`, `pg_attribute`, `pg_type`, `pg_database`,
-//! `pg_am`, `pg_tables`, and empty `pg_description`, `pg_index`,
-//! `pg_constraint`, `pg_attrdef`, `pg_collation`, `pg_inherits` (the lake has
-//! no comments, indexes, constraints, defaults, collations or inheritance). Functions clients call on them:
-//! `pg_table_is_visible`, `pg_get_userbyid`, `format_type`,
-//! `obj_description`, `col_description`, `pg_encoding_to_char`,
-//! `has_table_privilege`, `current_database`, `pg_get_expr` — also under the
-//! `pg_catalog.` prefix clients write. Object ids are stable hashes of the
-//! names (the same between queries and sessions; a client may cache them).
+//! `pg_am`, `pg_tables`, `pg_proc` (citylake's own functions, in the default
+//! schema), and the catalogs that are empty here (defaults, collations,
+//! constraints, comments, indexes, inheritance, policies, publications,
+//! extended statistics, triggers, rules, sequences, extensions: see
+//! [`empty`], whose rewrite also answers the queries over them DataFusion
+//! cannot plan, such as psql's `\d`). Functions clients call on them:
+//! `pg_table_is_visible`, `pg_function_is_visible`, `pg_get_userbyid`,
+//! `format_type` (with `numeric(p,s)`), `obj_description`, `col_description`,
+//! `pg_encoding_to_char`, `has_table_privilege`, `current_database`,
+//! `pg_get_expr`, `pg_get_function_arguments`/`_result`,
+//! `pg_catalog.version()`, and per session `current_user`, `session_user`,
+//! `current_schema()` — also under the `pg_catalog.` prefix clients write.
+//! Object ids are stable hashes of the names (the same between queries and
+//! sessions; a client may cache them).
+
+mod empty;
+
+/// Prepares a statement's reads of `pg_catalog` before it is checked and
+/// planned: unqualified catalog names resolve to the catalog (PostgreSQL's
+/// search path starts there), and reads of the catalogs that are empty here
+/// are answered (see `empty.rs`).
+pub fn rewrite(
+    statement: &mut datafusion::sql::sqlparser::ast::Statement,
+    is_aggregate: &dyn Fn(&str) -> bool,
+) {
+    let mut tables: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+    tables.extend(empty::EMPTY.iter().map(|(name, _)| *name));
+    empty::rewrite(statement, &tables, is_aggregate);
+}
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Weak};
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int16Array, Int32Array, RecordBatch, StringArray,
+    Array, ArrayRef, BooleanArray, Int16Array, Int32Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider};
@@ -39,8 +60,9 @@ const OWNER: &str = "citylake";
 const OWNER_OID: i32 = 10;
 const DATABASE_OID: i32 = 16384;
 
-/// Registers `pg_catalog` in `catalog`, read from `catalog` at each scan.
-pub fn register(catalog: &Arc<dyn CatalogProvider>) -> Result<()> {
+/// Registers `pg_catalog` in `catalog`, read from `catalog` at each scan;
+/// citylake's own functions are listed in `pg_proc` under `default_schema`.
+pub fn register(catalog: &Arc<dyn CatalogProvider>, default_schema: &str) -> Result<()> {
     let schema = Arc::new(MemorySchemaProvider::new());
     let weak = Arc::downgrade(catalog);
     for kind in Kind::ALL {
@@ -49,7 +71,16 @@ pub fn register(catalog: &Arc<dyn CatalogProvider>) -> Result<()> {
             Arc::new(PgTable {
                 kind,
                 catalog: weak.clone(),
+                default_schema: default_schema.to_string(),
             }),
+        )?;
+    }
+    for (name, columns) in empty::EMPTY {
+        schema.register_table(
+            name.to_string(),
+            Arc::new(datafusion::datasource::empty::EmptyTable::new(
+                empty::schema(columns),
+            )),
         )?;
     }
     catalog.register_schema(PG_CATALOG, schema)?;
@@ -97,6 +128,18 @@ fn pg_type(t: &DataType) -> (i32, &'static str, i16) {
     }
 }
 
+/// PostgreSQL's type modifier of a column: `numeric(p, s)` is
+/// `(p << 16 | s) + 4`; other types have none (-1).
+fn type_modifier(t: &DataType) -> i32 {
+    match t {
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) if *s >= 0 => {
+            ((i32::from(*p) << 16) | i32::from(*s)) + 4
+        }
+        DataType::Dictionary(_, v) => type_modifier(v),
+        _ => -1,
+    }
+}
+
 /// The types `pg_type` lists (every one [`pg_type`] can answer).
 const TYPES: [(i32, &str, i16); 22] = [
     (16, "bool", 1),
@@ -131,30 +174,20 @@ enum Kind {
     Type,
     Database,
     Am,
-    Description,
-    Index,
-    Constraint,
     Tables,
-    AttrDef,
-    Collation,
-    Inherits,
+    Proc,
 }
 
 impl Kind {
-    const ALL: [Kind; 13] = [
+    const ALL: [Kind; 8] = [
         Kind::Namespace,
         Kind::Class,
         Kind::Attribute,
         Kind::Type,
         Kind::Database,
         Kind::Am,
-        Kind::Description,
-        Kind::Index,
-        Kind::Constraint,
         Kind::Tables,
-        Kind::AttrDef,
-        Kind::Collation,
-        Kind::Inherits,
+        Kind::Proc,
     ];
 
     fn name(self) -> &'static str {
@@ -165,13 +198,8 @@ impl Kind {
             Kind::Type => "pg_type",
             Kind::Database => "pg_database",
             Kind::Am => "pg_am",
-            Kind::Description => "pg_description",
-            Kind::Index => "pg_index",
-            Kind::Constraint => "pg_constraint",
             Kind::Tables => "pg_tables",
-            Kind::AttrDef => "pg_attrdef",
-            Kind::Collation => "pg_collation",
-            Kind::Inherits => "pg_inherits",
+            Kind::Proc => "pg_proc",
         }
     }
 
@@ -222,6 +250,9 @@ impl Kind {
                 f("attidentity", T),
                 f("attgenerated", T),
                 f("attcollation", I32),
+                f("attstorage", T),
+                f("attstattarget", I16),
+                f("attcompression", T),
             ],
             Kind::Type => vec![
                 f("oid", I32),
@@ -248,33 +279,19 @@ impl Kind {
                 f("datistemplate", B),
             ],
             Kind::Am => vec![f("oid", I32), f("amname", T), f("amtype", T)],
-            Kind::Description => vec![
-                f("objoid", I32),
-                f("classoid", I32),
-                f("objsubid", I32),
-                f("description", T),
-            ],
-            Kind::Index => vec![
-                f("indexrelid", I32),
-                f("indrelid", I32),
-                f("indisprimary", B),
-                f("indisunique", B),
-            ],
-            Kind::Constraint => vec![
+            Kind::Proc => vec![
                 f("oid", I32),
-                f("conname", T),
-                f("connamespace", I32),
-                f("contype", T),
-                f("conrelid", I32),
+                f("proname", T),
+                f("pronamespace", I32),
+                f("proowner", I32),
+                f("prolang", I32),
+                f("prokind", T),
+                f("provolatile", T),
+                f("proretset", B),
+                f("pronargs", I16),
+                f("prorettype", I32),
+                f("proargnames", T),
             ],
-            Kind::AttrDef => vec![
-                f("oid", I32),
-                f("adrelid", I32),
-                f("adnum", I16),
-                f("adbin", T),
-            ],
-            Kind::Collation => vec![f("oid", I32), f("collname", T), f("collnamespace", I32)],
-            Kind::Inherits => vec![f("inhrelid", I32), f("inhparent", I32), f("inhseqno", I32)],
             Kind::Tables => vec![
                 f("schemaname", T),
                 f("tablename", T),
@@ -294,6 +311,7 @@ impl Kind {
 struct PgTable {
     kind: Kind,
     catalog: Weak<dyn CatalogProvider>,
+    default_schema: String,
 }
 
 /// A table as listed: schema, name, columns, whether a view.
@@ -397,6 +415,7 @@ impl PgTable {
                 let mut len = vec![];
                 let mut num = vec![];
                 let mut notnull = vec![];
+                let mut typmod = vec![];
                 for (s, t, cols, _) in &tables {
                     for (i, field) in cols.fields().iter().enumerate() {
                         let (type_oid, _, type_len) = pg_type(field.data_type());
@@ -406,6 +425,7 @@ impl PgTable {
                         len.push(Some(type_len));
                         num.push(Some(i as i16 + 1));
                         notnull.push(Some(!field.is_nullable()));
+                        typmod.push(Some(type_modifier(field.data_type())));
                     }
                 }
                 let m = rel.len();
@@ -415,13 +435,16 @@ impl PgTable {
                     ints(typ),
                     shorts(len),
                     shorts(num),
-                    ints((0..m).map(|_| Some(-1))),
+                    ints(typmod),
                     bools(notnull),
                     bools((0..m).map(|_| Some(false))),
                     bools((0..m).map(|_| Some(false))),
                     strings((0..m).map(|_| Some(""))),
                     strings((0..m).map(|_| Some(""))),
                     ints((0..m).map(|_| Some(0))),
+                    strings((0..m).map(|_| Some("p"))),
+                    shorts((0..m).map(|_| Some(-1))),
+                    strings((0..m).map(|_| Some(""))),
                 ]
             }
             Kind::Type => {
@@ -480,6 +503,27 @@ impl PgTable {
                 strings([Some("heap")]),
                 strings([Some("t")]),
             ],
+            Kind::Proc => {
+                let fs = city_functions();
+                let namespace = oid(&self.default_schema);
+                let argnames: Vec<String> = fs
+                    .iter()
+                    .map(|f| format!("{{{}}}", f.arguments.join(",")))
+                    .collect();
+                vec![
+                    ints(fs.iter().map(|f| Some(f.oid))),
+                    strings(fs.iter().map(|f| Some(f.name.as_str()))),
+                    ints(fs.iter().map(|_| Some(namespace))),
+                    ints(fs.iter().map(|_| Some(OWNER_OID))),
+                    ints(fs.iter().map(|_| Some(12))), // "internal"
+                    strings(fs.iter().map(|f| Some(f.kind))),
+                    strings(fs.iter().map(|_| Some("i"))),
+                    bools(fs.iter().map(|_| Some(false))),
+                    shorts(fs.iter().map(|f| Some(f.arguments.len() as i16))),
+                    ints(fs.iter().map(|_| Some(2276))), // "any"
+                    strings(argnames.iter().map(|a| Some(a.as_str()))),
+                ]
+            }
             Kind::Tables => vec![
                 strings(tables.iter().map(|(s, _, _, _)| Some(s.as_str()))),
                 strings(tables.iter().map(|(_, t, _, _)| Some(t.as_str()))),
@@ -490,14 +534,6 @@ impl PgTable {
                 bools(tables.iter().map(|_| Some(false))),
                 bools(tables.iter().map(|_| Some(false))),
             ],
-            Kind::Description
-            | Kind::Index
-            | Kind::Constraint
-            | Kind::AttrDef
-            | Kind::Collation
-            | Kind::Inherits => {
-                return Ok(RecordBatch::new_empty(schema));
-            }
         };
         Ok(RecordBatch::try_new(schema, columns)?)
     }
@@ -523,6 +559,154 @@ impl datafusion::catalog::TableProvider for PgTable {
         let batch = self.rows().await?;
         crate::snapshot::scan_of(vec![batch], self.kind.schema(), projection)
     }
+}
+
+/// `quote_ident`: `name` as is when it is a plain lower-case identifier, else
+/// in double quotes (inner quotes doubled).
+fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// `parse_ident`: the parts of a dotted name; unquoted parts lower-cased,
+/// quoted ones as written.
+fn parse_ident(name: &str) -> Vec<String> {
+    let mut parts = vec![];
+    let mut current = String::new();
+    let mut chars = name.trim().chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                current.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            c if quoted => current.push(c),
+            c => current.extend(c.to_lowercase()),
+        }
+    }
+    parts.push(current);
+    parts
+}
+
+/// The version of PostgreSQL citylake answers as (`server_version`,
+/// `pg_catalog.version()`): the protocol and catalogs clients may expect.
+pub const SERVER_VERSION: &str = "16.6";
+
+/// The value PostgreSQL's setting `name` (lower case) has here, as `SHOW` and
+/// `current_setting()` answer it when a connection has not set its own.
+pub fn server_setting(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "server_version" => SERVER_VERSION,
+        "server_version_num" => "160006", // SERVER_VERSION's number
+        "server_encoding" | "client_encoding" => "UTF8",
+        "datestyle" => "ISO, MDY",
+        "timezone" => "UTC",
+        "intervalstyle" => "postgres",
+        "transaction_isolation" | "default_transaction_isolation" => "read committed",
+        "transaction_read_only" | "default_transaction_read_only" => "on",
+        "standard_conforming_strings" | "integer_datetimes" => "on",
+        "is_superuser" => "off",
+        "search_path" => "\"$user\", public",
+        "application_name" => "",
+        "extra_float_digits" => "1",
+        "max_identifier_length" => "63",
+        "lc_collate" | "lc_ctype" | "lc_messages" => "C",
+        "statement_timeout" | "lock_timeout" => "0",
+        _ => return None,
+    })
+}
+
+/// One of citylake's own functions as `pg_proc` lists it.
+struct CityFunction {
+    oid: i32,
+    name: String,
+    /// `f` function, `a` aggregate, `w` window
+    kind: &'static str,
+    /// the argument names of its documentation
+    arguments: Vec<String>,
+}
+
+/// citylake's own functions (the city's indices and scores), sorted by name.
+/// Their arguments coerce from several types, so `pg_proc` lists them with
+/// their documented argument names and the pseudo-type `any`.
+fn city_functions() -> &'static [CityFunction] {
+    static FUNCTIONS: std::sync::LazyLock<Vec<CityFunction>> = std::sync::LazyLock::new(|| {
+        let names = |doc: Option<&datafusion::logical_expr::Documentation>| {
+            doc.and_then(|d| d.arguments.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+        };
+        let mut out = vec![];
+        for f in citylake_udfs::scalar_functions() {
+            out.push((f.name().to_string(), "f", names(f.documentation())));
+        }
+        for f in citylake_udfs::aggregate_functions() {
+            out.push((f.name().to_string(), "a", names(f.documentation())));
+        }
+        for f in citylake_udfs::window_functions() {
+            out.push((f.name().to_string(), "w", names(f.documentation())));
+        }
+        out.sort();
+        out.into_iter()
+            .map(|(name, kind, arguments)| CityFunction {
+                oid: oid(&format!("function {name}")),
+                name,
+                kind,
+                arguments,
+            })
+            .collect()
+    });
+    &FUNCTIONS
+}
+
+/// The functions whose answer depends on the session: `current_user`,
+/// `session_user` (the principal), `current_schema()` (the schema unqualified
+/// names resolve in).
+pub fn session_functions(user: &str, default_schema: &str) -> Vec<ScalarUDF> {
+    let text = |name: &'static str, value: &str| {
+        ScalarUDF::new_from_impl(PgFunction {
+            name,
+            aliases: vec![format!("{PG_CATALOG}.{name}")],
+            signature: Signature::nullary(Volatility::Stable),
+            returns: DataType::Utf8,
+            value: Value::Constant(ScalarValue::Utf8(Some(value.to_string()))),
+        })
+    };
+    let schemas = |with_catalog: bool| {
+        let mut names = vec![];
+        if with_catalog {
+            names.push(ScalarValue::Utf8(Some(PG_CATALOG.into())));
+        }
+        names.push(ScalarValue::Utf8(Some(default_schema.into())));
+        ScalarValue::List(ScalarValue::new_list_nullable(&names, &DataType::Utf8))
+    };
+    vec![
+        text("current_user", user),
+        text("session_user", user),
+        text("current_schema", default_schema),
+        ScalarUDF::new_from_impl(PgFunction {
+            name: "current_schemas",
+            aliases: vec![format!("{PG_CATALOG}.current_schemas")],
+            signature: Signature::any(1, Volatility::Stable),
+            returns: DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+            value: Value::Schemas(schemas(false), schemas(true)),
+        }),
+    ]
 }
 
 /// The functions clients call on the catalog (see the module documentation),
@@ -574,6 +758,80 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
             ScalarValue::Boolean(Some(true)),
         ),
     ];
+    for (name, value) in [
+        ("pg_function_is_visible", ScalarValue::Boolean(Some(true))),
+        (
+            "pg_relation_is_publishable",
+            ScalarValue::Boolean(Some(false)),
+        ),
+        ("pg_get_constraintdef", ScalarValue::Utf8(None)),
+        ("pg_get_indexdef", ScalarValue::Utf8(None)),
+        ("pg_get_triggerdef", ScalarValue::Utf8(None)),
+        ("pg_get_statisticsobjdef_columns", ScalarValue::Utf8(None)),
+        ("pg_get_viewdef", ScalarValue::Utf8(None)),
+    ] {
+        let returns = value.data_type();
+        out.push(constant(name, returns, value));
+    }
+    out.push(constant(
+        "has_any_column_privilege",
+        Boolean,
+        ScalarValue::Boolean(Some(true)),
+    ));
+    out.push(constant("pg_get_partkeydef", Utf8, ScalarValue::Utf8(None)));
+    let text_list = DataType::List(Arc::new(Field::new_list_field(Utf8, true)));
+    for (name, returns, value) in [
+        ("quote_ident", Utf8, Value::QuoteIdent),
+        ("parse_ident", text_list.clone(), Value::ParseIdent),
+        (
+            "array_lower",
+            DataType::Int32,
+            Value::ArrayBound { upper: false },
+        ),
+        (
+            "array_upper",
+            DataType::Int32,
+            Value::ArrayBound { upper: true },
+        ),
+        ("current_setting", Utf8, Value::Setting),
+    ] {
+        out.push(Arc::new(ScalarUDF::new_from_impl(PgFunction {
+            name,
+            aliases: vec![format!("{PG_CATALOG}.{name}")],
+            signature: Signature::variadic_any(Volatility::Stable),
+            returns,
+            value,
+        })));
+    }
+    for (name, value) in [
+        ("pg_get_function_arguments", Value::FunctionArguments),
+        (
+            "pg_get_function_identity_arguments",
+            Value::FunctionArguments,
+        ),
+        ("pg_get_function_result", Value::FunctionResult),
+    ] {
+        out.push(Arc::new(ScalarUDF::new_from_impl(PgFunction {
+            name,
+            aliases: vec![format!("{PG_CATALOG}.{name}")],
+            signature: Signature::variadic_any(Volatility::Stable),
+            returns: Utf8,
+            value,
+        })));
+    }
+    // the version string PostgreSQL clients parse ("PostgreSQL 16.6 …"); an
+    // unqualified version() stays DataFusion's
+    out.push(Arc::new(ScalarUDF::new_from_impl(PgFunction {
+        name: "pg_catalog.version",
+        aliases: vec![],
+        signature: Signature::nullary(Volatility::Stable),
+        returns: Utf8,
+        value: Value::Constant(ScalarValue::Utf8(Some(format!(
+            "PostgreSQL {SERVER_VERSION} (citylake {}, Apache DataFusion {})",
+            env!("CARGO_PKG_VERSION"),
+            datafusion::DATAFUSION_VERSION
+        )))),
+    })));
     out.push(Arc::new(ScalarUDF::new_from_impl(PgFunction {
         name: "current_database",
         aliases: vec![format!("{PG_CATALOG}.current_database")],
@@ -594,6 +852,23 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum Value {
     Constant(ScalarValue),
+    /// `pg_get_function_arguments(oid)`: a city function's argument names
+    FunctionArguments,
+    /// `pg_get_function_result(oid)`
+    FunctionResult,
+    /// `current_schemas(implicit)`: the search path without and with
+    /// `pg_catalog`
+    Schemas(ScalarValue, ScalarValue),
+    /// `quote_ident(text)`: quoted unless a plain lower-case identifier
+    QuoteIdent,
+    /// `parse_ident(text)`: the dotted name's parts, unquoted
+    ParseIdent,
+    /// `array_lower(array, dim)` / `array_upper(array, dim)`
+    ArrayBound {
+        upper: bool,
+    },
+    /// `current_setting(name [, missing_ok])`: [`server_setting`]
+    Setting,
     /// `format_type(oid, typmod)`: the type's name
     FormatType,
 }
@@ -623,7 +898,110 @@ impl ScalarUDFImpl for PgFunction {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         match &self.value {
             Value::Constant(v) => Ok(ColumnarValue::Scalar(v.clone())),
-            Value::FormatType => {
+            Value::Schemas(without, with) => Ok(ColumnarValue::Scalar(
+                match args.args.first() {
+                    Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))) => with,
+                    _ => without,
+                }
+                .clone(),
+            )),
+            Value::QuoteIdent | Value::ParseIdent | Value::Setting => {
+                let Some(first) = args.args.first() else {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+                };
+                let texts = datafusion::arrow::compute::cast(
+                    &first.to_array(args.number_rows)?,
+                    &DataType::Utf8,
+                )?;
+                let texts = datafusion::arrow::array::AsArray::as_string::<i32>(&texts);
+                match self.value {
+                    Value::QuoteIdent => {
+                        let out: StringArray = texts.iter().map(|t| t.map(quote_ident)).collect();
+                        Ok(ColumnarValue::Array(Arc::new(out)))
+                    }
+                    Value::Setting => {
+                        let missing_ok = matches!(
+                            args.args.get(1),
+                            Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+                        );
+                        let mut out = Vec::with_capacity(texts.len());
+                        for t in texts.iter() {
+                            out.push(match t {
+                                None => None,
+                                Some(name) => match server_setting(&name.to_lowercase()) {
+                                    Some(v) => Some(v),
+                                    None if missing_ok => None,
+                                    None => {
+                                        return datafusion::common::plan_err!(
+                                            "unrecognized configuration parameter \"{name}\""
+                                        );
+                                    }
+                                },
+                            });
+                        }
+                        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+                    }
+                    _ => {
+                        let mut builder = datafusion::arrow::array::ListBuilder::new(
+                            datafusion::arrow::array::StringBuilder::new(),
+                        );
+                        for t in texts.iter() {
+                            match t {
+                                Some(t) => {
+                                    for part in parse_ident(t) {
+                                        builder.values().append_value(part);
+                                    }
+                                    builder.append(true);
+                                }
+                                None => builder.append(false),
+                            }
+                        }
+                        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+                    }
+                }
+            }
+            Value::ArrayBound { upper } => {
+                let (Some(array), Some(dim)) = (args.args.first(), args.args.get(1)) else {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)));
+                };
+                let arrays = array.to_array(args.number_rows)?;
+                let dims = datafusion::arrow::compute::cast(
+                    &dim.to_array(args.number_rows)?,
+                    &DataType::Int64,
+                )?;
+                let dims = datafusion::arrow::array::AsArray::as_primitive::<
+                    datafusion::arrow::datatypes::Int64Type,
+                >(&dims);
+                let lengths: Vec<Option<usize>> = match arrays.data_type() {
+                    DataType::List(_) => {
+                        let l = datafusion::arrow::array::AsArray::as_list::<i32>(&arrays);
+                        (0..l.len())
+                            .map(|i| l.is_valid(i).then(|| l.value_length(i) as usize))
+                            .collect()
+                    }
+                    DataType::LargeList(_) => {
+                        let l = datafusion::arrow::array::AsArray::as_list::<i64>(&arrays);
+                        (0..l.len())
+                            .map(|i| l.is_valid(i).then(|| l.value_length(i) as usize))
+                            .collect()
+                    }
+                    _ => vec![None; arrays.len()],
+                };
+                let out: Int32Array = lengths
+                    .iter()
+                    .enumerate()
+                    .map(
+                        |(i, len)| match (len, dims.is_valid(i).then(|| dims.value(i))) {
+                            (Some(n), Some(1)) if *n > 0 => {
+                                Some(if *upper { *n as i32 } else { 1 })
+                            }
+                            _ => None,
+                        },
+                    )
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
+            }
+            Value::FunctionArguments | Value::FunctionResult => {
                 let Some(first) = args.args.first() else {
                     return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
                 };
@@ -632,10 +1010,52 @@ impl ScalarUDFImpl for PgFunction {
                 let oids = datafusion::arrow::array::AsArray::as_primitive::<
                     datafusion::arrow::datatypes::Int64Type,
                 >(&oids);
-                let names: StringArray = oids
+                let functions = city_functions();
+                let texts: StringArray = oids
                     .iter()
                     .map(|o| {
+                        let f = functions.iter().find(|f| Some(i64::from(f.oid)) == o)?;
+                        Some(match self.value {
+                            Value::FunctionArguments => f.arguments.join(", "),
+                            _ => "any".to_string(),
+                        })
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(texts)))
+            }
+            Value::FormatType => {
+                let Some(first) = args.args.first() else {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+                };
+                let oids = first.to_array(args.number_rows)?;
+                let modifiers = match args.args.get(1) {
+                    Some(m) => Some(datafusion::arrow::compute::cast(
+                        &m.to_array(args.number_rows)?,
+                        &DataType::Int64,
+                    )?),
+                    None => None,
+                };
+                let modifiers = modifiers.as_ref().map(|m| {
+                    datafusion::arrow::array::AsArray::as_primitive::<
+                        datafusion::arrow::datatypes::Int64Type,
+                    >(m)
+                });
+                let oids = datafusion::arrow::compute::cast(&oids, &DataType::Int64)?;
+                let oids = datafusion::arrow::array::AsArray::as_primitive::<
+                    datafusion::arrow::datatypes::Int64Type,
+                >(&oids);
+                let names: StringArray = oids
+                    .iter()
+                    .enumerate()
+                    .map(|(row, o)| {
+                        let modifier = modifiers
+                            .filter(|m| m.is_valid(row))
+                            .map_or(-1, |m| m.value(row));
                         o.map(|o| {
+                            if o == 1700 && modifier >= 4 {
+                                let m = modifier - 4;
+                                return format!("numeric({},{})", (m >> 16) & 0xffff, m & 0xffff);
+                            }
                             TYPES.iter().find(|(t, _, _)| i64::from(*t) == o).map_or(
                                 "???".to_string(),
                                 |(_, n, _)| match n.strip_prefix('_') {
