@@ -17,6 +17,7 @@
 # when it exists:
 #   CARGO_TARGET_DIR (default $HOME/.cache/citylake/target)
 #   CITYLAKE_VENV    (default $HOME/.cache/citylake/venv)
+#   CITYLAKE_VENV_SQLALCHEMY2 (default $HOME/.cache/citylake/venv-sqlalchemy2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
+# a second one for SQLAlchemy 2 (flightsql-dbapi in the first requires SQLAlchemy < 2)
+VENV2="${CITYLAKE_VENV_SQLALCHEMY2:-$HOME/.cache/citylake/venv-sqlalchemy2}"
+if [ ! -x "$VENV2/bin/python" ]; then
+  python3 -m venv "$VENV2"
+fi
+"$VENV2/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-sqlalchemy2.txt
 
 step "one arrow / parquet / datafusion / object_store in the dependency tree"
 dups=$(cargo tree --workspace --locked -d --depth 0 2>/dev/null | grep -E '^(arrow|parquet|datafusion|object_store)[-a-z]* v' || true)
@@ -80,6 +87,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 CITYLAKE_BIN="$CARGO_TARGET_DIR/debug/citylake" CITYLAKE_BUILD="$CARGO_TARGET_DIR/citylake-build.json" \
+  CITYLAKE_SQLALCHEMY2_PYTHON="$VENV2/bin/python" \
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
 
 step "no pinned crate was compiled twice"

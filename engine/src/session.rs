@@ -940,9 +940,46 @@ impl QueryRequest {
     }
 }
 
-/// `plan` with its parameters bound to `values` (as many as it has).
-fn bind(plan: LogicalPlan, values: Vec<datafusion::common::ScalarValue>) -> Result<LogicalPlan> {
-    let parameters = plan.get_parameter_types()?.len();
+/// The parameters a statement's text declares: its highest `$n`, or its
+/// number of `?`.
+fn declared_parameters(statement: &Statement) -> usize {
+    use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions};
+    use std::ops::ControlFlow;
+    let Statement::Statement(inner) = statement else {
+        return 0;
+    };
+    let (mut highest, mut questions) = (0usize, 0usize);
+    let _ = visit_expressions(inner.as_ref(), |e| {
+        if let Expr::Value(v) = e
+            && let Value::Placeholder(p) = &v.value
+        {
+            if p == "?" {
+                questions += 1;
+            } else if let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+                highest = highest.max(n);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    highest.max(questions)
+}
+
+/// `plan` with its parameters bound to `values`: as many as the statement
+/// declares (`declared`, from its text) or the plan holds (its highest `$n`);
+/// a parameter may be gone from the plan (a subquery over an empty catalog
+/// answered before planning) and still be bound by the client.
+fn bind(
+    plan: LogicalPlan,
+    values: Vec<datafusion::common::ScalarValue>,
+    declared: usize,
+) -> Result<LogicalPlan> {
+    let parameters = plan
+        .get_parameter_types()?
+        .keys()
+        .filter_map(|id| id.trim_start_matches('$').parse::<usize>().ok())
+        .max()
+        .unwrap_or(0)
+        .max(declared);
     if parameters == 0 && values.is_empty() {
         return Ok(plan);
     }
@@ -1263,8 +1300,9 @@ impl Session {
                 Some(statement) => statement,
                 None => self.single_statement(&sql)?,
             };
+            let declared = declared_parameters(&statement);
             let plan = self.plan(statement).await?;
-            bind(plan, parameters.unwrap_or_default())
+            bind(plan, parameters.unwrap_or_default(), declared)
         }
         .await;
         let plan = match planned {

@@ -81,6 +81,9 @@ enum ClientStatement {
     Show(String),
     /// `DISCARD ALL`.
     Discard,
+    /// `SAVEPOINT name`, `RELEASE [SAVEPOINT] name`, `ROLLBACK TO [SAVEPOINT]
+    /// name`: nothing to keep or undo on a read-only lake; the tag to answer.
+    Savepoint(&'static str),
     /// `DEALLOCATE ALL` (`None`) or `DEALLOCATE name`.
     Forget(Option<String>),
 }
@@ -114,6 +117,14 @@ fn client_statement(sql: &str) -> Option<ClientStatement> {
         "commit" | "end" if only(&["transaction", "work"]) => Some(ClientStatement::Commit),
         "rollback" | "abort" if only(&["transaction", "work"]) => Some(ClientStatement::Rollback),
         "discard" if lower.len() == 2 => Some(ClientStatement::Discard),
+        "savepoint" if lower.len() == 2 => Some(ClientStatement::Savepoint("SAVEPOINT")),
+        "release" if (2..=3).contains(&lower.len()) => Some(ClientStatement::Savepoint("RELEASE")),
+        "rollback" | "abort"
+            if lower.get(1).map(String::as_str) == Some("to")
+                || lower.get(2).map(String::as_str) == Some("to") =>
+        {
+            Some(ClientStatement::Savepoint("ROLLBACK"))
+        }
         "deallocate" => {
             let name = words
                 .iter()
@@ -208,6 +219,25 @@ fn postgres_spellings(sql: &str) -> std::borrow::Cow<'_, str> {
         out = out.replace(from, to);
     }
     out.into()
+}
+
+/// The highest `$n` placeholder in `sql` (0 for none).
+fn placeholders(sql: &str) -> usize {
+    use citylake_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use citylake_engine::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map(|tokens| {
+            tokens
+                .iter()
+                .filter_map(|t| match t {
+                    Token::Placeholder(p) => p.strip_prefix('$')?.parse::<usize>().ok(),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
 }
 
 /// Whether `sql` holds no statement: only whitespace, comments and `;`.
@@ -454,6 +484,7 @@ impl QueryHandler {
             ClientStatement::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             ClientStatement::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
             ClientStatement::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+            ClientStatement::Savepoint(tag) => Response::Execution(Tag::new(tag)),
             ClientStatement::Set(name, value) => {
                 client
                     .metadata_mut()
@@ -748,17 +779,30 @@ impl QueryParser for Parser {
             )
             .await
             .map_err(|e| to_pg(&e, None))?;
-        let mut parameters: Vec<(usize, Option<DataType>)> = plan
+        // `$n` by position: the types the planner inferred, and a place for
+        // every `$n` the text holds even where the plan lost it (a subquery
+        // over an empty catalog answered before planning): clients bind them all
+        let mut parameters: Vec<Option<DataType>> = vec![None; placeholders(sql)];
+        for (id, t) in plan
             .get_parameter_types()
             .map_err(|e| to_pg(&e.into(), Some(sql)))?
-            .into_iter()
-            .map(|(id, t)| (id.trim_start_matches('$').parse().unwrap_or(usize::MAX), t))
-            .collect();
-        parameters.sort_by_key(|(n, _)| *n);
+        {
+            if let Some(n) = id
+                .trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+            {
+                if parameters.len() < n {
+                    parameters.resize(n, None);
+                }
+                parameters[n - 1] = t;
+            }
+        }
         Ok(Some(Prepared {
             sql: sql.to_string(),
             what: What::Query {
-                parameters: parameters.into_iter().map(|(_, t)| t).collect(),
+                parameters,
                 schema: wire_schema(plan.schema().as_arrow()),
             },
         }))
@@ -970,6 +1014,33 @@ impl ExtendedQueryHandler for QueryHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_counted_in_the_text() {
+        assert_eq!(placeholders("SELECT 1"), 0);
+        assert_eq!(placeholders("SELECT $1, '$5', $3 -- $9"), 3);
+    }
+
+    #[test]
+    fn savepoints_are_accepted() {
+        for (sql, tag) in [
+            ("SAVEPOINT _pg3_1", "SAVEPOINT"),
+            ("RELEASE SAVEPOINT _pg3_1", "RELEASE"),
+            ("release sp", "RELEASE"),
+            ("ROLLBACK TO SAVEPOINT _pg3_1", "ROLLBACK"),
+            ("rollback transaction to sp", "ROLLBACK"),
+        ] {
+            assert_eq!(
+                client_statement(sql),
+                Some(ClientStatement::Savepoint(tag)),
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            client_statement("ROLLBACK"),
+            Some(ClientStatement::Rollback)
+        );
+    }
 
     #[test]
     fn comment_only_queries_are_empty() {

@@ -4,7 +4,9 @@
 //! PostgreSQL clients describe a table with queries that also read catalogs
 //! citylake has nothing in — defaults (`pg_attrdef`), collations, indexes,
 //! constraints, inheritance, row-security policies, extended statistics,
-//! publications, triggers, sequences, enums, ranges. psql's `\d` asks for a column's default
+//! publications, triggers, sequences, enums, ranges, dependencies,
+//! materialized views, table statistics, operator classes, tablespaces
+//! (every relation is in the default one, `reltablespace` 0). psql's `\d` asks for a column's default
 //! with a correlated scalar subquery over `pg_attrdef`, and for its policies
 //! with `ARRAY(SELECT …)`: constructs DataFusion cannot plan, over relations
 //! that hold no row. A query over an empty relation has a known answer, so
@@ -27,6 +29,13 @@
 //! runs only for statements naming one, before the access check: the relations
 //! it removes hold nothing to protect, and everything else in the statement is
 //! planned and checked as written.
+//!
+//! One more shape clients write that DataFusion cannot plan, over catalogs
+//! that do hold rows: a correlated scalar subquery that looks a row up by its
+//! key, `(SELECT t.typname FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid)`
+//! (SQLAlchemy's reflection). It returns one row at most, so its value is
+//! wrapped in `first_value(…)`, which DataFusion plans and which changes
+//! nothing for one row or none.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -69,6 +78,18 @@ pub const EMPTY: &[(&str, &[(&str, char)])] = &[
             ("conparentid", 'i'),
             ("conkey", 't'),
             ("confkey", 't'),
+        ],
+    ),
+    (
+        "pg_depend",
+        &[
+            ("classid", 'i'),
+            ("objid", 'i'),
+            ("objsubid", 'i'),
+            ("refclassid", 'i'),
+            ("refobjid", 'i'),
+            ("refobjsubid", 'i'),
+            ("deptype", 't'),
         ],
     ),
     (
@@ -136,6 +157,26 @@ pub const EMPTY: &[(&str, &[(&str, char)])] = &[
             ("inhparent", 'i'),
             ("inhseqno", 'i'),
             ("inhdetachpending", 'b'),
+        ],
+    ),
+    (
+        "pg_matviews",
+        &[
+            ("schemaname", 't'),
+            ("matviewname", 't'),
+            ("matviewowner", 't'),
+            ("ispopulated", 'b'),
+            ("definition", 't'),
+        ],
+    ),
+    (
+        "pg_opclass",
+        &[
+            ("oid", 'i'),
+            ("opcname", 't'),
+            ("opcnamespace", 'i'),
+            ("opcmethod", 'i'),
+            ("opcdefault", 'b'),
         ],
     ),
     (
@@ -215,6 +256,16 @@ pub const EMPTY: &[(&str, &[(&str, char)])] = &[
         ],
     ),
     (
+        "pg_stat_user_tables",
+        &[
+            ("relid", 'i'),
+            ("schemaname", 't'),
+            ("relname", 't'),
+            ("n_live_tup", 'l'),
+            ("n_dead_tup", 'l'),
+        ],
+    ),
+    (
         "pg_statistic_ext",
         &[
             ("oid", 'i'),
@@ -224,6 +275,10 @@ pub const EMPTY: &[(&str, &[(&str, char)])] = &[
             ("stxowner", 'i'),
             ("stxkind", 't'),
         ],
+    ),
+    (
+        "pg_tablespace",
+        &[("oid", 'i'), ("spcname", 't'), ("spcowner", 'i')],
     ),
     (
         "pg_trigger",
@@ -262,7 +317,7 @@ pub fn schema(columns: &[(&str, char)]) -> datafusion::arrow::datatypes::SchemaR
 /// an aggregate function by name.
 pub fn rewrite(statement: &mut Statement, tables: &[&str], is_aggregate: &dyn Fn(&str) -> bool) {
     qualify(statement, tables);
-    if !names_empty_catalog(statement) {
+    if !names_catalog(statement) {
         return;
     }
     let _ = statement.visit(&mut Rewriter { is_aggregate });
@@ -298,9 +353,11 @@ fn qualify(statement: &mut Statement, tables: &[&str]) {
     });
 }
 
-fn names_empty_catalog(statement: &Statement) -> bool {
+/// Whether `statement` reads `pg_catalog` at all (else nothing here applies).
+fn names_catalog(statement: &Statement) -> bool {
     datafusion::sql::sqlparser::ast::visit_relations(statement, |name| {
-        if is_empty_catalog(name) {
+        let schema = name.0.iter().rev().nth(1).and_then(|p| p.as_ident());
+        if schema.is_some_and(|s| s.value.eq_ignore_ascii_case(PG_CATALOG)) {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -518,7 +575,112 @@ fn boolean(value: bool) -> Expr {
     Expr::Value(Value::Boolean(value).into())
 }
 
+/// The catalogs whose `oid` is a key: one row at most has a given `oid`.
+const KEYED_BY_OID: &[&str] = &[
+    "pg_am",
+    "pg_class",
+    "pg_database",
+    "pg_namespace",
+    "pg_proc",
+    "pg_type",
+];
+
 impl Rewriter<'_> {
+    /// A scalar subquery that looks one row up by key — `(SELECT x FROM
+    /// pg_catalog.pg_type t WHERE t.oid = a.atttypid …)`, as SQLAlchemy's
+    /// reflection writes — returns at most one row; DataFusion plans a
+    /// correlated scalar subquery only when it aggregates, so its value is
+    /// wrapped in `first_value(…)`, which changes nothing for one row or none.
+    fn aggregate_key_lookup(&self, query: &mut Query) {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return;
+        };
+        let [table] = select.from.as_slice() else {
+            return;
+        };
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = &table.relation
+        else {
+            return;
+        };
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident().map(|i| i.value.to_ascii_lowercase()))
+            .collect();
+        let keyed = match parts.as_slice() {
+            [schema, t] | [_, schema, t] => {
+                schema == PG_CATALOG && KEYED_BY_OID.contains(&t.as_str())
+            }
+            _ => false,
+        };
+        let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+        if !keyed
+            || !table.joins.is_empty()
+            || grouped
+            || select.having.is_some()
+            || select.projection.len() != 1
+            || self.aggregates(&select.projection)
+        {
+            return;
+        }
+        let qualifier = alias
+            .as_ref()
+            .map(|a| a.name.value.to_ascii_lowercase())
+            .or_else(|| parts.last().cloned())
+            .unwrap_or_default();
+        let is_key = |e: &Expr| match e {
+            Expr::CompoundIdentifier(ids) => {
+                let ids: Vec<String> = ids.iter().map(|i| i.value.to_ascii_lowercase()).collect();
+                ids.last().map(String::as_str) == Some("oid")
+                    && ids.len() >= 2
+                    && ids[ids.len() - 2] == qualifier
+            }
+            _ => false,
+        };
+        // a conjunct of the WHERE clause: `key = …` or `… = key`
+        fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+            match e {
+                Expr::BinaryOp {
+                    left,
+                    op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+                    right,
+                } => {
+                    conjuncts(left, out);
+                    conjuncts(right, out);
+                }
+                Expr::Nested(inner) => conjuncts(inner, out),
+                other => out.push(other.clone()),
+            }
+        }
+        let mut all = vec![];
+        if let Some(selection) = &select.selection {
+            conjuncts(selection, &mut all);
+        }
+        let by_key = all.iter().any(|c| {
+            matches!(c, Expr::BinaryOp { left, op: datafusion::sql::sqlparser::ast::BinaryOperator::Eq, right }
+                if is_key(left) || is_key(right))
+        });
+        if !by_key {
+            return;
+        }
+        let item = &mut select.projection[0];
+        let value = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => return,
+        };
+        let wrapped = Parser::new(&GenericDialect {})
+            .try_with_sql(&format!("first_value({value})"))
+            .and_then(|mut p| p.parse_expr());
+        if let Ok(wrapped) = wrapped {
+            *value = wrapped;
+        }
+    }
+
     /// Replaces the empty `SELECT`s among a set operation's branches.
     fn empty_branches(&self, set: &mut SetExpr) {
         if let SetExpr::SetOperation { left, right, .. } = set {
@@ -567,6 +729,12 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(q) = expr
+            && !self.query_is_empty(q)
+        {
+            self.aggregate_key_lookup(q);
+            return ControlFlow::Continue(());
+        }
         let answer = match expr {
             Expr::Subquery(q) if self.query_is_empty(q) => Expr::Value(Value::Null.into()),
             Expr::Exists { subquery, negated } if self.query_is_empty(subquery) => {
@@ -685,6 +853,25 @@ mod tests {
             "SELECT (SELECT string_agg(relname, ',') FROM pg_catalog.pg_class) FROM pg_catalog.pg_trigger"
         )
         .ends_with("WHERE false"));
+    }
+
+    #[test]
+    fn a_scalar_lookup_by_oid_is_aggregated() {
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT t.typcollation FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid) \
+                 FROM pg_catalog.pg_attribute a"
+            ),
+            "SELECT (SELECT first_value(t.typcollation) FROM pg_catalog.pg_type t WHERE t.oid = \
+             a.atttypid) FROM pg_catalog.pg_attribute a"
+        );
+        // not by a key, or not a catalog: left to the planner
+        for sql in [
+            "SELECT (SELECT t.typname FROM pg_catalog.pg_type t WHERE t.typlen = a.attlen) FROM x a",
+            "SELECT (SELECT t.x FROM traffic.t t WHERE t.oid = a.y) FROM x a",
+        ] {
+            assert_eq!(rewritten(sql), sql);
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! sessions; a client may cache them).
 
 mod empty;
+mod spellings;
 
 /// Prepares a statement's reads of `pg_catalog` before it is checked and
 /// planned: unqualified catalog names resolve to the catalog (PostgreSQL's
@@ -32,6 +33,7 @@ pub fn rewrite(
     statement: &mut datafusion::sql::sqlparser::ast::Statement,
     is_aggregate: &dyn Fn(&str) -> bool,
 ) {
+    spellings::rewrite(statement);
     let mut tables: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
     tables.extend(empty::EMPTY.iter().map(|(name, _)| *name));
     empty::rewrite(statement, &tables, is_aggregate);
@@ -269,6 +271,13 @@ impl Kind {
                 f("typnotnull", B),
                 f("typrelid", I32),
                 f("typcollation", I32),
+                f("typdelim", T),
+                f("typdefault", T),
+                f("typbyval", B),
+                f("typalign", T),
+                f("typndims", I32),
+                f("typispreferred", B),
+                f("typisdefined", B),
             ],
             Kind::Database => vec![
                 f("oid", I32),
@@ -488,6 +497,13 @@ impl PgTable {
                     bools(TYPES.iter().map(|_| Some(false))),
                     ints(TYPES.iter().map(|_| Some(0))),
                     ints(TYPES.iter().map(|_| Some(0))),
+                    strings(TYPES.iter().map(|_| Some(","))),
+                    strings(TYPES.iter().map(|_| None)),
+                    bools(TYPES.iter().map(|(_, _, l)| Some(*l > 0))),
+                    strings(TYPES.iter().map(|_| Some("i"))),
+                    ints(TYPES.iter().map(|_| Some(0))),
+                    bools(TYPES.iter().map(|_| Some(false))),
+                    bools(TYPES.iter().map(|_| Some(true))),
                 ]
             }
             Kind::Database => vec![
@@ -561,6 +577,58 @@ impl datafusion::catalog::TableProvider for PgTable {
     }
 }
 
+/// The object id of the type PostgreSQL calls `name` (its SQL spellings
+/// too), among those [`TYPES`] lists.
+fn type_oid(name: &str) -> Option<i32> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let (base, array) = match name.strip_suffix("[]") {
+        Some(b) => (b.trim(), true),
+        None => (name, false),
+    };
+    let base = match base {
+        "integer" | "int" => "int4",
+        "bigint" => "int8",
+        "smallint" => "int2",
+        "boolean" => "bool",
+        "double precision" => "float8",
+        "real" => "float4",
+        "character varying" => "varchar",
+        "decimal" => "numeric",
+        "timestamp without time zone" => "timestamp",
+        "timestamp with time zone" => "timestamptz",
+        "time without time zone" => "time",
+        other => other,
+    };
+    let wanted = if array {
+        format!("_{base}")
+    } else {
+        base.to_string()
+    };
+    TYPES
+        .iter()
+        .find(|(_, n, _)| *n == wanted)
+        .map(|(o, _, _)| *o)
+}
+
+/// The name `format_type` gives a type (SQL's spelling where it has one, as
+/// PostgreSQL's `format_type` does: `integer`, `double precision`, …).
+fn sql_type_name(name: &str) -> &str {
+    match name {
+        "bool" => "boolean",
+        "int2" => "smallint",
+        "int4" => "integer",
+        "int8" => "bigint",
+        "float4" => "real",
+        "float8" => "double precision",
+        "varchar" => "character varying",
+        "timestamp" => "timestamp without time zone",
+        "timestamptz" => "timestamp with time zone",
+        "time" => "time without time zone",
+        other => other,
+    }
+}
+
 /// `quote_ident`: `name` as is when it is a plain lower-case identifier, else
 /// in double quotes (inner quotes doubled).
 fn quote_ident(name: &str) -> String {
@@ -625,6 +693,8 @@ pub fn server_setting(name: &str) -> Option<&'static str> {
         "max_identifier_length" => "63",
         "lc_collate" | "lc_ctype" | "lc_messages" => "C",
         "statement_timeout" | "lock_timeout" => "0",
+        "default_table_access_method" => "heap",
+        "default_tablespace" => "",
         _ => return None,
     })
 }
@@ -700,6 +770,13 @@ pub fn session_functions(user: &str, default_schema: &str) -> Vec<ScalarUDF> {
         text("session_user", user),
         text("current_schema", default_schema),
         ScalarUDF::new_from_impl(PgFunction {
+            name: "to_regclass",
+            aliases: vec![format!("{PG_CATALOG}.to_regclass")],
+            signature: Signature::any(1, Volatility::Stable),
+            returns: DataType::Int32,
+            value: Value::RegClass(default_schema.to_string()),
+        }),
+        ScalarUDF::new_from_impl(PgFunction {
             name: "current_schemas",
             aliases: vec![format!("{PG_CATALOG}.current_schemas")],
             signature: Signature::any(1, Volatility::Stable),
@@ -760,6 +837,11 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
     ];
     for (name, value) in [
         ("pg_function_is_visible", ScalarValue::Boolean(Some(true))),
+        ("pg_type_is_visible", ScalarValue::Boolean(Some(true))),
+        ("pg_collation_is_visible", ScalarValue::Boolean(Some(true))),
+        ("pg_operator_is_visible", ScalarValue::Boolean(Some(true))),
+        ("pg_opclass_is_visible", ScalarValue::Boolean(Some(true))),
+        ("pg_get_serial_sequence", ScalarValue::Utf8(None)),
         (
             "pg_relation_is_publishable",
             ScalarValue::Boolean(Some(false)),
@@ -779,6 +861,7 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
         ScalarValue::Boolean(Some(true)),
     ));
     out.push(constant("pg_get_partkeydef", Utf8, ScalarValue::Utf8(None)));
+    out.push(spellings::like_escape_udf());
     let text_list = DataType::List(Arc::new(Field::new_list_field(Utf8, true)));
     for (name, returns, value) in [
         ("quote_ident", Utf8, Value::QuoteIdent),
@@ -794,6 +877,7 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
             Value::ArrayBound { upper: true },
         ),
         ("current_setting", Utf8, Value::Setting),
+        ("to_regtype", DataType::Int32, Value::ToRegtype),
     ] {
         out.push(Arc::new(ScalarUDF::new_from_impl(PgFunction {
             name,
@@ -869,6 +953,12 @@ enum Value {
     },
     /// `current_setting(name [, missing_ok])`: [`server_setting`]
     Setting,
+    /// `to_regtype(name)`: the type's object id, `NULL` for an unknown type
+    ToRegtype,
+    /// `to_regclass(name)`: the object id a relation of that name has (its
+    /// catalog tables and unqualified names in `pg_catalog` first, then the
+    /// default schema); whether it exists is not looked up
+    RegClass(String),
     /// `format_type(oid, typmod)`: the type's name
     FormatType,
 }
@@ -905,7 +995,40 @@ impl ScalarUDFImpl for PgFunction {
                 }
                 .clone(),
             )),
-            Value::QuoteIdent | Value::ParseIdent | Value::Setting => {
+            Value::RegClass(default_schema) => {
+                let Some(first) = args.args.first() else {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)));
+                };
+                let texts = datafusion::arrow::compute::cast(
+                    &first.to_array(args.number_rows)?,
+                    &DataType::Utf8,
+                )?;
+                let texts = datafusion::arrow::array::AsArray::as_string::<i32>(&texts);
+                let out: Int32Array = texts
+                    .iter()
+                    .map(|t| {
+                        let t = t?;
+                        // an object id already
+                        if let Ok(n) = t.trim().parse::<i32>() {
+                            return Some(n);
+                        }
+                        let parts = parse_ident(t);
+                        Some(match parts.as_slice() {
+                            [table]
+                                if Kind::ALL.iter().any(|k| k.name() == table)
+                                    || empty::EMPTY.iter().any(|(n, _)| n == table) =>
+                            {
+                                oid(&format!("{PG_CATALOG}.{table}"))
+                            }
+                            [table] => oid(&format!("{default_schema}.{table}")),
+                            [.., schema, table] => oid(&format!("{schema}.{table}")),
+                            [] => return None,
+                        })
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
+            }
+            Value::QuoteIdent | Value::ParseIdent | Value::Setting | Value::ToRegtype => {
                 let Some(first) = args.args.first() else {
                     return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
                 };
@@ -915,6 +1038,16 @@ impl ScalarUDFImpl for PgFunction {
                 )?;
                 let texts = datafusion::arrow::array::AsArray::as_string::<i32>(&texts);
                 match self.value {
+                    Value::ToRegtype => {
+                        let out: Int32Array = texts
+                            .iter()
+                            .map(|t| {
+                                let t = t?;
+                                t.trim().parse::<i32>().ok().or_else(|| type_oid(t))
+                            })
+                            .collect();
+                        Ok(ColumnarValue::Array(Arc::new(out)))
+                    }
                     Value::QuoteIdent => {
                         let out: StringArray = texts.iter().map(|t| t.map(quote_ident)).collect();
                         Ok(ColumnarValue::Array(Arc::new(out)))
@@ -1059,8 +1192,8 @@ impl ScalarUDFImpl for PgFunction {
                             TYPES.iter().find(|(t, _, _)| i64::from(*t) == o).map_or(
                                 "???".to_string(),
                                 |(_, n, _)| match n.strip_prefix('_') {
-                                    Some(e) => format!("{e}[]"),
-                                    None => n.to_string(),
+                                    Some(e) => format!("{}[]", sql_type_name(e)),
+                                    None => sql_type_name(n).to_string(),
                                 },
                             )
                         })
