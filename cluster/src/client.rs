@@ -280,6 +280,7 @@ impl citylake_engine::remote::RemoteExecutor for Cluster {
     ) -> Result<SendableRecordBatchStream> {
         let plan = portable(plan)?;
         let mut ballista = state.clone().upgrade_for_ballista(self.scheduler.clone())?;
+        *ballista.config_mut() = crate::node::static_planner(std::mem::take(ballista.config_mut()));
         if let Some(tls) = &self.tls {
             let config = std::mem::take(ballista.config_mut())
                 .with_ballista_use_tls(true)

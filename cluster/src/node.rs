@@ -49,14 +49,29 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// (to the scheduler, to executors for shuffle data and results) over mutual
 /// TLS.
 pub fn session_config(tls: Option<&ClusterTls>) -> SessionConfig {
-    let config = SessionConfig::new_with_ballista()
-        .with_option_extension(citylake_udfs::finance::EvaluationOptions::default());
+    let config = static_planner(
+        SessionConfig::new_with_ballista()
+            .with_option_extension(citylake_udfs::finance::EvaluationOptions::default()),
+    );
     match tls {
         Some(tls) => config
             .with_ballista_use_tls(true)
             .with_ballista_override_create_grpc_client_endpoint(tls.endpoint_override()),
         None => config,
     }
+}
+
+/// `config` with Ballista's static distributed planner instead of its adaptive
+/// one (AQE, on by default in Ballista 55): after an executor dies mid-job the
+/// adaptive planner resubmits the stages whose map output it held, then loses
+/// track of them ("Can't find active stage to update stage outputs") and the
+/// job never ends — the static planner re-runs them and the job completes
+/// (`test_cluster.py::test_an_executor_stopped_mid_query`).
+pub fn static_planner(config: SessionConfig) -> SessionConfig {
+    config.set_bool(
+        ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED,
+        false,
+    )
 }
 
 /// A runtime whose stores open from the environment, sharing `registry`.

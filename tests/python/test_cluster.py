@@ -171,7 +171,10 @@ def test_an_executor_stopped_mid_query(lake, tmp_path):
         time.sleep(0.5)
         c.executors[0].stop(kill=True)
         t.join(timeout=240)
-        assert not t.is_alive(), "the query hung after its executor died"
+        assert not t.is_alive(), ("the query hung after its executor died\n--- scheduler:\n"
+                                  + "".join(c.scheduler.log[-40:]) + "--- front end:\n"
+                                  + "".join(s.log[-40:]) + "--- the executor left:\n"
+                                  + "".join(c.executors[1].log[-30:]))
         if "error" in outcome:
             assert outcome["error"].strip(), "an empty error"
         else:
