@@ -14,7 +14,9 @@
 //!   scheduler and run by the executors.
 //!
 //! Dropping a result stream before its end (a client that cancels or goes
-//! away) cancels the cluster's job.
+//! away) cancels the cluster's job. A job the scheduler refuses because it
+//! lost an executor and ran stages again ([`crate::verified`]) is run once
+//! more as a new job before anything is returned.
 //!
 //! With a [`ClusterTls`] every connection — to the scheduler, and to the
 //! executors for results — is mutual TLS; a scheduler on an address other
@@ -40,8 +42,9 @@ use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion_proto::protobuf::LogicalPlanNode;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use crate::tls::ClusterTls;
 
@@ -287,18 +290,36 @@ impl citylake_engine::remote::RemoteExecutor for Cluster {
                 .with_ballista_override_create_grpc_client_endpoint(tls.endpoint_override());
             *ballista.config_mut() = config;
         }
-        let physical = ballista
-            .query_planner()
-            .create_physical_plan(&plan, &ballista)
-            .await?;
-        let job = job_of(&physical);
-        let stream = datafusion::physical_plan::execute_stream(physical, ballista.task_ctx())?;
-        Ok(Box::pin(CancelOnDrop {
-            inner: stream,
-            job,
-            cluster: self.clone(),
-            finished: false,
-        }))
+        // A job that lost an executor is refused by the scheduler
+        // (`crate::verified`) and run once more, as a new job on the executors
+        // left. Nothing is passed on before the job has ended.
+        for attempt in 1..=2 {
+            let physical = ballista
+                .query_planner()
+                .create_physical_plan(&plan, &ballista)
+                .await?;
+            let job = job_of(&physical);
+            let stream = datafusion::physical_plan::execute_stream(physical, ballista.task_ctx())?;
+            let schema = stream.schema();
+            let mut results = CancelOnDrop {
+                inner: stream,
+                job,
+                cluster: self.clone(),
+                finished: false,
+            };
+            // (the first batch, or the job's error, comes once the job has ended)
+            let first = results.next().await;
+            if let Some(Err(e)) = &first
+                && attempt == 1
+                && e.to_string().contains(crate::verified::RERUN)
+            {
+                tracing::warn!(error = %e, "running the query again as a new cluster job");
+                continue;
+            }
+            let rows = futures::stream::iter(first).chain(results);
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)));
+        }
+        unreachable!("the loop returns on its last attempt")
     }
 }
 

@@ -13,12 +13,17 @@
 //! - [`tls`]: mutual TLS between all of them ([`ClusterTls`]), and the
 //!   certificates `citylake cluster certs` writes.
 //!
+//! - [`verified`]: the scheduler hands out a job's results only when each of
+//!   its stages ran once (Ballista's in-place recovery from a lost executor can
+//!   read rows twice); the front end then runs the query again.
+//!
 //! Only this crate (and the CLI built with its `cluster` feature) depends on
 //! Ballista.
 
 pub mod client;
 pub mod node;
 pub mod tls;
+pub mod verified;
 
 pub use client::Cluster;
 pub use tls::ClusterTls;

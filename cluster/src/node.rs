@@ -14,7 +14,9 @@
 //!   services the cluster needs: the scheduler serves Ballista's scheduler gRPC
 //!   service alone (no REST API, no Flight SQL, no Flight proxy: nobody but the
 //!   front end and the executors has business there), and tasks are pulled by
-//!   the executors, which therefore run no task-launch service.
+//!   the executors, which therefore run no task-launch service;
+//! - the scheduler returns results only from jobs whose stages each ran once
+//!   ([`crate::verified`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +42,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
 use crate::tls::ClusterTls;
+use crate::verified::VerifiedScheduler;
 
 /// Errors of starting or running a node.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -153,10 +156,11 @@ pub async fn run_scheduler(
     }));
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config).await?;
+    let jobs = cluster.job_state();
     let scheduler =
         create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config.clone()).await?;
     tokio::spawn(log_executors_joining(scheduler.state.clone()));
-    let service = SchedulerGrpcServer::new(scheduler)
+    let service = SchedulerGrpcServer::new(VerifiedScheduler::new(scheduler, jobs))
         .max_encoding_message_size(config.grpc_server_max_encoding_message_size as usize)
         .max_decoding_message_size(config.grpc_server_max_decoding_message_size as usize);
     let mut server = tonic::transport::Server::builder();
