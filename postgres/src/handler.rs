@@ -206,18 +206,8 @@ fn postgres_spellings(sql: &str) -> std::borrow::Cow<'_, str> {
         out = out.replace(&format!("OPERATOR(pg_catalog.{op})"), op);
     }
     out = out.replace(" COLLATE pg_catalog.default", "");
-    // casts to PostgreSQL's own types: names as text, object ids as integers
-    for (from, to) in [
-        ("::pg_catalog.regtype", "::text"),
-        ("::pg_catalog.regclass", "::text"),
-        ("::pg_catalog.regproc", "::text"),
-        ("::pg_catalog.text", "::text"),
-        ("::pg_catalog.name", "::text"),
-        ("::pg_catalog.oid", "::int"),
-        ("::pg_catalog.char", "::text"),
-    ] {
-        out = out.replace(from, to);
-    }
+    // (casts to the catalog's types are read by the engine, for every front
+    // end: engine/src/pg_catalog/spellings.rs)
     out.into()
 }
 

@@ -25,6 +25,13 @@
 mod empty;
 mod spellings;
 
+/// The names of `pg_catalog`'s tables.
+static CATALOG_TABLES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut tables: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+    tables.extend(empty::EMPTY.iter().map(|(name, _)| *name));
+    tables
+});
+
 /// Prepares a statement's reads of `pg_catalog` before it is checked and
 /// planned: unqualified catalog names resolve to the catalog (PostgreSQL's
 /// search path starts there), and reads of the catalogs that are empty here
@@ -34,9 +41,7 @@ pub fn rewrite(
     is_aggregate: &dyn Fn(&str) -> bool,
 ) {
     spellings::rewrite(statement);
-    let mut tables: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-    tables.extend(empty::EMPTY.iter().map(|(name, _)| *name));
-    empty::rewrite(statement, &tables, is_aggregate);
+    empty::rewrite(statement, &CATALOG_TABLES, is_aggregate);
 }
 
 use std::hash::{Hash, Hasher};
@@ -995,49 +1000,46 @@ impl ScalarUDFImpl for PgFunction {
                 }
                 .clone(),
             )),
-            Value::RegClass(default_schema) => {
+            Value::QuoteIdent
+            | Value::ParseIdent
+            | Value::Setting
+            | Value::ToRegtype
+            | Value::RegClass(_) => {
+                // one text argument (a NULL of the result's type without it)
                 let Some(first) = args.args.first() else {
-                    return Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)));
+                    return Ok(ColumnarValue::Scalar(ScalarValue::try_from(&self.returns)?));
                 };
                 let texts = datafusion::arrow::compute::cast(
                     &first.to_array(args.number_rows)?,
                     &DataType::Utf8,
                 )?;
                 let texts = datafusion::arrow::array::AsArray::as_string::<i32>(&texts);
-                let out: Int32Array = texts
-                    .iter()
-                    .map(|t| {
-                        let t = t?;
-                        // an object id already
-                        if let Ok(n) = t.trim().parse::<i32>() {
-                            return Some(n);
-                        }
-                        let parts = parse_ident(t);
-                        Some(match parts.as_slice() {
-                            [table]
-                                if Kind::ALL.iter().any(|k| k.name() == table)
-                                    || empty::EMPTY.iter().any(|(n, _)| n == table) =>
-                            {
-                                oid(&format!("{PG_CATALOG}.{table}"))
-                            }
-                            [table] => oid(&format!("{default_schema}.{table}")),
-                            [.., schema, table] => oid(&format!("{schema}.{table}")),
-                            [] => return None,
-                        })
-                    })
-                    .collect();
-                Ok(ColumnarValue::Array(Arc::new(out)))
-            }
-            Value::QuoteIdent | Value::ParseIdent | Value::Setting | Value::ToRegtype => {
-                let Some(first) = args.args.first() else {
-                    return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
-                };
-                let texts = datafusion::arrow::compute::cast(
-                    &first.to_array(args.number_rows)?,
-                    &DataType::Utf8,
-                )?;
-                let texts = datafusion::arrow::array::AsArray::as_string::<i32>(&texts);
-                match self.value {
+                match &self.value {
+                    Value::RegClass(default_schema) => {
+                        let out: Int32Array = texts
+                            .iter()
+                            .map(|t| {
+                                let t = t?;
+                                // an object id already
+                                if let Ok(n) = t.trim().parse::<i32>() {
+                                    return Some(n);
+                                }
+                                let parts = parse_ident(t);
+                                Some(match parts.as_slice() {
+                                    [table]
+                                        if Kind::ALL.iter().any(|k| k.name() == table)
+                                            || empty::EMPTY.iter().any(|(n, _)| n == table) =>
+                                    {
+                                        oid(&format!("{PG_CATALOG}.{table}"))
+                                    }
+                                    [table] => oid(&format!("{default_schema}.{table}")),
+                                    [.., schema, table] => oid(&format!("{schema}.{table}")),
+                                    [] => return None,
+                                })
+                            })
+                            .collect();
+                        Ok(ColumnarValue::Array(Arc::new(out)))
+                    }
                     Value::ToRegtype => {
                         let out: Int32Array = texts
                             .iter()

@@ -100,9 +100,8 @@ impl VisitorMut for Spellings {
                         _ => expr(&format!("format_type({inner}, NULL)")),
                     },
                     "regclass" => regclass(inner),
-                    "regproc" | "regprocedure" | "regnamespace" | "regoper" | "name" | "char" => {
-                        expr(&format!("CAST({inner} AS TEXT)"))
-                    }
+                    "regproc" | "regprocedure" | "regnamespace" | "regoper" | "name" | "char"
+                    | "text" | "varchar" => expr(&format!("CAST({inner} AS TEXT)")),
                     "oid" | "regrole" => expr(&format!("CAST({inner} AS INT)")),
                     _ => None,
                 }
@@ -228,6 +227,10 @@ mod tests {
                 "SELECT 'pg_catalog.pg_class'::regclass, $1::regclass, CAST(y AS REGCLASS) FROM t"
             ),
             "SELECT to_regclass('pg_catalog.pg_class'), to_regclass($1), CAST(y AS TEXT) FROM t"
+        );
+        assert_eq!(
+            rewritten("SELECT x::pg_catalog.text, y::pg_catalog.regtype::pg_catalog.text FROM t"),
+            "SELECT CAST(x AS TEXT), CAST(format_type(y, NULL) AS TEXT) FROM t"
         );
         // a cast to a type of another schema is left alone
         assert_eq!(
