@@ -1150,7 +1150,10 @@ impl Session {
             // empty here (psql's `\d`), before checking and planning
             let state = self.ctx.state();
             let aggregates = state.aggregate_functions();
-            crate::pg_catalog::rewrite(s, &|name| aggregates.contains_key(name));
+            let tables = state.table_functions();
+            crate::pg_catalog::rewrite(s, &|name| aggregates.contains_key(name), &|name| {
+                tables.contains_key(name)
+            });
         }
         check_cte_copies(&statement)?;
         let query = is_query(&statement);

@@ -292,6 +292,86 @@ pub const EMPTY: &[(&str, &[(&str, char)])] = &[
             ("tgisinternal", 'b'),
         ],
     ),
+    (
+        "key_column_usage",
+        &[
+            ("constraint_catalog", 't'),
+            ("constraint_schema", 't'),
+            ("constraint_name", 't'),
+            ("table_catalog", 't'),
+            ("table_schema", 't'),
+            ("table_name", 't'),
+            ("column_name", 't'),
+            ("ordinal_position", 'i'),
+            ("position_in_unique_constraint", 'i'),
+        ],
+    ),
+    (
+        "table_constraints",
+        &[
+            ("constraint_catalog", 't'),
+            ("constraint_schema", 't'),
+            ("constraint_name", 't'),
+            ("table_catalog", 't'),
+            ("table_schema", 't'),
+            ("table_name", 't'),
+            ("constraint_type", 't'),
+            ("is_deferrable", 't'),
+            ("initially_deferred", 't'),
+            ("enforced", 't'),
+            ("nulls_distinct", 't'),
+        ],
+    ),
+    (
+        "referential_constraints",
+        &[
+            ("constraint_catalog", 't'),
+            ("constraint_schema", 't'),
+            ("constraint_name", 't'),
+            ("unique_constraint_catalog", 't'),
+            ("unique_constraint_schema", 't'),
+            ("unique_constraint_name", 't'),
+            ("match_option", 't'),
+            ("update_rule", 't'),
+            ("delete_rule", 't'),
+        ],
+    ),
+    (
+        "constraint_column_usage",
+        &[
+            ("table_catalog", 't'),
+            ("table_schema", 't'),
+            ("table_name", 't'),
+            ("column_name", 't'),
+            ("constraint_catalog", 't'),
+            ("constraint_schema", 't'),
+            ("constraint_name", 't'),
+        ],
+    ),
+    (
+        "character_sets",
+        &[
+            ("character_set_catalog", 't'),
+            ("character_set_schema", 't'),
+            ("character_set_name", 't'),
+            ("character_repertoire", 't'),
+            ("form_of_use", 't'),
+            ("default_collate_catalog", 't'),
+            ("default_collate_schema", 't'),
+            ("default_collate_name", 't'),
+        ],
+    ),
+];
+
+/// The tables of `information_schema` clients read that DataFusion's does not
+/// have: constraints (a lake declares none) and character sets. They are
+/// [`EMPTY`] catalogs in `pg_catalog`, where `information_schema.X` is read.
+pub const INFORMATION_SCHEMA_EXTRAS: [&str; 5] = [
+    "key_column_usage",
+    "table_constraints",
+    "referential_constraints",
+    "constraint_column_usage",
+    "character_sets",
 ];
 
 /// The schema of one of the [`EMPTY`] catalogs.
@@ -340,6 +420,16 @@ fn qualify(statement: &mut Statement, tables: &[&str]) {
     }
     let _ = Visit::visit(&*statement, &mut Ctes(&mut ctes));
     let _ = datafusion::sql::sqlparser::ast::visit_relations_mut(statement, |name| {
+        if let [schema, table] = name.0.as_mut_slice()
+            && schema
+                .as_ident()
+                .is_some_and(|s| s.value.eq_ignore_ascii_case("information_schema"))
+            && let Some(t) = table.as_ident()
+            && INFORMATION_SCHEMA_EXTRAS.contains(&t.value.to_ascii_lowercase().as_str())
+        {
+            *table = ObjectNamePart::Identifier(Ident::new(t.value.to_ascii_lowercase()));
+            *schema = ObjectNamePart::Identifier(Ident::new(PG_CATALOG));
+        }
         if let [only] = name.0.as_slice()
             && let Some(ident) = only.as_ident()
         {

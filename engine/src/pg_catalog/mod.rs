@@ -7,18 +7,23 @@
 //! the session's catalog at all).
 //!
 //! Tables: `pg_namespace`, `pg_class`, `pg_attribute`, `pg_type`, `pg_database`,
-//! `pg_am`, `pg_tables`, `pg_proc` (citylake's own functions, in the default
-//! schema), and the catalogs that are empty here (defaults, collations,
+//! `pg_am`, `pg_tables`, `pg_views`, `pg_proc` (citylake's own functions, in
+//! the default schema), `pg_settings` (PostgreSQL's settings as they are
+//! here), `pg_roles` (one role, the owner every object is listed with: the
+//! lake's users are not listed to each other), and the catalogs that are empty
+//! here (defaults, collations,
 //! constraints, comments, indexes, inheritance, policies, publications,
-//! extended statistics, triggers, rules, sequences, extensions: see
+//! extended statistics, triggers, rules, sequences, extensions, and
+//! `information_schema`'s constraint and character-set tables: see
 //! [`empty`], whose rewrite also answers the queries over them DataFusion
 //! cannot plan, such as psql's `\d`). Functions clients call on them:
 //! `pg_table_is_visible`, `pg_function_is_visible`, `pg_get_userbyid`,
 //! `format_type` (with `numeric(p,s)`), `obj_description`, `col_description`,
 //! `pg_encoding_to_char`, `has_table_privilege`, `current_database`,
 //! `pg_get_expr`, `pg_get_function_arguments`/`_result`,
-//! `pg_catalog.version()`, and per session `current_user`, `session_user`,
-//! `current_schema()` — also under the `pg_catalog.` prefix clients write.
+//! `pg_catalog.version()`, `current_catalog`, and per session `current_user`,
+//! `session_user`, `current_schema()` (not `user`: it names a column of
+//! `system.audit_log` and `system.queries`) — also under the `pg_catalog.` prefix clients write.
 //! Object ids are stable hashes of the names (the same between queries and
 //! sessions; a client may cache them).
 
@@ -28,7 +33,12 @@ mod spellings;
 /// The names of `pg_catalog`'s tables.
 static CATALOG_TABLES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
     let mut tables: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-    tables.extend(empty::EMPTY.iter().map(|(name, _)| *name));
+    tables.extend(
+        empty::EMPTY
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| !empty::INFORMATION_SCHEMA_EXTRAS.contains(name)),
+    );
     tables
 });
 
@@ -39,8 +49,9 @@ static CATALOG_TABLES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyL
 pub fn rewrite(
     statement: &mut datafusion::sql::sqlparser::ast::Statement,
     is_aggregate: &dyn Fn(&str) -> bool,
+    is_table_function: &dyn Fn(&str) -> bool,
 ) {
-    spellings::rewrite(statement);
+    spellings::rewrite(statement, is_table_function);
     empty::rewrite(statement, &CATALOG_TABLES, is_aggregate);
 }
 
@@ -183,10 +194,13 @@ enum Kind {
     Am,
     Tables,
     Proc,
+    Views,
+    Roles,
+    Settings,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 11] = [
         Kind::Namespace,
         Kind::Class,
         Kind::Attribute,
@@ -195,6 +209,9 @@ impl Kind {
         Kind::Am,
         Kind::Tables,
         Kind::Proc,
+        Kind::Views,
+        Kind::Roles,
+        Kind::Settings,
     ];
 
     fn name(self) -> &'static str {
@@ -207,6 +224,9 @@ impl Kind {
             Kind::Am => "pg_am",
             Kind::Tables => "pg_tables",
             Kind::Proc => "pg_proc",
+            Kind::Views => "pg_views",
+            Kind::Roles => "pg_roles",
+            Kind::Settings => "pg_settings",
         }
     }
 
@@ -243,6 +263,7 @@ impl Kind {
                 f("relreplident", T),
                 f("reloptions", T),
                 f("relacl", T),
+                f("relpartbound", T),
             ],
             Kind::Attribute => vec![
                 f("attrelid", I32),
@@ -283,6 +304,12 @@ impl Kind {
                 f("typndims", I32),
                 f("typispreferred", B),
                 f("typisdefined", B),
+                // (regproc: the text and binary conversion functions, by
+                // name as `::regproc` reads; none of them is in `pg_proc`)
+                f("typinput", T),
+                f("typoutput", T),
+                f("typreceive", I32),
+                f("typsend", I32),
             ],
             Kind::Database => vec![
                 f("oid", I32),
@@ -315,6 +342,40 @@ impl Kind {
                 f("hasrules", B),
                 f("hastriggers", B),
                 f("rowsecurity", B),
+            ],
+            Kind::Views => vec![
+                f("schemaname", T),
+                f("viewname", T),
+                f("viewowner", T),
+                f("definition", T),
+            ],
+            Kind::Roles => vec![
+                f("oid", I32),
+                f("rolname", T),
+                f("rolsuper", B),
+                f("rolinherit", B),
+                f("rolcreaterole", B),
+                f("rolcreatedb", B),
+                f("rolcanlogin", B),
+                f("rolreplication", B),
+                f("rolbypassrls", B),
+                f("rolconnlimit", I32),
+                f("rolpassword", T),
+                f("rolvaliduntil", T),
+                f("rolconfig", T),
+            ],
+            Kind::Settings => vec![
+                f("name", T),
+                f("setting", T),
+                f("unit", T),
+                f("category", T),
+                f("short_desc", T),
+                f("context", T),
+                f("vartype", T),
+                f("source", T),
+                f("boot_val", T),
+                f("reset_val", T),
+                f("pending_restart", B),
             ],
         }))
     }
@@ -420,6 +481,7 @@ impl PgTable {
                     strings(tables.iter().map(|_| Some("d"))),
                     strings(tables.iter().map(|_| None)),
                     strings(tables.iter().map(|_| None)),
+                    strings(tables.iter().map(|_| None)),
                 ]
             }
             Kind::Attribute => {
@@ -478,6 +540,13 @@ impl PgTable {
                         .map_or(0, |(o, _, _)| *o)
                 };
                 let catalog_oid = oid(PG_CATALOG);
+                let conversions: Vec<(String, String)> = TYPES
+                    .iter()
+                    .map(|(_, n, _)| match n.strip_prefix('_') {
+                        Some(_) => ("array_in".into(), "array_out".into()),
+                        None => (format!("{n}in"), format!("{n}out")),
+                    })
+                    .collect();
                 vec![
                     ints(TYPES.iter().map(|(o, _, _)| Some(*o))),
                     strings(TYPES.iter().map(|(_, n, _)| Some(*n))),
@@ -509,6 +578,10 @@ impl PgTable {
                     ints(TYPES.iter().map(|_| Some(0))),
                     bools(TYPES.iter().map(|_| Some(false))),
                     bools(TYPES.iter().map(|_| Some(true))),
+                    strings(conversions.iter().map(|(input, _)| Some(input.as_str()))),
+                    strings(conversions.iter().map(|(_, output)| Some(output.as_str()))),
+                    ints(TYPES.iter().map(|_| Some(0))),
+                    ints(TYPES.iter().map(|_| Some(0))),
                 ]
             }
             Kind::Database => vec![
@@ -555,6 +628,49 @@ impl PgTable {
                 bools(tables.iter().map(|_| Some(false))),
                 bools(tables.iter().map(|_| Some(false))),
             ],
+            Kind::Views => {
+                let views: Vec<&Listed> = tables.iter().filter(|(_, _, _, view)| *view).collect();
+                vec![
+                    strings(views.iter().map(|(s, _, _, _)| Some(s.as_str()))),
+                    strings(views.iter().map(|(_, t, _, _)| Some(t.as_str()))),
+                    strings(views.iter().map(|_| Some(OWNER))),
+                    strings(views.iter().map(|_| None)),
+                ]
+            }
+            // the one role every object is listed with (`pg_get_userbyid`):
+            // the users of the lake are not listed to each other
+            Kind::Roles => vec![
+                ints([Some(OWNER_OID)]),
+                strings([Some(OWNER)]),
+                bools([Some(false)]),
+                bools([Some(true)]),
+                bools([Some(false)]),
+                bools([Some(false)]),
+                bools([Some(false)]),
+                bools([Some(false)]),
+                bools([Some(false)]),
+                ints([Some(-1)]),
+                strings([Some("********")]),
+                strings([None]),
+                strings([None]),
+            ],
+            Kind::Settings => {
+                let n = SETTINGS.len();
+                let values = || strings(SETTINGS.iter().map(|(_, v)| Some(*v)));
+                vec![
+                    strings(SETTINGS.iter().map(|(name, _)| Some(*name))),
+                    values(),
+                    strings((0..n).map(|_| None)),
+                    strings((0..n).map(|_| Some("Client Connection Defaults"))),
+                    strings((0..n).map(|_| Some(""))),
+                    strings((0..n).map(|_| Some("internal"))),
+                    strings((0..n).map(|_| Some("string"))),
+                    strings((0..n).map(|_| Some("default"))),
+                    values(),
+                    values(),
+                    bools((0..n).map(|_| Some(false))),
+                ]
+            }
         };
         Ok(RecordBatch::try_new(schema, columns)?)
     }
@@ -681,28 +797,38 @@ pub const SERVER_VERSION: &str = "16.6";
 /// The value PostgreSQL's setting `name` (lower case) has here, as `SHOW` and
 /// `current_setting()` answer it when a connection has not set its own.
 pub fn server_setting(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "server_version" => SERVER_VERSION,
-        "server_version_num" => "160006", // SERVER_VERSION's number
-        "server_encoding" | "client_encoding" => "UTF8",
-        "datestyle" => "ISO, MDY",
-        "timezone" => "UTC",
-        "intervalstyle" => "postgres",
-        "transaction_isolation" | "default_transaction_isolation" => "read committed",
-        "transaction_read_only" | "default_transaction_read_only" => "on",
-        "standard_conforming_strings" | "integer_datetimes" => "on",
-        "is_superuser" => "off",
-        "search_path" => "\"$user\", public",
-        "application_name" => "",
-        "extra_float_digits" => "1",
-        "max_identifier_length" => "63",
-        "lc_collate" | "lc_ctype" | "lc_messages" => "C",
-        "statement_timeout" | "lock_timeout" => "0",
-        "default_table_access_method" => "heap",
-        "default_tablespace" => "",
-        _ => return None,
-    })
+    SETTINGS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
+
+/// PostgreSQL's settings as they are here (`pg_settings`, `SHOW`,
+/// `current_setting()`).
+const SETTINGS: &[(&str, &str)] = &[
+    ("server_version", SERVER_VERSION),
+    ("server_version_num", "160006"), // SERVER_VERSION's number
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("datestyle", "ISO, MDY"),
+    ("timezone", "UTC"),
+    ("intervalstyle", "postgres"),
+    ("transaction_isolation", "read committed"),
+    ("default_transaction_isolation", "read committed"),
+    ("transaction_read_only", "on"),
+    ("default_transaction_read_only", "on"),
+    ("standard_conforming_strings", "on"),
+    ("integer_datetimes", "on"),
+    ("is_superuser", "off"),
+    ("search_path", "\"$user\", public"),
+    ("application_name", ""),
+    ("extra_float_digits", "1"),
+    ("max_identifier_length", "63"),
+    ("lc_collate", "C"),
+    ("lc_ctype", "C"),
+    ("lc_messages", "C"),
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("default_table_access_method", "heap"),
+    ("default_tablespace", ""),
+];
 
 /// One of citylake's own functions as `pg_proc` lists it.
 struct CityFunction {
@@ -871,14 +997,16 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
     for (name, returns, value) in [
         ("quote_ident", Utf8, Value::QuoteIdent),
         ("parse_ident", text_list.clone(), Value::ParseIdent),
+        // (int4 in PostgreSQL; int8 here, what DataFusion's array indexes and
+        // generate_series take)
         (
             "array_lower",
-            DataType::Int32,
+            DataType::Int64,
             Value::ArrayBound { upper: false },
         ),
         (
             "array_upper",
-            DataType::Int32,
+            DataType::Int64,
             Value::ArrayBound { upper: true },
         ),
         ("current_setting", Utf8, Value::Setting),
@@ -923,7 +1051,10 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
     })));
     out.push(Arc::new(ScalarUDF::new_from_impl(PgFunction {
         name: "current_database",
-        aliases: vec![format!("{PG_CATALOG}.current_database")],
+        aliases: vec![
+            format!("{PG_CATALOG}.current_database"),
+            "current_catalog".into(),
+        ],
         signature: Signature::nullary(Volatility::Stable),
         returns: Utf8,
         value: Value::Constant(ScalarValue::Utf8(Some(DATABASE.into()))),
@@ -1097,7 +1228,7 @@ impl ScalarUDFImpl for PgFunction {
             }
             Value::ArrayBound { upper } => {
                 let (Some(array), Some(dim)) = (args.args.first(), args.args.get(1)) else {
-                    return Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)));
+                    return Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)));
                 };
                 let arrays = array.to_array(args.number_rows)?;
                 let dims = datafusion::arrow::compute::cast(
@@ -1122,13 +1253,13 @@ impl ScalarUDFImpl for PgFunction {
                     }
                     _ => vec![None; arrays.len()],
                 };
-                let out: Int32Array = lengths
+                let out: datafusion::arrow::array::Int64Array = lengths
                     .iter()
                     .enumerate()
                     .map(
                         |(i, len)| match (len, dims.is_valid(i).then(|| dims.value(i))) {
                             (Some(n), Some(1)) if *n > 0 => {
-                                Some(if *upper { *n as i32 } else { 1 })
+                                Some(if *upper { *n as i64 } else { 1 })
                             }
                             _ => None,
                         },

@@ -9,7 +9,13 @@
 //! - `LIKE pattern ESCAPE 'c'` with an escape character other than `\`
 //!   (SQLAlchemy writes `ESCAPE '/'`; DataFusion runs only `\`): the pattern
 //!   is rewritten by `citylake_like_escape(pattern, 'c')` to the same pattern
-//!   with `\` as its escape character.
+//!   with `\` as its escape character;
+//! - `SELECT n.oid, n.*`: PostgreSQL returns `oid` twice, DataFusion refuses
+//!   two columns of one name; the wildcard leaves out the columns of its
+//!   relation named before it (DBeaver's browse queries);
+//! - a function in `FROM` that is not a table function is a one-row table
+//!   whose one column is named by the alias (`FROM string_to_array(…) s`,
+//!   Grafana), and `FROM generate_series(…) AS i` names its column `i`.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -21,17 +27,71 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    DataType as SqlType, Expr, Statement, Value, VisitMut, VisitorMut,
+    DataType as SqlType, ExcludeSelectItem, Expr, Ident, ObjectName, Query, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableAliasColumnDef,
+    TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-/// Rewrites the spellings of the module documentation in `statement`.
-pub fn rewrite(statement: &mut Statement) {
-    let _ = statement.visit(&mut Spellings);
+/// Rewrites the spellings of the module documentation in `statement`;
+/// `is_table_function` says which names are table functions.
+pub fn rewrite(statement: &mut Statement, is_table_function: &dyn Fn(&str) -> bool) {
+    let _ = statement.visit(&mut Spellings { is_table_function });
 }
 
-struct Spellings;
+struct Spellings<'a> {
+    is_table_function: &'a dyn Fn(&str) -> bool,
+}
+
+/// Table functions whose one column takes the name of the table's alias
+/// when it gives no column names (as PostgreSQL names a scalar function's).
+const ONE_COLUMN_TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
+
+/// The wildcards of `body`'s selects leave out the columns of their relation
+/// named before them (see the module documentation).
+fn distinct_wildcards(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            let mut named: Vec<(String, Ident)> = vec![];
+            for item in select.projection.iter_mut() {
+                match item {
+                    SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts))
+                        if parts.len() == 2 =>
+                    {
+                        named.push((parts[0].value.to_ascii_lowercase(), parts[1].clone()))
+                    }
+                    SelectItem::QualifiedWildcard(
+                        SelectItemQualifiedWildcardKind::ObjectName(name),
+                        options,
+                    ) if options.opt_exclude.is_none() && options.opt_except.is_none() => {
+                        let Some(relation) = name.0.last().and_then(|p| p.as_ident()) else {
+                            continue;
+                        };
+                        let relation = relation.value.to_ascii_lowercase();
+                        let mut columns: Vec<ObjectName> = vec![];
+                        for (r, column) in &named {
+                            if *r == relation
+                                && !columns.iter().any(|c| c.to_string() == column.to_string())
+                            {
+                                columns.push(ObjectName::from(vec![column.clone()]));
+                            }
+                        }
+                        if !columns.is_empty() {
+                            options.opt_exclude = Some(ExcludeSelectItem::Multiple(columns));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            distinct_wildcards(left);
+            distinct_wildcards(right);
+        }
+        _ => {}
+    }
+}
 
 /// `sql` as an expression (made from parts that are expressions already).
 fn expr(sql: &str) -> Option<Expr> {
@@ -58,8 +118,75 @@ fn regclass(inner: &Expr) -> Option<Expr> {
     }
 }
 
-impl VisitorMut for Spellings {
+impl VisitorMut for Spellings<'_> {
     type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        distinct_wildcards(&mut query.body);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let Some(function) = name.0.last().and_then(|p| p.as_ident()) else {
+            return ControlFlow::Continue(());
+        };
+        let function = function.value.to_ascii_lowercase();
+        if (self.is_table_function)(&function) {
+            if let Some(alias) = alias
+                && alias.columns.is_empty()
+                && ONE_COLUMN_TABLE_FUNCTIONS.contains(&function.as_str())
+            {
+                alias.columns = vec![TableAliasColumnDef {
+                    name: alias.name.clone(),
+                    data_type: None,
+                }];
+            }
+            return ControlFlow::Continue(());
+        }
+        // a scalar function: a one-row table, its column named by the alias
+        let column = alias
+            .as_ref()
+            .map(|a| {
+                a.columns
+                    .first()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| a.name.clone())
+            })
+            .unwrap_or_else(|| Ident::new(function.clone()));
+        let table = alias
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| Ident::new(function.clone()));
+        let args: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+        let call = format!("SELECT {name}({}) AS {column}", args.join(", "));
+        let Ok(Statement::Query(subquery)) = Parser::new(&GenericDialect {})
+            .try_with_sql(&call)
+            .and_then(|mut p| p.parse_statement())
+        else {
+            return ControlFlow::Continue(());
+        };
+        *factor = TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(TableAlias {
+                explicit: true,
+                name: table,
+                columns: vec![],
+                at: None,
+            }),
+            sample: None,
+        };
+        ControlFlow::Continue(())
+    }
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
         let replacement = match e {
@@ -210,7 +337,7 @@ mod tests {
         let mut statement = Parser::parse_sql(&GenericDialect {}, sql)
             .unwrap()
             .remove(0);
-        rewrite(&mut statement);
+        rewrite(&mut statement, &|name| name == "generate_series");
         statement.to_string()
     }
 
@@ -236,6 +363,31 @@ mod tests {
         assert_eq!(
             rewritten("SELECT x::myschema.regtype FROM t"),
             "SELECT x::myschema.regtype FROM t"
+        );
+    }
+
+    #[test]
+    fn a_wildcard_leaves_out_the_columns_named_before_it() {
+        assert_eq!(
+            rewritten("SELECT n.oid, n.*, d.description FROM pg_namespace n JOIN d ON true"),
+            "SELECT n.oid, n.* EXCLUDE (oid), d.description FROM pg_namespace n JOIN d ON true"
+        );
+        // another relation's wildcard, or a column named after it, is left alone
+        assert_eq!(
+            rewritten("SELECT a.oid, b.*, a.* FROM a, b"),
+            "SELECT a.oid, b.*, a.* EXCLUDE (oid) FROM a, b"
+        );
+        assert_eq!(
+            rewritten("SELECT t.*, t.oid FROM t"),
+            "SELECT t.*, t.oid FROM t"
+        );
+    }
+
+    #[test]
+    fn functions_in_from() {
+        assert_eq!(
+            rewritten("SELECT s[i] FROM generate_series(1, 2) AS i, string_to_array('a,b', ',') s"),
+            "SELECT s[i] FROM generate_series(1, 2) AS i (i), (SELECT string_to_array('a,b', ',') AS s) AS s"
         );
     }
 

@@ -63,7 +63,6 @@ SELECT current_schema(),session_user;
 
 -- PostgreDatabase.SchemaCache.prepareLookupStatement (no filter) - LIST SCHEMAS
 -- pre-cached by refreshDefaults -> getDefaultCatalog().getSchemas()
--- citylake: not yet: planning error: Projections require unique expression names but the expression "n.oid" at position 0 and "n.oid" at position 1 have the same name. Con
 SELECT n.oid,n.*,d.description FROM pg_catalog.pg_namespace n
 LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=n.oid AND d.objsubid=0 AND d.classoid='pg_namespace'::regclass
  ORDER BY nspname;
@@ -74,7 +73,6 @@ SELECT n.nspname = ANY(current_schemas(true)), n.nspname, t.typname FROM pg_cata
 
 -- pgjdbc TypeInfoCache.getSQLType(1034) - same trigger. $1 = 1034 (setLong). The trailing semicolon of the
 -- Java text is removed by pgjdbc's parser before sending
--- citylake: not yet: planning error: Argument #2 must be an INTEGER or NULL, got Literal(Int32(1), None)
 SELECT typinput='pg_catalog.array_in'::regproc as is_array, typtype, typname, pg_type.oid   FROM pg_catalog.pg_type   LEFT JOIN (select ns.oid as nspoid, ns.nspname, r.r           from pg_namespace as ns           join ( select s.r, (current_schemas(false))[s.r] as nspname                    from generate_series(1, array_upper(current_schemas(false), 1)) as s(r) ) as r          using ( nspname )        ) as sp     ON sp.nspoid = typnamespace  WHERE pg_type.oid = 1034  ORDER BY sp.r, pg_type.oid DESC;
 
 -- PostgreExecutionContext.refreshDefaults (Main context): JDBCUtils.queryString
@@ -101,17 +99,15 @@ SHOW search_path;
 
 -- PostgreDatabase.readDatabaseInfo (constructor PostgreDatabase(monitor, dataSource, name))
 -- $1 = 'citylake' (setString)
--- citylake: not yet: planning error: Projections require unique expression names but the expression "db.oid" at position 0 and "db.oid" at position 1 have the same name. C
 SELECT db.oid,db.* FROM pg_catalog.pg_database db WHERE datname='citylake';
 
 -- PostgreDataSource.initializeRemoteInstance -> SettingCache lookup of OPTION_STANDARD_CONFORMING_STRINGS
 -- $1 = 'standard_conforming_strings' (setString)
--- citylake: not yet: planning error: table 'city.pg_catalog.pg_settings' not found; did you mean pg_catalog.pg_matviews?
 select * from pg_catalog.pg_settings where name='standard_conforming_strings';
 
 -- JDBCDataSource.initialize -> JDBCSQLDialect.initDriverSettings -> DatabaseMetaData.getSQLKeywords()
 -- pgjdbc PgDatabaseMetaData.getSQLKeywords (server >= 9.0). The other getXxxFunctions() are client-side
--- citylake: not yet: planning error: table 'city.pg_catalog.pg_get_keywords' not found; did you mean pg_catalog.pg_matviews?
+-- citylake: not yet: planning error: Invalid function 'pg_catalog.pg_get_keywords'.
 select string_agg(word, ',') from pg_catalog.pg_get_keywords() where word <> ALL ('{a,abs,absolute,action,ada,add,admin,after,all,allocate,alter,always,and,any,are,array,as,asc,asensitive,assertion,assignment,asymmetric,at,atomic,attribute,attributes,authorization,avg,before,begin,bernoulli,between,bigint,binary,blob,boolean,both,breadth,by,c,call,called,cardinality,cascade,cascaded,case,cast,catalog,catalog_name,ceil,ceiling,chain,char,char_length,character,character_length,character_set_catalog,character_set_name,character_set_schema,characteristics,characters,check,checked,class_origin,clob,close,coalesce,cobol,code_units,collate,collation,collation_catalog,collation_name,collation_schema,collect,column,column_name,command_function,command_function_code,commit,committed,condition,condition_number,connect,connection_name,constraint,constraint_catalog,constraint_name,constraint_schema,constraints,constructors,contains,continue,convert,corr,corresponding,count,covar_pop,covar_samp,create,cross,cube,cume_dist,current,current_collation,current_date,current_default_transform_group,current_path,current_role,current_time,current_timestamp,current_transform_group_for_type,current_user,cursor,cursor_name,cycle,data,date,datetime_interval_code,datetime_interval_precision,day,deallocate,dec,decimal,declare,default,defaults,deferrable,deferred,defined,definer,degree,delete,dense_rank,depth,deref,derived,desc,describe,descriptor,deterministic,diagnostics,disconnect,dispatch,distinct,domain,double,drop,dynamic,dynamic_function,dynamic_function_code,each,element,else,end,end-exec,equals,escape,every,except,exception,exclude,excluding,exec,execute,exists,exp,external,extract,false,fetch,filter,final,first,float,floor,following,for,foreign,fortran,found,free,from,full,function,fusion,g,general,get,global,go,goto,grant,granted,group,grouping,having,hierarchy,hold,hour,identity,immediate,implementation,in,including,increment,indicator,initially,inner,inout,input,insensitive,insert,instance,instantiable,int,integer,intersect,intersection,interval,into,invoker,is,isolation,join,k,key,key_member,key_type,language,large,last,lateral,leading,left,length,level,like,ln,local,localtime,localtimestamp,locator,lower,m,map,match,matched,max,maxvalue,member,merge,message_length,message_octet_length,message_text,method,min,minute,minvalue,mod,modifies,module,month,more,multiset,mumps,name,names,national,natural,nchar,nclob,nesting,new,next,no,none,normalize,normalized,not,"null",nullable,nullif,nulls,number,numeric,object,octet_length,octets,of,old,on,only,open,option,options,or,order,ordering,ordinality,others,out,outer,output,over,overlaps,overlay,overriding,pad,parameter,parameter_mode,parameter_name,parameter_ordinal_position,parameter_specific_catalog,parameter_specific_name,parameter_specific_schema,partial,partition,pascal,path,percent_rank,percentile_cont,percentile_disc,placing,pli,position,power,preceding,precision,prepare,preserve,primary,prior,privileges,procedure,public,range,rank,read,reads,real,recursive,ref,references,referencing,regr_avgx,regr_avgy,regr_count,regr_intercept,regr_r2,regr_slope,regr_sxx,regr_sxy,regr_syy,relative,release,repeatable,restart,result,return,returned_cardinality,returned_length,returned_octet_length,returned_sqlstate,returns,revoke,right,role,rollback,rollup,routine,routine_catalog,routine_name,routine_schema,row,row_count,row_number,rows,savepoint,scale,schema,schema_name,scope_catalog,scope_name,scope_schema,scroll,search,second,section,security,select,self,sensitive,sequence,serializable,server_name,session,session_user,set,sets,similar,simple,size,smallint,some,source,space,specific,specific_name,specifictype,sql,sqlexception,sqlstate,sqlwarning,sqrt,start,state,statement,static,stddev_pop,stddev_samp,structure,style,subclass_origin,submultiset,substring,sum,symmetric,system,system_user,table,table_name,tablesample,temporary,then,ties,time,timestamp,timezone_hour,timezone_minute,to,top_level_count,trailing,transaction,transaction_active,transactions_committed,transactions_rolled_back,transform,transforms,translate,translation,treat,trigger,trigger_catalog,trigger_name,trigger_schema,trim,true,type,uescape,unbounded,uncommitted,under,union,unique,unknown,unnamed,unnest,update,upper,usage,user,user_defined_type_catalog,user_defined_type_code,user_defined_type_name,user_defined_type_schema,using,value,values,var_pop,var_samp,varchar,varying,view,when,whenever,where,width_bucket,window,with,within,without,work,write,year,zone}'::text[]);
 
 -- PostgreDataSource.initialize: server version string (JDBCUtils.queryString)
@@ -125,7 +121,6 @@ SELECT reltype FROM pg_catalog.pg_class WHERE 1<>1 LIMIT 1;
 
 -- PostgreDatabase.cacheDataTypes (readAllTypes=false, typcategory supported because server >= 10)
 -- base_type_name clause from PostgreDataTypeCache.getBaseTypeNameClause (server >= 7.3)
--- citylake: not yet: planning error: Projections require unique expression names but the expression "t.oid" at position 0 and "t.oid" at position 1 have the same name. Con
 SELECT t.oid,t.*,c.relkind,format_type(nullif(t.typbasetype, 0), t.typtypmod) as base_type_name, d.description
 FROM pg_catalog.pg_type t
 LEFT OUTER JOIN pg_catalog.pg_type et ON et.oid=t.typelem 
@@ -143,14 +138,12 @@ SELECT * FROM pg_catalog.pg_enum;
 
 -- LIST SCHEMAS: the navigator 'Schemas' node shows the SchemaCache filled by statement 5.
 -- The same query is sent again on refresh (F5) of the Schemas node
--- citylake: not yet: planning error: Projections require unique expression names but the expression "n.oid" at position 0 and "n.oid" at position 1 have the same name. Con
 SELECT n.oid,n.*,d.description FROM pg_catalog.pg_namespace n
 LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=n.oid AND d.objsubid=0 AND d.classoid='pg_namespace'::regclass
  ORDER BY nspname;
 
 -- LIST TABLES of schema traffic: PostgreSchema.TableCache.prepareLookupStatement (all objects, server >= 10)
 -- $1 = 16385 (setLong) = pg_namespace.oid of traffic
--- citylake: not yet: schema error: No field named c.relpartbound. Did you mean 'c.reloptions'?
 SELECT c.oid,c.*,d.description,pg_catalog.pg_get_expr(c.relpartbound, c.oid) as partition_expr,  pg_catalog.pg_get_partkeydef(c.oid) as partition_key 
 FROM pg_catalog.pg_class c
 LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=c.oid AND d.objsubid=0 AND d.classoid='pg_class'::regclass

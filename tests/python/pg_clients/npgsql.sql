@@ -54,7 +54,6 @@
 
 -- Npgsql 4.0.17 PostgresDatabaseInfo.GenerateTypesQuery, statement 1 of 3: server >= 9.2 so withRange,
 -- withEnum, withEnumSortOrder are true. LoadTableComposites=false (default)
--- citylake: not yet: schema error: No field named a.typreceive. Did you mean 'a.typrelid'?
 /*** Load all supported types ***/
 SELECT ns.nspname, a.typname, a.oid, a.typrelid, a.typbasetype,
 CASE WHEN pg_proc.proname='array_recv' THEN 'a' ELSE a.typtype END AS type,
@@ -112,7 +111,6 @@ ORDER BY oid, enumsortorder;
 -- ======================================================================
 
 -- Power BI navigator: character-set check, first navigator query (third-party log, see header)
--- citylake: not yet: planning error: table 'city.information_schema.character_sets' not found
 select character_set_name from INFORMATION_SCHEMA.character_sets;
 
 -- Npgsql 4.0 connector Reset() -> PregeneratedMessage.DiscardAll (simple Query) on pooled re-open
@@ -137,7 +135,6 @@ select COLUMN_NAME, ORDINAL_POSITION, IS_NULLABLE, case when (data_type like '%u
 DISCARD ALL;
 
 -- Power BI relationships: foreign keys that reference the selected table
--- citylake: not yet: planning error: table 'city.information_schema.key_column_usage' not found
 select
             pkcol.COLUMN_NAME as PK_COLUMN_NAME,
             fkcol.TABLE_SCHEMA AS FK_TABLE_SCHEMA,
@@ -164,7 +161,6 @@ select
 DISCARD ALL;
 
 -- Power BI relationships: foreign keys of the selected table
--- citylake: not yet: planning error: table 'city.information_schema.key_column_usage' not found
 select
             pkcol.TABLE_SCHEMA AS PK_TABLE_SCHEMA,
             pkcol.TABLE_NAME AS PK_TABLE_NAME,
@@ -191,7 +187,6 @@ select
 DISCARD ALL;
 
 -- Power BI: primary key / unique constraints of the selected table
--- citylake: not yet: planning error: table 'city.information_schema.key_column_usage' not found
 select i.CONSTRAINT_SCHEMA || '_' || i.CONSTRAINT_NAME as INDEX_NAME, ii.COLUMN_NAME, ii.ORDINAL_POSITION, case when i.CONSTRAINT_TYPE = 'PRIMARY KEY' then 'Y' else 'N' end as PRIMARY_KEY
         from INFORMATION_SCHEMA.table_constraints i inner join INFORMATION_SCHEMA.key_column_usage ii on i.CONSTRAINT_SCHEMA = ii.CONSTRAINT_SCHEMA and i.CONSTRAINT_NAME = ii.CONSTRAINT_NAME and i.TABLE_SCHEMA = ii.TABLE_SCHEMA and i.TABLE_NAME = ii.TABLE_NAME
         where i.TABLE_SCHEMA = 'traffic' and i.TABLE_NAME = 'segment_speed'
@@ -207,7 +202,6 @@ SELECT version();
 
 -- Npgsql 9.x/10.x GenerateLoadTypesQuery(withRange, withMultirange (server >= 14), loadTableComposites=false,
 -- schemaListSqlFragment=null, hasTypeCategory (server >= 8.4)) - part 2 of 4
--- citylake: not yet: schema error: No field named typ.typreceive. Did you mean 'typ.typrelid'?
 SELECT ns.nspname, t.oid, t.typname, t.typtype, t.typnotnull, t.elemtypoid
 FROM (
     -- Arrays have typtype=b - this subquery identifies them by their typreceive and converts their typtype to a
@@ -289,7 +283,6 @@ DISCARD ALL;
 -- ======================================================================
 
 -- NOT USED BY POWER BI. Npgsql 4.0.17 NpgsqlSchema.GetSchemata, conn.GetSchema("Schemata") - no restrictions
--- citylake: not yet: planning error: table 'city.pg_catalog.pg_roles' not found; did you mean pg_catalog.pg_tables?
 select * from(
     select current_database() as catalog_name,
         nspname AS schema_name,
