@@ -1,6 +1,8 @@
-"""Flight SQL fetch benchmark: small, medium and large results (up to >= 10 M rows of
-traffic.segment_speed at SF 1) fetched through `citylake serve` with ADBC, next to the same
-queries run in-process by `citylake sql`.
+"""Fetch benchmark: small, medium and large results (up to >= 10 M rows of
+traffic.segment_speed at SF 1) fetched through `citylake serve` with ADBC (Flight SQL) and with
+psycopg (binary) and asyncpg (Postgres protocol, the same server), next to the same queries run
+in-process by `citylake sql`; and the latency of small queries (`SELECT 1`, a cockpit query) over
+both protocols.
 
 usage: python benches/flight_fetch.py --binary target/release/citylake --lake DIR [--iterations 3]
                                       [--output results.json]
@@ -21,16 +23,36 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
+import asyncio
+
+import asyncpg
+import psycopg
 
 SIZES = {
     "small": "SELECT * FROM traffic.segment_speed WHERE dt = DATE '2025-02-05' AND segment_id < 50",  # ~14 k rows at SF 1
     "medium": "SELECT * FROM traffic.segment_speed WHERE dt = DATE '2025-02-05'",  # one day: ~288 k rows at SF 1
     "large": "SELECT * FROM traffic.segment_speed WHERE dt < DATE '2025-02-05'",  # 35 days: 10.08 M rows at SF 1
 }
+SMALL = {
+    "SELECT 1": "SELECT 1",
+    "cockpit": "SELECT district, count(*), avg(avg_speed_kmh) FROM traffic.segment_speed s "
+               "JOIN traffic.road_segments r USING (segment_id) WHERE dt = DATE '2025-02-05' GROUP BY 1 ORDER BY 1",
+}
 PASSWORD = "benchmark password"
+
+
+def median_ms(run, n):
+    run()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
 
 
 def main():
@@ -45,19 +67,28 @@ def main():
     users = pathlib.Path(tempfile.mkdtemp()) / "users.toml"
     subprocess.run([a.binary, "user", "add", "bench", "--role", "admin", "--users", str(users)], check=True,
                    env=dict(os.environ, CITYLAKE_PASSWORD=PASSWORD), capture_output=True)
-    server = subprocess.Popen([a.binary, "serve", "--catalog", catalog, "--users", str(users), "--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"],
+    server = subprocess.Popen([a.binary, "serve", "--catalog", catalog, "--users", str(users), "--bind", "127.0.0.1:0",
+                               "--pg-bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"],
                               stderr=subprocess.PIPE, text=True)
-    results = []
+    results, latency = [], []
     try:
-        addr = None
+        addr = pg = None
         for line in server.stderr:
-            m = re.search(r"listening on (127\.0\.0\.1:\d+)", line)
-            if m:
-                addr = m.group(1)
+            m = re.search(r"Flight SQL server listening on (127\.0\.0\.1:\d+)", line)
+            addr = m.group(1) if m else addr
+            m = re.search(r"Postgres protocol on 127\.0\.0\.1:(\d+)", line)
+            pg = int(m.group(1)) if m else pg
+            if addr and pg:
                 break
-        if not addr:
+        if not (addr and pg):
             sys.exit("server did not start")
+        threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
         conn = flight_sql.connect(f"grpc://{addr}", db_kwargs={"username": "bench", "password": PASSWORD})
+        pconn = psycopg.connect(host="127.0.0.1", port=pg, user="bench", password=PASSWORD, dbname="citylake",
+                                autocommit=True)
+        loop = asyncio.new_event_loop()
+        aconn = loop.run_until_complete(asyncpg.connect(host="127.0.0.1", port=pg, user="bench",
+                                                        password=PASSWORD, database="citylake"))
         for size, sql in SIZES.items():
             local, rows = [], 0
             for i in range(a.iterations + 1):  # one process per run: Arrow output holds one result
@@ -79,8 +110,45 @@ def main():
                 nbytes = table.nbytes
                 if i:
                     remote.append(dt)
+            psy, apg = [], []
+            for i in range(a.iterations + 1):
+                t0 = time.perf_counter()
+                with pconn.cursor(binary=True) as cur:
+                    cur.execute(sql)
+                    got = cur.fetchall()
+                dt = time.perf_counter() - t0
+                assert len(got) == rows, (len(got), rows)
+                del got
+                if i:
+                    psy.append(dt)
+                t0 = time.perf_counter()
+                got = loop.run_until_complete(aconn.fetch(sql))
+                dt = time.perf_counter() - t0
+                assert len(got) == rows, (len(got), rows)
+                del got
+                if i:
+                    apg.append(dt)
             results.append({"size": size, "rows": rows, "mb": nbytes / 1e6, "in_process_s": local,
-                            "flight_s": remote})
+                            "flight_s": remote, "psycopg_binary_s": psy, "asyncpg_s": apg})
+
+        def flight_run(sql):
+            cur = conn.cursor()
+            cur.execute(sql)
+            cur.fetchall()
+            cur.close()
+
+        def psycopg_run(sql):
+            with pconn.cursor(binary=True) as cur:
+                cur.execute(sql)
+                cur.fetchall()
+
+        for name, sql in SMALL.items():
+            latency.append({"query": name,
+                            "flight_ms": median_ms(lambda: flight_run(sql), 50),
+                            "psycopg_ms": median_ms(lambda: psycopg_run(sql), 50),
+                            "asyncpg_ms": median_ms(lambda: loop.run_until_complete(aconn.fetch(sql)), 50)})
+        loop.run_until_complete(aconn.close())
+        pconn.close()
         conn.close()
     finally:
         server.terminate()
@@ -97,8 +165,21 @@ def main():
               f"{r['mb'] / lm:,.0f} | {rm:.3f} ({min(fl):.3f}–{max(fl):.3f}) | {r['mb'] / rm:,.0f} | {rm / lm:.2f} |")
     print("\nin-process: `citylake sql --timing --format arrow -o /dev/null` (execution and Arrow IPC encoding);"
           " Flight: ADBC `fetch_arrow_table` over loopback")
+    print("\n| result | rows | Flight SQL (ADBC) s | psycopg binary s | rows/s | asyncpg s | rows/s "
+          "| psycopg / Flight | asyncpg / Flight |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        fl = statistics.median(r["flight_s"])
+        ps, ap = statistics.median(r["psycopg_binary_s"]), statistics.median(r["asyncpg_s"])
+        print(f"| {r['size']} | {r['rows']:,} | {fl:.3f} | {ps:.3f} | {r['rows'] / ps:,.0f} | {ap:.3f} | "
+              f"{r['rows'] / ap:,.0f} | {ps / fl:.1f} | {ap / fl:.1f} |")
+    print("\n| small query | Flight SQL (ADBC) ms | psycopg ms | asyncpg ms |")
+    print("|---|---|---|---|")
+    for q in latency:
+        print(f"| {q['query']} | {q['flight_ms']:.2f} | {q['psycopg_ms']:.2f} | {q['asyncpg_ms']:.2f} |")
+    print("\n(medians: of the runs above for results, of 50 after a warm-up for small queries)")
     if a.output:
-        pathlib.Path(a.output).write_text(json.dumps(results, indent=2))
+        pathlib.Path(a.output).write_text(json.dumps({"results": results, "latency": latency}, indent=2))
 
 
 if __name__ == "__main__":
