@@ -133,6 +133,30 @@ impl Cluster {
         .connect_timeout(std::time::Duration::from_secs(5));
         Ok(SchedulerGrpcClient::new(endpoint.connect().await?))
     }
+
+    /// Submits `plan` as a job and waits for it to end: its first batch (or
+    /// its error, or nothing) and the rest of its results.
+    async fn run_job(
+        &self,
+        ballista: &SessionState,
+        plan: &LogicalPlan,
+    ) -> Result<(Option<datafusion::error::Result<RecordBatch>>, CancelOnDrop)> {
+        let physical = ballista
+            .query_planner()
+            .create_physical_plan(plan, ballista)
+            .await?;
+        let job = job_of(&physical);
+        let stream = datafusion::physical_plan::execute_stream(physical, ballista.task_ctx())?;
+        let mut results = CancelOnDrop {
+            inner: stream,
+            job,
+            cluster: self.clone(),
+            finished: false,
+        };
+        // (the first batch, or the job's error, comes once the job has ended)
+        let first = results.next().await;
+        Ok((first, results))
+    }
 }
 
 /// An error with its causes, `outer: inner: …` (tonic's transport errors say
@@ -293,33 +317,16 @@ impl citylake_engine::remote::RemoteExecutor for Cluster {
         // A job that lost an executor is refused by the scheduler
         // (`crate::verified`) and run once more, as a new job on the executors
         // left. Nothing is passed on before the job has ended.
-        for attempt in 1..=2 {
-            let physical = ballista
-                .query_planner()
-                .create_physical_plan(&plan, &ballista)
-                .await?;
-            let job = job_of(&physical);
-            let stream = datafusion::physical_plan::execute_stream(physical, ballista.task_ctx())?;
-            let schema = stream.schema();
-            let mut results = CancelOnDrop {
-                inner: stream,
-                job,
-                cluster: self.clone(),
-                finished: false,
-            };
-            // (the first batch, or the job's error, comes once the job has ended)
-            let first = results.next().await;
-            if let Some(Err(e)) = &first
-                && attempt == 1
-                && e.to_string().contains(crate::verified::RERUN)
-            {
-                tracing::warn!(error = %e, "running the query again as a new cluster job");
-                continue;
-            }
-            let rows = futures::stream::iter(first).chain(results);
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)));
+        let (mut first, mut results) = self.run_job(&ballista, &plan).await?;
+        if let Some(Err(e)) = &first
+            && e.to_string().contains(crate::verified::RERUN)
+        {
+            tracing::warn!(error = %e, "running the query again as a new cluster job");
+            (first, results) = self.run_job(&ballista, &plan).await?;
         }
-        unreachable!("the loop returns on its last attempt")
+        let schema = results.schema();
+        let rows = futures::stream::iter(first).chain(results);
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
     }
 }
 

@@ -542,9 +542,9 @@ impl PgTable {
                 let catalog_oid = oid(PG_CATALOG);
                 let conversions: Vec<(String, String)> = TYPES
                     .iter()
-                    .map(|(_, n, _)| match n.strip_prefix('_') {
-                        Some(_) => ("array_in".into(), "array_out".into()),
-                        None => (format!("{n}in"), format!("{n}out")),
+                    .map(|(_, n, _)| match n.starts_with('_') {
+                        true => ("array_in".into(), "array_out".into()),
+                        false => (format!("{n}in"), format!("{n}out")),
                     })
                     .collect();
                 vec![

@@ -71,10 +71,9 @@ fn distinct_wildcards(body: &mut SetExpr) {
                         let relation = relation.value.to_ascii_lowercase();
                         let mut columns: Vec<ObjectName> = vec![];
                         for (r, column) in &named {
-                            if *r == relation
-                                && !columns.iter().any(|c| c.to_string() == column.to_string())
-                            {
-                                columns.push(ObjectName::from(vec![column.clone()]));
+                            let column = ObjectName::from(vec![column.clone()]);
+                            if *r == relation && !columns.contains(&column) {
+                                columns.push(column);
                             }
                         }
                         if !columns.is_empty() {
