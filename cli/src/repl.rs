@@ -79,13 +79,19 @@ pub async fn run(
     );
     let mut buffer = String::new();
     let mut interrupted = false;
+    let mut stray = StrayInterrupts::new()?;
     loop {
         let prompt = if buffer.is_empty() {
             "citylake> "
         } else {
             "      ..> "
         };
-        let line = match editor.readline(prompt) {
+        let read = if stray.take() {
+            Err(ReadlineError::Interrupted)
+        } else {
+            editor.readline(prompt)
+        };
+        let line = match read {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
                 if !buffer.is_empty() {
@@ -119,6 +125,8 @@ pub async fn run(
                 Ok(Meta::Help) => eprintln!("{HELP}"),
                 Ok(Meta::Query(sql)) => {
                     run_script(session, &sql, format, out, timing).await;
+                    // a Ctrl-C during the statement was for the statement
+                    stray.take();
                 }
                 Err(e) => eprintln!("{e}"),
             }
@@ -133,9 +141,44 @@ pub async fn run(
             let sql = std::mem::take(&mut buffer);
             remember(&mut editor, sql.trim());
             run_script(session, &sql, format, out, timing).await;
+            stray.take();
         }
     }
     Ok(())
+}
+
+/// Ctrl-C pressed while the line editor does not hold the terminal (between
+/// printing a result or an error and showing the next prompt) arrives as
+/// SIGINT, which the handler that cancels statements has taken over from the
+/// default: without this listener it would be lost, and the statement being
+/// typed would stay. The next prompt acts on it as on a Ctrl-C typed there.
+struct StrayInterrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl StrayInterrupts {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+        })
+    }
+
+    /// Whether SIGINT arrived since the last call (without waiting).
+    fn take(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let mut any = false;
+            while let std::task::Poll::Ready(Some(())) = self.signal.poll_recv(&mut cx) {
+                any = true;
+            }
+            any
+        }
+        #[cfg(not(unix))]
+        false
+    }
 }
 
 #[cfg(test)]
