@@ -368,6 +368,9 @@ impl Engine {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, f)
                 .expect("catalog functions register");
         }
+        for (name, f) in crate::pg_catalog::table_functions() {
+            state.register_udtf(name, f);
+        }
         datafusion::execution::FunctionRegistry::register_udf(
             &mut state,
             crate::governance::mask_udf(),

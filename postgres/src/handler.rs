@@ -196,18 +196,87 @@ fn client_statement(sql: &str) -> Option<ClientStatement> {
 
 /// PostgreSQL spellings clients put into their catalog queries that mean
 /// nothing else here: psql's `OPERATOR(pg_catalog.~)` (the operator, schema
-/// qualified) and `COLLATE pg_catalog.default` (the default collation).
+/// qualified) and `COLLATE pg_catalog.default` (the default collation); and
+/// PostgreSQL's keyword `user` (see [`user_keyword`]).
 fn postgres_spellings(sql: &str) -> std::borrow::Cow<'_, str> {
+    let sql = user_keyword(sql);
     if !sql.contains("pg_catalog.") {
-        return sql.into();
+        return sql;
     }
-    let mut out = sql.to_string();
+    let mut out = sql.into_owned();
     for op in ["!~*", "~*", "!~", "~", "<>", "=", "<=", ">=", "<", ">"] {
         out = out.replace(&format!("OPERATOR(pg_catalog.{op})"), op);
     }
     out = out.replace(" COLLATE pg_catalog.default", "");
     // (casts to the catalog's types are read by the engine, for every front
     // end: engine/src/pg_catalog/spellings.rs)
+    out.into()
+}
+
+/// `user` without quotes is a keyword in PostgreSQL, the current user
+/// (`current_user`), not a column: Grafana's table list compares schemas with
+/// `CASE WHEN trim(s[i]) = '"$user"' THEN user …`. It is rewritten so over
+/// this protocol; `"user"` (quoted) names a column, as in PostgreSQL — the
+/// one of `system.audit_log` and `system.queries`. Where PostgreSQL reads
+/// `user` as a name (after `.` or `AS`, before `.` or `(`) it stays.
+fn user_keyword(sql: &str) -> std::borrow::Cow<'_, str> {
+    use citylake_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use citylake_engine::datafusion::sql::sqlparser::keywords::Keyword;
+    use citylake_engine::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.to_ascii_lowercase().contains("user") {
+        return sql.into();
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
+        // the parser reports what is wrong with it
+        return sql.into();
+    };
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|i| !matches!(tokens[*i].token, Token::Whitespace(_)))
+        .collect();
+    let is_word = |i: usize, k: Keyword| matches!(&tokens[i].token, Token::Word(w) if w.keyword == k && w.quote_style.is_none());
+    // byte offsets of the lines (the tokenizer counts columns in characters)
+    let lines: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let mut replace = vec![];
+    for (n, &i) in significant.iter().enumerate() {
+        if !is_word(i, Keyword::USER) {
+            continue;
+        }
+        let before = n.checked_sub(1).map(|p| significant[p]);
+        let after = significant.get(n + 1).copied();
+        let a_name = before.is_some_and(|b| {
+            matches!(tokens[b].token, Token::Period)
+                || [Keyword::AS, Keyword::CREATE, Keyword::ALTER, Keyword::DROP]
+                    .iter()
+                    .any(|k| is_word(b, *k))
+        }) || after.is_some_and(|a| matches!(tokens[a].token, Token::Period | Token::LParen));
+        if a_name {
+            continue;
+        }
+        let start = tokens[i].span.start;
+        let Some(line) = lines.get(start.line.saturating_sub(1) as usize) else {
+            return sql.into();
+        };
+        let Some((offset, _)) = sql[*line..]
+            .char_indices()
+            .nth(start.column.saturating_sub(1) as usize)
+        else {
+            return sql.into();
+        };
+        replace.push(line + offset);
+    }
+    if replace.is_empty() {
+        return sql.into();
+    }
+    let mut out = String::with_capacity(sql.len() + 8 * replace.len());
+    let mut from = 0;
+    for at in replace {
+        out.push_str(&sql[from..at]);
+        out.push_str("current_user");
+        from = at + "user".len();
+    }
+    out.push_str(&sql[from..]);
     out.into()
 }
 
@@ -1009,6 +1078,25 @@ mod tests {
     fn placeholders_are_counted_in_the_text() {
         assert_eq!(placeholders("SELECT 1"), 0);
         assert_eq!(placeholders("SELECT $1, '$5', $3 -- $9"), 3);
+    }
+
+    #[test]
+    fn user_is_the_keyword_unless_quoted_or_a_name() {
+        for (sql, want) in [
+            (
+                "SELECT CASE WHEN x = '\"$user\"' THEN user ELSE x END",
+                "SELECT CASE WHEN x = '\"$user\"' THEN current_user ELSE x END",
+            ),
+            (
+                "SELECT User, \"user\", a.user, 1 AS user\n FROM t WHERE\n  é = USER",
+                "SELECT current_user, \"user\", a.user, 1 AS user\n FROM t WHERE\n  é = current_user",
+            ),
+            ("SELECT 'user', users, user_id FROM t -- user", "SELECT 'user', users, user_id FROM t -- user"),
+            ("SELECT user.x, user(1) FROM user", "SELECT user.x, user(1) FROM current_user"),
+            ("CREATE USER x", "CREATE USER x"),
+        ] {
+            assert_eq!(user_keyword(sql), want, "{sql}");
+        }
     }
 
     #[test]

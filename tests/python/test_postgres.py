@@ -489,7 +489,10 @@ def test_logins_and_refusals_are_in_the_audit_trail(pg):
         psycopg.connect(dsn(pg, "dora", "not her password"))
     with pytest.raises(psycopg.Error):
         rows(pg, "dora", "SELECT payee AS pg_refused FROM finance.expenditures")
-    records = rows(pg, "audrey", "SELECT kind, request, outcome, user, client, error FROM system.audit_log "
+    # (`user` unquoted is PostgreSQL's keyword, the current user: the column is `"user"`)
+    assert rows(pg, "audrey", "SELECT user AS u, current_user AS c") == [("audrey", "audrey")]
+    records = rows(pg, "audrey", 'SELECT kind, request, outcome, "user", client, error '
+                                 "FROM system.audit_log "
                                  "WHERE client LIKE 'postgres %' OR request = 'postgres password' "
                                  "ORDER BY seq")
     logins = [r for r in records if r[0] == "login" and r[3] == "dora"]

@@ -28,6 +28,7 @@
 //! sessions; a client may cache them).
 
 mod empty;
+mod format;
 mod spellings;
 
 /// The names of `pg_catalog`'s tables.
@@ -917,6 +918,73 @@ pub fn session_functions(user: &str, default_schema: &str) -> Vec<ScalarUDF> {
     ]
 }
 
+/// The table functions clients call on the catalog: `pg_get_keywords()`
+/// (`pg_catalog.pg_get_keywords()` too: see `spellings.rs`).
+pub fn table_functions() -> Vec<(&'static str, Arc<dyn datafusion::catalog::TableFunctionImpl>)> {
+    vec![("pg_get_keywords", Arc::new(Keywords))]
+}
+
+/// `pg_get_keywords()`: the keywords of the SQL parser, listed as PostgreSQL
+/// lists its own (`word`, `catcode`, `barelabel`, `catdesc`, `baredesc`);
+/// `R` (reserved) are those that cannot name a column without `AS`, the rest
+/// `U` (unreserved). pgjdbc's `getSQLKeywords()` (DBeaver) reads it.
+#[derive(Debug)]
+struct Keywords;
+
+impl datafusion::catalog::TableFunctionImpl for Keywords {
+    fn call_with_args(
+        &self,
+        args: datafusion::catalog::TableFunctionArgs,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        use datafusion::sql::sqlparser::keywords::{
+            ALL_KEYWORDS, ALL_KEYWORDS_INDEX, RESERVED_FOR_COLUMN_ALIAS,
+        };
+        if !args.exprs().is_empty() {
+            return datafusion::common::plan_err!("pg_get_keywords() takes no arguments");
+        }
+        let reserved: Vec<bool> = ALL_KEYWORDS_INDEX
+            .iter()
+            .map(|k| RESERVED_FOR_COLUMN_ALIAS.contains(k))
+            .collect();
+        let words: Vec<String> = ALL_KEYWORDS.iter().map(|w| w.to_lowercase()).collect();
+        let code = |r: bool| if r { "R" } else { "U" };
+        let describe = |r: bool| {
+            if r {
+                "reserved"
+            } else {
+                "unreserved"
+            }
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("word", DataType::Utf8, false),
+            Field::new("catcode", DataType::Utf8, false),
+            Field::new("barelabel", DataType::Boolean, false),
+            Field::new("catdesc", DataType::Utf8, false),
+            Field::new("baredesc", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                strings(words.iter().map(|w| Some(w.as_str()))),
+                strings(reserved.iter().map(|r| Some(code(*r)))),
+                bools(reserved.iter().map(|r| Some(!r))),
+                strings(reserved.iter().map(|r| Some(describe(*r)))),
+                strings(reserved.iter().map(|r| {
+                    Some(if *r {
+                        "requires AS"
+                    } else {
+                        "can be bare label"
+                    })
+                })),
+            ],
+        )?;
+        Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?))
+    }
+}
+
 /// The functions clients call on the catalog (see the module documentation),
 /// made once.
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
@@ -993,6 +1061,7 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
     ));
     out.push(constant("pg_get_partkeydef", Utf8, ScalarValue::Utf8(None)));
     out.push(spellings::like_escape_udf());
+    out.push(format::udf());
     let text_list = DataType::List(Arc::new(Field::new_list_field(Utf8, true)));
     for (name, returns, value) in [
         ("quote_ident", Utf8, Value::QuoteIdent),
@@ -1011,6 +1080,7 @@ fn make_functions() -> Vec<Arc<ScalarUDF>> {
         ),
         ("current_setting", Utf8, Value::Setting),
         ("to_regtype", DataType::Int32, Value::ToRegtype),
+        ("citylake_udt_name", Utf8, Value::UdtName),
     ] {
         out.push(Arc::new(ScalarUDF::new_from_impl(PgFunction {
             name,
@@ -1097,6 +1167,10 @@ enum Value {
     RegClass(String),
     /// `format_type(oid, typmod)`: the type's name
     FormatType,
+    /// `citylake_udt_name(data_type)`: the name of the PostgreSQL type a
+    /// column of that Arrow type (as `information_schema.columns` spells it)
+    /// is shown as (`information_schema.columns.udt_name`)
+    UdtName,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -1135,6 +1209,7 @@ impl ScalarUDFImpl for PgFunction {
             | Value::ParseIdent
             | Value::Setting
             | Value::ToRegtype
+            | Value::UdtName
             | Value::RegClass(_) => {
                 // one text argument (a NULL of the result's type without it)
                 let Some(first) = args.args.first() else {
@@ -1177,6 +1252,16 @@ impl ScalarUDFImpl for PgFunction {
                             .map(|t| {
                                 let t = t?;
                                 t.trim().parse::<i32>().ok().or_else(|| type_oid(t))
+                            })
+                            .collect();
+                        Ok(ColumnarValue::Array(Arc::new(out)))
+                    }
+                    Value::UdtName => {
+                        let out: StringArray = texts
+                            .iter()
+                            .map(|t| {
+                                let t: DataType = t?.parse().ok()?;
+                                Some(pg_type(&t).1)
                             })
                             .collect();
                         Ok(ColumnarValue::Array(Arc::new(out)))

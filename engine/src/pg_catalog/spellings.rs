@@ -15,7 +15,13 @@
 //!   relation named before it (DBeaver's browse queries);
 //! - a function in `FROM` that is not a table function is a one-row table
 //!   whose one column is named by the alias (`FROM string_to_array(…) s`,
-//!   Grafana), and `FROM generate_series(…) AS i` names its column `i`.
+//!   Grafana), and `FROM generate_series(…) AS i` names its column `i`;
+//!   `pg_catalog.` before a table function is left out;
+//! - `information_schema.columns` has PostgreSQL's columns DataFusion's lacks
+//!   (`udt_name` and the rest of [`COLUMNS_EXTRAS`]);
+//! - `ORDER BY` an expression holding a subquery (see
+//!   [`subqueries_in_order_by`]), and `IN (SELECT …)` in a projection (see
+//!   [`InSubqueries`]).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -101,10 +107,79 @@ fn expr(sql: &str) -> Option<Expr> {
         .ok()
 }
 
-/// `X::regclass`: a relation's name (a string) is its object id
-/// (`to_regclass`); an object id stays what it is, shown as text.
+/// PostgreSQL's columns of `information_schema.columns` that DataFusion's
+/// does not have, as they are here: the PostgreSQL type's name (`udt_name`,
+/// what Metabase and npgsql read for a column's type), and no identity,
+/// generation, domain, collation or character set. Its own columns stay as
+/// they are, so Flight SQL clients read what they read before.
+const COLUMNS_EXTRAS: &str = "CAST(NULL AS INT) AS interval_precision, \
+    CAST(NULL AS TEXT) AS character_set_catalog, CAST(NULL AS TEXT) AS character_set_schema, \
+    CAST(NULL AS TEXT) AS character_set_name, CAST(NULL AS TEXT) AS collation_catalog, \
+    CAST(NULL AS TEXT) AS collation_schema, CAST(NULL AS TEXT) AS collation_name, \
+    CAST(NULL AS TEXT) AS domain_catalog, CAST(NULL AS TEXT) AS domain_schema, \
+    CAST(NULL AS TEXT) AS domain_name, current_database() AS udt_catalog, \
+    'pg_catalog' AS udt_schema, citylake_udt_name(data_type) AS udt_name, \
+    CAST(NULL AS TEXT) AS scope_catalog, CAST(NULL AS TEXT) AS scope_schema, \
+    CAST(NULL AS TEXT) AS scope_name, CAST(NULL AS INT) AS maximum_cardinality, \
+    CAST(ordinal_position AS TEXT) AS dtd_identifier, 'NO' AS is_self_referencing, \
+    'NO' AS is_identity, CAST(NULL AS TEXT) AS identity_generation, \
+    CAST(NULL AS TEXT) AS identity_start, CAST(NULL AS TEXT) AS identity_increment, \
+    CAST(NULL AS TEXT) AS identity_maximum, CAST(NULL AS TEXT) AS identity_minimum, \
+    'NO' AS identity_cycle, 'NEVER' AS is_generated, \
+    CAST(NULL AS TEXT) AS generation_expression, 'NO' AS is_updatable";
+
+/// `information_schema.columns` (not already a derived table's) as a
+/// subquery adding [`COLUMNS_EXTRAS`], under the name it was read by.
+fn information_schema_columns(factor: &TableFactor) -> Option<TableFactor> {
+    let TableFactor::Table {
+        name,
+        alias,
+        args: None,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.as_ident().map(|i| i.value.to_ascii_lowercase()))
+        .collect::<Option<_>>()?;
+    let ([schema, table] | [_, schema, table]) = parts.as_slice() else {
+        return None;
+    };
+    if schema != "information_schema" || table != "columns" {
+        return None;
+    }
+    let sql = format!("SELECT *, {COLUMNS_EXTRAS} FROM {name}");
+    let Ok(Statement::Query(subquery)) = Parser::new(&GenericDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_statement())
+    else {
+        return None;
+    };
+    Some(TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(alias.clone().unwrap_or(TableAlias {
+            explicit: true,
+            name: Ident::new("columns"),
+            columns: vec![],
+            at: None,
+        })),
+        sample: None,
+    })
+}
+
+/// `X::regclass`: a relation's name (a string, or a function building one:
+/// Metabase's `format('%I.%I', schema, table)::regclass`) is its object id
+/// (`to_regclass`); an object id (a column) stays what it is, shown as text.
 fn regclass(inner: &Expr) -> Option<Expr> {
-    match inner {
+    let mut built = inner;
+    while let Expr::Nested(e) = built {
+        built = e;
+    }
+    match built {
         Expr::Value(v)
             if matches!(
                 v.value,
@@ -113,8 +188,162 @@ fn regclass(inner: &Expr) -> Option<Expr> {
         {
             expr(&format!("to_regclass({inner})"))
         }
+        Expr::Function(_)
+        | Expr::BinaryOp {
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::StringConcat,
+            ..
+        } => expr(&format!("to_regclass({inner})")),
         _ => expr(&format!("CAST({inner} AS TEXT)")),
     }
+}
+
+/// `x [NOT] IN (SELECT …)` in a select's projection, which DataFusion 55
+/// does not run there ("Physical plan does not support logical expression
+/// InSubquery"; Grafana's table list has one in a `CASE`): the subquery's
+/// values are gathered into an array by a scalar subquery, which DataFusion
+/// runs, and the answer is SQL's, `NULL`s included — true when `x` is among
+/// them; false when there are none; else `NULL` when `x` or one of them is
+/// `NULL`; else false. Subqueries inside it are left to their own select.
+struct InSubqueries {
+    depth: usize,
+}
+
+impl VisitorMut for InSubqueries {
+    type Break = ();
+    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if self.depth > 0 {
+            return ControlFlow::Continue(());
+        }
+        let Expr::InSubquery {
+            expr: x,
+            subquery,
+            negated,
+        } = e
+        else {
+            return ControlFlow::Continue(());
+        };
+        let values = format!(
+            "(SELECT array_agg(citylake_in.c) FROM ({subquery}) AS citylake_in (c))"
+        );
+        let test = format!(
+            "CASE WHEN {values} IS NULL THEN false WHEN ({x}) IS NULL THEN CAST(NULL AS BOOLEAN) \
+             WHEN array_has({values}, {x}) THEN true \
+             WHEN array_position({values}, NULL) IS NOT NULL THEN CAST(NULL AS BOOLEAN) \
+             ELSE false END"
+        );
+        let test = if *negated {
+            format!("NOT ({test})")
+        } else {
+            format!("({test})")
+        };
+        if let Some(r) = expr(&test) {
+            *e = r;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether `e` holds a subquery.
+fn has_subquery(e: &Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. } => {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    e.visit(&mut Finder).is_break()
+}
+
+/// `ORDER BY` an expression holding a subquery (Grafana's table list orders
+/// by `CASE WHEN schema IN (SELECT …) THEN 0 ELSE 1 END`), which DataFusion
+/// plans only in a projection: each ordering expression that is not a plain
+/// name or position becomes a column of the select, which an outer select
+/// leaves out again (`SELECT * EXCLUDE (…)`), and the query orders by those
+/// columns. Only for a plain select (no `DISTINCT`, grouping or `HAVING`,
+/// where another column would change the answer).
+fn subqueries_in_order_by(query: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{OrderByExpr, OrderByKind};
+    let Some(order_by) = &mut query.order_by else {
+        return;
+    };
+    let OrderByKind::Expressions(exprs) = &mut order_by.kind else {
+        return;
+    };
+    if !exprs.iter().any(|o| has_subquery(&o.expr)) {
+        return;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return;
+    };
+    let grouped = match &select.group_by {
+        datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, m) => {
+            !e.is_empty() || !m.is_empty()
+        }
+        datafusion::sql::sqlparser::ast::GroupByExpr::All(_) => true,
+    };
+    if select.distinct.is_some() || grouped || select.having.is_some() {
+        return;
+    }
+    let aliases: Vec<String> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let mut inner = select.clone();
+    let mut hidden = vec![];
+    for (i, o) in exprs.iter_mut().enumerate() {
+        // a position, or an output column's name: read by the outer select
+        let outer = match &o.expr {
+            Expr::Value(_) => true,
+            Expr::Identifier(name) => aliases.contains(&name.value.to_ascii_lowercase()),
+            _ => false,
+        };
+        if outer {
+            continue;
+        }
+        let name = Ident::new(format!("citylake_order_{i}"));
+        let mut moved = o.expr.clone();
+        let _ = moved.visit(&mut InSubqueries { depth: 0 });
+        inner.projection.push(SelectItem::ExprWithAlias {
+            expr: moved,
+            alias: name.clone(),
+        });
+        *o = OrderByExpr {
+            expr: Expr::Identifier(name.clone()),
+            options: o.options,
+            with_fill: None,
+        };
+        hidden.push(name.to_string());
+    }
+    let sql = format!(
+        "SELECT * EXCLUDE ({}) FROM ({inner}) AS citylake_ordered",
+        hidden.join(", ")
+    );
+    let Ok(Statement::Query(outer)) = Parser::new(&GenericDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_statement())
+    else {
+        return;
+    };
+    query.body = outer.body;
 }
 
 impl VisitorMut for Spellings<'_> {
@@ -122,10 +351,36 @@ impl VisitorMut for Spellings<'_> {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         distinct_wildcards(&mut query.body);
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in &mut select.projection {
+                match item {
+                    SelectItem::ExprWithAlias { expr: e, .. } => {
+                        let _ = e.visit(&mut InSubqueries { depth: 0 });
+                    }
+                    SelectItem::UnnamedExpr(e) => {
+                        let written = e.to_string();
+                        let _ = e.visit(&mut InSubqueries { depth: 0 });
+                        if e.to_string() != written {
+                            // named as written, not by what it became
+                            *item = SelectItem::ExprWithAlias {
+                                expr: e.clone(),
+                                alias: Ident::with_quote('"', written),
+                            };
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        subqueries_in_order_by(query);
         ControlFlow::Continue(())
     }
 
     fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let Some(columns) = information_schema_columns(factor) {
+            *factor = columns;
+            return ControlFlow::Continue(());
+        }
         let TableFactor::Table {
             name,
             alias,
@@ -140,6 +395,15 @@ impl VisitorMut for Spellings<'_> {
         };
         let function = function.value.to_ascii_lowercase();
         if (self.is_table_function)(&function) {
+            // `pg_catalog.pg_get_keywords()`: DataFusion looks table functions
+            // up by their first name part
+            if let [schema, _] = name.0.as_slice()
+                && schema
+                    .as_ident()
+                    .is_some_and(|s| s.value.eq_ignore_ascii_case(super::PG_CATALOG))
+            {
+                name.0.remove(0);
+            }
             if let Some(alias) = alias
                 && alias.columns.is_empty()
                 && ONE_COLUMN_TABLE_FUNCTIONS.contains(&function.as_str())
@@ -388,6 +652,90 @@ mod tests {
             rewritten("SELECT s[i] FROM generate_series(1, 2) AS i, string_to_array('a,b', ',') s"),
             "SELECT s[i] FROM generate_series(1, 2) AS i (i), (SELECT string_to_array('a,b', ',') AS s) AS s"
         );
+    }
+
+    #[test]
+    fn ordering_by_a_subquery() {
+        let sql = rewritten(
+            "SELECT CASE WHEN s IN (SELECT 1) THEN t END AS x FROM r \
+             ORDER BY CASE WHEN s IN (SELECT 2) THEN 0 ELSE 1 END DESC, 1, x, t LIMIT 3",
+        );
+        assert!(
+            sql.starts_with("SELECT * EXCLUDE (citylake_order_0, citylake_order_3) FROM (SELECT "),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with(
+                " ELSE 1 END AS citylake_order_0, t AS citylake_order_3 FROM r) AS \
+                 citylake_ordered ORDER BY citylake_order_0 DESC, 1, x, citylake_order_3 LIMIT 3"
+            ),
+            "{sql}"
+        );
+        // (the IN of both, now in the projection, as there)
+        assert!(!sql.contains(" IN (SELECT"), "{sql}");
+        // grouped or distinct: left to the planner
+        for sql in [
+            "SELECT DISTINCT a FROM r ORDER BY a IN (SELECT 1)",
+            "SELECT a FROM r GROUP BY a ORDER BY a IN (SELECT 1)",
+            "SELECT a FROM r ORDER BY a + 1",
+        ] {
+            assert_eq!(rewritten(sql), sql);
+        }
+    }
+
+    #[test]
+    fn in_subqueries_in_a_projection() {
+        let sql = rewritten(
+            "SELECT CASE WHEN s NOT IN (SELECT x FROM r WHERE y IN (SELECT 1)) THEN 0 END FROM t \
+             WHERE s IN (SELECT 2)",
+        );
+        assert!(
+            sql.starts_with(
+                "SELECT CASE WHEN NOT (CASE WHEN (SELECT array_agg(citylake_in.c) FROM (SELECT x \
+                 FROM r WHERE y IN (SELECT 1)) AS citylake_in (c)) IS NULL THEN false"
+            ),
+            "{sql}"
+        );
+        // a filter's stays: DataFusion runs it
+        assert!(
+            sql.ends_with(
+                "END) THEN 0 END AS \"CASE WHEN s NOT IN (SELECT x FROM r WHERE y IN (SELECT 1)) \
+                 THEN 0 END\" FROM t WHERE s IN (SELECT 2)"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn table_functions_under_the_catalog_prefix() {
+        assert_eq!(
+            rewritten("SELECT * FROM pg_catalog.generate_series(1, 2) g"),
+            "SELECT * FROM generate_series(1, 2) g (g)"
+        );
+    }
+
+    #[test]
+    fn information_schema_columns_has_postgresql_columns() {
+        let sql = rewritten("SELECT udt_name FROM information_schema.columns WHERE x = 1");
+        assert!(
+            sql.starts_with("SELECT udt_name FROM (SELECT *, CAST(NULL AS INT) AS interval_precision"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("FROM information_schema.columns) AS columns WHERE x = 1"),
+            "{sql}"
+        );
+        // the name it was read by stays; the subquery is not rewritten again
+        let sql = rewritten("SELECT c.udt_name FROM city.information_schema.columns AS c");
+        assert!(sql.ends_with("FROM city.information_schema.columns) AS c"), "{sql}");
+        assert_eq!(sql.matches("udt_name").count(), 3, "{sql}");
+        // other tables of the schema, and a table of that name elsewhere, stay
+        for other in [
+            "SELECT * FROM information_schema.tables",
+            "SELECT * FROM traffic.columns",
+        ] {
+            assert_eq!(rewritten(other), other);
+        }
     }
 
     #[test]

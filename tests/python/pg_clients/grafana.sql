@@ -76,7 +76,6 @@ SELECT quote_ident(table_name) AS "table"
 -- LIST COLUMNS of the picked table: db.fields(query) -> fetchFields -> getSchema(query.table)
 -- query.table is the unqualified name from the table list, so the ELSE branch applies (search_path based
 -- - with the default search_path it finds nothing for a table in schema traffic)
--- citylake: not yet: schema error: No field named user.
 SELECT quote_ident(column_name) AS "column", data_type AS "type"
     FROM information_schema.columns
     WHERE
@@ -99,7 +98,6 @@ SELECT quote_ident(column_name) AS "column", data_type AS "type"
 
 -- LIST TABLES without a schema: code-editor autocomplete and db.lookup() -> fetchTables() -> showTables()
 -- (Grafana 12.x query builder table list too). Tables outside search_path come back as schema.table
--- citylake: not yet: schema error: No field named user.
 SELECT
     CASE WHEN 
           quote_ident(table_schema) IN (
@@ -138,7 +136,6 @@ SELECT
 
 -- LIST COLUMNS for a schema-qualified name from that list (autocomplete / Grafana 12.x builder)
 -- getSchema('traffic.segment_speed') - the parse_ident two-part branch applies
--- citylake: not yet: schema error: No field named user.
 SELECT quote_ident(column_name) AS "column", data_type AS "type"
     FROM information_schema.columns
     WHERE

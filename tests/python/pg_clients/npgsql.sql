@@ -299,5 +299,4 @@ WHERE table_type IN ('BASE TABLE', 'FOREIGN', 'FOREIGN TABLE') AND table_schema 
 
 -- NOT USED BY POWER BI. NpgsqlSchema.GetColumns, GetSchema("Columns", new[] {null, "traffic", "segment_speed"})
 -- $1 = 'traffic', $2 = 'segment_speed' (named :table_schema / :table_name rewritten to positional)
--- citylake: not yet: schema error: No field named udt_name. Did you mean 'information_schema.columns.column_name'?
 SELECT table_catalog, table_schema, table_name, column_name, ordinal_position, column_default, is_nullable, udt_name AS data_type, character_maximum_length, character_octet_length, numeric_precision, numeric_precision_radix, numeric_scale, datetime_precision, character_set_catalog, character_set_schema, character_set_name, collation_catalog FROM information_schema.columns WHERE table_schema = 'traffic' AND table_name = 'segment_speed';
