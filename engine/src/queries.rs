@@ -171,6 +171,9 @@ pub struct QueryEntry {
     pub started: SystemTime,
     start: Instant,
     state: Mutex<(QueryState, Option<Duration>, String)>,
+    /// How it ended as its user was told, where that differs from the record
+    /// (see [`QueryEntry::tell`]).
+    told: Mutex<Option<(Outcome, String)>>,
     /// Datasets it reads and the columns masked in them (known once planned).
     touched: Mutex<(String, String)>,
     rows: AtomicU64,
@@ -189,6 +192,15 @@ pub struct QueryEntry {
 impl QueryEntry {
     pub fn state(&self) -> QueryState {
         self.state.lock().0
+    }
+
+    /// Keeps how its user was told it ended, for the user's own view of
+    /// `system.queries`, where that differs from the record (which the audit
+    /// roles see): a name hidden from the user is a refusal in the record and
+    /// a missing name to the user, who must not tell the two apart by their
+    /// own query history either.
+    pub(crate) fn tell(&self, outcome: Outcome, error: String) {
+        *self.told.lock() = Some((outcome, error));
     }
 
     pub(crate) fn set_state(&self, state: QueryState) {
@@ -416,6 +428,7 @@ impl QueryRegistry {
             started: SystemTime::now() - start.elapsed(),
             start,
             state: Mutex::new((QueryState::Planning, None, String::new())),
+            told: Mutex::new(None),
             touched: Mutex::new(Default::default()),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -806,12 +819,26 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// Queries as one batch of [`schema`].
-fn to_batch(entries: &[Arc<QueryEntry>]) -> DfResult<RecordBatch> {
+/// Queries as one batch of [`schema`]; `as_told`: each as its user was told
+/// it ended (the user's own view).
+fn to_batch(entries: &[Arc<QueryEntry>], as_told: bool) -> DfResult<RecordBatch> {
     let text = |f: &dyn Fn(&QueryEntry) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(entries.iter().map(|e| f(e))))
     };
-    let states: Vec<_> = entries.iter().map(|e| e.state.lock().clone()).collect();
+    let states: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let mut state = e.state.lock().clone();
+            if as_told
+                && matches!(state.0, QueryState::Ended(_))
+                && let Some((outcome, error)) = e.told.lock().clone()
+            {
+                state.0 = QueryState::Ended(outcome);
+                state.2 = error;
+            }
+            state
+        })
+        .collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(
             entries.iter().map(|e| e.id as i64),
@@ -881,6 +908,7 @@ impl crate::snapshot::Snapshot for QueriesTable {
     fn batches(&self) -> DfResult<Vec<RecordBatch>> {
         Ok(vec![to_batch(
             &self.registry.snapshot(self.user.as_deref()),
+            self.user.is_some(),
         )?])
     }
 }

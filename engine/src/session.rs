@@ -1154,9 +1154,18 @@ impl Session {
             let state = self.ctx.state();
             let aggregates = state.aggregate_functions();
             let tables = state.table_functions();
-            crate::pg_catalog::rewrite(s, &|name| aggregates.contains_key(name), &|name| {
-                tables.contains_key(name)
-            });
+            let scalars = state.scalar_functions();
+            let windows = state.window_functions();
+            crate::pg_catalog::rewrite(
+                s,
+                &|name| aggregates.contains_key(name),
+                &|name| tables.contains_key(name),
+                &|name| {
+                    scalars.contains_key(name)
+                        || aggregates.contains_key(name)
+                        || windows.contains_key(name)
+                },
+            );
         }
         check_cte_copies(&statement)?;
         let query = is_query(&statement);
@@ -1350,6 +1359,9 @@ impl Session {
     /// be written).
     async fn failed(&self, entry: &Arc<crate::queries::QueryEntry>, e: EngineError) -> EngineError {
         let (outcome, recorded) = crate::queries::Outcome::of_error(&e);
+        if matches!(e, EngineError::NotFound { hidden: true, .. }) {
+            entry.tell(crate::queries::Outcome::Error, e.to_string());
+        }
         if let Some(ack) = self.queries.end(entry, outcome, recorded)
             && let Err(audit) = ack.await
         {

@@ -280,6 +280,10 @@ fn user_keyword(sql: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// The most parameters a prepared statement may have: PostgreSQL's (a Bind
+/// message counts them in 16 bits).
+const MAX_PARAMETERS: usize = 65535;
+
 /// The highest `$n` placeholder in `sql` (0 for none).
 fn placeholders(sql: &str) -> usize {
     use citylake_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -346,16 +350,19 @@ fn statement_timeout<C: ClientInfo>(client: &C) -> Option<std::time::Duration> {
         Err(_) => {
             let (number, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit())?);
             let n: u64 = number.parse().ok()?;
-            match unit.trim() {
-                "ms" => n,
-                "s" => n * 1000,
-                "min" => n * 60_000,
-                "h" => n * 3_600_000,
-                "d" => n * 86_400_000,
+            let scale: u64 = match unit.trim() {
+                "ms" => 1,
+                "s" => 1000,
+                "min" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
                 _ => return None,
-            }
+            };
+            n.saturating_mul(scale)
         }
     };
+    // PostgreSQL's largest (`INT_MAX` milliseconds, 24.8 days)
+    let millis = millis.min(i32::MAX as u64);
     (millis > 0).then(|| std::time::Duration::from_millis(millis))
 }
 
@@ -813,6 +820,16 @@ impl QueryParser for Parser {
                 what: What::Client(own),
             }));
         }
+        let declared = placeholders(sql);
+        if declared > MAX_PARAMETERS {
+            // (a place is kept for each: `$99999999999` would ask for terabytes)
+            return Err(user_error(
+                "54000",
+                format!(
+                    "a statement may have at most {MAX_PARAMETERS} parameters; this one names ${declared}"
+                ),
+            ));
+        }
         let started = std::time::Instant::now();
         let plan = match session.plan_sql(sql).await {
             Ok(plan) => plan,
@@ -841,7 +858,7 @@ impl QueryParser for Parser {
         // `$n` by position: the types the planner inferred, and a place for
         // every `$n` the text holds even where the plan lost it (a subquery
         // over an empty catalog answered before planning): clients bind them all
-        let mut parameters: Vec<Option<DataType>> = vec![None; placeholders(sql)];
+        let mut parameters: Vec<Option<DataType>> = vec![None; declared];
         for (id, t) in plan
             .get_parameter_types()
             .map_err(|e| to_pg(&e.into(), Some(sql)))?
@@ -850,7 +867,7 @@ impl QueryParser for Parser {
                 .trim_start_matches('$')
                 .parse::<usize>()
                 .ok()
-                .filter(|n| *n >= 1)
+                .filter(|n| (1..=MAX_PARAMETERS).contains(n))
             {
                 if parameters.len() < n {
                     parameters.resize(n, None);

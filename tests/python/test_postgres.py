@@ -654,6 +654,53 @@ def test_a_bind_with_the_wrong_number_of_parameters_is_refused(pg):
         assert any(tag == b"D" and payload.endswith(b"42") for tag, payload in seen), seen
 
 
+def test_a_huge_parameter_number_is_refused_and_the_server_lives(pg):
+    """Attack: `$99999999999` in a Parse once made the server reserve a place per
+    parameter — terabytes — and abort, ending both protocols for everyone."""
+    s, _ = raw_login(pg)
+    with s:
+        for sql in (b"SELECT $99999999999", b"SELECT $65536", b"SELECT $1 + $400000000"):
+            s.sendall(message(b"P", b"\0" + sql + b"\0" + struct.pack("!h", 0)) + message(b"S", b""))
+            code, text = error_code(until_ready(s))
+            assert code == "54000" and "at most 65535 parameters" in text, (sql, code, text)
+        s.sendall(message(b"Q", b"SELECT 41 + 1\0"))
+        seen = until_ready(s)
+        assert any(tag == b"D" and payload.endswith(b"42") for tag, payload in seen), seen
+    with psycopg.connect(dsn(pg, "ana"), autocommit=True) as conn:
+        assert conn.execute("SELECT %s::bigint + 1", [41], prepare=True).fetchall() == [(42,)]
+
+
+def test_a_users_query_history_does_not_tell_hidden_from_missing(pg):
+    """Attack: ana's own `system.queries` once showed a query of a hidden dataset as
+    `refused` (its error naming it hidden) and one of a missing dataset as `error`:
+    an oracle for which restricted datasets exist. The audit roles still see the truth."""
+    told = {}
+    for name in ("hotline.cases", "hotline.calls"):  # hidden from ana; missing
+        marker = f"probe_{name.replace('.', '_')}"
+        with pytest.raises(psycopg.Error) as e:
+            rows(pg, "ana", f"SELECT 1 AS {marker} FROM {name}")
+        told[name] = str(e.value).replace(name.split(".")[1], "X")
+        own = rows(pg, "ana", "SELECT state, error FROM system.queries WHERE sql LIKE %s",
+                   (f"%AS {marker} %",))
+        assert len(own) == 1, own
+        told[name + " history"] = (own[0][0], own[0][1].replace(name.split(".")[1], "X"))
+    assert told["hotline.cases"] == told["hotline.calls"], told
+    assert told["hotline.cases history"] == told["hotline.calls history"], told
+    assert told["hotline.cases history"][0] == "error", told
+    seen = rows(pg, "audrey", "SELECT state, error FROM system.queries WHERE sql LIKE %s",
+                ("%AS probe_hotline_cases %",))
+    assert seen[0][0] == "refused" and "hidden from this user" in seen[0][1], seen
+
+
+def test_an_absurd_statement_timeout_is_bounded_not_a_crash(pg):
+    """Attack: a timeout whose milliseconds overflow 64 bits once panicked the connection."""
+    with psycopg.connect(dsn(pg, "ana"), autocommit=True) as conn:
+        conn.execute("SET statement_timeout = '999999999999999d'")
+        assert conn.execute("SELECT 1").fetchall() == [(1,)]
+        conn.execute("SET statement_timeout = '18446744073709551615'")
+        assert conn.execute("SELECT 2").fetchall() == [(2,)]
+
+
 def test_the_servers_settings_are_not_the_start_up_messages(pg):
     s, _ = raw_login(pg, extra=b"is_superuser\0on\0server_version\099\0")
     with s:

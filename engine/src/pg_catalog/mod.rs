@@ -51,8 +51,9 @@ pub fn rewrite(
     statement: &mut datafusion::sql::sqlparser::ast::Statement,
     is_aggregate: &dyn Fn(&str) -> bool,
     is_table_function: &dyn Fn(&str) -> bool,
+    is_function: &dyn Fn(&str) -> bool,
 ) {
-    spellings::rewrite(statement, is_table_function);
+    spellings::rewrite(statement, is_table_function, is_function);
     empty::rewrite(statement, &CATALOG_TABLES, is_aggregate);
 }
 

@@ -16,7 +16,8 @@
 //! - a function in `FROM` that is not a table function is a one-row table
 //!   whose one column is named by the alias (`FROM string_to_array(…) s`,
 //!   Grafana), and `FROM generate_series(…) AS i` names its column `i`;
-//!   `pg_catalog.` before a table function is left out;
+//!   `pg_catalog.` before a table function is left out, and before a
+//!   function registered only under its own name;
 //! - `information_schema.columns` has PostgreSQL's columns DataFusion's lacks
 //!   (`udt_name` and the rest of [`COLUMNS_EXTRAS`]);
 //! - `ORDER BY` an expression holding a subquery (see
@@ -41,13 +42,23 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Rewrites the spellings of the module documentation in `statement`;
-/// `is_table_function` says which names are table functions.
-pub fn rewrite(statement: &mut Statement, is_table_function: &dyn Fn(&str) -> bool) {
-    let _ = statement.visit(&mut Spellings { is_table_function });
+/// `is_table_function` says which names are table functions, `is_function`
+/// which are functions (scalar, aggregate or window; a name as registered,
+/// `pg_catalog.` included where it is).
+pub fn rewrite(
+    statement: &mut Statement,
+    is_table_function: &dyn Fn(&str) -> bool,
+    is_function: &dyn Fn(&str) -> bool,
+) {
+    let _ = statement.visit(&mut Spellings {
+        is_table_function,
+        is_function,
+    });
 }
 
 struct Spellings<'a> {
     is_table_function: &'a dyn Fn(&str) -> bool,
+    is_function: &'a dyn Fn(&str) -> bool,
 }
 
 /// Table functions whose one column takes the name of the table's alias
@@ -452,6 +463,21 @@ impl VisitorMut for Spellings<'_> {
     }
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        // `pg_catalog.array_to_string(…)` (psql): PostgreSQL's functions are
+        // all in `pg_catalog`; one that is not registered under that name
+        // here is the function of its own name
+        if let Expr::Function(f) = e
+            && let [schema, function] = f.name.0.as_slice()
+            && let (Some(schema), Some(function)) = (schema.as_ident(), function.as_ident())
+            && schema.value.eq_ignore_ascii_case(super::PG_CATALOG)
+        {
+            let bare = function.value.to_ascii_lowercase();
+            if !(self.is_function)(&format!("{}.{bare}", super::PG_CATALOG))
+                && (self.is_function)(&bare)
+            {
+                f.name.0.remove(0);
+            }
+        }
         let replacement = match e {
             Expr::Cast {
                 expr: inner,
@@ -600,7 +626,9 @@ mod tests {
         let mut statement = Parser::parse_sql(&GenericDialect {}, sql)
             .unwrap()
             .remove(0);
-        rewrite(&mut statement, &|name| name == "generate_series");
+        rewrite(&mut statement, &|name| name == "generate_series", &|name| {
+            ["array_to_string", "pg_catalog.format_type", "format_type"].contains(&name)
+        });
         statement.to_string()
     }
 
@@ -703,6 +731,18 @@ mod tests {
                  THEN 0 END\" FROM t WHERE s IN (SELECT 2)"
             ),
             "{sql}"
+        );
+    }
+
+    #[test]
+    fn functions_under_the_catalog_prefix() {
+        assert_eq!(
+            rewritten(
+                "SELECT pg_catalog.array_to_string(a, ','), pg_catalog.format_type(1, 2), \
+                 pg_catalog.nothing(1), other.array_to_string(a, ',')"
+            ),
+            "SELECT array_to_string(a, ','), pg_catalog.format_type(1, 2), pg_catalog.nothing(1), \
+             other.array_to_string(a, ',')"
         );
     }
 
