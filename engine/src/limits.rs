@@ -8,9 +8,10 @@
 //! - [`QueryPool`]: the memory pool a query's session sees — the engine's pool
 //!   (whose total is `--memory-limit`; operators spill beyond it) with the
 //!   query's own cap in front, tracking its peak.
-//! - [`Admission`]: at most `max_concurrent` queries run; the next `queue`
-//!   wait in arrival order (a fair semaphore); beyond that a query is refused
-//!   at once (`RESOURCE_EXHAUSTED`).
+//! - [`Admission`]: at most `max_concurrent` queries run, of them at most
+//!   all but one of one user's; the next `queue` wait in arrival order (a
+//!   fair semaphore); beyond that a query is refused at once
+//!   (`RESOURCE_EXHAUSTED`).
 //!
 //! Each refusal names the limit and how to raise it.
 
@@ -204,11 +205,22 @@ pub struct Admission {
     max_running: usize,
     max_waiting: usize,
     waiting: AtomicUsize,
+    /// Most slots one user holds at once: [`Admission::per_user`].
+    per_user: usize,
+    /// Each user's share of the slots, and how many of theirs wait, by name.
+    users: parking_lot::Mutex<std::collections::HashMap<String, UserShare>>,
+}
+
+#[derive(Debug, Clone)]
+struct UserShare {
+    slots: Arc<tokio::sync::Semaphore>,
+    waiting: Arc<AtomicUsize>,
 }
 
 /// A running query's slot; released when dropped.
 #[derive(Debug)]
 pub struct Permit {
+    _user: tokio::sync::OwnedSemaphorePermit,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -220,7 +232,24 @@ impl Admission {
             max_running,
             max_waiting,
             waiting: AtomicUsize::new(0),
+            per_user: Self::per_user(max_running),
+            users: Default::default(),
         }
+    }
+
+    /// Most slots one user's queries hold at once: all but one (one user's
+    /// long queries cannot hold every slot: four full scans from one analyst
+    /// once left the administrator unable even to read `system.queries`).
+    /// A user's further queries wait for one of their own to end, behind
+    /// nobody else's; with one slot there is nothing to share.
+    pub fn per_user(max_running: usize) -> usize {
+        max_running.saturating_sub(1).max(1)
+    }
+
+    /// Most queries of one user that wait: half the queue (one user's
+    /// queries cannot fill it and have everyone else's refused as busy).
+    fn per_user_waiting(&self) -> usize {
+        (self.max_waiting / 2).max(1)
     }
 
     /// Queries running now.
@@ -233,34 +262,59 @@ impl Admission {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Waits for a slot in arrival order, or refuses at once when the queue is full.
-    pub async fn admit(&self) -> Result<Permit, LimitError> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(Permit { _permit: permit });
-        }
-        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
-        if waiting >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(LimitError::Busy {
-                running: self.running(),
-                waiting,
+    /// Waits for a slot in arrival order — first for one of `user`'s share,
+    /// then for one of the server's —, or refuses at once when the queue is
+    /// full.
+    pub async fn admit(&self, user: &str) -> Result<Permit, LimitError> {
+        let share = self
+            .users
+            .lock()
+            .entry(user.to_string())
+            .or_insert_with(|| UserShare {
+                slots: Arc::new(tokio::sync::Semaphore::new(self.per_user)),
+                waiting: Arc::default(),
+            })
+            .clone();
+        if let (Ok(mine), Ok(permit)) = (
+            share.slots.clone().try_acquire_owned(),
+            self.slots.clone().try_acquire_owned(),
+        ) {
+            return Ok(Permit {
+                _user: mine,
+                _permit: permit,
             });
         }
-        // decremented however the wait ends (a dropped request too)
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let theirs = share.waiting.fetch_add(1, Ordering::SeqCst);
+        // decremented however the wait ends (a refusal, a dropped request too)
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
                 self.0.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        let _waiting = Waiting(&self.waiting);
+        let _waiting = (Waiting(&self.waiting), Waiting(&share.waiting));
+        if waiting >= self.max_waiting || theirs >= self.per_user_waiting() {
+            return Err(LimitError::Busy {
+                running: self.running(),
+                waiting,
+            });
+        }
+        let mine = share
+            .slots
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let permit = self
             .slots
             .clone()
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        Ok(Permit { _permit: permit })
+        Ok(Permit {
+            _user: mine,
+            _permit: permit,
+        })
     }
 }
 
@@ -314,15 +368,15 @@ mod tests {
     #[tokio::test]
     async fn admission_queues_in_order_and_refuses_beyond_the_queue() {
         let a = Arc::new(Admission::new(1, 1));
-        let first = a.admit().await.unwrap();
+        let first = a.admit("ana").await.unwrap();
         let waiter = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit().await.map(|_| ()) })
+            tokio::spawn(async move { a.admit("dora").await.map(|_| ()) })
         };
         while a.waiting() == 0 {
             tokio::task::yield_now().await;
         }
-        let refused = a.admit().await.unwrap_err();
+        let refused = a.admit("root").await.unwrap_err();
         assert!(
             refused
                 .to_string()
@@ -332,5 +386,58 @@ mod tests {
         drop(first);
         waiter.await.unwrap().unwrap();
         assert_eq!(a.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_user_never_holds_every_slot() {
+        // attack: an analyst fills every slot with endless scans
+        let a = Arc::new(Admission::new(4, 8));
+        let mut hers = vec![];
+        for _ in 0..3 {
+            hers.push(a.admit("ana").await.unwrap());
+        }
+        let fourth = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit("ana").await.map(|_| ()) })
+        };
+        while a.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(a.running(), 3);
+        // the administrator still runs, at once: the fourth slot is not hers
+        let root = tokio::time::timeout(Duration::from_secs(5), a.admit("root"))
+            .await
+            .expect("admitted at once")
+            .unwrap();
+        assert!(!fourth.is_finished());
+        drop(root);
+        // her own fourth runs when one of her three ends
+        drop(hers.pop());
+        fourth.await.unwrap().unwrap();
+        assert_eq!(Admission::per_user(1), 1);
+        assert_eq!(Admission::per_user(8), 7);
+        // nor fills the queue: half of it is hers at most, then she is refused, not others
+        let a = Arc::new(Admission::new(2, 4));
+        let _running = a.admit("ana").await.unwrap();
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.admit("ana").await.map(|_| ()) })
+            })
+            .collect();
+        while a.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let refused = a.admit("ana").await.unwrap_err();
+        assert!(refused.to_string().contains("server busy"), "{refused}");
+        let dora = tokio::time::timeout(Duration::from_secs(5), a.admit("dora"))
+            .await
+            .expect("admitted at once")
+            .unwrap();
+        drop(dora);
+        drop(_running);
+        for q in queued {
+            q.await.unwrap().unwrap();
+        }
     }
 }

@@ -1330,7 +1330,7 @@ impl Session {
         let (datasets, masked) = self.touched(&plan);
         entry.set_touched(datasets, masked);
         entry.set_state(crate::queries::QueryState::Queued);
-        let permit = match self.admission.admit().await {
+        let permit = match self.admission.admit(&self.principal.user).await {
             Ok(p) => p,
             Err(e) => {
                 pending.entry = None;

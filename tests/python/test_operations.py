@@ -203,6 +203,46 @@ def cancel_and_measure(ops_server):
     assert rows in ([("cancelled",)], [("dropped",)]), rows
 
 
+def test_one_user_cannot_hold_every_slot(lake):
+    """Attack (red team): an analyst filled every slot with endless scans, and the administrator
+    could not even read `system.queries` to find them. A user's queries hold all slots but one."""
+    s = Server(lake, extra=["--max-concurrent-queries", "2", "--query-timeout", "30s"])
+    conns = [adbc(s, user="ana") for _ in range(2)]
+    threads, out = [], {}
+    try:
+        def run(name, conn):
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(RUNAWAY)
+                    out[name] = cur.fetchall()
+            except adbc_driver_manager.Error as e:
+                out[name] = e
+        for i, conn in enumerate(conns):
+            threads.append(threading.Thread(target=run, args=(f"scan{i}", conn)))
+            threads[-1].start()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            load = json.loads(urllib.request.urlopen(f"http://{s.ops}/ready").read())
+            if load == {"running": 1, "queued": 1}:
+                break
+            time.sleep(0.05)
+        assert load == {"running": 1, "queued": 1}, load  # her second waits for her first
+        # the administrator's query runs while both of hers are still there (not after them)
+        running = fetch(s, "SELECT user, state FROM system.queries WHERE state IN ('running', 'queued') "
+                           "AND sql NOT LIKE '%system.queries%'")
+        assert sorted(running) == [("ana", "queued"), ("ana", "running")], running
+        # and can stop them
+        cancelled = fetch(s, "SELECT citylake_cancel(query_id) FROM system.queries "
+                             "WHERE user = 'ana' AND state IN ('running', 'queued')")
+        assert cancelled and all(r[0] for r in cancelled), cancelled
+    finally:
+        for t in threads:
+            t.join(60)
+        for c in conns:
+            c.close()
+        s.stop()
+
+
 def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
     s = Server(lake, extra=["--max-concurrent-queries", "1", "--query-queue", "1", "--query-timeout", "20s"])
     # connections first: a login verifies an argon2 hash, which takes a while
