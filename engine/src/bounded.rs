@@ -421,7 +421,9 @@ impl AggregateUDFImpl for BoundedAggregate {
     fn order_sensitivity(&self) -> datafusion::logical_expr::utils::AggregateOrderSensitivity {
         self.inner.inner().order_sensitivity()
     }
-    fn simplify(&self) -> Option<datafusion::logical_expr::function::AggregateFunctionSimplification> {
+    fn simplify(
+        &self,
+    ) -> Option<datafusion::logical_expr::function::AggregateFunctionSimplification> {
         self.inner.inner().simplify()
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -951,7 +953,10 @@ mod tests {
                 Ok(out) => panic!("{sql} was answered: {}", &out[..out.len().min(200)]),
                 Err(e) => e.to_string(),
             };
-            assert!(err.contains("one value would hold more than 256"), "{sql}: {err}");
+            assert!(
+                err.contains("one value would hold more than 256"),
+                "{sql}: {err}"
+            );
         }
         // small ones: the same answers, ordering included, names as DataFusion's
         let out = run(
@@ -963,14 +968,20 @@ mod tests {
         assert!(out.contains("| c,b,a,a "), "{out}");
         assert!(out.contains("| [a, a, b, c] "), "{out}");
         assert!(out.contains("| [a, b, c] "), "{out}");
-        assert!(out.contains("string_agg(t.v,Utf8(\",\")) ORDER BY [t.v DESC NULLS FIRST]"), "{out}");
+        assert!(
+            out.contains("string_agg(t.v,Utf8(\",\")) ORDER BY [t.v DESC NULLS FIRST]"),
+            "{out}"
+        );
         let grouped = run(
             "SELECT g, string_agg(v, '') AS s FROM (VALUES (1, 'x'), (1, 'y'), (2, 'z')) t(g, v) \
              GROUP BY g ORDER BY g",
         )
         .await
         .unwrap();
-        assert!(grouped.contains("| 1 | xy |") || grouped.contains("| 1 | yx |"), "{grouped}");
+        assert!(
+            grouped.contains("| 1 | xy |") || grouped.contains("| 1 | yx |"),
+            "{grouped}"
+        );
         assert!(grouped.contains("| 2 | z  |"), "{grouped}");
     }
 }

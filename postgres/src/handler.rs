@@ -250,7 +250,8 @@ fn user_keyword(sql: &str) -> std::borrow::Cow<'_, str> {
                 || [Keyword::AS, Keyword::CREATE, Keyword::ALTER, Keyword::DROP]
                     .iter()
                     .any(|k| is_word(b, *k))
-        }) || after.is_some_and(|a| matches!(tokens[a].token, Token::Period | Token::LParen));
+        }) || after
+            .is_some_and(|a| matches!(tokens[a].token, Token::Period | Token::LParen));
         if a_name {
             continue;
         }
@@ -1108,8 +1109,14 @@ mod tests {
                 "SELECT User, \"user\", a.user, 1 AS user\n FROM t WHERE\n  é = USER",
                 "SELECT current_user, \"user\", a.user, 1 AS user\n FROM t WHERE\n  é = current_user",
             ),
-            ("SELECT 'user', users, user_id FROM t -- user", "SELECT 'user', users, user_id FROM t -- user"),
-            ("SELECT user.x, user(1) FROM user", "SELECT user.x, user(1) FROM current_user"),
+            (
+                "SELECT 'user', users, user_id FROM t -- user",
+                "SELECT 'user', users, user_id FROM t -- user",
+            ),
+            (
+                "SELECT user.x, user(1) FROM user",
+                "SELECT user.x, user(1) FROM current_user",
+            ),
             ("CREATE USER x", "CREATE USER x"),
         ] {
             assert_eq!(user_keyword(sql), want, "{sql}");

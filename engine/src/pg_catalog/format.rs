@@ -76,7 +76,11 @@ impl ScalarUDFImpl for Format {
             }
             row_values.clear();
             row_values.extend(values.iter().map(|v| v.is_valid(row).then(|| v.value(row))));
-            let text = format_one(format.value(row), &row_values, MAX_FUNCTION_RESULT_BYTES - built)?;
+            let text = format_one(
+                format.value(row),
+                &row_values,
+                MAX_FUNCTION_RESULT_BYTES - built,
+            )?;
             built += text.len() as u64;
             out.append_value(text);
         }
@@ -127,11 +131,10 @@ fn format_one(format: &str, values: &[Option<&str>], room: u64) -> Result<String
         }
         let (position, rest) = match spec.split_once('$') {
             Some((p, rest)) => {
-                let p: usize = p
-                    .parse()
-                    .ok()
-                    .filter(|p| *p >= 1)
-                    .map_or_else(|| exec_err!("format: bad argument position in `%{spec}`"), Ok)?;
+                let p: usize = p.parse().ok().filter(|p| *p >= 1).map_or_else(
+                    || exec_err!("format: bad argument position in `%{spec}`"),
+                    Ok,
+                )?;
                 (Some(p - 1), rest)
             }
             None => (None, spec.as_str()),
@@ -207,12 +210,21 @@ mod tests {
             f("%I.%I", &[Some("traffic"), Some("Segment Speed")]).unwrap(),
             "traffic.\"Segment Speed\""
         );
-        assert_eq!(f("%L %L", &[Some("O'Brien"), None]).unwrap(), "'O''Brien' NULL");
+        assert_eq!(
+            f("%L %L", &[Some("O'Brien"), None]).unwrap(),
+            "'O''Brien' NULL"
+        );
         assert_eq!(f("%L", &[Some("a\\b")]).unwrap(), "E'a\\\\b'");
         assert_eq!(f("100%%", &[]).unwrap(), "100%");
         // (an argument without a position is the one after the last one used)
-        assert_eq!(f("%2$s %1$s %s", &[Some("a"), Some("b"), Some("c")]).unwrap(), "b a b");
-        assert_eq!(f("[%5s|%-5s]", &[Some("ab"), Some("cd")]).unwrap(), "[   ab|cd   ]");
+        assert_eq!(
+            f("%2$s %1$s %s", &[Some("a"), Some("b"), Some("c")]).unwrap(),
+            "b a b"
+        );
+        assert_eq!(
+            f("[%5s|%-5s]", &[Some("ab"), Some("cd")]).unwrap(),
+            "[   ab|cd   ]"
+        );
     }
 
     #[test]
@@ -238,6 +250,9 @@ mod tests {
         assert!(e.contains("more than the"), "{e}");
         let many = "%1$s".repeat(1000);
         assert!(format_one(&many, &[Some(&"x".repeat(1000))], 100_000).is_err());
-        assert_eq!(format_one(&many, &[Some("x")], 100_000).unwrap().len(), 1000);
+        assert_eq!(
+            format_one(&many, &[Some("x")], 100_000).unwrap().len(),
+            1000
+        );
     }
 }

@@ -921,7 +921,10 @@ pub fn session_functions(user: &str, default_schema: &str) -> Vec<ScalarUDF> {
 
 /// The table functions clients call on the catalog: `pg_get_keywords()`
 /// (`pg_catalog.pg_get_keywords()` too: see `spellings.rs`).
-pub fn table_functions() -> Vec<(&'static str, Arc<dyn datafusion::catalog::TableFunctionImpl>)> {
+pub fn table_functions() -> Vec<(
+    &'static str,
+    Arc<dyn datafusion::catalog::TableFunctionImpl>,
+)> {
     vec![("pg_get_keywords", Arc::new(Keywords))]
 }
 
@@ -950,11 +953,7 @@ impl datafusion::catalog::TableFunctionImpl for Keywords {
         let words: Vec<String> = ALL_KEYWORDS.iter().map(|w| w.to_lowercase()).collect();
         let code = |r: bool| if r { "R" } else { "U" };
         let describe = |r: bool| {
-            if r {
-                "reserved"
-            } else {
-                "unreserved"
-            }
+            if r { "reserved" } else { "unreserved" }
         };
         let schema = Arc::new(Schema::new(vec![
             Field::new("word", DataType::Utf8, false),

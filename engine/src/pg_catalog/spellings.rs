@@ -241,9 +241,8 @@ impl VisitorMut for InSubqueries {
         else {
             return ControlFlow::Continue(());
         };
-        let values = format!(
-            "(SELECT array_agg(citylake_in.c) FROM ({subquery}) AS citylake_in (c))"
-        );
+        let values =
+            format!("(SELECT array_agg(citylake_in.c) FROM ({subquery}) AS citylake_in (c))");
         let test = format!(
             "CASE WHEN {values} IS NULL THEN false WHEN ({x}) IS NULL THEN CAST(NULL AS BOOLEAN) \
              WHEN array_has({values}, {x}) THEN true \
@@ -758,7 +757,9 @@ mod tests {
     fn information_schema_columns_has_postgresql_columns() {
         let sql = rewritten("SELECT udt_name FROM information_schema.columns WHERE x = 1");
         assert!(
-            sql.starts_with("SELECT udt_name FROM (SELECT *, CAST(NULL AS INT) AS interval_precision"),
+            sql.starts_with(
+                "SELECT udt_name FROM (SELECT *, CAST(NULL AS INT) AS interval_precision"
+            ),
             "{sql}"
         );
         assert!(
@@ -767,7 +768,10 @@ mod tests {
         );
         // the name it was read by stays; the subquery is not rewritten again
         let sql = rewritten("SELECT c.udt_name FROM city.information_schema.columns AS c");
-        assert!(sql.ends_with("FROM city.information_schema.columns) AS c"), "{sql}");
+        assert!(
+            sql.ends_with("FROM city.information_schema.columns) AS c"),
+            "{sql}"
+        );
         assert_eq!(sql.matches("udt_name").count(), 3, "{sql}");
         // other tables of the schema, and a table of that name elsewhere, stay
         for other in [
