@@ -113,6 +113,20 @@ impl OptimizerRule for LiteralSizeCheck {
     }
 }
 
+/// DataFusion's optimizer rules with citylake's: [`BoundedConcatOperator`]
+/// first — before constant folding, which would otherwise build
+/// `repeat('x', 250000000) || repeat('x', 250000000) || …` (1 GB) with
+/// DataFusion's own `||` while planning — and again last, and
+/// [`LiteralSizeCheck`] last.
+pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> =
+        vec![Arc::new(BoundedConcatOperator)];
+    rules.extend(datafusion::optimizer::Optimizer::new().rules);
+    rules.push(Arc::new(BoundedConcatOperator));
+    rules.push(Arc::new(LiteralSizeCheck));
+    rules
+}
+
 /// The optimizer rule that puts every `||` of strings behind the size check
 /// (see the module's documentation): `a || b` becomes `citylake_concat_op(a,
 /// b)`, its name and type unchanged. `||` of lists is `array_concat`, a
@@ -383,6 +397,7 @@ impl AggregateUDFImpl for BoundedAggregate {
         Ok(Box::new(BoundedAccumulator {
             inner: self.inner.inner().accumulator(acc_args)?,
             name: self.inner.name().to_string(),
+            answered: 0,
         }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -401,6 +416,7 @@ impl AggregateUDFImpl for BoundedAggregate {
         Ok(Box::new(BoundedAccumulator {
             inner: self.inner.inner().create_sliding_accumulator(args)?,
             name: self.inner.name().to_string(),
+            answered: 0,
         }))
     }
     fn with_beneficial_ordering(
@@ -449,11 +465,17 @@ impl AggregateUDFImpl for BoundedAggregate {
     }
 }
 
-/// An accumulator that refuses to hold more than [`MAX_FUNCTION_RESULT_BYTES`].
+/// An accumulator that refuses to hold more than [`MAX_FUNCTION_RESULT_BYTES`],
+/// or to hand out more in all: as a window function it answers every row
+/// with its value so far (`string_agg(…) OVER (ORDER BY v)` over 10,000 rows
+/// of 30 kB held 23 GB before the kernel ended the server), and the values it
+/// answers are counted too, whatever its own size says.
 #[derive(Debug)]
 struct BoundedAccumulator {
     inner: Box<dyn Accumulator>,
     name: String,
+    /// Bytes of the values it answered so far.
+    answered: u64,
 }
 
 impl BoundedAccumulator {
@@ -488,7 +510,18 @@ impl Accumulator for BoundedAccumulator {
         self.inner.supports_retract_batch()
     }
     fn evaluate(&mut self) -> Result<datafusion::common::ScalarValue> {
-        self.inner.evaluate()
+        let value = self.inner.evaluate()?;
+        self.answered += value.size() as u64;
+        if self.answered > MAX_FUNCTION_RESULT_BYTES {
+            return exec_err!(
+                "{}: its values would take more than {} ({} so far), more than one aggregate \
+                 may build (a limit of citylake's: a value this large is not an analysis)",
+                self.name,
+                bytesize::ByteSize(MAX_FUNCTION_RESULT_BYTES),
+                bytesize::ByteSize(self.answered)
+            );
+        }
+        Ok(value)
     }
     fn state(&mut self) -> Result<Vec<datafusion::common::ScalarValue>> {
         self.inner.state()
@@ -793,8 +826,7 @@ mod tests {
     async fn run(sql: &str) -> Result<String> {
         let state = SessionContext::new().state();
         let mut state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_optimizer_rule(Arc::new(BoundedConcatOperator))
-            .with_optimizer_rule(Arc::new(LiteralSizeCheck))
+            .with_optimizer_rules(optimizer_rules())
             .build();
         register(&mut state)?;
         let ctx = SessionContext::new_with_state(state);
@@ -891,13 +923,18 @@ mod tests {
              100000000 + CAST(random() * 0 AS BIGINT)) AS s)",
             "WITH RECURSIVE r(s, n) AS (SELECT arrow_cast('x', 'LargeUtf8'), 1 UNION ALL \
              SELECT s || s, n + 1 FROM r WHERE n < 40) SELECT max(length(s)) FROM r",
+            // (red team, second round) constants, folded while planning
+            "SELECT length(repeat('x', 250000000) || repeat('x', 250000000) || \
+             repeat('x', 250000000) || repeat('x', 250000000))",
         ] {
             let err = match run(sql).await {
                 Ok(out) => panic!("{sql} was answered: {}", &out[..out.len().min(200)]),
                 Err(e) => e.to_string(),
             };
+            // (constants are refused as soon as one is folded past the literal bound)
             assert!(
-                err.contains("||: the result would take up to"),
+                err.contains("||: the result would take up to")
+                    || err.contains("a statement's constants may hold"),
                 "{sql}: {err}"
             );
         }
@@ -948,13 +985,20 @@ mod tests {
             "SELECT cardinality(array_agg(repeat('x', 1000))) FROM generate_series(1, 10000000)",
             "SELECT g, length(string_agg(repeat('x', 1000), '' ORDER BY i)) \
              FROM (SELECT i % 2 AS g, i FROM generate_series(1, 2000000) t(i)) GROUP BY g",
+            // (red team, second round) a window answering every row with its running value,
+            // and a plain array_agg whose accumulator under-reports its size
+            "SELECT max(length(s)) FROM (SELECT string_agg(repeat('x', 30000 + v * 0) || \
+             CAST(v AS TEXT), '') OVER (ORDER BY v) s FROM generate_series(1, 10000) g(v))",
+            "SELECT cardinality(a) FROM (SELECT array_agg(repeat('x', 30000 + v * 0) || \
+             CAST(v AS TEXT)) a FROM generate_series(1, 20000) g(v))",
         ] {
             let err = match run(sql).await {
                 Ok(out) => panic!("{sql} was answered: {}", &out[..out.len().min(200)]),
                 Err(e) => e.to_string(),
             };
             assert!(
-                err.contains("one value would hold more than 256"),
+                err.contains("one value would hold more than 256")
+                    || err.contains("its values would take more than 256"),
                 "{sql}: {err}"
             );
         }

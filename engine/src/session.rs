@@ -359,8 +359,7 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(crate::yielding::YieldAfterJoins))
-            .with_optimizer_rule(Arc::new(crate::bounded::BoundedConcatOperator))
-            .with_optimizer_rule(Arc::new(crate::bounded::LiteralSizeCheck))
+            .with_optimizer_rules(crate::bounded::optimizer_rules())
             .build();
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
         crate::bounded::register(&mut state).expect("bounded functions register");
@@ -771,6 +770,51 @@ fn check_cte_copies(statement: &Statement) -> Result<()> {
 
 /// Refuses a plan of more than [`MAX_PLAN_NODES`] nodes; the count stops at
 /// the limit, so a plan of any size is refused in bounded time.
+/// Types the parameter of `x = ANY($n)` — which DataFusion plans as
+/// `array_has($n, x)` and leaves untyped — as a list of `x`'s type, as
+/// PostgreSQL does: a client binding a list (pgcli's `relkind = ANY(%s)`, an
+/// ADBC `= ANY(?)`) gets a list. Only an untyped parameter whose element's
+/// type is known is typed.
+fn array_placeholders(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::{Expr, ExprSchemable};
+    let typed = plan.transform_up_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let [input] = inputs.as_slice() else {
+            return Ok(Transformed::no(node));
+        };
+        let schema = input.schema().clone();
+        node.map_expressions(|e| {
+            e.transform_up(|e| {
+                let Expr::ScalarFunction(mut f) = e else {
+                    return Ok(Transformed::no(e));
+                };
+                if !matches!(f.name(), "array_has" | "list_has" | "array_contains")
+                    || f.args.len() != 2
+                {
+                    return Ok(Transformed::no(Expr::ScalarFunction(f)));
+                }
+                let element = match (&f.args[0], &f.args[1]) {
+                    (Expr::Placeholder(p), needle) if p.field.is_none() => {
+                        match needle.get_type(&schema) {
+                            Ok(t) if t != DataType::Null => t,
+                            _ => return Ok(Transformed::no(Expr::ScalarFunction(f))),
+                        }
+                    }
+                    _ => return Ok(Transformed::no(Expr::ScalarFunction(f))),
+                };
+                if let Expr::Placeholder(p) = &mut f.args[0] {
+                    let list = DataType::new_list(element, true);
+                    p.field = Some(Arc::new(Field::new(p.id.clone(), list, true)));
+                }
+                Ok(Transformed::yes(Expr::ScalarFunction(f)))
+            })
+        })
+    })?;
+    Ok(typed.data)
+}
+
 fn check_plan_size(plan: &LogicalPlan) -> Result<()> {
     use datafusion::common::tree_node::TreeNodeRecursion;
     let mut nodes = 0usize;
@@ -1180,6 +1224,7 @@ impl Session {
         self.check_access(&statement, query)?;
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         check_plan_size(&plan)?;
+        let plan = array_placeholders(plan)?;
         let options = SQLOptions::new()
             .with_allow_ddl(self.permissions.ddl)
             .with_allow_dml(self.permissions.dml)

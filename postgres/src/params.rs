@@ -68,6 +68,13 @@ pub fn pg_type(t: &DataType) -> Option<Type> {
         DataType::Date32 | DataType::Date64 => Type::DATE,
         DataType::Timestamp(_, None) => Type::TIMESTAMP,
         DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        // (`x = ANY($1)`: a list of x's type)
+        DataType::List(f) | DataType::LargeList(f) => match pg_type(f.data_type())? {
+            Type::TEXT => Type::TEXT_ARRAY,
+            Type::INT2 | Type::INT4 | Type::INT8 => Type::INT8_ARRAY,
+            Type::FLOAT4 | Type::FLOAT8 => Type::FLOAT8_ARRAY,
+            _ => return None,
+        },
         _ => return None,
     })
 }
@@ -115,6 +122,40 @@ fn read<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<Scala
                 .map_err(bad)?;
             ScalarValue::TimestampMicrosecond(t.map(|t| t.timestamp_micros()), Some("UTC".into()))
         }
+        // arrays, as a list of their elements' values (cast to the planner's type after)
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::NAME_ARRAY | Type::BPCHAR_ARRAY => {
+            let values = portal
+                .parameter::<Vec<Option<String>>>(i, pg)
+                .map_err(bad)?;
+            list(
+                values.map(|v| v.into_iter().map(ScalarValue::Utf8).collect()),
+                &DataType::Utf8,
+            )?
+        }
+        Type::INT2_ARRAY | Type::INT4_ARRAY | Type::INT8_ARRAY => {
+            let values = match *pg {
+                Type::INT2_ARRAY => portal
+                    .parameter::<Vec<Option<i16>>>(i, pg)
+                    .map_err(bad)?
+                    .map(|v| v.into_iter().map(|x| x.map(i64::from)).collect::<Vec<_>>()),
+                Type::INT4_ARRAY => portal
+                    .parameter::<Vec<Option<i32>>>(i, pg)
+                    .map_err(bad)?
+                    .map(|v| v.into_iter().map(|x| x.map(i64::from)).collect::<Vec<_>>()),
+                _ => portal.parameter::<Vec<Option<i64>>>(i, pg).map_err(bad)?,
+            };
+            list(
+                values.map(|v| v.into_iter().map(ScalarValue::Int64).collect()),
+                &DataType::Int64,
+            )?
+        }
+        Type::FLOAT8_ARRAY => {
+            let values = portal.parameter::<Vec<Option<f64>>>(i, pg).map_err(bad)?;
+            list(
+                values.map(|v| v.into_iter().map(ScalarValue::Float64).collect()),
+                &DataType::Float64,
+            )?
+        }
         _ => {
             // text, varchar, name, unknown — and types read as their text
             let text_type = match *pg {
@@ -123,6 +164,15 @@ fn read<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<Scala
             };
             ScalarValue::Utf8(portal.parameter::<String>(i, text_type).map_err(bad)?)
         }
+    })
+}
+
+/// A list value of `values` (`None`: a NULL list) of elements of type `element`.
+fn list(values: Option<Vec<ScalarValue>>, element: &DataType) -> PgWireResult<ScalarValue> {
+    Ok(match values {
+        Some(values) => ScalarValue::List(ScalarValue::new_list_nullable(&values, element)),
+        None => ScalarValue::try_from(&DataType::new_list(element.clone(), true))
+            .map_err(|e| user_error("22P02", e.to_string()))?,
     })
 }
 

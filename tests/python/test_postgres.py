@@ -654,6 +654,26 @@ def test_a_bind_with_the_wrong_number_of_parameters_is_refused(pg):
         assert any(tag == b"D" and payload.endswith(b"42") for tag, payload in seen), seen
 
 
+def test_a_list_bound_to_any_lists_the_governed_tables_as_pgcli_does(pg):
+    """pgcli's `\\dt` (pgspecial) binds a Python list to `relkind = ANY(%s)`: the parameter is
+    typed as a list of the column's type, in text and binary."""
+    sql = ("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+           "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+           "WHERE c.relkind = ANY(%s) AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
+           "ORDER BY 1, 2")
+    tables = rows(pg, "ana", "SELECT table_schema, table_name FROM information_schema.tables "
+                             "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN "
+                             "('information_schema', 'pg_catalog') ORDER BY 1, 2")
+    assert ("hotline", "cases") not in tables and tables
+    for binary in (False, True):
+        assert rows(pg, "ana", sql, (["r", "p"],), binary=binary) == tables
+        assert rows(pg, "ana", sql, ([],), binary=binary) == []
+    with psycopg.connect(dsn(pg, "ana"), autocommit=True) as conn:
+        n = conn.execute("SELECT count(*) FROM common.districts WHERE population = ANY(%s)",
+                         ([0, -1],)).fetchall()
+        assert n == [(0,)], n
+
+
 def test_a_huge_parameter_number_is_refused_and_the_server_lives(pg):
     """Attack: `$99999999999` in a Parse once made the server reserve a place per
     parameter — terabytes — and abort, ending both protocols for everyone."""
