@@ -910,23 +910,28 @@ fn check_complexity(sql: &str) -> Result<()> {
     Ok(())
 }
 
-/// Rewrites `?` placeholders to `$1`, `$2`, … in the order they appear.
-fn number_question_marks(statement: &mut Statement) {
+/// Rewrites `?` placeholders to `$1`, `$2`, … in the order they appear;
+/// whether the statement has parameters at all.
+fn number_question_marks(statement: &mut Statement) -> bool {
     use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
     use std::ops::ControlFlow;
     let Statement::Statement(inner) = statement else {
-        return;
+        return false;
     };
-    let mut n = 0;
+    let (mut n, mut any) = (0, false);
     let _ = visit_expressions_mut(&mut **inner, |expr| {
         if let Expr::Value(v) = expr
-            && matches!(&v.value, Value::Placeholder(p) if p == "?")
+            && let Value::Placeholder(p) = &v.value
         {
-            n += 1;
-            v.value = Value::Placeholder(format!("${n}"));
+            any = true;
+            if p == "?" {
+                n += 1;
+                v.value = Value::Placeholder(format!("${n}"));
+            }
         }
         ControlFlow::<()>::Continue(())
     });
+    any
 }
 
 /// A query as a front end hands it to [`Session::query`]: its SQL (or an
@@ -1191,7 +1196,7 @@ impl Session {
     }
 
     async fn plan_unguarded(&self, mut statement: Statement) -> Result<LogicalPlan> {
-        number_question_marks(&mut statement);
+        let has_parameters = number_question_marks(&mut statement);
         if let Statement::Statement(s) = &mut statement {
             // unqualified pg_catalog names, and reads of the catalogs that are
             // empty here (psql's `\d`), before checking and planning
@@ -1224,7 +1229,11 @@ impl Session {
         self.check_access(&statement, query)?;
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         check_plan_size(&plan)?;
-        let plan = array_placeholders(plan)?;
+        let plan = if has_parameters {
+            array_placeholders(plan)?
+        } else {
+            plan
+        };
         let options = SQLOptions::new()
             .with_allow_ddl(self.permissions.ddl)
             .with_allow_dml(self.permissions.dml)
