@@ -85,6 +85,9 @@ def test_ctrl_c_cancels_the_running_statement_and_the_shell_goes_on(lake, tmp_pa
         shell.expect("..> ")  # (typing ahead is discarded when the editor takes the terminal)
         shell.send("\\d\r")
         shell.expect("end the statement with `;`")
+        # the editor holds the terminal again once its prompt is shown: a Ctrl-C before that
+        # is a signal, which the shell acts on at the next prompt only if it has seen it in time
+        shell.expect("..> ")
         shell.send("\x03")
         shell.expect("citylake> ")
         # Ctrl-C twice at an empty prompt quits
