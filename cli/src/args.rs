@@ -81,9 +81,14 @@ pub struct ServeArgs {
     /// running queries (`forever` keeps it).
     #[arg(long, env = "CITYLAKE_PG_PORTAL_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_ttl)]
     pub pg_portal_idle_timeout: CacheTtl,
-    /// Most Postgres connections open at once (a connection beyond is closed at once).
+    /// Most Postgres connections open at once (a connection beyond is refused
+    /// with 53300 and closed).
     #[arg(long, env = "CITYLAKE_PG_MAX_CONNECTIONS", default_value_t = 512)]
     pub pg_max_connections: usize,
+    /// Most Postgres connections still logging in at once, a quarter of them
+    /// from one address (IPv4, or IPv6 /64); beyond, refused with 53300.
+    #[arg(long, env = "CITYLAKE_PG_MAX_STARTUPS", default_value_t = 64)]
+    pub pg_max_startups: usize,
     /// Lifetime of a login's bearer token, in seconds.
     #[arg(long, env = "CITYLAKE_TOKEN_TTL", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,

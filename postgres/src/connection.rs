@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::PgWireFrontendMessage;
@@ -46,6 +46,7 @@ pub async fn serve(
     socket: TcpStream,
     acceptor: Option<pgwire::tokio::TlsAcceptor>,
     handlers: Arc<crate::Handlers>,
+    mut ticket: crate::doors::Ticket,
 ) -> io::Result<()> {
     // a second handle on the socket, to notice the client going away while a
     // statement runs (nothing reads the socket then)
@@ -79,20 +80,30 @@ pub async fn serve(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        if !starting {
+            ticket.logged_in();
+        }
+        let next = std::panic::AssertUnwindSafe(socket.next()).catch_unwind();
         let message = if starting {
             tokio::select! {
-                _ = &mut deadline => None,
-                message = socket.next() => message,
+                _ = &mut deadline => Ok(None),
+                message = next => message,
             }
         } else {
-            socket.next().await
+            next.await
         };
         let message = match message {
-            Some(Ok(PgWireFrontendMessage::Terminate(_))) | None => break,
-            Some(Ok(message)) => message,
-            Some(Err(e)) => {
-                // too large, or not a message: said once, then the connection ends
-                let info = ErrorInfo::new("FATAL".into(), "08P01".into(), e.to_string());
+            Ok(Some(Ok(PgWireFrontendMessage::Terminate(_)))) | Ok(None) => break,
+            Ok(Some(Ok(message))) => message,
+            failed => {
+                // too large, not a message, or one pgwire's decoder panics on
+                // (a Bind or Parse whose counts run past its end): said once,
+                // then the connection ends
+                let why = match failed {
+                    Ok(Some(Err(e))) => e.to_string(),
+                    _ => "malformed message".to_string(),
+                };
+                let info = ErrorInfo::new("FATAL".into(), "08P01".into(), why);
                 let _ =
                     process_error(&mut socket, PgWireError::UserError(Box::new(info)), false).await;
                 break;

@@ -9,6 +9,8 @@
 //! the client asks).
 //!
 //! # Layout
+//! - `doors`: which connections are taken (at most `max_connections`, of
+//!   which at most `max_startups` still logging in, a quarter per address);
 //! - `connection`: one connection's message loop, every message's size
 //!   bounded before it is read (10,000 bytes before login);
 //! - `startup`: the startup phase — TLS required beyond loopback, cleartext
@@ -26,6 +28,7 @@
 mod cancel;
 mod connection;
 mod copy;
+mod doors;
 mod error;
 mod handler;
 mod params;
@@ -45,8 +48,11 @@ pub struct PgOptions {
     /// How long a portal's query waits for its client's next fetch before it
     /// is ended (freeing its admission slot).
     pub portal_idle: std::time::Duration,
-    /// Most connections open at once; beyond, new ones are closed at once.
+    /// Most connections open at once; beyond, new ones are refused.
     pub max_connections: usize,
+    /// Most connections not logged in yet, a quarter of them from one address
+    /// (see `doors`).
+    pub max_startups: usize,
 }
 
 impl Default for PgOptions {
@@ -54,6 +60,7 @@ impl Default for PgOptions {
         Self {
             portal_idle: handler::PORTAL_IDLE_TIMEOUT,
             max_connections: 512,
+            max_startups: 64,
         }
     }
 }
@@ -94,7 +101,10 @@ pub async fn serve(
         )),
         cancel,
     });
-    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let doors = Arc::new(doors::Doors::new(
+        options.max_connections,
+        options.max_startups,
+    ));
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
@@ -112,18 +122,23 @@ pub async fn serve(
         if let Err(e) = socket.set_nodelay(true) {
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
-        if open.load(std::sync::atomic::Ordering::Relaxed) >= options.max_connections {
-            // as PostgreSQL's max_connections; the client sees the connection close
-            tracing::warn!(%peer, max = options.max_connections, "postgres: too many connections");
-            drop(socket);
-            continue;
-        }
+        let ticket = match doors.admit(peer.ip()) {
+            Ok(ticket) => ticket,
+            Err(why) => {
+                // as PostgreSQL past max_connections: told (best effort, the
+                // socket's buffer is empty) and closed
+                tracing::warn!(%peer, why, "postgres: connection refused");
+                let _ = socket.try_write(&doors::refusal(why));
+                drop(socket);
+                continue;
+            }
+        };
         let handlers = handlers.clone();
         let acceptor = acceptor.clone();
-        let connections = Open::new(engine.clone(), open.clone());
+        let connections = Open::new(engine.clone());
         tokio::spawn(async move {
             let _open = connections;
-            if let Err(e) = connection::serve(socket, acceptor, handlers).await {
+            if let Err(e) = connection::serve(socket, acceptor, handlers, ticket).await {
                 tracing::debug!(%peer, error = %e, "postgres connection ended with an error");
             }
         });
@@ -132,20 +147,18 @@ pub async fn serve(
 
 /// A connection, counted in the engine's `connections` gauge while open (the
 /// same gauge as Flight SQL's).
-struct Open(Arc<Engine>, Arc<std::sync::atomic::AtomicUsize>);
+struct Open(Arc<Engine>);
 
 impl Open {
-    fn new(engine: Arc<Engine>, open: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+    fn new(engine: Arc<Engine>) -> Self {
         engine.queries().metrics.connections.inc();
-        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self(engine, open)
+        Self(engine)
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.queries().metrics.connections.dec();
-        self.1.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

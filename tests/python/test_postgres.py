@@ -808,6 +808,7 @@ def test_a_flood_of_password_attempts_is_bounded_and_others_still_log_in(pg):
             psycopg.connect(dsn(pg, "nobody", "wrong password"), connect_timeout=30).close()
             return "accepted"
         except psycopg.OperationalError as e:
+            # wrong password, or too many logins at once (checked or starting): refused either way
             return "refused" if ("password authentication failed" in str(e) or "53300" in str(e)
                                  or "retry shortly" in str(e)) else str(e)
     from concurrent.futures import ThreadPoolExecutor
@@ -915,6 +916,93 @@ def test_a_client_that_goes_away_ends_its_query(lake):
         assert rows(server, "ana", "SELECT 1") == [(1,)]
     finally:
         server.stop()
+
+
+def idle_from(server, address):
+    """A connection from `address` (any of 127/8 reaches the loopback server) that never logs in."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((address, 0))
+    s.connect(("127.0.0.1", server.port))
+    return s
+
+
+def refusal(s):
+    """The 53300 error a refused connection is sent, or None when the connection was taken."""
+    s.settimeout(1.0)
+    try:
+        tag, payload = read_message(s)
+    except (socket.timeout, TimeoutError):
+        return None
+    assert tag == b"E" and b"53300" in payload, (tag, payload)
+    return payload.decode(errors="replace")
+
+
+def test_connections_that_never_log_in_cannot_keep_others_out(lake):
+    """Anonymous connections hold a start-up place until they log in or time out: at most
+    --pg-max-startups of them, a quarter per address, and never the places of logged-in users."""
+    server = PgServer(lake, extra=["--pg-max-startups", "8"])
+    try:
+        working = psycopg.connect(dsn(server, "ana"), autocommit=True)
+        # one address: two start-up places (a quarter of 8), the third is told why
+        attacker = [idle_from(server, "127.0.0.2") for _ in range(2)]
+        assert all(refusal(s) is None for s in attacker)
+        third = idle_from(server, "127.0.0.2")
+        assert "from this address" in refusal(third)
+        third.close()
+        # another address logs in meanwhile
+        assert rows(server, "dora", "SELECT 1") == [(1,)]
+        # many addresses fill the start-up places ...
+        crowd = [idle_from(server, f"127.0.0.{3 + i // 2}") for i in range(6)]
+        assert all(refusal(s) is None for s in crowd)
+        late = idle_from(server, "127.0.0.20")
+        assert "logging in" in refusal(late)
+        late.close()
+        with pytest.raises(psycopg.OperationalError, match="53300|logging in"):
+            psycopg.connect(dsn(server, "ana"))
+        # ... never those of logged-in connections, which go on
+        assert working.execute("SELECT count(*) FROM common.districts").fetchall() == [(13,)]
+        # places come back as anonymous connections end
+        for s in attacker + crowd:
+            s.close()
+        deadline = time.time() + 10
+        while True:
+            try:
+                assert rows(server, "ana", "SELECT 1") == [(1,)]
+                break
+            except psycopg.OperationalError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        working.close()
+    finally:
+        server.stop()
+
+
+def test_malformed_bind_and_parse_are_protocol_errors_before_and_after_login(pg):
+    """A Bind or Parse whose counts run past the message's end (pgwire's decoder panics on them)
+    ends that connection with 08P01, whether or not it logged in; the server goes on."""
+    malformed = [
+        message(b"B", b"\0\0" + struct.pack("!h", 5)),
+        message(b"B", b"\0\0" + struct.pack("!hh", 0, 3) + struct.pack("!i", 100) + b"ab"),
+        message(b"P", b"x\0SELECT 1\0" + struct.pack("!h", 10)),
+        message(b"P", b"xyz"),
+    ]
+    for logged_in in (False, True):
+        for m in malformed:
+            if logged_in:
+                s, _ = raw_login(pg)
+            else:
+                s = socket.create_connection(("127.0.0.1", pg.port), timeout=10)
+                body = struct.pack("!i", 196608) + b"user\0ana\0database\0citylake\0\0"
+                s.sendall(struct.pack("!i", len(body) + 4) + body)
+                tag, _ = read_message(s)
+                assert tag == b"R"  # asked for the password: not logged in
+            with s:
+                s.sendall(m + message(b"S", b""))
+                tag, payload = read_message(s)
+                assert tag == b"E" and b"08P01" in payload, (logged_in, m, tag, payload)
+    assert rows(pg, "ana", "SELECT count(*) FROM common.districts") == [(13,)]
 
 
 def test_a_seeded_fuzz_of_protocol_messages_never_stops_the_server(pg):
