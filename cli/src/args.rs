@@ -283,6 +283,11 @@ pub struct EngineArgs {
     /// policy, masking and audit stay here. Needs the `cluster` build feature.
     #[arg(long, env = "CITYLAKE_CLUSTER")]
     pub cluster: Option<String>,
+    /// With --cluster: a query whose files to scan are fewer bytes than this
+    /// runs here, not as a cluster job (each job costs tens of milliseconds);
+    /// 0 sends every query the cluster can take.
+    #[arg(long, env = "CITYLAKE_CLUSTER_MIN_SCAN", default_value = "64MiB", value_parser = parse_size)]
+    pub cluster_min_scan: usize,
     #[command(flatten)]
     pub cluster_tls: crate::cluster::ClusterTlsArgs,
 }

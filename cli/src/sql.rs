@@ -97,7 +97,8 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     let engine = Engine::new(config).await?;
     Ok(match &args.cluster {
         Some(location) => {
-            engine.with_remote(crate::cluster::connect(location, &args.cluster_tls).await?)
+            let cluster = crate::cluster::connect(location, &args.cluster_tls).await?;
+            engine.with_remote(cluster, args.cluster_min_scan as u64)
         }
         None => engine,
     })

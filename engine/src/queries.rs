@@ -176,6 +176,9 @@ pub struct QueryEntry {
     told: Mutex<Option<(Outcome, String)>>,
     /// Datasets it reads and the columns masked in them (known once planned).
     touched: Mutex<(String, String)>,
+    /// Where it runs: `here`, `here: why` when a cluster did not get it, or
+    /// `cluster df://…` (known once started).
+    ran_on: Mutex<String>,
     rows: AtomicU64,
     bytes: AtomicU64,
     pool: Arc<QueryPool>,
@@ -214,6 +217,10 @@ impl QueryEntry {
     /// (comma-separated), for its audit record.
     pub fn set_touched(&self, datasets: String, masked: String) {
         *self.touched.lock() = (datasets, masked);
+    }
+
+    pub fn set_ran_on(&self, ran_on: String) {
+        *self.ran_on.lock() = ran_on;
     }
 
     /// Asks the query to stop; its stream ends with [`Cancelled`] saying `why`.
@@ -430,6 +437,7 @@ impl QueryRegistry {
             state: Mutex::new((QueryState::Planning, None, String::new())),
             told: Mutex::new(None),
             touched: Mutex::new(Default::default()),
+            ran_on: Mutex::new(String::new()),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             pool,
@@ -816,6 +824,7 @@ pub fn schema() -> SchemaRef {
         int("bytes"),
         int("peak_memory"),
         text("error"),
+        text("ran_on"),
     ]))
 }
 
@@ -882,6 +891,10 @@ fn to_batch(entries: &[Arc<QueryEntry>], as_told: bool) -> DfResult<RecordBatch>
                 .iter()
                 .map(|s| (!s.2.is_empty()).then_some(s.2.as_str())),
         )),
+        Arc::new(StringArray::from_iter(entries.iter().map(|e| {
+            let ran_on = e.ran_on.lock();
+            (!ran_on.is_empty()).then(|| ran_on.clone())
+        }))),
     ];
     Ok(RecordBatch::try_new(schema(), columns)?)
 }

@@ -9,13 +9,67 @@
 //! scans of the lake's files under the policy's projections and filters — is
 //! handed to the [`RemoteExecutor`], which may decline it (a plan reading the
 //! session's in-memory tables, `system.*` or `information_schema`, a
-//! statement): such a plan runs locally.
+//! statement): such a plan runs locally. So does a plan whose files to scan
+//! are fewer bytes than [`Routing::min_scan_bytes`]: a cluster job costs tens
+//! of milliseconds of its own (submission, stage planning, status polling),
+//! more than a small query takes here ([`Routing::route`]).
 
+use std::sync::Arc;
+
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
+
+/// Where a session's queries go when there is a cluster: the executor and the
+/// rule choosing between it and this process.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub executor: Arc<dyn RemoteExecutor>,
+    /// Plans scanning files of fewer bytes than this run here.
+    pub min_scan_bytes: u64,
+}
+
+impl Routing {
+    /// Whether a plan the executor accepted is worth a cluster job: `Err(why)`
+    /// when its files to scan (after partition and file pruning, as the
+    /// local physical plan lists them) are fewer bytes than the threshold.
+    pub fn route(&self, physical: &dyn ExecutionPlan) -> std::result::Result<(), String> {
+        let bytes = scan_bytes(physical);
+        if bytes >= self.min_scan_bytes {
+            return Ok(());
+        }
+        Err(format!(
+            "it scans {} of files, less than the cluster's threshold of {} (--cluster-min-scan)",
+            bytesize::ByteSize(bytes),
+            bytesize::ByteSize(self.min_scan_bytes)
+        ))
+    }
+}
+
+/// Bytes of the files a physical plan scans (the sum of their sizes).
+pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
+    let own = plan
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+        .map_or(0, |config| {
+            config
+                .file_groups
+                .iter()
+                .flat_map(|group| group.files())
+                .map(|file| file.object_meta.size)
+                .sum()
+        });
+    own + plan
+        .children()
+        .into_iter()
+        .map(|child| scan_bytes(child.as_ref()))
+        .sum::<u64>()
+}
 
 /// Executes optimized query plans elsewhere.
 #[async_trait::async_trait]

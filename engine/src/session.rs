@@ -70,7 +70,7 @@ pub struct Engine {
     /// The data-quality checks over the raw lake (`system.data_quality`).
     quality: Arc<crate::quality::Checker>,
     /// Where queries run when not here (a cluster), if anywhere.
-    remote: Option<Arc<dyn crate::remote::RemoteExecutor>>,
+    remote: Option<crate::remote::Routing>,
     /// Every query, for `system.queries` and the metrics.
     queries: Arc<crate::queries::QueryRegistry>,
     /// How many queries run at once and wait.
@@ -304,15 +304,18 @@ impl Engine {
     }
 
     /// Sends every session's queries to `remote` (a cluster) where it accepts
-    /// them; the rest run here.
-    pub fn with_remote(mut self, remote: Arc<dyn crate::remote::RemoteExecutor>) -> Self {
-        self.remote = Some(remote);
+    /// them and they scan at least `min_scan_bytes` of files; the rest run
+    /// here (see [`crate::remote::Routing`]).
+    pub fn with_remote(
+        mut self,
+        remote: Arc<dyn crate::remote::RemoteExecutor>,
+        min_scan_bytes: u64,
+    ) -> Self {
+        self.remote = Some(crate::remote::Routing {
+            executor: remote,
+            min_scan_bytes,
+        });
         self
-    }
-
-    /// Where queries run when not here, if anywhere.
-    pub fn remote(&self) -> Option<&Arc<dyn crate::remote::RemoteExecutor>> {
-        self.remote.as_ref()
     }
 
     /// The data-quality checks over the raw lake, as `citylake quality` runs them
@@ -1071,7 +1074,7 @@ pub struct Session {
     /// Per dataset, the columns masked for this principal.
     masked_columns: std::collections::BTreeMap<String, Vec<String>>,
     /// Where queries run when not here (a cluster), if anywhere.
-    remote: Option<Arc<dyn crate::remote::RemoteExecutor>>,
+    remote: Option<crate::remote::Routing>,
     queries: Arc<crate::queries::QueryRegistry>,
     admission: Arc<crate::limits::Admission>,
     /// This principal's per-query limits.
@@ -1396,14 +1399,17 @@ impl Session {
         let started = contain_panics("starting the query", self.start(plan)).await;
         pending.entry = None;
         match started {
-            Ok((stream, physical)) => Ok(Box::pin(crate::queries::Tracked::new(
-                stream,
-                self.queries.clone(),
-                entry,
-                self.limits.clone(),
-                physical,
-                permit,
-            ))),
+            Ok((stream, physical, ran_on)) => {
+                entry.set_ran_on(ran_on);
+                Ok(Box::pin(crate::queries::Tracked::new(
+                    stream,
+                    self.queries.clone(),
+                    entry,
+                    self.limits.clone(),
+                    physical,
+                    permit,
+                )))
+            }
             Err(e) => Err(self.failed(&entry, e).await),
         }
     }
@@ -1438,27 +1444,56 @@ impl Session {
         Ok(statements.remove(0))
     }
 
-    /// Starts a plan: on the cluster when there is one and it takes the plan
-    /// (optimized here under this principal's policy), else here; the local
-    /// physical plan is returned for its scan and spill figures.
+    /// Starts a plan: on the cluster when there is one, it takes the plan
+    /// (optimized here under this principal's policy) and the plan is worth a
+    /// job ([`crate::remote::Routing`]), else here; the local physical plan is
+    /// returned for its scan and spill figures, and where the query runs (for
+    /// `system.queries`).
     async fn start(
         &self,
         plan: LogicalPlan,
     ) -> Result<(
         SendableRecordBatchStream,
         Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+        String,
     )> {
-        if let Some(remote) = &self.remote
+        let mut ran_on = "here".to_string();
+        if let Some(routing) = &self.remote
             && crate::remote::is_query(&plan)
         {
+            let remote = &routing.executor;
             let state = self.ctx.state();
             let optimized = state.optimize(&plan)?;
-            match remote.accepts(&optimized) {
+            let accepted = match remote.accepts(&optimized) {
                 Ok(()) => {
-                    tracing::debug!(cluster = remote.location(), "query runs on the cluster");
-                    return Ok((remote.execute(&state, optimized).await?, None));
+                    let physical = state
+                        .query_planner()
+                        .create_physical_plan(&optimized, &state)
+                        .await?;
+                    match routing.route(physical.as_ref()) {
+                        Ok(()) => Ok(optimized),
+                        Err(why) => Err((why, Some(physical))),
+                    }
                 }
-                Err(why) => tracing::debug!(reason = %why, "query runs locally"),
+                Err(why) => Err((why, None)),
+            };
+            match accepted {
+                Ok(optimized) => {
+                    tracing::debug!(cluster = remote.location(), "query runs on the cluster");
+                    let stream = remote.execute(&state, optimized).await?;
+                    return Ok((stream, None, format!("cluster {}", remote.location())));
+                }
+                Err((why, physical)) => {
+                    tracing::debug!(reason = %why, "query runs locally");
+                    ran_on = format!("here: {why}");
+                    if let Some(physical) = physical {
+                        let stream = datafusion::physical_plan::execute_stream(
+                            physical.clone(),
+                            self.ctx.task_ctx(),
+                        )?;
+                        return Ok((contain_stream_panics(stream), Some(physical), ran_on));
+                    }
+                }
             }
         }
         let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
@@ -1469,7 +1504,7 @@ impl Session {
         if explain && !self.root_prefix.is_empty() {
             stream = relative_paths(stream, self.root_prefix.clone());
         }
-        Ok((contain_stream_panics(stream), Some(physical)))
+        Ok((contain_stream_panics(stream), Some(physical), ran_on))
     }
 
     /// Parses and plans SQL holding exactly one statement (without running

@@ -35,7 +35,10 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def front(lake, cluster):
-    s = Server(lake, extra=[*cluster.front_args(), "--log", "citylake_engine=debug,info"])
+    # every query the cluster can take goes there, however small (see
+    # test_small_queries_stay_in_the_front_end_and_say_so for the threshold)
+    s = Server(lake, extra=[*cluster.front_args(), "--cluster-min-scan", "0",
+                            "--log", "citylake_engine=debug,info"])
     yield s
     s.stop()
 
@@ -134,6 +137,31 @@ def test_system_tables_and_mixed_queries_run_in_the_front_end(front):
     assert fetch(front, "SELECT 1 + 1") == [(2,)]
 
 
+def test_small_queries_stay_in_the_front_end_and_say_so(lake, cluster, server):
+    """A cluster job costs tens of milliseconds of its own: a query whose files to scan are fewer
+    bytes than --cluster-min-scan runs in the front end. system.queries says where each query ran,
+    and why not on the cluster."""
+    s = Server(lake, extra=[*cluster.front_args(), "--cluster-min-scan", "1MiB",
+                            "--log", "citylake_engine=debug,info"])
+    try:
+        small = "SELECT count(*) FROM common.districts"
+        large = "SELECT count(*), sum(vehicle_count) FROM traffic.segment_speed"  # ~10 MB of files
+        assert fetch(s, small) == [(13,)]
+        before = len(s.log)
+        assert fetch(s, large) == fetch(server, large)
+        assert ran_on_cluster(s, before)
+        ran = dict(fetch(s, f"SELECT sql, ran_on FROM system.queries WHERE sql IN ('{small}', '{large}')"))
+        assert ran[small].startswith("here: it scans") and "--cluster-min-scan" in ran[small], ran
+        assert ran[large].startswith("cluster df://127.0.0.1:"), ran
+        # a query the cluster cannot take says why too; without a cluster, queries run here
+        fetch(s, "SELECT count(*) FROM system.datasets")
+        ran = fetch(s, "SELECT ran_on FROM system.queries WHERE sql = 'SELECT count(*) FROM system.datasets'")
+        assert ran[0][0].startswith("here: it reads"), ran
+        assert fetch(server, "SELECT DISTINCT ran_on FROM system.queries WHERE ran_on IS NOT NULL") == [("here",)]
+    finally:
+        s.stop()
+
+
 def test_a_dropped_query_cancels_its_cluster_job(front, cluster):
     with adbc(front, user="root") as conn, conn.cursor() as cur:
         cur.execute("SELECT * FROM traffic.segment_speed a CROSS JOIN common.districts")
@@ -154,7 +182,7 @@ def test_an_executor_stopped_mid_query(lake, tmp_path):
     """Its own cluster: a query running when one executor dies ends with a clear error or a
     retried success, and the cluster answers the next query on the executor left."""
     c = Cluster(binary(), executors=2, slots=1)
-    s = Server(lake, extra=c.front_args())
+    s = Server(lake, extra=[*c.front_args(), "--cluster-min-scan", "0"])
     try:
         expected = fetch(s, "SELECT count(*), sum(vehicle_count) FROM traffic.segment_speed")
         query = ("SELECT segment_id, date_part('hour', observed_at) h, sum(vehicle_count), "
@@ -216,7 +244,8 @@ def test_the_lake_in_seaweedfs_from_the_executors(lake, tmp_path_factory):
         # every node reads the store with its own environment; the front end too
         c = Cluster(binary(), executors=2, env=weed.env())
         s = Server(lake, catalog=f"s3://{BUCKET}/city/catalog.toml", env=weed.env(),
-                   extra=[*c.front_args(), "--log", "citylake_engine=debug,info"])
+                   extra=[*c.front_args(), "--cluster-min-scan", "0",
+                          "--log", "citylake_engine=debug,info"])
         local = Server(lake)
         try:
             for q in ["SELECT count(*), sum(vehicle_count) FROM traffic.segment_speed",
@@ -292,7 +321,8 @@ def test_cluster_nodes_answer_only_their_own_certificates(lake, cluster, tmp_pat
 def fetch_any(cluster, lake):
     """`citylake sql --cluster` as the cluster's front end."""
     done = subprocess.run([binary(), "sql", "--catalog", str(lake / "catalog.toml"),
-                           *cluster.front_args(), "-c", "SELECT count(*) FROM common.districts",
+                           *cluster.front_args(), "--cluster-min-scan", "0",
+                           "-c", "SELECT count(*) FROM common.districts",
                            "--format", "csv"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return [(int(done.stdout.strip().splitlines()[-1]),)]
