@@ -20,7 +20,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use async_trait::async_trait;
 use citylake_engine::audit::AuditRecord;
 use citylake_engine::datafusion::arrow::array::{RecordBatch, StringArray};
@@ -401,7 +401,7 @@ fn rows(
                 .map_err(EngineError::from)
                 .and_then(|b| to_wire(b, &schema).map_err(EngineError::from))
             {
-                Ok(batch) => encode_recordbatch(encode.clone(), batch),
+                Ok(batch) => Box::new(crate::rows::encode(encode.clone(), batch)),
                 Err(e) => Box::new(std::iter::once(Err(to_pg(&e, None)))),
             };
             futures::stream::iter(encoded)

@@ -19,6 +19,7 @@
 //!   Execute with typed `$n` parameters, portals fetched in chunks), the
 //!   statements clients send that are not queries (`SET`, `SHOW`, `BEGIN`, …);
 //! - `params`: bound parameter values, text or binary, as engine values;
+//! - `rows`: result batches as `DataRow` messages, each batch into one buffer;
 //! - `cancel`: CancelRequest by process id and secret key, through the
 //!   engine's cancellation;
 //! - `error`: the one mapping from engine errors to SQLSTATE codes.
@@ -32,6 +33,7 @@ mod doors;
 mod error;
 mod handler;
 mod params;
+mod rows;
 mod startup;
 
 use std::future::Future;
