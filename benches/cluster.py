@@ -62,6 +62,8 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--executors", type=int, default=2)
     p.add_argument("--slots", type=int, default=None, help="tasks per executor (default: cores)")
+    p.add_argument("--cluster-min-scan", default=None,
+                   help="the front end's --cluster-min-scan (default: the server's, 64MiB)")
     p.add_argument("--output")
     a = p.parse_args()
 
@@ -75,8 +77,9 @@ def main():
 
     cluster = Cluster(a.binary, executors=a.executors, slots=a.slots, work_dir=str(tmp))
     single = serve(a.binary, lake / "catalog.toml", users, ["--audit-dir", str(tmp / "audit1")])
+    routing = ["--cluster-min-scan", a.cluster_min_scan] if a.cluster_min_scan else []
     front = serve(a.binary, lake / "catalog.toml", users,
-                  [*cluster.front_args(), "--audit-dir", str(tmp / "audit2")])
+                  [*cluster.front_args(), *routing, "--audit-dir", str(tmp / "audit2")])
     results = []
     try:
         for name, sql, _ in workload():
@@ -90,10 +93,15 @@ def main():
                         times[label].append(took)
             agree = same(tables["single"], tables["cluster"])
             s, c = statistics.median(times["single"]), statistics.median(times["cluster"])
+            # where the cluster's front end ran it (system.queries.ran_on)
+            _, seen = run(front.match.group(1), "SELECT sql, ran_on FROM system.queries")
+            ran_on = [r["ran_on"] for r in seen.to_pylist() if r["sql"] == sql and r["ran_on"]]
+            where = ("executors" if ran_on and ran_on[-1].startswith("cluster") else
+                     "front end: " + (ran_on[-1][len("here: "):] if ran_on else "?"))
             results.append({"query": name, "single_ms": s * 1e3, "cluster_ms": c * 1e3,
-                            "ratio": c / s, "agree": agree})
+                            "ratio": c / s, "agree": agree, "ran_on": where})
             print(f"{name:45s} single {s * 1e3:9.1f} ms  cluster {c * 1e3:9.1f} ms  "
-                  f"ratio {c / s:6.2f}{'' if agree else '  RESULTS DIFFER'}", flush=True)
+                  f"ratio {c / s:6.2f}  {where}{'' if agree else '  RESULTS DIFFER'}", flush=True)
     finally:
         front.stop()
         single.stop()
@@ -101,9 +109,9 @@ def main():
     geo = math.exp(sum(math.log(r["ratio"]) for r in results) / len(results))
     print(f"\n{len(results)} queries, {sum(r['agree'] for r in results)} agree; "
           f"geometric mean cluster / single node: {geo:.2f}")
-    print("\n| query | single node ms | cluster ms | cluster / single |\n|---|---:|---:|---:|")
+    print("\n| query | single node ms | cluster ms | cluster / single | ran on |\n|---|---:|---:|---:|---|")
     for r in results:
-        print(f"| {r['query']} | {r['single_ms']:.1f} | {r['cluster_ms']:.1f} | {r['ratio']:.2f} |")
+        print(f"| {r['query']} | {r['single_ms']:.1f} | {r['cluster_ms']:.1f} | {r['ratio']:.2f} | {r['ran_on']} |")
     if a.output:
         pathlib.Path(a.output).write_text(json.dumps({"geomean": geo, "queries": results}, indent=1))
     if not all(r["agree"] for r in results):
