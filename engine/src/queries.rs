@@ -177,7 +177,7 @@ pub struct QueryEntry {
     /// Datasets it reads and the columns masked in them (known once planned).
     touched: Mutex<(String, String)>,
     /// Where it runs: `here`, `here: why` when a cluster did not get it, or
-    /// `cluster df://…` (known once started).
+    /// `cluster` (known once started).
     ran_on: Mutex<String>,
     rows: AtomicU64,
     bytes: AtomicU64,

@@ -51,7 +51,8 @@ impl Routing {
     }
 }
 
-/// Bytes of the files a physical plan scans (the sum of their sizes).
+/// Bytes of the files a physical plan scans (the sum of their sizes, or of
+/// their ranges where a file is split over partitions).
 pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
     let own = plan
         .downcast_ref::<DataSourceExec>()
@@ -61,7 +62,12 @@ pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
                 .file_groups
                 .iter()
                 .flat_map(|group| group.files())
-                .map(|file| file.object_meta.size)
+                // a file split into byte ranges over several partitions
+                // counts once, range by range
+                .map(|file| match &file.range {
+                    Some(range) => (range.end - range.start).max(0) as u64,
+                    None => file.object_meta.size,
+                })
                 .sum()
         });
     own + plan
@@ -103,4 +109,36 @@ pub fn is_query(plan: &LogicalPlan) -> bool {
             | LogicalPlan::Analyze(_)
             | LogicalPlan::DescribeTable(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::listing::PartitionedFile;
+    use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+    use datafusion::execution::object_store::ObjectStoreUrl;
+    use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+
+    /// A file split into byte ranges over partitions counts once; whole files
+    /// count their size; scans below other operators count too.
+    #[test]
+    fn scan_bytes_counts_each_byte_once() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+        let ranges = (0..4).map(|i| {
+            FileGroup::new(vec![
+                PartitionedFile::new("a.parquet", 10 << 20)
+                    .with_range(i * (10 << 18), (i + 1) * (10 << 18)),
+            ])
+        });
+        let whole = FileGroup::new(vec![PartitionedFile::new("b.parquet", 1000)]);
+        let config = FileScanConfigBuilder::new(
+            ObjectStoreUrl::local_filesystem(),
+            Arc::new(ParquetSource::new(schema)),
+        )
+        .with_file_groups(ranges.chain([whole]).collect())
+        .build();
+        let plan = CoalescePartitionsExec::new(DataSourceExec::from_data_source(config));
+        assert_eq!(scan_bytes(&plan), (10 << 20) + 1000);
+    }
 }

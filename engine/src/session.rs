@@ -1465,6 +1465,8 @@ impl Session {
             let state = self.ctx.state();
             let optimized = state.optimize(&plan)?;
             let accepted = match remote.accepts(&optimized) {
+                // every query the cluster takes goes there: nothing to weigh
+                Ok(()) if routing.min_scan_bytes == 0 => Ok(optimized),
                 Ok(()) => {
                     let physical = state
                         .query_planner()
@@ -1481,7 +1483,8 @@ impl Session {
                 Ok(optimized) => {
                     tracing::debug!(cluster = remote.location(), "query runs on the cluster");
                     let stream = remote.execute(&state, optimized).await?;
-                    return Ok((stream, None, format!("cluster {}", remote.location())));
+                    // (not the scheduler's address: users see their own queries' `ran_on`)
+                    return Ok((stream, None, "cluster".to_string()));
                 }
                 Err((why, physical)) => {
                     tracing::debug!(reason = %why, "query runs locally");

@@ -38,15 +38,27 @@ pub const MAX_STARTUP_MESSAGE_BYTES: usize = 10_000;
 /// Time from the connection to a completed login.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Set once the connection has logged in: larger messages are allowed.
-pub struct LoggedIn(pub Arc<AtomicBool>);
+/// The connection's login state, which the start-up handler sets: larger
+/// messages are allowed from then on, and its start-up place is given back
+/// before the client is told it logged in.
+pub struct LoggedIn {
+    flag: Arc<AtomicBool>,
+    ticket: parking_lot::Mutex<crate::doors::Ticket>,
+}
+
+impl LoggedIn {
+    pub fn set(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.ticket.lock().logged_in();
+    }
+}
 
 /// Serves one connection until it ends.
 pub async fn serve(
     socket: TcpStream,
     acceptor: Option<pgwire::tokio::TlsAcceptor>,
     handlers: Arc<crate::Handlers>,
-    mut ticket: crate::doors::Ticket,
+    ticket: crate::doors::Ticket,
 ) -> io::Result<()> {
     // a second handle on the socket, to notice the client going away while a
     // statement runs (nothing reads the socket then)
@@ -71,7 +83,10 @@ pub async fn serve(
     next.read_buf = parts.read_buf;
     next.write_buf = parts.write_buf;
     let mut socket = Framed::from_parts(next);
-    socket.session_extensions().insert(LoggedIn(logged_in));
+    socket.session_extensions().insert(LoggedIn {
+        flag: logged_in,
+        ticket: parking_lot::Mutex::new(ticket),
+    });
 
     let copy = Arc::new(NoopHandler);
     loop {
@@ -80,9 +95,6 @@ pub async fn serve(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
-        if !starting {
-            ticket.logged_in();
-        }
         let next = std::panic::AssertUnwindSafe(socket.next()).catch_unwind();
         let message = if starting {
             tokio::select! {

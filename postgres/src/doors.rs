@@ -7,7 +7,8 @@
 //! anonymous connections, however many, can neither take the places of
 //! logged-in users nor keep other addresses from logging in (the idea of
 //! OpenSSH's `MaxStartups`). A refused connection is told why with
-//! PostgreSQL's `53300 too_many_connections` and closed.
+//! PostgreSQL's `53300 too_many_connections` and closed. A place is given
+//! back when the connection logs in or ends.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -107,6 +107,7 @@ pub async fn serve(
         options.max_connections,
         options.max_startups,
     ));
+    let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
@@ -127,11 +128,9 @@ pub async fn serve(
         let ticket = match doors.admit(peer.ip()) {
             Ok(ticket) => ticket,
             Err(why) => {
-                // as PostgreSQL past max_connections: told (best effort, the
-                // socket's buffer is empty) and closed
+                // as PostgreSQL past max_connections: told why, and closed
                 tracing::warn!(%peer, why, "postgres: connection refused");
-                let _ = socket.try_write(&doors::refusal(why));
-                drop(socket);
+                refuse(socket, why, &refusing);
                 continue;
             }
         };
@@ -145,6 +144,38 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Refused connections being told why at once, at most; beyond, closed untold.
+const MAX_REFUSING: usize = 256;
+
+/// Tells a refused connection why (`53300`) and closes it: the message
+/// written, the write side shut, and the client's bytes read and dropped for at
+/// most a second, so that the close is not a reset that could discard the
+/// message before the client reads it.
+fn refuse(
+    mut socket: tokio::net::TcpStream,
+    why: &'static str,
+    refusing: &Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+        refusing.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    let refusing = refusing.clone();
+    tokio::spawn(async move {
+        let told = async {
+            socket.write_all(&doors::refusal(why)).await?;
+            socket.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            while socket.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), told).await;
+        refusing.fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 /// A connection, counted in the engine's `connections` gauge while open (the

@@ -27,6 +27,8 @@ const CHUNK_BYTES: usize = 64 << 10;
 struct RowBuffer {
     buf: BytesMut,
     columns: i16,
+    /// Bytes reserved when the buffer is full.
+    chunk: usize,
 }
 
 impl Encoder for RowBuffer {
@@ -37,7 +39,7 @@ impl Encoder for RowBuffer {
         T: ToSql + ToSqlText + Sized,
     {
         if self.buf.capacity() - self.buf.len() < 64 {
-            self.buf.reserve(CHUNK_BYTES);
+            self.buf.reserve(self.chunk);
         }
         // the value's length, -1 (NULL) until it is written
         let at = self.buf.len();
@@ -69,13 +71,22 @@ pub(crate) fn encode(
     batch: RecordBatch,
 ) -> impl Iterator<Item = PgWireResult<DataRow>> + Send {
     let mut encoder = RowBuffer {
-        buf: BytesMut::with_capacity(CHUNK_BYTES),
+        buf: BytesMut::new(),
         columns: 0,
+        // a small batch takes a small buffer
+        chunk: (batch.num_rows() * 64).clamp(256, CHUNK_BYTES),
     };
     (0..batch.num_rows()).map(move |row| {
         let schema = batch.schema_ref();
+        let start = encoder.buf.len();
         for (col, array) in batch.columns().iter().enumerate() {
-            encode_value(&mut encoder, array, row, schema.field(col), &fields[col])?;
+            if let Err(e) = encode_value(&mut encoder, array, row, schema.field(col), &fields[col])
+            {
+                // nothing of a row that failed stays for the next one
+                encoder.buf.truncate(start);
+                encoder.columns = 0;
+                return Err(e);
+            }
         }
         Ok(encoder.take_row())
     })

@@ -178,11 +178,11 @@ impl StartupHandler for Startup {
                     pid,
                     _registered: registered,
                 });
-                if let Some(flag) = client
+                if let Some(state) = client
                     .session_extensions()
                     .get::<crate::connection::LoggedIn>()
                 {
-                    flag.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                    state.set();
                 }
                 tracing::info!(user, %peer, "postgres: login");
                 finish_authentication(client, &self.parameters).await?;
