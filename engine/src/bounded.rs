@@ -834,6 +834,18 @@ mod tests {
         Ok(datafusion::arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
     }
 
+    /// The error of a statement that must be refused.
+    async fn refused(sql: &str) -> String {
+        match run(sql).await {
+            Ok(out) => panic!(
+                "{} was answered: {}",
+                &sql[..sql.floor_char_boundary(200)],
+                &out[..out.floor_char_boundary(200)]
+            ),
+            Err(e) => e.to_string(),
+        }
+    }
+
     #[tokio::test]
     async fn small_results_are_built_as_before() {
         for sql in [
@@ -902,10 +914,7 @@ mod tests {
                 "repeat",
             ),
         ] {
-            let err = match run(sql).await {
-                Ok(out) => panic!("{sql} was answered: {}", &out[..out.len().min(200)]),
-                Err(e) => e.to_string(),
-            };
+            let err = refused(sql).await;
             assert!(
                 err.contains(&format!("{name}: the result would take up to"))
                     && err.contains("256"),
@@ -924,10 +933,7 @@ mod tests {
             "WITH RECURSIVE r(s, n) AS (SELECT arrow_cast('x', 'LargeUtf8'), 1 UNION ALL \
              SELECT s || s, n + 1 FROM r WHERE n < 40) SELECT max(length(s)) FROM r",
         ] {
-            let err = match run(sql).await {
-                Ok(out) => panic!("{sql} was answered: {}", &out[..out.len().min(200)]),
-                Err(e) => e.to_string(),
-            };
+            let err = refused(sql).await;
             assert!(
                 err.contains("||: the result would take up to"),
                 "{sql}: {err}"
@@ -964,10 +970,7 @@ mod tests {
             "SELECT repeat('x', 100000) FROM generate_series(1, 8192)".to_string(),
             "SELECT 1 WHERE 'a' IN (SELECT repeat('y', 70000))".to_string(),
         ] {
-            let err = match run(&sql).await {
-                Ok(_) => panic!("{} was answered", &sql[..60.min(sql.len())]),
-                Err(e) => e.to_string(),
-            };
+            let err = refused(&sql).await;
             assert!(err.contains("a statement's constants"), "{err}");
         }
         // at the limit: answered; a large constant folded away is no danger
@@ -987,10 +990,7 @@ mod tests {
             "SELECT g, length(string_agg(repeat('x', 1000), '' ORDER BY i)) \
              FROM (SELECT i % 2 AS g, i FROM generate_series(1, 2000000) t(i)) GROUP BY g",
         ] {
-            let err = match run(sql).await {
-                Ok(out) => panic!("{sql} was answered: {}", &out[..out.len().min(200)]),
-                Err(e) => e.to_string(),
-            };
+            let err = refused(sql).await;
             assert!(
                 err.contains("one value would hold more than 256"),
                 "{sql}: {err}"
@@ -1005,10 +1005,7 @@ mod tests {
             "SELECT cardinality(a) FROM (SELECT array_agg(repeat('x', 30000 + v * 0) || \
              CAST(v AS TEXT)) a FROM generate_series(1, 20000) g(v))",
         ] {
-            let err = match run(sql).await {
-                Ok(out) => panic!("{sql} was answered: {}", &out[..out.len().min(200)]),
-                Err(e) => e.to_string(),
-            };
+            let err = refused(sql).await;
             assert!(
                 err.contains("its values would take more than 256"),
                 "{sql}: {err}"

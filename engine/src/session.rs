@@ -1458,50 +1458,45 @@ impl Session {
         String,
     )> {
         let mut ran_on = "here".to_string();
+        // a physical plan built to weigh the query, run here if it stays
+        let mut weighed = None;
         if let Some(routing) = &self.remote
             && crate::remote::is_query(&plan)
         {
             let remote = &routing.executor;
             let state = self.ctx.state();
             let optimized = state.optimize(&plan)?;
-            let accepted = match remote.accepts(&optimized) {
+            let stays = match remote.accepts(&optimized) {
                 // every query the cluster takes goes there: nothing to weigh
-                Ok(()) if routing.min_scan_bytes == 0 => Ok(optimized),
+                Ok(()) if routing.min_scan_bytes == 0 => None,
                 Ok(()) => {
                     let physical = state
                         .query_planner()
                         .create_physical_plan(&optimized, &state)
                         .await?;
-                    match routing.route(physical.as_ref()) {
-                        Ok(()) => Ok(optimized),
-                        Err(why) => Err((why, Some(physical))),
-                    }
+                    let why = routing.route(physical.as_ref()).err();
+                    weighed = Some(physical);
+                    why
                 }
-                Err(why) => Err((why, None)),
+                Err(why) => Some(why),
             };
-            match accepted {
-                Ok(optimized) => {
-                    tracing::debug!(cluster = remote.location(), "query runs on the cluster");
-                    let stream = remote.execute(&state, optimized).await?;
-                    // (not the scheduler's address: users see their own queries' `ran_on`)
-                    return Ok((stream, None, "cluster".to_string()));
-                }
-                Err((why, physical)) => {
-                    tracing::debug!(reason = %why, "query runs locally");
-                    ran_on = format!("here: {why}");
-                    if let Some(physical) = physical {
-                        let stream = datafusion::physical_plan::execute_stream(
-                            physical.clone(),
-                            self.ctx.task_ctx(),
-                        )?;
-                        return Ok((contain_stream_panics(stream), Some(physical), ran_on));
-                    }
-                }
-            }
+            let Some(why) = stays else {
+                tracing::debug!(cluster = remote.location(), "query runs on the cluster");
+                let stream = remote.execute(&state, optimized).await?;
+                // (not the scheduler's address: users see their own queries' `ran_on`)
+                return Ok((stream, None, "cluster".to_string()));
+            };
+            tracing::debug!(reason = %why, "query runs locally");
+            ran_on = format!("here: {why}");
         }
         let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
-        let df = self.ctx.execute_logical_plan(plan).await?;
-        let physical = df.create_physical_plan().await?;
+        let physical = match weighed {
+            Some(physical) => physical,
+            None => {
+                let df = self.ctx.execute_logical_plan(plan).await?;
+                df.create_physical_plan().await?
+            }
+        };
         let mut stream =
             datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?;
         if explain && !self.root_prefix.is_empty() {
