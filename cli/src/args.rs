@@ -81,10 +81,15 @@ pub struct ServeArgs {
     /// running queries (`forever` keeps it).
     #[arg(long, env = "CITYLAKE_PG_PORTAL_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_ttl)]
     pub pg_portal_idle_timeout: CacheTtl,
-    /// Most Postgres connections open at once (a connection beyond is refused
-    /// with 53300 and closed).
+    /// Most Postgres connections logged in at once, the last three only for
+    /// supervisors (roles that read the audit log); a login beyond is refused
+    /// with 53300.
     #[arg(long, env = "CITYLAKE_PG_MAX_CONNECTIONS", default_value_t = 512)]
     pub pg_max_connections: usize,
+    /// Most Postgres connections one user has logged in at once [default: an
+    /// eighth of --pg-max-connections].
+    #[arg(long, env = "CITYLAKE_PG_MAX_CONNECTIONS_PER_USER")]
+    pub pg_max_connections_per_user: Option<usize>,
     /// Most Postgres connections still logging in at once, a quarter of them
     /// from one address (IPv4, or IPv6 /64); beyond, refused with 53300.
     #[arg(long, env = "CITYLAKE_PG_MAX_STARTUPS", default_value_t = 64)]

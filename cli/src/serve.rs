@@ -107,6 +107,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             citylake_postgres::PgOptions {
                 portal_idle: args.pg_portal_idle_timeout.0.unwrap_or(Duration::MAX),
                 max_connections: args.pg_max_connections,
+                max_connections_per_user: args.pg_max_connections_per_user,
                 max_startups: args.pg_max_startups,
             },
         );

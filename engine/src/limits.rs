@@ -8,8 +8,10 @@
 //! - [`QueryPool`]: the memory pool a query's session sees — the engine's pool
 //!   (whose total is `--memory-limit`; operators spill beyond it) with the
 //!   query's own cap in front, tracking its peak.
-//! - [`Admission`]: at most `max_concurrent` queries run, of them at most
-//!   all but one of one user's; the next `queue` wait in arrival order (a
+//! - [`Admission`]: at most `max_concurrent` queries run; from three slots
+//!   up, one of them is kept for the supervisors (the roles that read the
+//!   audit log, see every query and cancel any), and one user holds all but
+//!   one of the others at most; the next `queue` wait in arrival order (a
 //!   fair semaphore); beyond that a query is refused at once
 //!   (`RESOURCE_EXHAUSTED`).
 //!
@@ -201,8 +203,12 @@ impl MemoryPool for QueryPool {
 /// How many queries run at once, and how many may wait.
 #[derive(Debug)]
 pub struct Admission {
+    /// The slots anyone's queries take.
     slots: Arc<tokio::sync::Semaphore>,
+    /// The slot kept for supervisors: [`Admission::reserved`].
+    reserved: Arc<tokio::sync::Semaphore>,
     max_running: usize,
+    max_reserved: usize,
     max_waiting: usize,
     waiting: AtomicUsize,
     /// Most slots one user holds at once: [`Admission::per_user`].
@@ -227,23 +233,35 @@ pub struct Permit {
 impl Admission {
     pub fn new(max_running: usize, max_waiting: usize) -> Self {
         let max_running = max_running.max(1);
+        let max_reserved = Self::reserved(max_running);
+        let shared = max_running - max_reserved;
         Self {
-            slots: Arc::new(tokio::sync::Semaphore::new(max_running)),
+            slots: Arc::new(tokio::sync::Semaphore::new(shared)),
+            reserved: Arc::new(tokio::sync::Semaphore::new(max_reserved)),
             max_running,
+            max_reserved,
             max_waiting,
             waiting: AtomicUsize::new(0),
-            per_user: Self::per_user(max_running),
+            per_user: Self::per_user(shared),
             users: Default::default(),
         }
     }
 
-    /// Most slots one user's queries hold at once: all but one (one user's
-    /// long queries cannot hold every slot: four full scans from one analyst
-    /// once left the administrator unable even to read `system.queries`).
-    /// A user's further queries wait for one of their own to end, behind
+    /// Slots only supervisors' queries take: one from three slots up (as
+    /// PostgreSQL's `superuser_reserved_connections`). However many users
+    /// fill the other slots — two analysts whose clients stop reading their
+    /// results once held every slot for a minute — a supervisor can still
+    /// read `system.queries` and cancel what holds them.
+    pub fn reserved(max_running: usize) -> usize {
+        usize::from(max_running >= 3)
+    }
+
+    /// Most of the `shared` slots one user's queries hold at once: all but
+    /// one (one user's long queries cannot hold every slot others run in). A
+    /// user's further queries wait for one of their own to end, behind
     /// nobody else's; with one slot there is nothing to share.
-    pub fn per_user(max_running: usize) -> usize {
-        max_running.saturating_sub(1).max(1)
+    pub fn per_user(shared: usize) -> usize {
+        shared.saturating_sub(1).max(1)
     }
 
     /// Most queries of one user that wait: half the queue (one user's
@@ -254,7 +272,7 @@ impl Admission {
 
     /// Queries running now.
     pub fn running(&self) -> usize {
-        self.max_running - self.slots.available_permits()
+        self.max_running - self.slots.available_permits() - self.reserved.available_permits()
     }
 
     /// Queries waiting for a slot now.
@@ -263,9 +281,10 @@ impl Admission {
     }
 
     /// Waits for a slot in arrival order — first for one of `user`'s share,
-    /// then for one of the server's —, or refuses at once when the queue is
-    /// full.
-    pub async fn admit(&self, user: &str) -> Result<Permit, LimitError> {
+    /// then for one of the server's (a `supervisor`'s query also for the
+    /// reserved one, whichever comes first) —, or refuses at once when the
+    /// queue is full.
+    pub async fn admit(&self, user: &str, supervisor: bool) -> Result<Permit, LimitError> {
         let share = self
             .users
             .lock()
@@ -275,10 +294,18 @@ impl Admission {
                 waiting: Arc::default(),
             })
             .clone();
-        if let (Ok(mine), Ok(permit)) = (
-            share.slots.clone().try_acquire_owned(),
-            self.slots.clone().try_acquire_owned(),
-        ) {
+        let free = || {
+            self.slots.clone().try_acquire_owned().or_else(|e| {
+                if supervisor {
+                    self.reserved.clone().try_acquire_owned()
+                } else {
+                    Err(e)
+                }
+            })
+        };
+        if let Ok(mine) = share.slots.clone().try_acquire_owned()
+            && let Ok(permit) = free()
+        {
             return Ok(Permit {
                 _user: mine,
                 _permit: permit,
@@ -305,12 +332,17 @@ impl Admission {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        let shared = self.slots.clone().acquire_owned();
+        let permit = if supervisor && self.max_reserved > 0 {
+            // the first of the two; the other wait is dropped unserved
+            tokio::select! {
+                p = shared => p,
+                p = self.reserved.clone().acquire_owned() => p,
+            }
+        } else {
+            shared.await
+        }
+        .expect("the semaphore is never closed");
         Ok(Permit {
             _user: mine,
             _permit: permit,
@@ -368,15 +400,15 @@ mod tests {
     #[tokio::test]
     async fn admission_queues_in_order_and_refuses_beyond_the_queue() {
         let a = Arc::new(Admission::new(1, 1));
-        let first = a.admit("ana").await.unwrap();
+        let first = a.admit("ana", false).await.unwrap();
         let waiter = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit("dora").await.map(|_| ()) })
+            tokio::spawn(async move { a.admit("dora", false).await.map(|_| ()) })
         };
         while a.waiting() == 0 {
             tokio::task::yield_now().await;
         }
-        let refused = a.admit("root").await.unwrap_err();
+        let refused = a.admit("root", false).await.unwrap_err();
         assert!(
             refused
                 .to_string()
@@ -388,49 +420,61 @@ mod tests {
         assert_eq!(a.waiting(), 0);
     }
 
+    async fn at_once(a: &Admission, user: &str, supervisor: bool) -> Permit {
+        tokio::time::timeout(Duration::from_secs(5), a.admit(user, supervisor))
+            .await
+            .expect("admitted at once")
+            .unwrap()
+    }
+
+    async fn until_waiting(a: &Admission, n: usize) {
+        while a.waiting() < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
     #[tokio::test]
     async fn one_user_never_holds_every_slot() {
         // attack: an analyst fills every slot with endless scans
-        let a = Arc::new(Admission::new(4, 8));
+        let a = Arc::new(Admission::new(5, 8));
         let mut hers = vec![];
         for _ in 0..3 {
-            hers.push(a.admit("ana").await.unwrap());
+            hers.push(a.admit("ana", false).await.unwrap());
         }
         let fourth = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit("ana").await.map(|_| ()) })
+            tokio::spawn(async move { a.admit("ana", false).await.map(|_| ()) })
         };
-        while a.waiting() == 0 {
-            tokio::task::yield_now().await;
-        }
+        until_waiting(&a, 1).await;
         assert_eq!(a.running(), 3);
-        // the administrator still runs, at once: the fourth slot is not hers
-        let root = tokio::time::timeout(Duration::from_secs(5), a.admit("root"))
-            .await
-            .expect("admitted at once")
-            .unwrap();
+        // another analyst still runs, at once: the fourth shared slot is not hers
+        let dora = at_once(&a, "dora", false).await;
         assert!(!fourth.is_finished());
-        drop(root);
+        drop(dora);
         // her own fourth runs when one of her three ends
         drop(hers.pop());
         fourth.await.unwrap().unwrap();
         assert_eq!(Admission::per_user(1), 1);
-        assert_eq!(Admission::per_user(8), 7);
+        assert_eq!(Admission::per_user(7), 6);
+        assert_eq!(
+            (0..5).map(Admission::reserved).collect::<Vec<_>>(),
+            [0, 0, 0, 1, 1]
+        );
         // nor fills the queue: half of it is hers at most, then she is refused, not others
         let a = Arc::new(Admission::new(2, 4));
-        let _running = a.admit("ana").await.unwrap();
+        let _running = a.admit("ana", false).await.unwrap();
         let queued: Vec<_> = (0..2)
             .map(|_| {
                 let a = a.clone();
-                tokio::spawn(async move { a.admit("ana").await.map(|_| ()) })
+                tokio::spawn(async move { a.admit("ana", false).await.map(|_| ()) })
             })
             .collect();
         while a.waiting() < 2 {
             tokio::task::yield_now().await;
         }
-        let refused = a.admit("ana").await.unwrap_err();
+        let refused = a.admit("ana", false).await.unwrap_err();
         assert!(refused.to_string().contains("server busy"), "{refused}");
-        let dora = tokio::time::timeout(Duration::from_secs(5), a.admit("dora"))
+        let dora = tokio::time::timeout(Duration::from_secs(5), a.admit("dora", false))
             .await
             .expect("admitted at once")
             .unwrap();
@@ -439,5 +483,47 @@ mod tests {
         for q in queued {
             q.await.unwrap().unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn users_together_cannot_lock_the_supervisors_out() {
+        // attack (red team): two analysts each start two queries whose
+        // clients never read their results; with every slot theirs the
+        // administrator's `SELECT 1` waited a minute, and nobody could see or
+        // cancel what held the slots
+        let a = Arc::new(Admission::new(4, 8));
+        let ana: Vec<_> = (0..2).map(|_| a.admit("ana", false)).collect();
+        let ana = futures::future::join_all(ana).await;
+        let dora = a.admit("dora", false).await.unwrap();
+        let dora_second = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit("dora", false).await.map(|_| ()) })
+        };
+        until_waiting(&a, 1).await;
+        assert_eq!(a.running(), 3, "the shared slots are full");
+        // a third analyst waits like everyone else ...
+        let eve = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit("eve", false).await.map(|_| ()) })
+        };
+        until_waiting(&a, 2).await;
+        // ... the supervisor runs at once, in the kept slot
+        let root = at_once(&a, "root", true).await;
+        assert_eq!(a.running(), 4);
+        // a second supervisor query waits for a slot, shared or kept, whichever is first
+        let root_second = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit("root", true).await.map(|_| ()) })
+        };
+        until_waiting(&a, 3).await;
+        drop(root);
+        root_second.await.unwrap().unwrap();
+        assert!(!eve.is_finished() && !dora_second.is_finished());
+        // the analysts' queries go on when theirs end
+        drop(ana);
+        dora_second.await.unwrap().unwrap();
+        eve.await.unwrap().unwrap();
+        drop(dora);
+        assert_eq!((a.running(), a.waiting()), (0, 0));
     }
 }

@@ -298,6 +298,13 @@ impl Engine {
         )
     }
 
+    /// Whether `principal` supervises: reads the audit log, sees and cancels
+    /// every query, and may use the places kept for that (a query slot, a
+    /// Postgres connection).
+    pub fn supervises(&self, principal: &Principal) -> bool {
+        self.policy.current().reads_audit_log(principal)
+    }
+
     /// Queries running and waiting now.
     pub fn load(&self) -> (usize, usize) {
         (self.admission.running(), self.admission.waiting())
@@ -457,6 +464,7 @@ impl Engine {
             remote: self.remote.clone(),
             queries: self.queries.clone(),
             admission: self.admission.clone(),
+            supervisor: all_queries,
             limits,
             pool,
             root_prefix: self.root_prefix.clone(),
@@ -1077,6 +1085,9 @@ pub struct Session {
     remote: Option<crate::remote::Routing>,
     queries: Arc<crate::queries::QueryRegistry>,
     admission: Arc<crate::limits::Admission>,
+    /// Whether the principal supervises (reads the audit log, sees and
+    /// cancels every query): its queries may take the admission's kept slot.
+    supervisor: bool,
     /// This principal's per-query limits.
     limits: crate::limits::Limits,
     /// The memory pool of this session's queries (its cap and peak).
@@ -1387,7 +1398,11 @@ impl Session {
         let (datasets, masked) = self.touched(&plan);
         entry.set_touched(datasets, masked);
         entry.set_state(crate::queries::QueryState::Queued);
-        let permit = match self.admission.admit(&self.principal.user).await {
+        let permit = match self
+            .admission
+            .admit(&self.principal.user, self.supervisor)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 pending.entry = None;

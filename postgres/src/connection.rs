@@ -47,9 +47,12 @@ pub struct LoggedIn {
 }
 
 impl LoggedIn {
-    pub fn set(&self) {
+    /// `user` has logged in: the connection gives back its start-up place
+    /// and takes a logged-in one (see `doors`), or is told why there is none.
+    pub fn set(&self, user: &str, supervisor: bool) -> Result<(), String> {
+        self.ticket.lock().logged_in(user, supervisor)?;
         self.flag.store(true, Ordering::Relaxed);
-        self.ticket.lock().logged_in();
+        Ok(())
     }
 }
 

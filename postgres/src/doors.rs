@@ -1,14 +1,21 @@
 //! Which connections the front end takes.
 //!
-//! At most `max_connections` are open; of those, at most `max_startups` have
-//! not logged in yet, and at most a quarter of those come from one peer (an
-//! IPv4 address, or an IPv6 /64: one host's addresses). A connection that
-//! never logs in holds its place for the start-up timeout only, and
-//! anonymous connections, however many, can neither take the places of
-//! logged-in users nor keep other addresses from logging in (the idea of
-//! OpenSSH's `MaxStartups`). A refused connection is told why with
-//! PostgreSQL's `53300 too_many_connections` and closed. A place is given
-//! back when the connection logs in or ends.
+//! Before login: at most `max_startups` connections have not logged in yet,
+//! at most a quarter of them from one peer (an IPv4 address, or an IPv6 /64:
+//! one host's addresses). A connection that never logs in holds its place
+//! for the start-up timeout only, and anonymous connections, however many,
+//! can neither take the places of logged-in users nor keep other addresses
+//! from logging in (the idea of OpenSSH's `MaxStartups`). A start-up place is
+//! given back when the connection logs in or ends.
+//!
+//! At login: at most `max_connections` are logged in, the last
+//! [`RESERVED_FOR_SUPERVISORS`] of them only for supervisors (PostgreSQL's
+//! `superuser_reserved_connections`), and at most `max_per_user` for one
+//! user (PostgreSQL's per-role `CONNECTION LIMIT`): one account's pool, or a
+//! red-team analyst's loop, cannot take every connection.
+//!
+//! A refused connection is told why with PostgreSQL's
+//! `53300 too_many_connections` and closed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,16 +26,21 @@ use parking_lot::Mutex;
 /// The front end's connection limits and the connections it holds.
 pub(crate) struct Doors {
     max_connections: usize,
+    max_per_user: usize,
     max_startups: usize,
     max_startups_per_peer: usize,
     state: Mutex<State>,
 }
 
+/// Logged-in places only supervisors take, of `max_connections`.
+pub(crate) const RESERVED_FOR_SUPERVISORS: usize = 3;
+
 #[derive(Default)]
 struct State {
-    open: usize,
     starting: usize,
     starting_by_peer: HashMap<Peer, usize>,
+    logged_in: usize,
+    by_user: HashMap<String, usize>,
 }
 
 /// One host: an IPv4 address, or the /64 prefix of an IPv6 address.
@@ -45,10 +57,17 @@ impl From<IpAddr> for Peer {
 }
 
 impl Doors {
-    pub(crate) fn new(max_connections: usize, max_startups: usize) -> Self {
-        let max_startups = max_startups.clamp(1, max_connections.max(1));
+    /// `max_per_user`: by default an eighth of `max_connections`.
+    pub(crate) fn new(
+        max_connections: usize,
+        max_per_user: Option<usize>,
+        max_startups: usize,
+    ) -> Self {
+        let max_connections = max_connections.max(1);
+        let max_startups = max_startups.clamp(1, max_connections);
         Self {
             max_connections,
+            max_per_user: max_per_user.unwrap_or(max_connections / 8).max(1),
             max_startups,
             max_startups_per_peer: (max_startups / 4).max(1),
             state: Mutex::default(),
@@ -59,9 +78,6 @@ impl Doors {
     pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, &'static str> {
         let peer = Peer::from(peer);
         let mut state = self.state.lock();
-        if state.open >= self.max_connections {
-            return Err("sorry, too many clients already");
-        }
         if state.starting >= self.max_startups {
             return Err("too many connections are logging in; retry shortly");
         }
@@ -71,12 +87,39 @@ impl Doors {
         }
         *from_peer += 1;
         state.starting += 1;
-        state.open += 1;
         Ok(Ticket {
             doors: self.clone(),
             peer,
             starting: true,
+            user: None,
         })
+    }
+
+    /// A logged-in place for `user`, or why there is none.
+    fn log_in(&self, state: &mut State, user: &str, supervisor: bool) -> Result<(), String> {
+        let theirs = state.by_user.get(user).copied().unwrap_or(0);
+        if theirs >= self.max_per_user {
+            // PostgreSQL's words
+            return Err(format!("too many connections for role \"{user}\""));
+        }
+        let open_to_all = self
+            .max_connections
+            .saturating_sub(RESERVED_FOR_SUPERVISORS);
+        let bound = if supervisor {
+            self.max_connections
+        } else {
+            open_to_all.max(1)
+        };
+        if state.logged_in >= bound {
+            return Err(if supervisor || open_to_all == 0 {
+                "sorry, too many clients already".into()
+            } else {
+                "remaining connection slots are reserved for supervisors".into()
+            });
+        }
+        state.logged_in += 1;
+        *state.by_user.entry(user.to_string()).or_default() += 1;
+        Ok(())
     }
 
     fn end_startup(&self, state: &mut State, peer: Peer) {
@@ -95,6 +138,8 @@ pub(crate) struct Ticket {
     doors: Arc<Doors>,
     peer: Peer,
     starting: bool,
+    /// Whose logged-in place it holds, once logged in.
+    user: Option<String>,
 }
 
 impl std::fmt::Debug for Ticket {
@@ -106,12 +151,19 @@ impl std::fmt::Debug for Ticket {
 }
 
 impl Ticket {
-    /// The connection has logged in: its start-up place is free.
-    pub(crate) fn logged_in(&mut self) {
-        if std::mem::take(&mut self.starting) {
-            self.doors
-                .end_startup(&mut self.doors.state.lock(), self.peer);
+    /// `user` has logged in: the connection's start-up place is free, and it
+    /// takes a logged-in place, or is told why there is none (then it holds
+    /// no place and is to be closed). Once per connection; a second call
+    /// changes nothing.
+    pub(crate) fn logged_in(&mut self, user: &str, supervisor: bool) -> Result<(), String> {
+        if !std::mem::take(&mut self.starting) {
+            return Ok(());
         }
+        let mut state = self.doors.state.lock();
+        self.doors.end_startup(&mut state, self.peer);
+        self.doors.log_in(&mut state, user, supervisor)?;
+        self.user = Some(user.to_string());
+        Ok(())
     }
 }
 
@@ -121,7 +173,15 @@ impl Drop for Ticket {
         if self.starting {
             self.doors.end_startup(&mut state, self.peer);
         }
-        state.open -= 1;
+        if let Some(user) = self.user.take() {
+            state.logged_in -= 1;
+            if let Some(n) = state.by_user.get_mut(&user) {
+                *n -= 1;
+                if *n == 0 {
+                    state.by_user.remove(&user);
+                }
+            }
+        }
     }
 }
 
@@ -146,7 +206,7 @@ mod tests {
 
     #[test]
     fn anonymous_connections_cannot_keep_others_out() {
-        let doors = Arc::new(Doors::new(10, 8));
+        let doors = Arc::new(Doors::new(10, None, 8));
         // one address holds at most a quarter of the start-up places
         let attacker: Vec<_> = (0..2)
             .map(|_| doors.admit(ip("10.0.0.66")).unwrap())
@@ -159,8 +219,8 @@ mod tests {
         );
         // ... and another host's login goes on
         let mut user = doors.admit(ip("10.0.0.7")).unwrap();
-        user.logged_in();
-        user.logged_in(); // twice is once
+        user.logged_in("ana", false).unwrap();
+        user.logged_in("ana", false).unwrap(); // twice is once
         // many hosts fill the start-up places, never the logged-in ones
         let crowd: Vec<_> = (1..=6)
             .filter_map(|i| doors.admit(ip(&format!("10.0.1.{i}"))).ok())
@@ -175,23 +235,60 @@ mod tests {
         // places come back when connections end or log in
         drop(attacker);
         let mut again = doors.admit(ip("10.0.0.66")).unwrap();
-        again.logged_in();
-        assert_eq!(doors.state.lock().starting, 6);
-        assert_eq!(doors.state.lock().open, 8);
-        // the total bound counts everyone
-        let mut more: Vec<_> = crowd;
-        more.push(doors.admit(ip("10.0.3.1")).unwrap());
-        more.push(doors.admit(ip("10.0.3.2")).unwrap());
+        again.logged_in("dora", false).unwrap();
+        {
+            let state = doors.state.lock();
+            assert_eq!((state.starting, state.logged_in), (6, 2));
+        }
+        drop((crowd, user, again));
+        let state = doors.state.lock();
+        assert_eq!((state.starting, state.logged_in), (0, 0));
+        assert!(state.starting_by_peer.is_empty() && state.by_user.is_empty());
+    }
+
+    #[test]
+    fn one_user_cannot_take_every_connection_and_supervisors_keep_theirs() {
+        // attack (red team): one logged-in analyst opened connections until
+        // the server had none left for anyone
+        let doors = Arc::new(Doors::new(16, None, 8));
+        assert_eq!(doors.max_per_user, 2);
+        let login = |user: &str, supervisor: bool| {
+            let mut t = doors.admit(ip("10.0.0.1")).unwrap();
+            t.logged_in(user, supervisor).map(|()| t)
+        };
+        let ana: Vec<_> = (0..2).map(|_| login("ana", false).unwrap()).collect();
+        let refused = login("ana", false).unwrap_err();
+        assert_eq!(refused, "too many connections for role \"ana\"");
+        // a refused login holds no place, of any kind
+        assert_eq!(doors.state.lock().logged_in, 2);
+        assert_eq!(doors.state.lock().starting, 0);
+        // colluding users fill what is open to all: 16 less the 3 kept
+        let mut others: Vec<_> = (0..11)
+            .map(|i| login(&format!("u{}", i / 2), false).unwrap())
+            .collect();
         assert!(
-            doors
-                .admit(ip("10.0.3.3"))
+            login("eve", false)
+                .unwrap_err()
+                .contains("reserved for supervisors")
+        );
+        // supervisors still log in, up to the total
+        let roots: Vec<_> = (0..2).map(|_| login("root", true).unwrap()).collect();
+        let audrey = login("audrey", true).unwrap();
+        assert!(
+            login("audrey", true)
                 .unwrap_err()
                 .contains("too many clients")
         );
-        drop((more, user, again));
+        // the supervisors' places are never open to all
+        drop((roots, audrey));
+        assert!(login("eve", false).is_err());
+        // a place that ends is open again
+        others.pop();
+        let eve = login("eve", false).unwrap();
+        drop((ana, others, eve));
         let state = doors.state.lock();
-        assert_eq!((state.open, state.starting), (0, 0));
-        assert!(state.starting_by_peer.is_empty());
+        assert_eq!((state.starting, state.logged_in), (0, 0));
+        assert!(state.by_user.is_empty());
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! the client asks).
 //!
 //! # Layout
-//! - `doors`: which connections are taken (at most `max_connections`, of
-//!   which at most `max_startups` still logging in, a quarter per address);
+//! - `doors`: which connections are taken (at most `max_startups` still
+//!   logging in, a quarter per address; at most `max_connections` logged in,
+//!   an eighth per user and three kept for supervisors);
 //! - `connection`: one connection's message loop, every message's size
 //!   bounded before it is read (10,000 bytes before login);
 //! - `startup`: the startup phase — TLS required beyond loopback, cleartext
@@ -50,8 +51,12 @@ pub struct PgOptions {
     /// How long a portal's query waits for its client's next fetch before it
     /// is ended (freeing its admission slot).
     pub portal_idle: std::time::Duration,
-    /// Most connections open at once; beyond, new ones are refused.
+    /// Most connections logged in at once (the last three only for
+    /// supervisors); beyond, logins are refused.
     pub max_connections: usize,
+    /// Most connections one user has logged in at once; `None`: an eighth of
+    /// `max_connections`.
+    pub max_connections_per_user: Option<usize>,
     /// Most connections not logged in yet, a quarter of them from one address
     /// (see `doors`).
     pub max_startups: usize,
@@ -62,6 +67,7 @@ impl Default for PgOptions {
         Self {
             portal_idle: handler::PORTAL_IDLE_TIMEOUT,
             max_connections: 512,
+            max_connections_per_user: None,
             max_startups: 64,
         }
     }
@@ -105,6 +111,7 @@ pub async fn serve(
     });
     let doors = Arc::new(doors::Doors::new(
         options.max_connections,
+        options.max_connections_per_user,
         options.max_startups,
     ));
     let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));

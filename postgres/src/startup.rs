@@ -167,6 +167,20 @@ impl StartupHandler for Startup {
                         format!("password authentication failed for user \"{user}\""),
                     ));
                 };
+                // a logged-in place (one user's share, the supervisors' kept
+                // ones), given back when the connection ends
+                let place = match client
+                    .session_extensions()
+                    .get::<crate::connection::LoggedIn>()
+                {
+                    Some(state) => state.set(&user, self.engine.supervises(&principal)),
+                    None => Ok(()),
+                };
+                if let Err(why) = place {
+                    tracing::warn!(user, %peer, why, "postgres: login refused");
+                    self.audit(&user, &client_addr, Err(why.as_str())).await?;
+                    return Err(fatal("53300", why));
+                }
                 self.audit(&user, &client_addr, Ok(&principal.roles))
                     .await?;
                 let long_key = client.protocol_version() != ProtocolVersion::PROTOCOL3_0;
@@ -178,12 +192,6 @@ impl StartupHandler for Startup {
                     pid,
                     _registered: registered,
                 });
-                if let Some(state) = client
-                    .session_extensions()
-                    .get::<crate::connection::LoggedIn>()
-                {
-                    state.set();
-                }
                 tracing::info!(user, %peer, "postgres: login");
                 finish_authentication(client, &self.parameters).await?;
             }

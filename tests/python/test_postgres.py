@@ -906,15 +906,69 @@ def test_a_client_that_goes_away_ends_its_query(lake):
         while running_queries(server) > 0 and time.time() < deadline:
             time.sleep(0.2)
         assert running_queries(server) == 0, "the query of a client that went away still runs"
-        # at most 3 connections: a fourth is closed at once, the others serve
-        held = [raw_login(server, "ana")[0] for _ in range(3)]
-        with pytest.raises((psycopg.OperationalError,)):
-            psycopg.connect(dsn(server, "ana"), connect_timeout=5)
-        for h in held:
-            h.close()
-        time.sleep(0.5)
-        assert rows(server, "ana", "SELECT 1") == [(1,)]
     finally:
+        server.stop()
+
+
+def suspended_portal(server, user):
+    """A connection whose portal over the speeds fetched one row and waits: its query holds an
+    admission slot, as a client that stops reading its results does."""
+    s, _ = raw_login(server, user)
+    parse = b"\0SELECT * FROM traffic.segment_speed\0" + struct.pack("!h", 0)
+    bind = b"cur\0\0" + struct.pack("!hhh", 0, 0, 0)
+    s.sendall(message(b"P", parse) + message(b"B", bind)
+              + message(b"E", b"cur\0" + struct.pack("!i", 1)) + message(b"S", b""))
+    assert any(tag == b"s" for tag, _ in until_ready(s))
+    return s
+
+
+def test_users_cannot_take_every_connection_or_slot_from_the_supervisors(lake):
+    """Red team: one analyst opened connections until none was left for anyone; two analysts
+    whose clients stopped reading held every query slot, and the administrator's `SELECT 1` waited
+    a minute. Now a user holds --pg-max-connections-per-user connections at most, the last three
+    of --pg-max-connections and one query slot are kept for supervisors (roles that read the audit
+    log), who see and cancel what holds the others."""
+    server = PgServer(lake, extra=["--pg-max-connections", "6", "--pg-max-connections-per-user", "2",
+                                   "--max-concurrent-queries", "4"])
+    held = []
+    try:
+        # two query slots for ana (all but one of the three shared), one for dora
+        held += [suspended_portal(server, "ana") for _ in range(2)]
+        held.append(suspended_portal(server, "dora"))
+        assert running_queries(server) == 3
+        # ana's third connection: her share
+        with pytest.raises(psycopg.OperationalError, match='too many connections for role "ana"'):
+            psycopg.connect(dsn(server, "ana"))
+        # dora's second: the three places open to all are taken, the rest kept
+        with pytest.raises(psycopg.OperationalError, match="reserved for supervisors"):
+            psycopg.connect(dsn(server, "dora"))
+        # the administrator logs in and runs at once, in the kept slot, over both protocols
+        with psycopg.connect(dsn(server, "root"), autocommit=True) as root:
+            started = time.time()
+            stuck = root.execute('SELECT query_id, "user" FROM system.queries '
+                                 "WHERE state = 'running'").fetchall()
+            assert time.time() - started < 20, "the supervisor waited for a slot"
+            assert sorted(u for _, u in stuck if u != "root") == ["ana", "ana", "dora"]
+            assert flight_rows(server, "root", "SELECT 1") == [(1,)]
+            # ... and frees the slots
+            for qid, user in stuck:
+                if user != "root":
+                    assert root.execute("SELECT citylake_cancel(%s)", (qid,)).fetchall() == [(True,)]
+        for s in held:
+            s.close()
+        held.clear()
+        deadline = time.time() + 20
+        while running_queries(server) > 0 and time.time() < deadline:
+            time.sleep(0.2)
+        # the places come back
+        assert rows(server, "dora", "SELECT 1") == [(1,)]
+        assert rows(server, "ana", "SELECT 1") == [(1,)]
+        refused = rows(server, "audrey", "SELECT error FROM system.audit_log WHERE kind = 'login' "
+                                         "AND outcome = 'refused' AND \"user\" = 'dora'")
+        assert ("remaining connection slots are reserved for supervisors",) in refused, refused
+    finally:
+        for s in held:
+            s.close()
         server.stop()
 
 
