@@ -68,9 +68,11 @@ step "cargo test (unit, sqllogictest, CLI and Flight SQL end to end)"
 # the same flags and environment as the build, so nothing is compiled again
 "$VENV/bin/python" scripts/build.py test --lint
 
-step "city-bench quick mode: every workload query (SF 0.01) and the 22 TPC-H queries (SF 0.1, tables from tpchgen-cli, catalog by catalog init) agree across citylake, plain DataFusion and DuckDB (no timings)"
+step "city-bench quick mode: every workload and analyst-set query (SF 0.01) and the 22 TPC-H queries (SF 0.1, tables from tpchgen-cli, catalog by catalog init) agree across citylake, plain DataFusion and DuckDB (no timings)"
 bench_lake=$(mktemp -d)
 "$CARGO_TARGET_DIR/debug/city-bench" citybench --scale 0.01 --lake "$bench_lake/lake" --check-only \
+  --python "$VENV/bin/python"
+"$CARGO_TARGET_DIR/debug/city-bench" analyst --scale 0.01 --lake "$bench_lake/lake" --check-only \
   --python "$VENV/bin/python"
 "$CARGO_TARGET_DIR/debug/city-bench" tpch --scale 0.1 --lake "$bench_lake/tpch" --check-only \
   --python "$VENV/bin/python"

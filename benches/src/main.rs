@@ -40,6 +40,11 @@ struct Cli {
 enum Suite {
     /// The workload through citylake, plain DataFusion and DuckDB, side by side.
     Citybench(CitybenchArgs),
+    /// The analyst set (benches/analyst/: fact tables joined with their
+    /// dimensions, grouped by dimension attributes and time buckets over a
+    /// month, a quarter, the year) through the three engines, side by side,
+    /// on the city-bench lake.
+    Analyst(SideBySideArgs),
     /// The 22 TPC-H queries through the three engines, side by side, over
     /// tables from `tpchgen-cli` (generated at data/tpch-sf<scale> when absent).
     Tpch(SideBySideArgs),
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
         match cli.suite {
             Suite::Citybench(a) => citybench(a).await,
             Suite::Tpch(a) => tpch(a).await,
+            Suite::Analyst(a) => analyst(a).await,
             Suite::Scale(a) => scale(a).await,
             Suite::Flight(a) => flight(a),
             Suite::Udf(a) => udf(a),
@@ -259,6 +265,21 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
         &catalog,
         citylake,
         a.run.check_only,
+    )
+    .await
+}
+
+async fn analyst(a: SideBySideArgs) -> anyhow::Result<ExitCode> {
+    let queries = workload::load(&workload::analyst_dir(), a.filter.as_deref())?;
+    let catalog = ensure_lake(&a.common.lake(), a.common.scale)?;
+    let citylake = Citylake::open(&catalog).await?;
+    side_by_side(
+        "analyst set",
+        &a.common,
+        &queries,
+        &catalog,
+        citylake,
+        a.check_only,
     )
     .await
 }

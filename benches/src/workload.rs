@@ -36,6 +36,11 @@ pub fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")
 }
 
+/// The analyst set in this checkout (`benches/analyst/`).
+pub fn analyst_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("analyst")
+}
+
 /// The 22 TPC-H queries in this checkout (`benches/tpch/queries/`).
 pub fn tpch_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tpch/queries")
@@ -126,6 +131,16 @@ mod tests {
     #[test]
     fn the_tpch_suite_has_its_22_queries() {
         assert_eq!(load(&tpch_dir(), None).unwrap().len(), 22);
+    }
+
+    #[test]
+    fn the_analyst_set_joins_facts_and_dimensions_over_month_quarter_and_year() {
+        let all = load(&analyst_dir(), None).unwrap();
+        assert_eq!(all.len(), 10);
+        for span in ["month", "quarter", "year"] {
+            assert!(all.iter().any(|q| q.name.ends_with(span)), "{span}");
+        }
+        assert!(all.iter().all(|q| q.standard.contains(" JOIN ")));
     }
 
     #[test]

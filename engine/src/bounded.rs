@@ -117,11 +117,14 @@ impl OptimizerRule for LiteralSizeCheck {
 /// first — before constant folding, which would otherwise build
 /// `repeat('x', 250000000) || repeat('x', 250000000) || …` (1 GB) with
 /// DataFusion's own `||` while planning — and again last, and
-/// [`LiteralSizeCheck`] last.
+/// [`LiteralSizeCheck`] last; [`crate::eager::EagerAggregation`] after
+/// DataFusion's rules.
 pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> =
         vec![Arc::new(BoundedConcatOperator)];
     rules.extend(datafusion::optimizer::Optimizer::new().rules);
+    // after DataFusion's, once filters are in the scans and joins are joins
+    rules.push(Arc::new(crate::eager::EagerAggregation));
     rules.push(Arc::new(BoundedConcatOperator));
     rules.push(Arc::new(LiteralSizeCheck));
     rules

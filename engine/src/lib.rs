@@ -28,6 +28,8 @@
 //!   [`bounded`]: functions whose results outgrow their arguments, checked
 //!   before they build them;
 //!   [`queries`]: every query's state (`system.queries`) and the metrics.
+//! - [`eager`]: the optimizer rule that aggregates the fact side of a join
+//!   below it (eager aggregation).
 //! - [`yielding`]: joins yield to the scheduler, so a cancel or timeout stops
 //!   the work inside operators.
 //! - [`remote`]: the hook through which a cluster runs a session's queries.
@@ -36,6 +38,7 @@
 pub mod audit;
 pub mod bounded;
 pub mod config;
+pub mod eager;
 pub mod error;
 pub mod governance;
 pub mod limits;
