@@ -155,6 +155,17 @@ fn fixture_of(file: &Path) -> Option<String> {
         .map(|name| name.trim().to_string())
 }
 
+/// Whether the file asks for the eager-aggregation rewrite (a leading
+/// `# engine: eager_aggregation` comment line): it runs on an engine over the
+/// same lake with `EngineConfig::eager_aggregation`.
+fn wants_eager(file: &Path) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|text| {
+        text.lines()
+            .take_while(|l| l.starts_with('#'))
+            .any(|l| l.trim() == "# engine: eager_aggregation")
+    })
+}
+
 /// Builds `tests/fixtures/NAME/` under `root`: its `setup.sql` writes the data
 /// (`DIR` is the lake directory), its `catalog.toml` declares it, the standard
 /// views are copied next to it.
@@ -212,10 +223,26 @@ async fn main() {
     let fixtures = tempfile::tempdir().expect("temp dir");
     let mut fixture_engines: std::collections::HashMap<String, Arc<Engine>> = Default::default();
 
+    let mut eager: Option<Arc<Engine>> = None;
+
     let (mut passed, mut failed) = (0, 0);
     for file in slt_files(&filter) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         let engine = match fixture_of(&file) {
+            None if wants_eager(&file) => match &eager {
+                Some(e) => e.clone(),
+                None => {
+                    let mut config = EngineConfig::new(&catalog);
+                    config.eager_aggregation = true;
+                    let e = Arc::new(
+                        Engine::new(config)
+                            .await
+                            .expect("engine over the test lake"),
+                    );
+                    eager = Some(e.clone());
+                    e
+                }
+            },
             None => engine.clone(),
             Some(fixture) => match fixture_engines.get(&fixture) {
                 Some(e) => e.clone(),

@@ -53,6 +53,13 @@ impl Citylake {
         Self::open_as(catalog, Principal::local_admin()).await
     }
 
+    /// citylake as the local administrator with the eager-aggregation rewrite.
+    pub async fn open_eager(catalog: &Path) -> anyhow::Result<Self> {
+        let mut config = EngineConfig::new(catalog);
+        config.eager_aggregation = true;
+        Self::with_config(config, Principal::local_admin()).await
+    }
+
     /// citylake as `principal`, under the lake's access policy.
     pub async fn open_as(catalog: &Path, principal: Principal) -> anyhow::Result<Self> {
         Self::with_config(EngineConfig::new(catalog), principal).await

@@ -92,6 +92,19 @@ struct SideBySideArgs {
     /// Check that the engines agree (one run each, no warm-up, no times printed).
     #[arg(long)]
     check_only: bool,
+    /// citylake with `--eager-aggregation`.
+    #[arg(long)]
+    eager_aggregation: bool,
+}
+
+impl SideBySideArgs {
+    async fn citylake(&self, catalog: &Path) -> anyhow::Result<Citylake> {
+        if self.eager_aggregation {
+            Citylake::open_eager(catalog).await
+        } else {
+            Citylake::open(catalog).await
+        }
+    }
 }
 
 #[derive(Args)]
@@ -256,7 +269,7 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
     let citylake = if a.without_audit {
         Citylake::open_without_audit(&catalog).await?
     } else {
-        Citylake::open(&catalog).await?
+        a.run.citylake(&catalog).await?
     };
     side_by_side(
         "city-bench",
@@ -272,7 +285,7 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
 async fn analyst(a: SideBySideArgs) -> anyhow::Result<ExitCode> {
     let queries = workload::load(&workload::analyst_dir(), a.filter.as_deref())?;
     let catalog = ensure_lake(&a.common.lake(), a.common.scale)?;
-    let citylake = Citylake::open(&catalog).await?;
+    let citylake = a.citylake(&catalog).await?;
     side_by_side(
         "analyst set",
         &a.common,
@@ -326,7 +339,7 @@ async fn tpch(a: SideBySideArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("data/tpch-sf{}", c.scale)));
     let catalog = ensure_tpch(&dir, c.scale, &c.python())?;
-    let citylake = Citylake::open(&catalog).await?;
+    let citylake = a.citylake(&catalog).await?;
     side_by_side("TPC-H", c, &queries, &catalog, citylake, a.check_only).await
 }
 

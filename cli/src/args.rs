@@ -284,6 +284,12 @@ pub struct EngineArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "CITYLAKE_QUERY_QUEUE", default_value_t = citylake_engine::config::DEFAULT_QUERY_QUEUE)]
     pub query_queue: usize,
+    /// Aggregate the fact side of a join below it when the aggregates read
+    /// one side (eager aggregation): faster on fact-dimension queries grouped
+    /// by dimension attributes, slower where the fact side has about one row
+    /// per join key (see benches/README.md).
+    #[arg(long, env = "CITYLAKE_EAGER_AGGREGATION")]
+    pub eager_aggregation: bool,
     /// Run queries on a Ballista cluster (df://HOST:PORT of its scheduler); the
     /// policy, masking and audit stay here. Needs the `cluster` build feature.
     #[arg(long, env = "CITYLAKE_CLUSTER")]

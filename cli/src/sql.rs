@@ -94,6 +94,7 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
         config.max_concurrent_queries = n;
     }
     config.query_queue = args.query_queue;
+    config.eager_aggregation = args.eager_aggregation;
     let engine = Engine::new(config).await?;
     Ok(match &args.cluster {
         Some(location) => {

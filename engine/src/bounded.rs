@@ -117,14 +117,16 @@ impl OptimizerRule for LiteralSizeCheck {
 /// first — before constant folding, which would otherwise build
 /// `repeat('x', 250000000) || repeat('x', 250000000) || …` (1 GB) with
 /// DataFusion's own `||` while planning — and again last, and
-/// [`LiteralSizeCheck`] last; [`crate::eager::EagerAggregation`] after
-/// DataFusion's rules.
-pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+/// [`LiteralSizeCheck`] last; [`crate::eager::EagerAggregation`], when
+/// asked for, after DataFusion's rules.
+pub fn optimizer_rules(eager_aggregation: bool) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> =
         vec![Arc::new(BoundedConcatOperator)];
     rules.extend(datafusion::optimizer::Optimizer::new().rules);
     // after DataFusion's, once filters are in the scans and joins are joins
-    rules.push(Arc::new(crate::eager::EagerAggregation));
+    if eager_aggregation {
+        rules.push(Arc::new(crate::eager::EagerAggregation));
+    }
     rules.push(Arc::new(BoundedConcatOperator));
     rules.push(Arc::new(LiteralSizeCheck));
     rules
@@ -829,7 +831,7 @@ mod tests {
     async fn run(sql: &str) -> Result<String> {
         let state = SessionContext::new().state();
         let mut state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_optimizer_rules(optimizer_rules())
+            .with_optimizer_rules(optimizer_rules(false))
             .build();
         register(&mut state)?;
         let ctx = SessionContext::new_with_state(state);

@@ -42,10 +42,13 @@
 //! as they do between runs with other partitionings.
 //!
 //! It pays when the fact side has many rows per (join key, fact-side group)
-//! — a month of 5-minute speeds per road segment and day — and costs one
-//! more hash aggregation when it has about one; the logical plan has no row
-//! counts to tell, so the rule keeps to the shapes above, where the grouping
-//! also names the dimension (the query asks for fewer groups than keys).
+//! — a month of 5-minute speeds per road segment and day: the city's
+//! analyst queries ran in 0.76–0.81 of the time — and costs one more hash
+//! aggregation when it has about one row per group: TPC-H's joins of orders
+//! and line items ran up to 3.4× slower. The logical plan carries no row
+//! counts or distinct counts to tell the two apart (nor, in this catalog,
+//! declared keys), so the rule is off unless asked for
+//! (`EngineConfig::eager_aggregation`, `--eager-aggregation`).
 
 use std::collections::HashSet;
 use std::sync::Arc;

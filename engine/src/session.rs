@@ -81,6 +81,8 @@ pub struct Engine {
     row_filters: Arc<crate::governance::RowFilters>,
     /// The lake root as plans print file paths (cut from `EXPLAIN` results).
     root_prefix: Arc<str>,
+    /// Whether sessions plan with [`crate::eager`].
+    eager_aggregation: bool,
 }
 
 impl Entry {
@@ -257,6 +259,7 @@ impl Engine {
         );
         Ok(Self {
             root_prefix: root_prefix(catalog.root_url()),
+            eager_aggregation: config.eager_aggregation,
             catalog,
             runtime,
             config: session_config,
@@ -369,7 +372,7 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(crate::yielding::YieldAfterJoins))
-            .with_optimizer_rules(crate::bounded::optimizer_rules())
+            .with_optimizer_rules(crate::bounded::optimizer_rules(self.eager_aggregation))
             .build();
         citylake_udfs::register_all(&mut state).expect("built-in functions register");
         crate::bounded::register(&mut state).expect("bounded functions register");

@@ -519,6 +519,86 @@ pub struct QueryHandler {
 }
 
 impl QueryHandler {
+    /// Execute of a query's portal: up to `max_rows` rows (0: all) streamed
+    /// to the client as they are encoded — pgwire's own Execute gathers
+    /// every requested row in memory first, the whole result for
+    /// `max_rows = 0`, and reserves room for `max_rows` rows up front —
+    /// then PortalSuspended, or CommandComplete at the end.
+    async fn execute_query<C>(
+        &self,
+        client: &mut C,
+        portal: Arc<Portal<Prepared>>,
+        max_rows: usize,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use pgwire::api::PgWireConnectionState;
+        use pgwire::api::portal::PortalExecutionState;
+        use pgwire::messages::extendedquery::PortalSuspended;
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let transaction_status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let state = portal.state();
+        if matches!(*state.lock().await, PortalExecutionState::Initial) {
+            match ExtendedQueryHandler::do_query(self, client, portal.as_ref(), max_rows).await? {
+                Response::Query(results) => portal.start(results).await,
+                Response::Error(e) => {
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse((*e).into()))
+                        .await?;
+                    client.set_state(PgWireConnectionState::ReadyForQuery);
+                    client.set_transaction_status(transaction_status.to_error_state());
+                    return Ok(());
+                }
+                _ => unreachable!("a query's portal answers rows or an error"),
+            }
+        }
+        let mut state = state.lock().await;
+        let (tag, rows, suspended) = match &mut *state {
+            PortalExecutionState::Suspended(response) => {
+                let tag = response.command_tag().to_owned();
+                let data = response.data_rows();
+                let mut rows = 0;
+                let mut suspended = true;
+                while max_rows == 0 || rows < max_rows {
+                    match data.next().await {
+                        Some(row) => {
+                            client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                            rows += 1;
+                        }
+                        None => {
+                            suspended = false;
+                            break;
+                        }
+                    }
+                }
+                (tag, rows, suspended)
+            }
+            // fetched to its end before: nothing more
+            _ => ("SELECT".to_string(), 0, false),
+        };
+        if suspended {
+            client
+                .send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                .await?;
+        } else {
+            *state = PortalExecutionState::Finished;
+            client
+                .send(PgWireBackendMessage::CommandComplete(
+                    Tag::new(&tag).with_rows(rows).into(),
+                ))
+                .await?;
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(transaction_status);
+        Ok(())
+    }
     pub fn new(
         engine: Arc<Engine>,
         users: Arc<UserDirectory>,
@@ -937,7 +1017,20 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         session_for(&self.engine, &self.users, client).await?;
-        self._on_execute(client, message).await
+        let mut message = message;
+        // PostgreSQL: zero or less is every row (pgwire would reserve room
+        // for `-1 as usize` rows and panic)
+        message.max_rows = message.max_rows.max(0);
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal))
+                if matches!(portal.statement.statement.what, What::Query { .. }) =>
+            {
+                self.execute_query(client, portal, message.max_rows as usize)
+                    .await
+            }
+            _ => self._on_execute(client, message).await,
+        }
     }
 
     /// Describe: the connection's user is checked first.

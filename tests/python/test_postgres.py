@@ -639,6 +639,39 @@ def error_code(seen):
     return None
 
 
+def test_execute_row_limits_as_postgresql_reads_them(pg):
+    """Execute's row limit: 0 or less is every row (a -1 once closed the connection untold: pgwire
+    reserved room for 2^64 rows), a huge one is every row too without reserving room for it, and a
+    small one suspends the portal; the rows come as they are encoded."""
+    s, _ = raw_login(pg)
+    with s:
+        for max_rows in (-1, 0, 2**31 - 1):
+            parse = b"\0SELECT district FROM common.districts ORDER BY district\0" + struct.pack("!h", 0)
+            bind = b"\0\0" + struct.pack("!hhh", 0, 0, 0)
+            s.sendall(message(b"P", parse) + message(b"B", bind)
+                      + message(b"E", b"\0" + struct.pack("!i", max_rows)) + message(b"S", b""))
+            seen = until_ready(s)
+            assert error_code(seen) is None, (max_rows, error_code(seen))
+            assert sum(tag == b"D" for tag, _ in seen) == 13, max_rows
+            assert any(tag == b"C" and payload.startswith(b"SELECT 13") for tag, payload in seen)
+        # a portal read 5 rows at a time: 5, 5, 3 and the end
+        bind = b"p\0\0" + struct.pack("!hhh", 0, 0, 0)
+        s.sendall(message(b"P", b"\0SELECT district FROM common.districts\0" + struct.pack("!h", 0))
+                  + message(b"B", bind) + message(b"S", b""))
+        until_ready(s)
+        got = []
+        for _ in range(3):
+            s.sendall(message(b"E", b"p\0" + struct.pack("!i", 5)) + message(b"S", b""))
+            seen = until_ready(s)
+            got.append((sum(tag == b"D" for tag, _ in seen), [t for t, _ in seen if t in (b"s", b"C")]))
+        assert got == [(5, [b"s"]), (5, [b"s"]), (3, [b"C"])], got
+        # and once more past the end: nothing, complete
+        s.sendall(message(b"E", b"p\0" + struct.pack("!i", 5)) + message(b"S", b""))
+        seen = until_ready(s)
+        assert [t for t, _ in seen if t in (b"D", b"s", b"C")] == [b"C"], seen
+    assert rows(pg, "ana", "SELECT 1") == [(1,)]
+
+
 def test_a_bind_with_the_wrong_number_of_parameters_is_refused(pg):
     s, _ = raw_login(pg)
     with s:
