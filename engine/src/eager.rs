@@ -22,12 +22,17 @@
 //! otherwise:
 //! - the aggregation reads the join (or a projection of its columns), which
 //!   is inner, on column pairs only, with no further filter;
-//! - every aggregate is `count`, `sum`, `min`, `max` or `avg` (of a number
-//!   whose average is a float), without `DISTINCT`, `FILTER` or `ORDER BY`,
-//!   and reads columns of one side only — the same side for all of them
-//!   (the "fact" side), and at least one reads a column;
+//! - every aggregate is `count`, `sum` (of integers or floats), `min`,
+//!   `max` or `avg` (whose result is a float), without `DISTINCT`, `FILTER`
+//!   or `ORDER BY`, and reads columns of one side only — the same side for
+//!   all of them (the "fact" side), and at least one reads a column;
 //! - every grouping expression reads one side only, and there are no
 //!   grouping sets;
+//! - what moves below the join — the aggregates' arguments, the fact side's
+//!   grouping expressions — cannot fail: columns, literals and widening
+//!   numeric casts only, since below the join they also meet the fact rows
+//!   the join drops (`100 / f.x` would divide by a zero the query never
+//!   reads);
 //! - the fact side is not an aggregation already (the rule does not apply
 //!   twice).
 //!
@@ -240,6 +245,27 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
     let Some(fact) = fact else {
         return Ok(None);
     };
+    // what moves below the join runs on fact rows the join would drop (no
+    // match, a NULL key, a dimension-side filter): only what cannot fail
+    // there may move — columns, literals, widening numeric casts; a sum
+    // only of integers or floats (a decimal sum of sums would be checked
+    // against the precision where the original wraps)
+    let fact_schema = match fact {
+        Side::Left => left,
+        Side::Right => right,
+    };
+    for s in &splits {
+        let arg = &s.func.params.args[0];
+        if !infallible(arg, fact_schema) {
+            return Ok(None);
+        }
+        if s.kind == Kind::Sum {
+            let t = arg.get_type(fact_schema)?;
+            if !(t.is_integer() || t.is_floating()) {
+                return Ok(None);
+            }
+        }
+    }
     let fact_plan = match fact {
         Side::Left => &join.left,
         Side::Right => &join.right,
@@ -272,6 +298,9 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         match side_of(g, left, right) {
             Err(()) => return Ok(None),
             Ok(Some(s)) if s == fact => {
+                if !infallible(g, fact_schema) {
+                    return Ok(None);
+                }
                 let name = g.schema_name().to_string();
                 if seen.insert(name) {
                     fact_groups.push(g.clone());
@@ -281,26 +310,34 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
             Ok(_) => top_groups.push(g.clone()),
         }
     }
-    // the partial aggregates below the join, and the final ones above it
+    // the partial aggregates below the join, the final ones above it, and
+    // the expressions over those (a Projection: an Aggregate holds only
+    // aggregate functions)
     let mut partials = vec![];
-    let mut finals = vec![];
     let mut partial = |e: Expr| {
         let name = format!("__citylake_eager_{}", partials.len());
         partials.push(e.alias(&name));
         Expr::Column(Column::from_name(name))
     };
+    let mut top_aggregates = vec![];
+    let mut total = |e: Expr| {
+        let name = format!("__citylake_eager_total_{}", top_aggregates.len());
+        top_aggregates.push(e.alias(&name));
+        Expr::Column(Column::from_name(name))
+    };
+    let mut finals = vec![];
     for s in &splits {
         let arg = s.func.params.args[0].clone();
         let func = s.func.func.clone();
         finals.push(match s.kind {
             Kind::Count => {
                 let c = partial(call(func, arg));
-                coalesce(vec![call(sum_udaf(), c), lit(0i64)])
+                coalesce(vec![total(call(sum_udaf(), c)), lit(0i64)])
             }
-            Kind::Sum => call(sum_udaf(), partial(call(func, arg))),
+            Kind::Sum => total(call(sum_udaf(), partial(call(func, arg)))),
             Kind::Min | Kind::Max => {
                 let p = partial(call(func.clone(), arg));
-                call(func, p)
+                total(call(func, p))
             }
             Kind::Avg => {
                 let float = match arg.get_type(fact_plan.schema())? {
@@ -309,8 +346,7 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
                 };
                 let s = partial(call(sum_udaf(), float));
                 let c = partial(call(count_udaf(), arg));
-                cast(call(sum_udaf(), s), DataType::Float64)
-                    / cast(call(sum_udaf(), c), DataType::Float64)
+                total(call(sum_udaf(), s)) / cast(total(call(sum_udaf(), c)), DataType::Float64)
             }
         });
     }
@@ -349,24 +385,66 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         join.null_equality,
         false,
     )?;
-    let top = Aggregate::try_new(Arc::new(LogicalPlan::Join(new_join)), top_groups, finals)?;
+    let groups = top_groups.len();
+    let top = Aggregate::try_new(
+        Arc::new(LogicalPlan::Join(new_join)),
+        top_groups,
+        top_aggregates,
+    )?;
     // the original names and types
-    let exprs = top
+    let outputs: Vec<Expr> = top
         .schema
         .iter()
+        .take(groups)
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .chain(finals)
+        .collect();
+    let exprs = outputs
+        .into_iter()
         .zip(agg.schema.iter())
-        .map(|((q, now), (qualifier, field))| {
-            let mut e = Expr::Column(Column::new(q.cloned(), now.name()));
-            if now.data_type() != field.data_type() {
-                e = cast(e, field.data_type().clone());
-            }
-            e.alias_qualified(qualifier.cloned(), field.name())
+        .map(|(e, (qualifier, field))| {
+            let now = e.get_type(&top.schema)?;
+            let e = if &now != field.data_type() {
+                cast(e, field.data_type().clone())
+            } else {
+                e
+            };
+            Ok(e.alias_qualified(qualifier.cloned(), field.name()))
         })
-        .collect::<Vec<_>>();
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(LogicalPlan::Projection(Projection::try_new(
         exprs,
         Arc::new(LogicalPlan::Aggregate(top)),
     )?)))
+}
+
+/// Whether `expr` cannot fail on any row of `schema`: a column, a literal,
+/// or a cast of one between numeric types that widens (integers to wider
+/// integers or to floats, floats to `Float64`).
+fn infallible(expr: &Expr, schema: &DFSchema) -> bool {
+    match expr {
+        Expr::Column(_) | Expr::Literal(..) => true,
+        Expr::Cast(c) => {
+            let Ok(from) = c.expr.get_type(schema) else {
+                return false;
+            };
+            let widens = match (&from, c.field.data_type()) {
+                (f, t) if f == t => true,
+                (
+                    DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64,
+                    DataType::Int64 | DataType::Float64,
+                ) => true,
+                (
+                    DataType::UInt8 | DataType::UInt16 | DataType::UInt32,
+                    DataType::Int64 | DataType::UInt64 | DataType::Float64,
+                ) => true,
+                (DataType::Float16 | DataType::Float32, DataType::Float64) => true,
+                _ => false,
+            };
+            widens && infallible(&c.expr, schema)
+        }
+        _ => false,
+    }
 }
 
 /// The plan under any projections.
@@ -505,11 +583,22 @@ mod tests {
                 "SELECT d.grp, count(f.s), max(f.s), sum(f.y) FROM d JOIN f ON d.key = f.key GROUP BY d.grp",
                 true,
             ),
-            // an expression of the fact side in the grouping
+            // a cast of the fact side in the grouping
+            (
+                "SELECT CAST(f.day AS BIGINT) AS day, d.class, sum(f.x) FROM f JOIN d ON f.key = d.key \
+                 GROUP BY CAST(f.day AS BIGINT), d.class",
+                true,
+            ),
+            // not split: an expression that could fail on the fact rows the
+            // join drops (key 35 matches nothing: 100 / 0 only there)
+            (
+                "SELECT d.class, sum(100 / (f.key - 35)) FROM f JOIN d ON f.key = d.key GROUP BY d.class",
+                false,
+            ),
             (
                 "SELECT f.day % 3 AS third, d.class, sum(f.x) FROM f JOIN d ON f.key = d.key \
                  GROUP BY f.day % 3, d.class",
-                true,
+                false,
             ),
             // two join keys
             (

@@ -548,40 +548,49 @@ impl QueryHandler {
         if matches!(*state.lock().await, PortalExecutionState::Initial) {
             match ExtendedQueryHandler::do_query(self, client, portal.as_ref(), max_rows).await? {
                 Response::Query(results) => portal.start(results).await,
-                Response::Error(e) => {
-                    client
-                        .send(PgWireBackendMessage::ErrorResponse((*e).into()))
-                        .await?;
-                    client.set_state(PgWireConnectionState::ReadyForQuery);
-                    client.set_transaction_status(transaction_status.to_error_state());
-                    return Ok(());
-                }
+                // the connection's error path answers it (skipping to Sync)
+                Response::Error(e) => return Err(PgWireError::UserError(e)),
                 _ => unreachable!("a query's portal answers rows or an error"),
             }
         }
         let mut state = state.lock().await;
-        let (tag, rows, suspended) = match &mut *state {
-            PortalExecutionState::Suspended(response) => {
-                let tag = response.command_tag().to_owned();
-                let data = response.data_rows();
-                let mut rows = 0;
-                let mut suspended = true;
-                while max_rows == 0 || rows < max_rows {
-                    match data.next().await {
-                        Some(row) => {
-                            client.feed(PgWireBackendMessage::DataRow(row?)).await?;
-                            rows += 1;
-                        }
-                        None => {
-                            suspended = false;
-                            break;
+        let streamed = async {
+            match &mut *state {
+                PortalExecutionState::Suspended(response) => {
+                    let tag = response.command_tag().to_owned();
+                    let data = response.data_rows();
+                    let mut rows = 0;
+                    let mut suspended = true;
+                    while max_rows == 0 || rows < max_rows {
+                        match data.next().await {
+                            Some(row) => {
+                                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                                rows += 1;
+                            }
+                            None => {
+                                suspended = false;
+                                break;
+                            }
                         }
                     }
+                    Ok((tag, rows, suspended))
                 }
-                (tag, rows, suspended)
+                // fetched to its end before: nothing more
+                _ => Ok(("SELECT".to_string(), 0, false)),
             }
-            // fetched to its end before: nothing more
-            _ => ("SELECT".to_string(), 0, false),
+        }
+        .await;
+        let (tag, rows, suspended) = match streamed {
+            Ok(done) => done,
+            Err(e) => {
+                // the query ended with an error (a timeout, a cancel, an idle
+                // close, a limit): the portal is gone, so a later Execute of it
+                // is told so rather than answered as if its rows had ended
+                drop(state);
+                named(client).portals.lock().remove(&portal.name);
+                client.portal_store().rm_portal(&portal.name);
+                return Err(e);
+            }
         };
         if suspended {
             client

@@ -909,6 +909,13 @@ def test_a_portal_left_unfetched_is_closed_and_frees_its_slot(lake):
             assert len(seen) <= 8192 + 2, len(seen)
             code, text = error_code(seen)
             assert code == "57014" and "fetched nothing" in text, (code, text)
+            # the portal ended with its query: a later Execute is told it is gone, not answered
+            # as if its rows had simply ended
+            s.sendall(message(b"E", b"cur\0" + struct.pack("!i", 0)) + message(b"S", b""))
+            seen = until_ready(s)
+            assert not any(tag == b"C" for tag, _ in seen), seen
+            code, text = error_code(seen)
+            assert code in ("34000", "26000") and "not found" in text, (code, text)
     finally:
         server.stop()
 
