@@ -287,7 +287,7 @@ pub struct EngineArgs {
     /// Aggregate the fact side of a join below it when the aggregates read
     /// one side (eager aggregation): faster on fact-dimension queries grouped
     /// by dimension attributes, slower where the fact side has about one row
-    /// per join key (see benches/README.md).
+    /// per group (see benches/README.md).
     #[arg(long, env = "CITYLAKE_EAGER_AGGREGATION")]
     pub eager_aggregation: bool,
     /// Run queries on a Ballista cluster (df://HOST:PORT of its scheduler); the

@@ -58,7 +58,7 @@ pub struct EngineConfig {
     pub query_queue: usize,
     /// The eager-aggregation rewrite ([`crate::eager`]); off by default: with
     /// no row counts or distinct counts in the logical plan it cannot tell a
-    /// fact table from a dimension, and TPC-H ran up to 3.4× slower with it.
+    /// grouping that shrinks the fact side from one that does not.
     pub eager_aggregation: bool,
 }
 

@@ -26,11 +26,14 @@
 //!   `max` or `avg` (whose result is a float), without `DISTINCT`, `FILTER`
 //!   or `ORDER BY`, and reads columns of one side only — the same side for
 //!   all of them (the "fact" side), and at least one reads a column;
-//! - every grouping expression reads one side only, and there are no
-//!   grouping sets;
+//! - every grouping expression reads one side only, at least one reads the
+//!   other side (the dimension: without, the join only filters the fact
+//!   rows, and aggregating them all first costs more than it saves), and
+//!   there are no grouping sets;
 //! - what moves below the join — the aggregates' arguments, the fact side's
 //!   grouping expressions — cannot fail: columns, literals and widening
-//!   numeric casts only, since below the join they also meet the fact rows
+//!   numeric casts and fields of dates and timestamps (`extract(hour FROM
+//!   t)`) only, since below the join they also meet the fact rows
 //!   the join drops (`100 / f.x` would divide by a zero the query never
 //!   reads);
 //! - the fact side is not an aggregation already (the rule does not apply
@@ -47,13 +50,13 @@
 //! as they do between runs with other partitionings.
 //!
 //! It pays when the fact side has many rows per (join key, fact-side group)
-//! — a month of 5-minute speeds per road segment and day: the city's
-//! analyst queries ran in 0.76–0.81 of the time — and costs one more hash
-//! aggregation when it has about one row per group: TPC-H's joins of orders
-//! and line items ran up to 3.4× slower. The logical plan carries no row
-//! counts or distinct counts to tell the two apart (nor, in this catalog,
-//! declared keys), so the rule is off unless asked for
-//! (`EngineConfig::eager_aggregation`, `--eager-aggregation`).
+//! — a month of 5-minute speeds per road segment and day: two of the
+//! city's analyst queries ran in 0.79 and 0.86 of the time — and costs one
+//! more hash aggregation when it has about one row per group (grouped by a
+//! raw timestamp). The logical plan carries no row counts or distinct
+//! counts to tell the two apart (nor, in this catalog, declared keys), so
+//! the rule is off unless asked for (`EngineConfig::eager_aggregation`,
+//! `--eager-aggregation`); `benches/README.md` has the measurements.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -133,6 +136,15 @@ fn side_of(
         side = Some(this);
     }
     Ok(side)
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Left => Side::Right,
+            Side::Right => Side::Left,
+        }
+    }
 }
 
 /// An aggregate the rule can split, and its argument (None: `count(*)`).
@@ -294,6 +306,7 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         }
     }
     let mut top_groups = vec![];
+    let mut names_dimension = false;
     for g in &agg.group_expr {
         match side_of(g, left, right) {
             Err(()) => return Ok(None),
@@ -307,8 +320,18 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
                 }
                 top_groups.push(g.clone());
             }
-            Ok(_) => top_groups.push(g.clone()),
+            Ok(_) => {
+                names_dimension |= side_of(g, left, right) == Ok(Some(fact.other()));
+                top_groups.push(g.clone());
+            }
         }
+    }
+    // the query's groups need the dimension's attributes: without one, the
+    // join only filters the fact rows (TPC-H Q2's cheapest supplier per part
+    // through supplier, nation and region), and aggregating them all before
+    // that filter costs more than it saves (Q2 ran 3× slower)
+    if !names_dimension {
+        return Ok(None);
     }
     // the partial aggregates below the join, the final ones above it, and
     // the expressions over those (a Projection: an Aggregate holds only
@@ -419,11 +442,20 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
 }
 
 /// Whether `expr` cannot fail on any row of `schema`: a column, a literal,
-/// or a cast of one between numeric types that widens (integers to wider
-/// integers or to floats, floats to `Float64`).
+/// a cast of one between numeric types that widens (integers to wider
+/// integers or to floats, floats to `Float64`), or a field of a date or
+/// timestamp column (`extract(hour FROM t)`, `date_part('dow', t)`: calendar
+/// arithmetic on a valid value).
 fn infallible(expr: &Expr, schema: &DFSchema) -> bool {
     match expr {
         Expr::Column(_) | Expr::Literal(..) => true,
+        Expr::ScalarFunction(f) if f.func.name() == "date_part" => match f.args.as_slice() {
+            [Expr::Literal(..), column @ Expr::Column(_)] => matches!(
+                column.get_type(schema),
+                Ok(DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+            ),
+            _ => false,
+        },
         Expr::Cast(c) => {
             let Ok(from) = c.expr.get_type(schema) else {
                 return false;
@@ -606,20 +638,20 @@ mod tests {
                  GROUP BY d.class",
                 true,
             ),
-            // no grouping: one row, a count of 0 and NULL sums over no match
+            // a grouping that matches nothing: no rows
             (
-                "SELECT count(*), count(f.y), sum(f.y), min(f.x) FROM f JOIN d ON f.key = d.key \
-                 WHERE d.grp = 99",
+                "SELECT d.class, count(*), count(f.y), sum(f.y), min(f.x) FROM f JOIN d ON f.key = d.key \
+                 WHERE d.grp = 99 GROUP BY d.class",
                 true,
             ),
+            // not split: no grouping by the dimension, the join only filters
             (
                 "SELECT count(*), sum(f.y), avg(f.x) FROM f JOIN d ON f.key = d.key WHERE d.class = 'c1'",
-                true,
+                false,
             ),
-            // grouped by the join key itself
             (
                 "SELECT f.key, count(*), sum(f.x) FROM f JOIN d ON f.key = d.key GROUP BY f.key",
-                true,
+                false,
             ),
             // not split: DISTINCT, an aggregate over both sides, an outer join
             (
