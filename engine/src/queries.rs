@@ -127,7 +127,7 @@ impl Outcome {
 pub struct Cancelled(pub String);
 
 impl Cancelled {
-    fn into_datafusion(self) -> DataFusionError {
+    pub(crate) fn into_datafusion(self) -> DataFusionError {
         DataFusionError::External(Box::new(self))
     }
 }
@@ -185,6 +185,11 @@ pub struct QueryEntry {
     cancel: CancellationToken,
     /// Who or what cancelled it (its error says so).
     cancelled_by: Mutex<String>,
+    /// Its admission slot while it runs. A cancel gives it back at once: a
+    /// query whose client stopped reading is not polled again, so it would
+    /// otherwise hold the slot until its client goes (red team: a
+    /// supervisor's cancel of a stalled query freed nothing for 75 s).
+    slot: Mutex<Option<Permit>>,
     /// The session's request counts and their value when the query started.
     requests: Option<(
         Arc<crate::requests::RequestCounts>,
@@ -232,6 +237,17 @@ impl QueryEntry {
             }
         }
         self.cancel.cancel();
+        drop(self.slot.lock().take());
+    }
+
+    /// Completes when the query is cancelled.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    /// The cancel's message, once cancelled.
+    pub fn cancelled_by(&self) -> String {
+        self.cancelled_by.lock().clone()
     }
 }
 
@@ -443,6 +459,7 @@ impl QueryRegistry {
             pool,
             cancel: CancellationToken::new(),
             cancelled_by: Mutex::new(String::new()),
+            slot: Mutex::new(None),
             requests: submission.requests.map(|r| {
                 let before = r.snapshot();
                 (r, before)
@@ -647,7 +664,6 @@ pub struct Tracked {
     /// Ended: the audit record's acknowledgement, then the last item to give.
     closing: Option<(Option<Ack>, Option<DfResult<RecordBatch>>)>,
     ended: bool,
-    _permit: Permit,
 }
 
 impl Tracked {
@@ -660,6 +676,11 @@ impl Tracked {
         permit: Permit,
     ) -> Self {
         entry.set_state(QueryState::Running);
+        // held by the entry, so a cancel can give it back without this
+        // stream being polled (see `QueryEntry::slot`)
+        if !entry.cancel.is_cancelled() {
+            *entry.slot.lock() = Some(permit);
+        }
         let deadline = limits.query_timeout.map(|t| {
             let remaining = t.saturating_sub(entry.start.elapsed());
             Box::pin(tokio::time::sleep(remaining))
@@ -674,13 +695,13 @@ impl Tracked {
             plan,
             closing: None,
             ended: false,
-            _permit: permit,
         }
     }
 
     /// Ends the query with `outcome`; `last` is given once its record is on disk.
     fn end(&mut self, outcome: Outcome, error: String, last: Option<DfResult<RecordBatch>>) {
         self.ended = true;
+        drop(self.entry.slot.lock().take());
         // drop the plan's stream now: its tasks stop (a timed-out or over-limit
         // query must not keep the CPU busy while the client reads its error)
         let schema = self.inner.schema();

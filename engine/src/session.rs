@@ -1401,17 +1401,20 @@ impl Session {
         let (datasets, masked) = self.touched(&plan);
         entry.set_touched(datasets, masked);
         entry.set_state(crate::queries::QueryState::Queued);
-        let permit = match self
-            .admission
-            .admit(&self.principal.user, self.supervisor)
-            .await
-        {
+        // a cancel reaches a query waiting for its slot too
+        let admitted = tokio::select! {
+            admitted = self.admission.admit(&self.principal.user, self.supervisor) => {
+                admitted.map_err(|e| e.into_datafusion())
+            }
+            () = entry.cancelled() => {
+                Err(crate::queries::Cancelled(entry.cancelled_by()).into_datafusion())
+            }
+        };
+        let permit = match admitted {
             Ok(p) => p,
             Err(e) => {
                 pending.entry = None;
-                return Err(self
-                    .failed(&entry, EngineError::Query(e.into_datafusion()))
-                    .await);
+                return Err(self.failed(&entry, EngineError::Query(e)).await);
             }
         };
         let started = contain_panics("starting the query", self.start(plan)).await;

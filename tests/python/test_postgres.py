@@ -1012,6 +1012,54 @@ def test_users_cannot_take_every_connection_or_slot_from_the_supervisors(lake):
         server.stop()
 
 
+def test_a_supervisors_cancel_frees_the_slot_of_a_stalled_or_queued_query(lake):
+    """Red team: a query whose client stopped reading is not polled again, so root's
+    citylake_cancel returned true and the query held its slot for 75 s more; a cancelled queued
+    query stayed queued. Now a cancel gives the slot back at once and ends a queued query."""
+    server = PgServer(lake, extra=["--max-concurrent-queries", "2"])
+    try:
+        s, _ = raw_login(server, "ana")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(message(b"Q", b"SELECT a.*, b.avg_speed_kmh FROM traffic.segment_speed a, "
+                                b"traffic.segment_speed b\0"))
+        deadline = time.time() + 20
+        while running_queries(server) == 0 and time.time() < deadline:
+            time.sleep(0.2)
+        # her second query waits behind her first (one of the two slots is hers at most)
+        queued = {}
+
+        def second():
+            try:
+                queued["rows"] = rows(server, "ana", "SELECT count(*) FROM common.districts")
+            except psycopg.Error as e:
+                queued["error"] = str(e)
+        t = threading.Thread(target=second)
+        t.start()
+        with psycopg.connect(dsn(server, "root"), autocommit=True) as root:
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                hers = root.execute('SELECT query_id, state FROM system.queries WHERE "user" = %s '
+                                    "AND state IN ('running', 'queued')", ("ana",)).fetchall()
+                if sorted(st for _, st in hers) == ["queued", "running"]:
+                    break
+                time.sleep(0.2)
+            assert sorted(st for _, st in hers) == ["queued", "running"], hers
+            # the queued one first (the running one's slot, once free, would start it)
+            for qid, _ in sorted(hers, key=lambda q: q[1] != "queued"):
+                assert root.execute("SELECT citylake_cancel(%s)", (qid,)).fetchall() == [(True,)]
+        t.join(timeout=20)
+        assert "cancelled" in queued.get("error", ""), queued
+        # the stalled client still reads nothing, yet its slot is free
+        deadline = time.time() + 10
+        while running_queries(server) > 0 and time.time() < deadline:
+            time.sleep(0.2)
+        assert running_queries(server) == 0, "the cancelled query still holds its slot"
+        assert rows(server, "dora", "SELECT 1") == [(1,)]
+        s.close()
+    finally:
+        server.stop()
+
+
 def idle_from(server, address):
     """A connection from `address` (any of 127/8 reaches the loopback server) that never logs in."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
