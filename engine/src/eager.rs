@@ -147,7 +147,7 @@ impl Side {
     }
 }
 
-/// An aggregate the rule can split, and its argument (None: `count(*)`).
+/// The aggregate functions the rule can split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Count,
@@ -262,10 +262,11 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
     // there may move — columns, literals, widening numeric casts; a sum
     // only of integers or floats (a decimal sum of sums would be checked
     // against the precision where the original wraps)
-    let fact_schema = match fact {
-        Side::Left => left,
-        Side::Right => right,
+    let fact_plan = match fact {
+        Side::Left => &join.left,
+        Side::Right => &join.right,
     };
+    let fact_schema = fact_plan.schema();
     for s in &splits {
         let arg = &s.func.params.args[0];
         if !infallible(arg, fact_schema) {
@@ -278,10 +279,6 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
             }
         }
     }
-    let fact_plan = match fact {
-        Side::Left => &join.left,
-        Side::Right => &join.right,
-    };
     if matches!(unproject(fact_plan), LogicalPlan::Aggregate(_)) {
         return Ok(None);
     }
@@ -363,7 +360,7 @@ fn eager(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
                 total(call(func, p))
             }
             Kind::Avg => {
-                let float = match arg.get_type(fact_plan.schema())? {
+                let float = match arg.get_type(fact_schema)? {
                     DataType::Float64 => arg.clone(),
                     _ => cast(arg.clone(), DataType::Float64),
                 };
