@@ -68,6 +68,11 @@ step "cargo test (unit, sqllogictest, CLI and Flight SQL end to end)"
 # the same flags and environment as the build, so nothing is compiled again
 "$VENV/bin/python" scripts/build.py test --lint
 
+step "sqllogictest again over the same lake with its event datasets as Delta tables (same expected results)"
+slt=$("$VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["executables"]["citylake-tests/sqllogictests"])' \
+  "$CARGO_TARGET_DIR/citylake-build.json")
+CARGO_MANIFEST_DIR="$PWD/tests" "$slt" --delta
+
 step "city-bench quick mode: every workload and analyst-set query (SF 0.01) and the 22 TPC-H queries (SF 0.1, tables from tpchgen-cli, catalog by catalog init) agree across citylake, plain DataFusion and DuckDB (no timings)"
 bench_lake=$(mktemp -d)
 "$CARGO_TARGET_DIR/debug/city-bench" citybench --scale 0.01 --lake "$bench_lake/lake" --check-only \

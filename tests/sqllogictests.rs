@@ -5,7 +5,13 @@
 //! cargo test -p citylake-tests --test sqllogictests              # every file
 //! cargo test -p citylake-tests --test sqllogictests -- traffic   # files whose name contains "traffic"
 //! cargo test -p citylake-tests --test sqllogictests -- --complete  # rewrite expected results
+//! cargo test -p citylake-tests --test sqllogictests -- --delta     # over the same lake, event datasets as Delta tables
 //! ```
+//!
+//! With `--delta` the generated lake's event datasets are Delta tables (the
+//! same data): every file must give the same results, except those whose
+//! header says `# parquet only: <why>` (plans that print Parquet scans);
+//! files saying `# delta only: <why>` run only then.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -155,6 +161,19 @@ fn fixture_of(file: &Path) -> Option<String> {
         .map(|name| name.trim().to_string())
 }
 
+/// Why a file runs only over the Parquet lake (a leading `# parquet only: …`)
+/// or only over the Delta lake (`# delta only: …`).
+fn only(file: &Path, which: &str) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let prefix = format!("# {which} only:");
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| {
+            l.strip_prefix(prefix.as_str())
+                .map(|w| w.trim().to_string())
+        })
+}
+
 /// Whether the file asks for the eager-aggregation rewrite (a leading
 /// `# engine: eager_aggregation` comment line): it runs on an engine over the
 /// same lake with `EngineConfig::eager_aggregation`.
@@ -200,6 +219,7 @@ async fn build_fixture(name: &str, root: &Path) -> Engine {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let complete = args.iter().any(|a| a == "--complete");
+    let delta = args.iter().any(|a| a == "--delta");
     let filter: Vec<String> = args.into_iter().filter(|a| !a.starts_with('-')).collect();
 
     // The lake: generated here (SF 0.01), or an existing one — e.g. the same lake
@@ -209,7 +229,11 @@ async fn main() {
     let catalog = match std::env::var_os("CITYLAKE_SLT_CATALOG") {
         Some(catalog) => PathBuf::from(catalog),
         None => {
-            citylake_datasets::generate(&GenerateOptions::new(SCALE, lake.path()), &NoProgress)
+            let mut options = GenerateOptions::new(SCALE, lake.path());
+            if delta {
+                options.format = citylake_engine::catalog::Format::Delta;
+            }
+            citylake_datasets::generate(&options, &NoProgress)
                 .expect("generate the test lake")
                 .catalog
         }
@@ -228,6 +252,15 @@ async fn main() {
     let (mut passed, mut failed) = (0, 0);
     for file in slt_files(&filter) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let other = if delta { "parquet" } else { "delta" };
+        if let Some(why) = only(&file, other) {
+            println!("skip   {name} ({other} only: {why})");
+            continue;
+        }
+        if delta && fixture_of(&file).is_some() {
+            println!("skip   {name} (a fixture lake of its own)");
+            continue;
+        }
         let engine = match fixture_of(&file) {
             None if wants_eager(&file) => match &eager {
                 Some(e) => e.clone(),

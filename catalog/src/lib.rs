@@ -12,9 +12,11 @@
 //! - [`types`]: column type names and their Arrow types.
 //! - `provider`: DataFusion providers built from a loaded catalog.
 //! - [`views`]: the city's standard views shipped with citylake.
+//! - [`parquet`], [`delta`]: the two dataset formats (a Parquet directory, a Delta table).
 //! - [`error`]: [`CatalogError`], naming file, dataset and field.
 
 pub mod columns;
+pub mod delta;
 pub mod error;
 pub mod init;
 pub mod parquet;

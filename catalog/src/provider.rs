@@ -92,13 +92,11 @@ impl Catalog {
         state: &dyn Session,
         ds: &DatasetSpec,
     ) -> Result<Arc<dyn TableProvider>> {
+        if ds.format == crate::spec::Format::Delta {
+            return self.delta_table(state, ds).await;
+        }
         let location = self.dataset_url(ds);
-        let table_err = |error| CatalogError::Table {
-            path: self.path.clone(),
-            dataset: ds.name.clone(),
-            location: location.clone(),
-            error: Box::new(error),
-        };
+        let table_err = self.table_error(ds, &location);
         let url = ListingTableUrl::parse(&location).map_err(table_err)?;
         let partition_cols = ds
             .partition_types()
@@ -185,6 +183,75 @@ impl Catalog {
         Ok(Arc::new(table))
     }
 
+    /// A `format = "delta"` dataset: its schema from the table's latest
+    /// snapshot, declared columns checked against it as against a Parquet
+    /// dataset's first file.
+    async fn delta_table(
+        &self,
+        state: &dyn Session,
+        ds: &DatasetSpec,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let location = self.dataset_url(ds);
+        let table_err = self.table_error(ds, &location);
+        let url = ListingTableUrl::parse(&location).map_err(table_err)?;
+        let store = state.runtime_env().object_store(&url).map_err(table_err)?;
+        let log_store = crate::delta::log_store(store, url.as_ref()).map_err(table_err)?;
+        let snapshot = crate::delta::DeltaDataset::latest_snapshot(&log_store, &ds.name)
+            .await
+            .map_err(table_err)?;
+        let view_types = state
+            .config_options()
+            .execution
+            .parquet
+            .schema_force_view_types;
+        let theirs = snapshot.arrow_schema();
+        let read_as: Vec<Field> = theirs
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                // text as the session reads Parquet text; partition columns as
+                // a listing table types them (their declared type)
+                datafusion::arrow::datatypes::DataType::Utf8
+                    if view_types && !ds.partitions.iter().any(|p| &p.name == f.name()) =>
+                {
+                    Field::new(
+                        f.name(),
+                        datafusion::arrow::datatypes::DataType::Utf8View,
+                        true,
+                    )
+                }
+                _ => Field::new(f.name(), f.data_type().clone(), true),
+            })
+            .collect();
+        let schema = crate::columns::table_schema(ds, &Schema::new(read_as), view_types).map_err(
+            |problems| CatalogError::Columns {
+                path: self.path.clone(),
+                dataset: ds.name.clone(),
+                file: format!("the Delta table's version {}", snapshot.version()),
+                problems,
+            },
+        )?;
+        Ok(Arc::new(crate::delta::DeltaDataset::new(
+            ds.name.clone(),
+            log_store,
+            schema,
+        )))
+    }
+
+    /// Wraps a DataFusion error about `ds` at `location` as a catalog error.
+    fn table_error<'a>(
+        &'a self,
+        ds: &'a DatasetSpec,
+        location: &'a str,
+    ) -> impl Fn(datafusion::error::DataFusionError) -> CatalogError + Copy + 'a {
+        move |error| CatalogError::Table {
+            path: self.path.clone(),
+            dataset: ds.name.clone(),
+            location: location.to_string(),
+            error: Box::new(error),
+        }
+    }
+
     fn datasets_table(&self) -> Result<Arc<dyn TableProvider>> {
         let ds = &self.spec.datasets;
         let text = |f: &dyn Fn(&DatasetSpec) -> String| -> ArrayRef {
@@ -199,7 +266,7 @@ impl Catalog {
                 "classification",
                 text(&|d| d.classification.as_str().to_string()),
             ),
-            ("format", text(&|_| "parquet".to_string())),
+            ("format", text(&|d| d.format.as_str().to_string())),
             // relative to the lake root: where the lake lives on the server's
             // disk or in its bucket is not shown to users (as in plans)
             (

@@ -44,6 +44,16 @@ pub enum Command {
     /// Write a report (HTML, CSV, Parquet) from the lake.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Personal information in Delta datasets: erase a person's records on request.
+    #[command(subcommand)]
+    Privacy(crate::tables::PrivacyCommand),
+    /// Retention periods of Delta datasets: delete the rows past them.
+    #[command(subcommand)]
+    Retention(crate::tables::RetentionCommand),
+    /// Compact a Delta dataset's small files (from frequent ingests).
+    Optimize(crate::tables::OptimizeArgs),
+    /// Remove the files of a Delta dataset that no recent version reads.
+    Vacuum(crate::tables::VacuumArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +182,11 @@ pub struct GenerateArgs {
     /// Replace an existing lake at --out.
     #[arg(long)]
     pub force: bool,
+    /// Table format of the event datasets (the ones partitioned by time):
+    /// `parquet` directories, or `delta` tables (versioned: ingest, erasure,
+    /// retention, time travel). The dimensions stay Parquet.
+    #[arg(long, env = "CITYLAKE_FORMAT", value_enum, default_value_t = LakeFormat::Parquet)]
+    pub format: LakeFormat,
     /// For an s3:// output: files larger than this are uploaded in parts of this size
     /// (at least 5MiB, S3's smallest part).
     #[arg(long, default_value = "8MiB", value_parser = parse_size)]
@@ -290,6 +305,10 @@ pub struct EngineArgs {
     /// per group (see benches/README.md).
     #[arg(long, env = "CITYLAKE_EAGER_AGGREGATION")]
     pub eager_aggregation: bool,
+    /// The largest ingest request (ADBC adbc_ingest into a Delta dataset): its
+    /// batches are held in memory until they are committed.
+    #[arg(long, env = "CITYLAKE_MAX_INGEST_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub max_ingest_bytes: usize,
     /// Run queries on a Ballista cluster (df://HOST:PORT of its scheduler); the
     /// policy, masking and audit stay here. Needs the `cluster` build feature.
     #[arg(long, env = "CITYLAKE_CLUSTER")]
@@ -332,6 +351,22 @@ pub enum Format {
     Arrow,
 }
 
+/// Table format of a generated lake's event datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LakeFormat {
+    Parquet,
+    Delta,
+}
+
+impl From<LakeFormat> for citylake_engine::catalog::Format {
+    fn from(f: LakeFormat) -> Self {
+        match f {
+            LakeFormat::Parquet => Self::Parquet,
+            LakeFormat::Delta => Self::Delta,
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -365,6 +400,10 @@ impl Cli {
             Command::Catalog(command) => crate::catalog::run(command).await,
             Command::Cluster(command) => crate::cluster::run(command).await,
             Command::Report(ReportCommand::Performance(args)) => crate::report::run(args).await,
+            Command::Privacy(command) => crate::tables::privacy(command).await,
+            Command::Retention(command) => crate::tables::retention(command).await,
+            Command::Optimize(args) => crate::tables::optimize(args).await,
+            Command::Vacuum(args) => crate::tables::vacuum(args).await,
         }
     }
 }

@@ -55,6 +55,7 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map_or(args.out.clone(), |d| d.path().to_path_buf()),
         force: args.force,
+        format: args.format.into(),
     };
     let summary = generate_with_bar(&options)?;
     print_summary(&summary);

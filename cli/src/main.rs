@@ -15,6 +15,7 @@ mod repl;
 mod report;
 mod serve;
 mod sql;
+mod tables;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();

@@ -95,6 +95,7 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     }
     config.query_queue = args.query_queue;
     config.eager_aggregation = args.eager_aggregation;
+    config.max_ingest_bytes = args.max_ingest_bytes;
     let engine = Engine::new(config).await?;
     Ok(match &args.cluster {
         Some(location) => {

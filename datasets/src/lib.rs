@@ -70,6 +70,12 @@ pub enum GenerateError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error(transparent)]
     Catalog(#[from] citylake_catalog::CatalogError),
+    #[error("making {path} a Delta table")]
+    Delta {
+        path: String,
+        #[source]
+        source: Box<datafusion_error::DataFusionError>,
+    },
     #[error("writing {path}")]
     File {
         path: String,
@@ -77,6 +83,8 @@ pub enum GenerateError {
         source: Box<GenerateError>,
     },
 }
+
+use citylake_catalog::delta::datafusion_error;
 
 pub type Result<T, E = GenerateError> = std::result::Result<T, E>;
 
@@ -91,6 +99,9 @@ pub struct GenerateOptions {
     pub out: PathBuf,
     /// Replace an existing lake at `out`.
     pub force: bool,
+    /// Format of the event datasets (those partitioned by time): Parquet
+    /// directories, or Delta tables over the same files. Dimensions stay Parquet.
+    pub format: citylake_catalog::Format,
 }
 
 impl GenerateOptions {
@@ -101,6 +112,7 @@ impl GenerateOptions {
             year: DEFAULT_YEAR,
             out: out.into(),
             force: false,
+            format: citylake_catalog::Format::Parquet,
         }
     }
 }
@@ -222,6 +234,13 @@ pub fn generate(options: &GenerateOptions, progress: &dyn Progress) -> Result<Su
         datasets[i].bytes += bytes;
     }
 
+    let mut tables = tables;
+    if options.format == citylake_catalog::Format::Delta {
+        for t in tables.iter_mut().filter(|t| !t.spec.partitions.is_empty()) {
+            delta::convert(out, &t.spec)?;
+            t.spec.format = citylake_catalog::Format::Delta;
+        }
+    }
     let spec = CatalogSpec {
         catalog: CatalogSection {
             name: citylake_catalog::spec::DEFAULT_CATALOG_NAME.into(),
@@ -260,6 +279,44 @@ pub fn generate(options: &GenerateOptions, progress: &dyn Progress) -> Result<Su
         datasets,
         elapsed: started.elapsed(),
     })
+}
+
+mod delta {
+    //! `--format delta`: the event datasets' Parquet directories become Delta
+    //! tables in place (a first commit lists the files), on a runtime of their
+    //! own so the generator stays callable from synchronous code and async code.
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use citylake_catalog::DatasetSpec;
+
+    use super::{GenerateError, Result};
+
+    pub(super) fn convert(out: &Path, ds: &DatasetSpec) -> Result<()> {
+        let dir = out.join(&ds.location);
+        let dir = dir.canonicalize()?;
+        let url = url::Url::from_directory_path(&dir).map_err(|()| {
+            GenerateError::InvalidOption(format!("{} is not an absolute path", dir.display()))
+        })?;
+        let store = Arc::new(object_store::local::LocalFileSystem::new());
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime
+                        .block_on(citylake_catalog::delta::convert_dataset(store, &url, ds))
+                        .map_err(|e| GenerateError::Delta {
+                            path: dir.display().to_string(),
+                            source: Box::new(e),
+                        })
+                })
+                .join()
+                .expect("the conversion thread does not panic")
+        })?;
+        Ok(())
+    }
 }
 
 /// Where the generator writes the standard views' SQL, relative to the lake.

@@ -60,6 +60,8 @@ pub struct EngineConfig {
     /// no row counts or distinct counts in the logical plan it cannot tell a
     /// grouping that shrinks the fact side from one that does not.
     pub eager_aggregation: bool,
+    /// The largest ingest request, in bytes of Arrow data held until its commit.
+    pub max_ingest_bytes: usize,
 }
 
 impl EngineConfig {
@@ -77,6 +79,7 @@ impl EngineConfig {
             max_concurrent_queries: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             query_queue: DEFAULT_QUERY_QUEUE,
             eager_aggregation: false,
+            max_ingest_bytes: crate::ingest::DEFAULT_MAX_INGEST_BYTES,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
             policy: None,
             audit_dir: None,

@@ -28,6 +28,11 @@ pub enum EngineError {
     #[error("{0}")]
     Audit(String),
 
+    /// A write's data or options are refused (a batch that breaks the
+    /// dataset's declared columns, an unsupported mode); nothing was written.
+    #[error("{0}")]
+    Rejected(String),
+
     /// A table or view the statement names does not exist — or exists but the
     /// principal may not even list it (`hidden`): the user sees the same error
     /// either way, word for word DataFusion's own for a missing table (no oracle
@@ -121,6 +126,7 @@ impl EngineError {
             Self::Storage(_) | Self::Audit(_) => ErrorClass::Unavailable,
             Self::Config(_) | Self::Catalog(_) => ErrorClass::Configuration,
             Self::NotFound { .. } => ErrorClass::NotFound,
+            Self::Rejected(_) => ErrorClass::Invalid,
             Self::Query(df) => match df.find_root() {
                 DataFusionError::SQL(..) => ErrorClass::Syntax,
                 DataFusionError::SchemaError(..)

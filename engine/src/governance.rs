@@ -276,6 +276,7 @@ pub(crate) fn principal_catalog(
         denied,
         hidden,
         masked_columns,
+        readable,
     }
 }
 
@@ -288,6 +289,9 @@ pub(crate) struct PrincipalCatalog {
     pub(crate) hidden: std::collections::BTreeSet<String>,
     /// Per dataset, the columns masked for this principal.
     pub(crate) masked_columns: std::collections::BTreeMap<String, Vec<String>>,
+    /// What this principal reads of each readable dataset and view (the
+    /// providers registered in `catalog`), by `schema.table`.
+    pub(crate) readable: std::collections::BTreeMap<String, Arc<dyn TableProvider>>,
 }
 
 /// A catalog view planned again over what a principal reads of its inputs:
@@ -534,6 +538,28 @@ pub struct GovernedTable {
     schema: SchemaRef,
     /// scan → row filter → masks
     plan: LogicalPlan,
+}
+
+impl GovernedTable {
+    /// `catalog.schema.table`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it reads: scan → row filter → masks.
+    pub fn plan(&self) -> &LogicalPlan {
+        &self.plan
+    }
+
+    /// The same table over another plan of the same schema (the scan
+    /// swapped for a past version of the dataset: [`crate::time_travel`]).
+    pub fn with_plan(&self, plan: LogicalPlan) -> Self {
+        Self {
+            name: self.name.clone(),
+            schema: self.schema.clone(),
+            plan,
+        }
+    }
 }
 
 /// Whether `expr` can be evaluated on rows the policy hides without revealing

@@ -28,6 +28,11 @@
 //!   [`bounded`]: functions whose results outgrow their arguments, checked
 //!   before they build them;
 //!   [`queries`]: every query's state (`system.queries`) and the metrics.
+//! - [`ingest`]: appends to Delta datasets (who may write, the checks of the
+//!   batches, the audit record).
+//! - [`maintenance`]: erasure on request, retention, optimize and vacuum of
+//!   Delta datasets.
+//! - [`time_travel`]: `as_of(dataset, version | time)`, governed like the table.
 //! - [`eager`]: the optimizer rule that aggregates the fact side of a join
 //!   below it (eager aggregation).
 //! - [`yielding`]: joins yield to the scheduler, so a cancel or timeout stops
@@ -41,7 +46,9 @@ pub mod config;
 pub mod eager;
 pub mod error;
 pub mod governance;
+pub mod ingest;
 pub mod limits;
+pub mod maintenance;
 pub mod pg_catalog;
 pub mod policy;
 pub mod principal;
@@ -53,6 +60,7 @@ pub mod requests;
 mod session;
 pub mod snapshot;
 pub mod storage;
+pub mod time_travel;
 pub mod yielding;
 
 pub use citylake_catalog as catalog;

@@ -14,6 +14,8 @@
 //! department = ""                    # a department whose own datasets the role reads unmasked
 //! metadata_only = false              # metadata of every dataset, no data
 //! audit_log = false                  # may read system.audit_log
+//! write = []                         # Delta datasets it may append to (patterns as in `read`)
+//! privacy_officer = false            # may erase personal records and apply retention
 //! [[roles.row_filters]]
 //! datasets = ["*"]                   # applied to the readable datasets that have the columns it uses
 //! predicate = "district = ${user.district}"
@@ -69,6 +71,14 @@ pub struct RoleSpec {
     pub metadata_only: bool,
     #[serde(default)]
     pub audit_log: bool,
+    /// Delta datasets the role may append to (ingest), patterns as in `read`.
+    /// A role's `department` also writes the datasets that department owns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write: Vec<String>,
+    /// May erase personal records on request and apply retention periods
+    /// (`citylake privacy erase`, `citylake retention apply`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privacy_officer: bool,
     #[serde(default)]
     pub row_filters: Vec<RowFilterSpec>,
     /// Resource limits of the role's queries, replacing the server's (`30s`, `5m`).
@@ -187,7 +197,7 @@ impl Policy {
             if !names.insert(r.name.as_str()) {
                 return Err(err(&r.name, "defined twice".into()));
             }
-            for pattern in r.read.iter().chain(&r.unmasked_datasets) {
+            for pattern in r.read.iter().chain(&r.unmasked_datasets).chain(&r.write) {
                 if !valid_pattern(pattern) {
                     return Err(err(
                         &r.name,
@@ -243,6 +253,29 @@ impl Policy {
             .iter()
             .filter_map(|r| self.role(r))
             .any(|r| r.audit_log)
+    }
+
+    /// Whether `principal` may append to `ds`: a role names it in `write`, or
+    /// a role's `department` owns it. Writing never depends on reading: a
+    /// department may deliver into a dataset whose other rows it cannot read.
+    pub fn writes(&self, principal: &Principal, ds: &DatasetFacts) -> bool {
+        principal
+            .roles
+            .iter()
+            .filter_map(|r| self.role(r))
+            .any(|role| {
+                (!role.department.is_empty() && role.department == ds.owner)
+                    || role.write.iter().any(|p| matches(p, ds))
+            })
+    }
+
+    /// Whether `principal` may erase personal records and apply retention.
+    pub fn is_privacy_officer(&self, principal: &Principal) -> bool {
+        principal
+            .roles
+            .iter()
+            .filter_map(|r| self.role(r))
+            .any(|r| r.privacy_officer)
     }
 
     /// What `principal` may do with `ds`.

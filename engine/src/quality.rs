@@ -13,6 +13,9 @@
 //! - **partition_rows**: rows per partition of the outermost partition column; a
 //!   partition below (1 − t) or above (1 + t) times the median is an anomaly
 //!   (`[quality] partition_tolerance`, default 0.5).
+//! - **retention**: rows whose `time_column` is older than the dataset's
+//!   `retention` period before the clock (any is a failure: personal data
+//!   must go when its period ends; `citylake retention apply`).
 //!
 //! The checks read the raw datasets (no policy applies to counts), one aggregate
 //! scan per dataset plus one for its key and one for its partitions. They run
@@ -236,6 +239,27 @@ impl Checker {
                     .alias("future"),
             );
         }
+        // rows older than the retention period, counted back from the clock
+        let retention = match (&ds.time_column, ds.retention_period()) {
+            (Some(t), Some(period)) => {
+                let period = period.map_err(EngineError::Config)?;
+                let cutoff = as_of
+                    - chrono::Duration::from_std(period).map_err(|e| {
+                        EngineError::Config(format!("retention of `{}`: {e}", ds.name))
+                    })?;
+                let micros = cutoff.and_utc().timestamp_micros();
+                aggregates.push(
+                    rows()
+                        .filter(
+                            ident(t).lt(lit(ScalarValue::TimestampMicrosecond(Some(micros), None))),
+                        )
+                        .build()?
+                        .alias("past_retention"),
+                );
+                Some((t.clone(), cutoff))
+            }
+            _ => None,
+        };
         let values = Self::row(table.clone().aggregate(vec![], aggregates)?).await?;
         let n = values.int("rows")?;
         let check = |check: &'static str, status: Status, detail: String| Check {
@@ -304,6 +328,33 @@ impl Checker {
                 value: Some(if n == 0 { 0.0 } else { bad as f64 / n as f64 }),
                 rows_failing: bad,
                 ..check("validity", status, detail)
+            });
+        }
+        if let Some((t, cutoff)) = retention {
+            let past = values.int("past_retention")?;
+            let retention = ds.retention.as_deref().unwrap_or_default();
+            let (status, detail) = if past == 0 {
+                (
+                    Status::Pass,
+                    format!(
+                        "no row older than the retention period ({retention}, before {cutoff})"
+                    ),
+                )
+            } else {
+                (
+                    Status::Fail,
+                    format!(
+                        "{past} rows are older than the retention period ({retention}, before \
+                         {cutoff}): `citylake retention apply` deletes them"
+                    ),
+                )
+            };
+            out.push(Check {
+                column: Some(t),
+                value: Some(past as f64),
+                threshold: Some(0.0),
+                rows_failing: past,
+                ..check("retention", status, detail)
             });
         }
         let period = parse_update_frequency(&ds.update_frequency)

@@ -83,6 +83,8 @@ pub struct Engine {
     root_prefix: Arc<str>,
     /// Whether sessions plan with [`crate::eager`].
     eager_aggregation: bool,
+    /// The largest ingest request ([`crate::ingest`]).
+    max_ingest_bytes: usize,
 }
 
 impl Entry {
@@ -260,6 +262,7 @@ impl Engine {
         Ok(Self {
             root_prefix: root_prefix(catalog.root_url()),
             eager_aggregation: config.eager_aggregation,
+            max_ingest_bytes: config.max_ingest_bytes,
             catalog,
             runtime,
             config: session_config,
@@ -306,6 +309,34 @@ impl Engine {
     /// Postgres connection).
     pub fn supervises(&self, principal: &Principal) -> bool {
         self.policy.current().reads_audit_log(principal)
+    }
+
+    /// The policy in force now (reloaded if its file changed).
+    pub(crate) fn policy_now(&self) -> Arc<crate::policy::Policy> {
+        self.policy.current()
+    }
+
+    /// The dataset `schema.table` of the catalog (not a view).
+    pub(crate) fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name && e.reads.is_none())
+    }
+
+    /// The largest ingest request, in bytes.
+    pub(crate) fn max_ingest_bytes(&self) -> usize {
+        self.max_ingest_bytes
+    }
+
+    /// A slot among the running queries for work of `principal`'s that is
+    /// not a query (an ingest), with the same shares and the same queue.
+    pub(crate) async fn admission_for(
+        &self,
+        principal: &Principal,
+    ) -> std::result::Result<crate::limits::Permit, crate::limits::LimitError> {
+        self.admission
+            .admit(&principal.user, self.supervises(principal))
+            .await
     }
 
     /// Queries running and waiting now.
@@ -395,6 +426,7 @@ impl Engine {
             mut denied,
             hidden,
             masked_columns,
+            readable,
         } = crate::governance::principal_catalog(
             &self.entries,
             &self.system,
@@ -454,6 +486,17 @@ impl Engine {
             principal.user.clone(),
             all_queries,
         ));
+        // time travel, over what the policy built for this principal
+        ctx.register_udtf(
+            crate::time_travel::AS_OF_FUNCTION,
+            Arc::new(crate::time_travel::AsOfFunction {
+                readable,
+                denied: denied.clone(),
+                user: principal.user.clone(),
+                catalog: catalog_name.to_string(),
+                default_schema: self.catalog.default_schema().to_string(),
+            }),
+        );
         Session {
             ctx,
             principal,
@@ -646,12 +689,15 @@ fn datasets_of(plan: &LogicalPlan, default_schema: &str) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
+            // a dataset read through a table function (`as_of`) is named by
+            // its provider, not by the function
+            let named = datafusion::datasource::source_as_provider(&scan.source)
+                .ok()
+                .and_then(|p| crate::time_travel::dataset_of(p.as_ref()));
             let r = &scan.table_name;
-            out.insert(format!(
-                "{}.{}",
-                r.schema().unwrap_or(default_schema),
-                r.table()
-            ));
+            out.insert(named.unwrap_or_else(|| {
+                format!("{}.{}", r.schema().unwrap_or(default_schema), r.table())
+            }));
         }
         Ok(TreeNodeRecursion::Continue)
     });
@@ -1178,6 +1224,12 @@ impl Session {
     /// the catalog's `[evaluation]`, as changed by `SET citylake.…`.
     pub fn evaluation_options(&self) -> citylake_udfs::finance::EvaluationOptions {
         citylake_udfs::finance::EvaluationOptions::of(self.ctx.state().config_options())
+    }
+
+    /// The session's DataFusion context (its governed catalog and functions),
+    /// for the engine's own work beside queries (maintenance of Delta tables).
+    pub(crate) fn context(&self) -> &SessionContext {
+        &self.ctx
     }
 
     /// Who this session runs as.

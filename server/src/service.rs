@@ -14,9 +14,9 @@ use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
     CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
     CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementQuery,
-    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     CancelFlightInfoResult, CancelStatus, FlightDescriptor, FlightEndpoint, FlightInfo,
@@ -26,7 +26,7 @@ use citylake_engine::audit::AuditRecord;
 use citylake_engine::datafusion::arrow::array::{ArrayRef, RecordBatch};
 use citylake_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use citylake_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
-use citylake_engine::datafusion::common::ScalarValue;
+use citylake_engine::datafusion::common::{ScalarValue, TableReference};
 use citylake_engine::datafusion::logical_expr::LogicalPlan;
 use citylake_engine::{Engine, Principal, QueryRequest, Session};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -455,7 +455,7 @@ fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
 /// The Flight action that cancels a FlightInfo's queries.
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 
-const READ_ONLY: &str = "the lake is read-only through the server: only queries are accepted";
+const READ_ONLY: &str = "SQL that changes data is refused: the server takes queries, and appends to Delta datasets by bulk ingest (ADBC adbc_ingest)";
 
 #[tonic::async_trait]
 impl FlightSqlService for CitylakeFlightSql {
@@ -630,6 +630,67 @@ impl FlightSqlService for CitylakeFlightSql {
     ) -> Result<i64, Status> {
         self.principal(&request).await?;
         Err(Status::permission_denied(READ_ONLY))
+    }
+
+    /// Bulk ingest (ADBC's `adbc_ingest`): appends to a Delta dataset the
+    /// principal may write, as one transaction (see `citylake_engine::ingest`).
+    /// Only appending to a dataset the catalog declares: creating, replacing,
+    /// temporary tables and transactions are refused.
+    async fn do_put_statement_ingest(
+        &self,
+        ticket: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
+        let session = self.session(&request).await?;
+        let options = ticket.table_definition_options.unwrap_or_default();
+        let exists = TableExistsOption::try_from(options.if_exists).ok();
+        let missing = TableNotExistOption::try_from(options.if_not_exist).ok();
+        let refuse = |why: &str| {
+            Err(Status::invalid_argument(format!(
+                "ingest into `{}`: {why}; citylake appends to datasets its catalog declares \
+                 (ADBC: mode=\"append\")",
+                ticket.table
+            )))
+        };
+        if ticket.temporary {
+            return refuse("temporary tables are not supported");
+        }
+        if ticket.transaction_id.is_some() {
+            return refuse("transactions are not supported (each ingest is one)");
+        }
+        if exists != Some(TableExistsOption::Append) {
+            return refuse("only appending to an existing table is supported");
+        }
+        if !matches!(
+            missing,
+            Some(TableNotExistOption::Fail | TableNotExistOption::Create)
+        ) {
+            return refuse("the option for a missing table is not set");
+        }
+        let table = match (&ticket.catalog, &ticket.schema) {
+            (Some(c), Some(s)) => {
+                TableReference::full(c.as_str(), s.as_str(), ticket.table.as_str())
+            }
+            (None, Some(s)) => TableReference::partial(s.as_str(), ticket.table.as_str()),
+            (_, None) => match ticket.table.split_once('.') {
+                // `schema.table` in the table name, as ADBC users write it
+                Some((s, t)) => TableReference::partial(s, t),
+                None => TableReference::bare(ticket.table.as_str()),
+            },
+        };
+        let batches = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        )
+        .map_err(|e| {
+            citylake_engine::EngineError::Rejected(format!("reading the ingested batches: {e}"))
+        });
+        let outcome = self
+            .engine
+            .ingest(&session, table, batches)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(outcome.rows as i64)
     }
 
     async fn do_put_prepared_statement_update(

@@ -315,9 +315,33 @@ pub struct DatasetSpec {
     /// yearly partitions whose sizes legitimately differ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_tolerance: Option<f64>,
+    /// How long rows are kept (`3 years`, `90 days`), judged on `time_column`:
+    /// `citylake retention apply` deletes older rows of a Delta dataset, and
+    /// the quality checks report a dataset holding rows past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
 }
 
 impl DatasetSpec {
+    /// The retention period, if the dataset declares one (a year is 365.25
+    /// days); `Err` says why the text is not a period.
+    pub fn retention_period(&self) -> Option<std::result::Result<std::time::Duration, String>> {
+        let text = self.retention.as_deref()?;
+        Some(
+            humantime::parse_duration(text)
+                .map_err(|e| {
+                    format!("`{text}` is not a period such as `3 years` or `90 days`: {e}")
+                })
+                .and_then(|d| {
+                    if d.is_zero() {
+                        Err(format!("`{text}` must be longer than zero"))
+                    } else {
+                        Ok(d)
+                    }
+                }),
+        )
+    }
+
     /// A dataset with every optional field at its default (owner
     /// `unassigned`, classification `restricted`, update frequency `static`).
     pub fn new(name: impl Into<String>, location: impl Into<String>) -> Self {
@@ -335,6 +359,7 @@ impl DatasetSpec {
             primary_key: vec![],
             time_column: None,
             partition_tolerance: None,
+            retention: None,
         }
     }
 }
@@ -376,8 +401,22 @@ pub struct ColumnSpec {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
+    /// A directory of Parquet files (hive partition directories allowed).
     #[default]
     Parquet,
+    /// A Delta Lake table: versioned, written in transactions (ingest,
+    /// erasure, retention), readable as of a past version.
+    Delta,
+}
+
+impl Format {
+    /// The name the catalog file and `system.datasets` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Delta => "delta",
+        }
+    }
 }
 
 fn unassigned() -> String {

@@ -155,6 +155,16 @@ impl CatalogSpec {
                     format!("`{t}` is not a declared column"),
                 );
             }
+            if let Some(Err(message)) = ds.retention_period() {
+                return invalid(name, "retention", message);
+            }
+            if ds.retention.is_some() && ds.time_column.is_none() {
+                return invalid(
+                    name,
+                    "retention",
+                    "a retention period needs `time_column`, the column rows are aged by".into(),
+                );
+            }
             for (i, part) in ds.partitions.iter().enumerate() {
                 let field = format!("partitions[{i}].type");
                 match part.data_type.parse::<ColumnType>() {

@@ -133,6 +133,8 @@ pub fn cases(world: &World) -> TableDef {
     );
     spec.sort_order = vec!["received_at".into()];
     spec.partitions = vec![month_partition()];
+    // personal data: kept three years after the call
+    spec.retention = Some("3 years".into());
     spec.columns = vec![
         column(
             "case_id",

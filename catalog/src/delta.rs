@@ -1,0 +1,513 @@
+//! Delta Lake datasets (`format = "delta"`): a dataset whose location is a
+//! Delta table, read through delta-rs on the lake's own object store.
+//!
+//! [`DeltaDataset`] is the table provider the catalog registers for such a
+//! dataset. Its schema is fixed when the catalog loads (declared columns
+//! checked against the table's, as for Parquet); each scan reads the table's
+//! log afresh, so a committed delivery is seen by the next query whole and a
+//! half-written one never. A provider pinned to a version or a time
+//! ([`DeltaDataset::at`]) reads that snapshot instead: time travel.
+//!
+//! The same type writes: [`DeltaDataset::append`] (one transaction, retried
+//! over concurrent appends by Delta's optimistic concurrency),
+//! [`DeltaDataset::delete`], [`DeltaDataset::vacuum`] and
+//! [`DeltaDataset::optimize`]. Who may call them is the engine's concern.
+//!
+//! Personal information stays out of the table's log: the file statistics the
+//! log keeps (minimum and maximum per column) are collected only for columns
+//! without a PII tag (`delta.dataSkippingStatsColumns`), so a deleted
+//! person's value cannot survive in a commit after its files are vacuumed.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{CastExpr, Column as ColumnExpr};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
+use deltalake_core::delta_datafusion::TableProviderBuilder;
+use deltalake_core::kernel::Snapshot;
+use deltalake_core::kernel::transaction::CommitProperties;
+use deltalake_core::logstore::LogStoreRef;
+use deltalake_core::protocol::SaveMode;
+use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use object_store::ObjectStore;
+use url::Url;
+
+/// DataFusion's error type, for crates that see it only through this module.
+pub use datafusion::error as datafusion_error;
+pub use deltalake_core::kernel::Version;
+
+/// Which snapshot of a Delta table a provider reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// The latest, read afresh by every scan.
+    Latest,
+    /// A committed version.
+    Version(Version),
+    /// The latest version committed at or before this time (milliseconds
+    /// since the epoch, UTC).
+    Timestamp(i64),
+}
+
+/// A Delta table of the lake: the catalog's provider for a `format = "delta"`
+/// dataset, and the handle its writes go through.
+#[derive(Debug, Clone)]
+pub struct DeltaDataset {
+    /// `schema.table`, for errors.
+    name: String,
+    log_store: LogStoreRef,
+    /// The table's schema as the catalog loaded it (declared types applied).
+    schema: SchemaRef,
+    as_of: AsOf,
+}
+
+/// A failure of a Delta table operation, as a DataFusion error naming the dataset.
+fn delta_err(name: &str, e: DeltaTableError) -> DataFusionError {
+    match e {
+        DeltaTableError::Arrow { source } => DataFusionError::ArrowError(Box::new(source), None),
+        DeltaTableError::ObjectStore { source } => DataFusionError::ObjectStore(Box::new(source)),
+        other => DataFusionError::External(format!("Delta table `{name}`: {other}").into()),
+    }
+}
+
+/// The log store of the Delta table at `table_url`, over `store` — the
+/// object store the runtime registered for the table's scheme and bucket
+/// (`/` at its root).
+pub fn log_store(store: Arc<dyn ObjectStore>, table_url: &Url) -> DfResult<LogStoreRef> {
+    let url = directory_url(table_url);
+    let table = DeltaTableBuilder::from_url(url.clone())
+        .and_then(|b| b.with_storage_backend(store, url.clone()).build())
+        .map_err(|e| delta_err(url.as_str(), e))?;
+    Ok(table.log_store())
+}
+
+/// `url` ending in `/` (delta-rs joins paths onto it).
+fn directory_url(url: &Url) -> Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    url
+}
+
+impl DeltaDataset {
+    /// The dataset `name` over `log_store`, with the schema the catalog settled on.
+    pub fn new(name: impl Into<String>, log_store: LogStoreRef, schema: SchemaRef) -> Self {
+        Self {
+            name: name.into(),
+            log_store,
+            schema,
+            as_of: AsOf::Latest,
+        }
+    }
+
+    /// `schema.table`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The snapshot this provider reads.
+    pub fn as_of(&self) -> AsOf {
+        self.as_of
+    }
+
+    /// The same dataset read as of a past version or time (time travel). The
+    /// schema stays the current one; a version whose schema differs is an
+    /// error when scanned.
+    pub fn at(&self, as_of: AsOf) -> Self {
+        Self {
+            as_of,
+            ..self.clone()
+        }
+    }
+
+    /// The table's latest snapshot (its log read now).
+    pub async fn latest_snapshot(log_store: &LogStoreRef, name: &str) -> DfResult<Snapshot> {
+        Snapshot::try_new(log_store.as_ref(), None)
+            .await
+            .map_err(|e| delta_err(name, e))
+    }
+
+    /// The version this provider reads now: the latest for [`AsOf::Latest`].
+    pub async fn resolve_version(&self) -> DfResult<Version> {
+        match self.as_of {
+            AsOf::Version(v) => Ok(v),
+            AsOf::Latest => Ok(Self::latest_snapshot(&self.log_store, &self.name)
+                .await?
+                .version()),
+            AsOf::Timestamp(ms) => self.version_at(ms).await,
+        }
+    }
+
+    /// The latest version committed at or before `ms` (milliseconds since the epoch).
+    async fn version_at(&self, ms: i64) -> DfResult<Version> {
+        let when = chrono::DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| DataFusionError::Plan(format!("timestamp {ms} ms is out of range")))?;
+        let none = || {
+            DataFusionError::Plan(format!(
+                "`{}` has no version committed at or before {when}",
+                self.name
+            ))
+        };
+        let mut table = DeltaTable::new(self.log_store.clone());
+        table.load_with_datetime(when).await.map_err(|e| match e {
+            DeltaTableError::NotATable(_) | DeltaTableError::InvalidVersion(_) => none(),
+            e => delta_err(&self.name, e),
+        })?;
+        let version = table.version().ok_or_else(none)?;
+        // delta-rs settles on the first version for a time before it: that
+        // version was not there yet
+        let committed = table
+            .snapshot()
+            .ok()
+            .and_then(|s| s.version_timestamp(version));
+        if committed.is_some_and(|t| t > ms) {
+            return Err(none());
+        }
+        Ok(version)
+    }
+
+    async fn snapshot(&self) -> DfResult<Snapshot> {
+        let version = match self.as_of {
+            AsOf::Latest => None,
+            AsOf::Version(v) => Some(v),
+            AsOf::Timestamp(ms) => Some(self.version_at(ms).await?),
+        };
+        Snapshot::try_new(self.log_store.as_ref(), version)
+            .await
+            .map_err(|e| match (version, e) {
+                (Some(v), DeltaTableError::InvalidVersion(_) | DeltaTableError::NotATable(_)) => {
+                    DataFusionError::Plan(format!("`{}` has no version {v}", self.name))
+                }
+                (Some(v), e) if e.to_string().contains("version") => {
+                    DataFusionError::Plan(format!("`{}` has no version {v} ({e})", self.name))
+                }
+                (_, e) => delta_err(&self.name, e),
+            })
+    }
+
+    /// The table opened at its latest version, for a write.
+    async fn open_latest(&self) -> DfResult<DeltaTable> {
+        let mut table = DeltaTable::new(self.log_store.clone());
+        table.load().await.map_err(|e| delta_err(&self.name, e))?;
+        Ok(table)
+    }
+
+    /// Appends `batches` as one transaction and returns the version it made.
+    /// Each batch is cast to the table's own types first (text layouts, wider
+    /// integers); a value that does not fit is an error and nothing is written.
+    /// `metadata` goes into the commit (who, which request).
+    pub async fn append(
+        &self,
+        batches: Vec<RecordBatch>,
+        metadata: Vec<(String, serde_json::Value)>,
+    ) -> DfResult<Version> {
+        let table = self.open_latest().await?;
+        let target = table
+            .snapshot()
+            .map_err(|e| delta_err(&self.name, e))?
+            .snapshot()
+            .arrow_schema();
+        let batches = batches
+            .into_iter()
+            .map(|b| cast_batch(&b, &target))
+            .collect::<DfResult<Vec<_>>>()?;
+        let table = table
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
+            .await
+            .map_err(|e| delta_err(&self.name, e))?;
+        table
+            .version()
+            .ok_or_else(|| DataFusionError::Internal("a write without a version".into()))
+    }
+
+    /// Deletes the rows where `predicate` holds (one transaction); returns the
+    /// version made and the rows deleted. The predicate may call DataFusion's
+    /// built-in functions (delta-rs plans the delete in a session of its own,
+    /// with its planner).
+    pub async fn delete(
+        &self,
+        predicate: Expr,
+        metadata: Vec<(String, serde_json::Value)>,
+    ) -> DfResult<(Version, u64)> {
+        let table = self.open_latest().await?;
+        let (table, metrics) = table
+            .delete()
+            .with_predicate(predicate)
+            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
+            .await
+            .map_err(|e| delta_err(&self.name, e))?;
+        let version = table
+            .version()
+            .ok_or_else(|| DataFusionError::Internal("a delete without a version".into()))?;
+        Ok((version, metrics.num_deleted_rows.unwrap_or(0) as u64))
+    }
+
+    /// Removes the files no version newer than `retention` ago reads; returns
+    /// their paths (what would go, with `dry_run`).
+    pub async fn vacuum(
+        &self,
+        retention: chrono::Duration,
+        dry_run: bool,
+    ) -> DfResult<Vec<String>> {
+        let table = self.open_latest().await?;
+        let (_, metrics) = table
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .with_dry_run(dry_run)
+            .await
+            .map_err(|e| delta_err(&self.name, e))?;
+        Ok(metrics.files_deleted)
+    }
+
+    /// Compacts small files into larger ones (Delta's OPTIMIZE); returns the
+    /// files removed and added.
+    pub async fn optimize(&self) -> DfResult<(u64, u64)> {
+        let table = self.open_latest().await?;
+        let (_, metrics) = table
+            .optimize()
+            .await
+            .map_err(|e| delta_err(&self.name, e))?;
+        Ok((metrics.num_files_removed, metrics.num_files_added))
+    }
+
+    /// Every data file of the table's directory, live or not (what a check
+    /// that a value is gone from the files must read).
+    pub async fn all_data_files(&self) -> DfResult<Vec<object_store::ObjectMeta>> {
+        use futures::TryStreamExt;
+        let store = self.log_store.object_store(None);
+        let files: Vec<_> = store.list(None).try_collect().await?;
+        Ok(files
+            .into_iter()
+            .filter(|o| o.location.extension() == Some("parquet"))
+            .filter(|o| !o.location.as_ref().starts_with("_delta_log"))
+            .collect())
+    }
+
+    /// Every file of the table's log (commits and checkpoints).
+    pub async fn log_files(&self) -> DfResult<Vec<object_store::ObjectMeta>> {
+        use futures::TryStreamExt;
+        let store = self.log_store.object_store(None);
+        let files: Vec<_> = store
+            .list(Some(&object_store::path::Path::from("_delta_log")))
+            .try_collect()
+            .await?;
+        Ok(files)
+    }
+
+    /// The table's object store, rooted at the table's directory.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.log_store.object_store(None)
+    }
+}
+
+/// `batch` with each column cast to `target`'s type of the same name, in
+/// `target`'s order; a column `target` has and `batch` lacks is NULL.
+fn cast_batch(batch: &RecordBatch, target: &SchemaRef) -> DfResult<RecordBatch> {
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let columns = target
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => Ok(cast_with_options(c, f.data_type(), &options)?),
+            None => Ok(datafusion::arrow::array::new_null_array(
+                f.data_type(),
+                batch.num_rows(),
+            )),
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(target.clone(), columns)?)
+}
+
+#[async_trait::async_trait]
+impl TableProvider for DeltaDataset {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // used to skip files and row groups; DataFusion still applies each
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.snapshot().await?;
+        let theirs = snapshot.arrow_schema();
+        // the columns this provider promised, by name and position
+        let mut problems = vec![];
+        for (i, f) in self.schema.fields().iter().enumerate() {
+            match theirs.fields().get(i) {
+                Some(t)
+                    if t.name() == f.name()
+                        && crate::columns::compatible(f.data_type(), t.data_type()) => {}
+                Some(t) => problems.push(format!(
+                    "column {} is `{}` {} in the table, `{}` {} in the catalog",
+                    i + 1,
+                    t.name(),
+                    t.data_type(),
+                    f.name(),
+                    f.data_type()
+                )),
+                None => problems.push(format!("column `{}` is missing", f.name())),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(DataFusionError::Plan(format!(
+                "Delta table `{}` at version {} has another schema than when the catalog loaded: {}",
+                self.name,
+                snapshot.version(),
+                problems.join("; ")
+            )));
+        }
+        let provider = TableProviderBuilder::default()
+            .with_log_store(self.log_store.clone())
+            .with_snapshot(snapshot)
+            .build()
+            .await?;
+        let plan = provider.scan(state, projection, filters, limit).await?;
+        // the table's own types (Delta stores text as Utf8) read as the catalog's
+        let wanted = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let got = plan.schema();
+        if got.fields().len() != wanted.fields().len() {
+            return Err(DataFusionError::Internal(format!(
+                "Delta scan of `{}` returned {} columns for {}",
+                self.name,
+                got.fields().len(),
+                wanted.fields().len()
+            )));
+        }
+        if got
+            .fields()
+            .iter()
+            .zip(wanted.fields())
+            .all(|(g, w)| g.data_type() == w.data_type())
+        {
+            return Ok(plan);
+        }
+        let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = got
+            .fields()
+            .iter()
+            .zip(wanted.fields())
+            .enumerate()
+            .map(|(i, (g, w))| {
+                let column: Arc<dyn PhysicalExpr> = Arc::new(ColumnExpr::new(g.name(), i));
+                let expr = if g.data_type() == w.data_type() {
+                    column
+                } else {
+                    Arc::new(CastExpr::new(column, w.data_type().clone(), None))
+                };
+                (expr, w.name().clone())
+            })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
+    }
+}
+
+/// The table properties citylake gives a Delta table it creates: statistics
+/// only for the columns without personal information (`stats_columns`), so the
+/// log never holds a personal value.
+pub fn table_properties(stats_columns: &[String]) -> Vec<(TableProperty, String)> {
+    vec![(
+        TableProperty::DataSkippingStatsColumns,
+        stats_columns.join(","),
+    )]
+}
+
+/// Turns the Parquet directory at `table_url` into a Delta table in place
+/// (the files stay; a first commit lists them), with hive partition
+/// directories read as `partitions` (name, Delta type) and statistics kept
+/// for `stats_columns` only.
+pub async fn convert_parquet(
+    store: Arc<dyn ObjectStore>,
+    table_url: &Url,
+    partitions: Vec<(String, deltalake_core::kernel::DataType)>,
+    stats_columns: &[String],
+) -> DfResult<Version> {
+    use deltalake_core::operations::convert_to_delta::ConvertToDeltaBuilder;
+    let log_store = log_store(store, table_url)?;
+    let mut builder = ConvertToDeltaBuilder::new()
+        .with_log_store(log_store)
+        .with_partition_schema(
+            partitions
+                .into_iter()
+                .map(|(name, t)| deltalake_core::kernel::StructField::new(name, t, true)),
+        );
+    for (key, value) in table_properties(stats_columns) {
+        builder = builder.with_configuration_property(key, Some(value));
+    }
+    let table = builder
+        .await
+        .map_err(|e| delta_err(table_url.as_str(), e))?;
+    table
+        .version()
+        .ok_or_else(|| DataFusionError::Internal("a conversion without a version".into()))
+}
+
+/// The Delta type of a partition column's declared type.
+fn partition_type(t: crate::types::ColumnType) -> deltalake_core::kernel::DataType {
+    use crate::types::ColumnType;
+    use deltalake_core::kernel::DataType;
+    match t {
+        ColumnType::SmallInt => DataType::SHORT,
+        ColumnType::Int => DataType::INTEGER,
+        ColumnType::BigInt => DataType::LONG,
+        ColumnType::Date => DataType::DATE,
+        // the catalog allows no other partition type (`is_partition_type`)
+        _ => DataType::STRING,
+    }
+}
+
+/// The columns of `ds` whose statistics a Delta table may keep: those the
+/// catalog declares without a PII tag, partition columns aside.
+pub fn stats_columns(ds: &crate::spec::DatasetSpec) -> Vec<String> {
+    ds.columns
+        .iter()
+        .filter(|c| c.pii.is_none())
+        .filter(|c| !ds.partitions.iter().any(|p| p.name == c.name))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// [`convert_parquet`] for a dataset the catalog declares, at `table_url`.
+pub async fn convert_dataset(
+    store: Arc<dyn ObjectStore>,
+    table_url: &Url,
+    ds: &crate::spec::DatasetSpec,
+) -> DfResult<Version> {
+    let partitions = ds
+        .partition_types()
+        .into_iter()
+        .map(|(name, t)| (name, partition_type(t)))
+        .collect();
+    convert_parquet(store, table_url, partitions, &stats_columns(ds)).await
+}

@@ -1,0 +1,408 @@
+//! Ingest: a department appends record batches to a Delta dataset, as one
+//! transaction (Flight SQL's `CommandStatementIngest`, what ADBC's
+//! `adbc_ingest` sends).
+//!
+//! The one place a write is decided and checked:
+//! - the target must be a dataset this principal may write ([`Policy::writes`]):
+//!   a role's `write` patterns or its department's own datasets. A dataset the
+//!   principal may not even list is "not found", word for word as a missing one;
+//! - it must be a Delta dataset (a Parquet directory has no transactions);
+//! - every batch is checked against the catalog's declared columns before
+//!   anything is written: names, types, `required`, `min`/`max`, partition
+//!   columns present. The first problem is the error, naming the column and
+//!   the row (counted from 1 over the whole request), and nothing is written;
+//! - the request's size is capped (`max_ingest_bytes`): the batches are held
+//!   in memory until the commit;
+//! - the write takes an admission slot like a query;
+//! - the commit is Delta's: all rows or none, retried over concurrent appends;
+//! - every attempt, refused or not, is an audit record (kind `ingest`) with the
+//!   rows, bytes and the version the commit made.
+//!
+//! [`Policy::writes`]: crate::policy::Policy::writes
+
+use std::time::Instant;
+
+use citylake_catalog::DatasetSpec;
+use citylake_catalog::delta::DeltaDataset;
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::common::TableReference;
+use futures::{Stream, StreamExt};
+
+use crate::error::{EngineError, Result};
+use crate::session::{Engine, Session};
+
+/// Default of the largest ingest request (bytes of Arrow data held until the commit).
+pub const DEFAULT_MAX_INGEST_BYTES: usize = 256 * 1024 * 1024;
+
+/// What an ingest wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub rows: u64,
+    /// Arrow bytes received.
+    pub bytes: u64,
+    /// The table version the commit made.
+    pub version: u64,
+}
+
+impl Engine {
+    /// Appends `batches` to the dataset `table` for `session`'s principal
+    /// (see the module docs). `table` without a schema is looked up in the
+    /// default schema.
+    pub async fn ingest<S>(
+        &self,
+        session: &Session,
+        table: TableReference,
+        batches: S,
+    ) -> Result<IngestOutcome>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send,
+    {
+        let started = Instant::now();
+        let name = self.dataset_name(&table);
+        let mut seen = (0u64, 0u64);
+        let result = self
+            .ingest_checked(session, &table, batches, &mut seen)
+            .await;
+        let (outcome, error, request) = match &result {
+            Ok(o) => (
+                "ok",
+                String::new(),
+                format!("INGEST INTO {name} (append): version {}", o.version),
+            ),
+            Err(e) => (
+                match e.class() {
+                    crate::error::ErrorClass::PermissionDenied
+                    | crate::error::ErrorClass::NotFound => "refused",
+                    _ => "error",
+                },
+                e.to_string(),
+                format!("INGEST INTO {name} (append)"),
+            ),
+        };
+        let record = crate::audit::AuditRecord {
+            kind: "ingest".into(),
+            request,
+            datasets: name.clone(),
+            rows: seen.0 as i64,
+            bytes: seen.1 as i64,
+            duration_ms: started.elapsed().as_millis() as i64,
+            outcome: outcome.into(),
+            error,
+            ..Default::default()
+        };
+        // the commit is in the table's history with the user either way; a
+        // record that cannot be written fails the request (fail closed)
+        session.audit(record, None).await?;
+        result
+    }
+
+    /// `schema.table` of a reference (the default schema when it has none).
+    fn dataset_name(&self, table: &TableReference) -> String {
+        format!(
+            "{}.{}",
+            table.schema().unwrap_or(self.catalog().default_schema()),
+            table.table()
+        )
+    }
+
+    async fn ingest_checked<S>(
+        &self,
+        session: &Session,
+        table: &TableReference,
+        batches: S,
+        seen: &mut (u64, u64),
+    ) -> Result<IngestOutcome>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send,
+    {
+        let name = self.dataset_name(table);
+        let principal = session.principal();
+        let policy = self.policy_now();
+        let not_found = || EngineError::NotFound {
+            name: format!("{}.{name}", self.catalog().name()),
+            hidden: false,
+            suggestion: None,
+        };
+        if table.catalog().is_some_and(|c| c != self.catalog().name()) {
+            return Err(not_found());
+        }
+        let Some(entry) = self.entry(&name) else {
+            return Err(not_found());
+        };
+        let facts = entry.facts();
+        if !policy.writes(principal, &facts) {
+            return Err(if policy.access(principal, &facts).visible {
+                EngineError::NotAllowed(format!("user `{}` may not write `{name}`", principal.user))
+            } else {
+                EngineError::NotFound {
+                    name: format!("{}.{name}", self.catalog().name()),
+                    hidden: true,
+                    suggestion: None,
+                }
+            });
+        }
+        let Some(delta) = entry.provider.downcast_ref::<DeltaDataset>() else {
+            return Err(EngineError::Rejected(format!(
+                "`{name}` is not a Delta dataset: only `format = \"delta\"` datasets take writes"
+            )));
+        };
+        let spec = self.catalog().spec().dataset(&name).ok_or_else(not_found)?;
+        let schema = entry.provider.schema();
+        let max = self.max_ingest_bytes();
+        let mut received = vec![];
+        let mut batches = std::pin::pin!(batches);
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            check_batch(spec, &schema, &batch, seen.0).map_err(EngineError::Rejected)?;
+            seen.0 += batch.num_rows() as u64;
+            seen.1 += batch.get_array_memory_size() as u64;
+            if seen.1 > max as u64 {
+                return Err(EngineError::Rejected(format!(
+                    "the ingest is larger than {} (--max-ingest-bytes): send it in several requests",
+                    bytesize::ByteSize::b(max as u64)
+                )));
+            }
+            if batch.num_rows() > 0 {
+                received.push(batch);
+            }
+        }
+        if received.is_empty() {
+            return Err(EngineError::Rejected(format!(
+                "the ingest into `{name}` holds no rows"
+            )));
+        }
+        let _permit = self
+            .admission_for(principal)
+            .await
+            .map_err(|e| EngineError::Query(e.into_datafusion()))?;
+        let metadata = vec![
+            ("citylake.user".to_string(), principal.user.clone().into()),
+            ("citylake.rows".to_string(), seen.0.into()),
+        ];
+        let version = delta.append(received, metadata).await?;
+        Ok(IngestOutcome {
+            rows: seen.0,
+            bytes: seen.1,
+            version,
+        })
+    }
+}
+
+/// Checks one batch of an ingest into `ds` (whose table schema is `schema`)
+/// against the declared columns; `first_row` is the number of rows before it.
+/// The first problem found, as a sentence naming the column (and the row).
+pub fn check_batch(
+    ds: &DatasetSpec,
+    schema: &Schema,
+    batch: &RecordBatch,
+    first_row: u64,
+) -> std::result::Result<(), String> {
+    let dataset = &ds.name;
+    for field in batch.schema().fields() {
+        let Ok(target) = schema.field_with_name(field.name()) else {
+            let hint = citylake_catalog::columns::nearest(
+                field.name(),
+                schema.fields().iter().map(|f| f.name().as_str()),
+            )
+            .map(|n| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
+            return Err(format!(
+                "column `{}` is not a column of `{dataset}`{hint}",
+                field.name()
+            ));
+        };
+        if !citylake_catalog::columns::compatible(target.data_type(), field.data_type()) {
+            return Err(format!(
+                "column `{}` of `{dataset}` is {}; the batch holds {}",
+                field.name(),
+                target.data_type(),
+                field.data_type()
+            ));
+        }
+    }
+    let row = |i: usize| first_row + i as u64 + 1;
+    let partitions = ds.partitions.iter().map(|p| p.name.as_str());
+    let declared_required = ds
+        .columns
+        .iter()
+        .filter(|c| c.required)
+        .map(|c| c.name.as_str());
+    for name in partitions.chain(declared_required) {
+        let Some(column) = batch.column_by_name(name) else {
+            return Err(format!(
+                "column `{name}` of `{dataset}` is required and the batch does not have it"
+            ));
+        };
+        if column.null_count() > 0 {
+            let i = (0..column.len()).find(|&i| column.is_null(i)).unwrap_or(0);
+            return Err(format!(
+                "column `{name}` of `{dataset}` is required: row {} is NULL",
+                row(i)
+            ));
+        }
+    }
+    for c in ds
+        .columns
+        .iter()
+        .filter(|c| c.min.is_some() || c.max.is_some())
+    {
+        let Some(column) = batch.column_by_name(&c.name) else {
+            continue;
+        };
+        let Some(values) = as_f64(column) else {
+            continue;
+        };
+        for i in 0..values.len() {
+            if values.is_null(i) {
+                continue;
+            }
+            let v = values.value(i);
+            if let Some(min) = c.min
+                && v < min
+            {
+                return Err(format!(
+                    "column `{}` of `{dataset}`: row {} holds {v}, below the minimum {min}",
+                    c.name,
+                    row(i)
+                ));
+            }
+            if let Some(max) = c.max
+                && v > max
+            {
+                return Err(format!(
+                    "column `{}` of `{dataset}`: row {} holds {v}, above the maximum {max}",
+                    c.name,
+                    row(i)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A numeric column as doubles (`None` for other types).
+fn as_f64(column: &ArrayRef) -> Option<Float64Array> {
+    let numeric = column.data_type().is_numeric();
+    if !numeric {
+        return None;
+    }
+    let doubles = cast(column, &DataType::Float64).ok()?;
+    use datafusion::arrow::array::AsArray;
+    Some(
+        doubles
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+            .clone(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use citylake_catalog::{ColumnSpec, PartitionSpec};
+    use datafusion::arrow::array::{Int32Array, StringArray};
+    use datafusion::arrow::datatypes::Field;
+
+    use super::*;
+
+    fn dataset() -> (DatasetSpec, Schema) {
+        let mut ds = DatasetSpec::new("environment.readings", "environment/readings/");
+        let column = |name: &str, required: bool, min: Option<f64>, max: Option<f64>| ColumnSpec {
+            name: name.into(),
+            data_type: None,
+            description: String::new(),
+            pii: None,
+            required,
+            min,
+            max,
+        };
+        ds.columns = vec![
+            column("station_id", true, None, None),
+            column("pm25", false, Some(0.0), Some(1000.0)),
+            column("note", false, None, None),
+        ];
+        ds.partitions = vec![PartitionSpec {
+            name: "month".into(),
+            data_type: "text".into(),
+            description: String::new(),
+        }];
+        let schema = Schema::new(vec![
+            Field::new("station_id", DataType::Utf8View, true),
+            Field::new("pm25", DataType::Float64, true),
+            Field::new("note", DataType::Utf8View, true),
+            Field::new("month", DataType::Utf8View, true),
+        ]);
+        (ds, schema)
+    }
+
+    fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    fn text(v: Vec<Option<&str>>) -> ArrayRef {
+        Arc::new(StringArray::from(v))
+    }
+
+    #[test]
+    fn a_good_batch_passes_and_each_problem_names_column_and_row() {
+        let (ds, schema) = dataset();
+        let good = batch(vec![
+            ("station_id", text(vec![Some("S1"), Some("S2")])),
+            ("pm25", Arc::new(Int32Array::from(vec![Some(12), None]))),
+            ("month", text(vec![Some("2025-01"), Some("2025-01")])),
+        ]);
+        assert_eq!(check_batch(&ds, &schema, &good, 0), Ok(()));
+
+        let above = batch(vec![
+            ("station_id", text(vec![Some("S1"), Some("S2")])),
+            (
+                "pm25",
+                Arc::new(Int32Array::from(vec![Some(12), Some(1200)])),
+            ),
+            ("month", text(vec![Some("2025-01"), Some("2025-01")])),
+        ]);
+        let e = check_batch(&ds, &schema, &above, 10).unwrap_err();
+        assert!(
+            e.contains("`pm25`") && e.contains("row 12") && e.contains("maximum 1000"),
+            "{e}"
+        );
+
+        let null = batch(vec![
+            ("station_id", text(vec![Some("S1"), None])),
+            ("month", text(vec![Some("2025-01"), Some("2025-01")])),
+        ]);
+        let e = check_batch(&ds, &schema, &null, 0).unwrap_err();
+        assert!(
+            e.contains("`station_id`") && e.contains("row 2 is NULL"),
+            "{e}"
+        );
+
+        let no_partition = batch(vec![("station_id", text(vec![Some("S1")]))]);
+        let e = check_batch(&ds, &schema, &no_partition, 0).unwrap_err();
+        assert!(
+            e.contains("`month`") && e.contains("does not have it"),
+            "{e}"
+        );
+
+        let misspelt = batch(vec![
+            ("station_id", text(vec![Some("S1")])),
+            ("pm_25", Arc::new(Int32Array::from(vec![Some(1)]))),
+            ("month", text(vec![Some("2025-01")])),
+        ]);
+        let e = check_batch(&ds, &schema, &misspelt, 0).unwrap_err();
+        assert!(
+            e.contains("`pm_25` is not a column") && e.contains("did you mean `pm25`"),
+            "{e}"
+        );
+
+        let wrong_type = batch(vec![
+            ("station_id", text(vec![Some("S1")])),
+            ("pm25", text(vec![Some("high")])),
+            ("month", text(vec![Some("2025-01")])),
+        ]);
+        let e = check_batch(&ds, &schema, &wrong_type, 0).unwrap_err();
+        assert!(e.contains("`pm25`") && e.contains("Float64"), "{e}");
+    }
+}
