@@ -37,6 +37,12 @@ pub struct PerformanceArgs {
     /// Directory to write index.html, scores.csv, scores.parquet and scores.xlsx into.
     #[arg(long)]
     pub out: PathBuf,
+    /// Evaluate the data as it was: the versions of the Delta datasets a
+    /// report is stamped with (`finance.expenditures=3,hotline.cases=1`), or a
+    /// time (`2026-03-01 00:00:00`, UTC). Default: the latest versions, read
+    /// once at the start (every number of the report comes from them).
+    #[arg(long)]
+    pub as_of: Option<String>,
     #[command(flatten)]
     pub local: crate::args::LocalUser,
     #[command(flatten)]
@@ -106,8 +112,11 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
     let catalog = crate::sql::resolve_catalog(args.catalog.clone())?;
     let engine = crate::sql::build_engine(&catalog, &args.engine).await?;
     let principal = crate::sql::local_principal(&args.local, &catalog)?;
+    // the Delta datasets' versions are settled first and every query reads
+    // those: a delivery during the report changes nothing in it
+    let versions = data_versions(&engine, args.as_of.as_deref()).await?;
     let session = engine
-        .session(principal)
+        .session_pinned(principal, &versions)?
         .with_client(crate::sql::LOCAL_CLIENT);
     let year = args.year;
     let mut filter = format!("year = {year}");
@@ -222,6 +231,40 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
     eprintln!("[4/5] writing the scores…");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    // the versions read, beside the files (CSV has no place for them) and in
+    // the Parquet file's metadata
+    let stamp = versions_text(&versions);
+    if !versions.is_empty() {
+        let path = args.out.join("versions.json");
+        let json = serde_json::to_string_pretty(&versions)?;
+        std::fs::write(&path, json + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let programs = Table {
+        schema: std::sync::Arc::new(
+            programs.schema.as_ref().clone().with_metadata(
+                [("citylake.dataset_versions".to_string(), stamp.clone())]
+                    .into_iter()
+                    .filter(|_| !versions.is_empty())
+                    .collect(),
+            ),
+        ),
+        batches: programs
+            .batches
+            .iter()
+            .map(|b| {
+                b.clone().with_schema(std::sync::Arc::new(
+                    b.schema().as_ref().clone().with_metadata(
+                        [("citylake.dataset_versions".to_string(), stamp.clone())]
+                            .into_iter()
+                            .filter(|_| !versions.is_empty())
+                            .collect(),
+                    ),
+                ))
+            })
+            .collect::<Result<_, _>>()?,
+        ..programs
+    };
     // the programs' rows as queried above, written out as they are
     for (format, file) in [
         (Format::Csv, "scores.csv"),
@@ -263,6 +306,7 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
             bands,
             money,
             labels,
+            versions: stamp,
         },
         &programs,
         &summary,
@@ -274,6 +318,56 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&index, page).with_context(|| format!("writing {}", index.display()))?;
     println!("{}", index.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Delta datasets' versions a report reads: as `--as-of` names them, at
+/// a time, or the latest now.
+async fn data_versions(
+    engine: &citylake_engine::Engine,
+    as_of: Option<&str>,
+) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    use citylake_engine::catalog::delta::AsOf;
+    let Some(text) = as_of else {
+        return Ok(engine.delta_versions(AsOf::Latest).await?);
+    };
+    if text.contains('=') {
+        let mut versions = engine.delta_versions(AsOf::Latest).await?;
+        let mut named = std::collections::BTreeMap::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, version) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--as-of: `{pair}` is not dataset=version"))?;
+            let version: u64 = version.trim().parse().map_err(|_| {
+                anyhow::anyhow!("--as-of: `{version}` of `{name}` is not a version number")
+            })?;
+            if !versions.contains_key(name.trim()) {
+                bail!("--as-of: `{name}` is not a Delta dataset of the catalog");
+            }
+            named.insert(name.trim().to_string(), version);
+        }
+        for name in versions.keys() {
+            if !named.contains_key(name) {
+                eprintln!("note: --as-of names no version of {name}: its latest is read");
+            }
+        }
+        versions.extend(named);
+        return Ok(versions);
+    }
+    let when = crate::tables::parse_now(text).map_err(|_| {
+        anyhow::anyhow!("--as-of `{text}`: expected dataset=version,… or YYYY-MM-DD[ HH:MM:SS]")
+    })?;
+    Ok(engine
+        .delta_versions(AsOf::Timestamp(when.and_utc().timestamp_millis()))
+        .await?)
+}
+
+/// `finance.expenditures=3,hotline.cases=1`: what `--as-of` takes back.
+fn versions_text(versions: &std::collections::BTreeMap<String, u64>) -> String {
+    versions
+        .iter()
+        .map(|(name, v)| format!("{name}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A horizontal bar chart as inline SVG; values on a 0..`max` scale. (SVG
@@ -323,6 +417,8 @@ struct Settings {
     bands: [String; 3],
     money: MoneyUnit,
     labels: Labels,
+    /// The Delta datasets' versions read (`name=version,…`; empty: none).
+    versions: String,
 }
 
 /// A code as the reader sees it: its name from `[evaluation.labels]`, with the
@@ -578,7 +674,14 @@ fn render(
                         }
                     }
                 }
-                footer { "citylake · generated from the catalog's views; ⚑ over-completed, to review" }
+                footer {
+                    "citylake · generated from the catalog's views; ⚑ over-completed, to review"
+                    @if !settings.versions.is_empty() {
+                        br;
+                        "数据版本 data versions: " code.versions { (settings.versions) }
+                        " — re-run with " code { "--as-of '" (settings.versions) "'" }
+                    }
+                }
             }
         }
     };

@@ -187,7 +187,7 @@ pub async fn retention(command: RetentionCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_now(text: &str) -> anyhow::Result<chrono::NaiveDateTime> {
+pub fn parse_now(text: &str) -> anyhow::Result<chrono::NaiveDateTime> {
     let text = text.trim();
     for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {

@@ -379,6 +379,28 @@ impl Engine {
     /// The catalog it sees is the policy's view of the lake for this principal
     /// (see [`crate::governance`]).
     pub fn session(&self, principal: Principal) -> Session {
+        self.session_over(principal, &self.entries)
+    }
+
+    /// A session for `principal` whose Delta datasets read the versions
+    /// `versions` names (`schema.table` → version), in every table, view and
+    /// function of its catalog: a past report re-run over the data it read
+    /// ([`crate::time_travel`]). Names that are not Delta datasets are an error.
+    pub fn session_pinned(
+        &self,
+        principal: Principal,
+        versions: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Session> {
+        let entries = crate::time_travel::pinned_entries(&self.entries, versions)?;
+        Ok(self.session_over(principal, &entries))
+    }
+
+    /// The datasets and views of the catalog (with their providers).
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    fn session_over(&self, principal: Principal, entries: &[Entry]) -> Session {
         let policy = self.policy.current();
         let limits = self.limits.with_roles(&policy.limits(&principal));
         // The shared runtime (memory pool, disk, caches, stores), seen through a
@@ -428,7 +450,7 @@ impl Engine {
             masked_columns,
             readable,
         } = crate::governance::principal_catalog(
-            &self.entries,
+            entries,
             &self.system,
             &policy,
             &principal,

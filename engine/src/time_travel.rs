@@ -194,3 +194,73 @@ pub fn dataset_of(provider: &dyn TableProvider) -> Option<String> {
         _ => None,
     }
 }
+
+/// `entries` with each Delta dataset `versions` names read at that version,
+/// and each view reading one planned over it.
+pub(crate) fn pinned_entries(
+    entries: &[crate::session::Entry],
+    versions: &BTreeMap<String, u64>,
+) -> crate::Result<Vec<crate::session::Entry>> {
+    for name in versions.keys() {
+        let delta = entries
+            .iter()
+            .find(|e| &e.name == name)
+            .is_some_and(|e| e.provider.downcast_ref::<DeltaDataset>().is_some());
+        if !delta {
+            return Err(crate::EngineError::Rejected(format!(
+                "`{name}` is not a Delta dataset of the catalog: only those have versions"
+            )));
+        }
+    }
+    let pin = |delta: &DeltaDataset| {
+        versions
+            .get(delta.name())
+            .map(|v| Arc::new(delta.at(AsOf::Version(*v))) as Arc<dyn TableProvider>)
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if let Some(delta) = e.provider.downcast_ref::<DeltaDataset>() {
+                if let Some(p) = pin(delta) {
+                    e.provider = p;
+                }
+            } else if let Some(plan) = e.provider.get_logical_plan() {
+                // a view: its scans of pinned datasets swapped
+                let definition = e.provider.get_table_definition().map(str::to_string);
+                let plan = plan
+                    .into_owned()
+                    .transform_up_with_subqueries(|node| {
+                        let LogicalPlan::TableScan(mut scan) = node else {
+                            return Ok(Transformed::no(node));
+                        };
+                        let source = source_as_provider(&scan.source)?;
+                        match source.downcast_ref::<DeltaDataset>().and_then(pin) {
+                            Some(p) => {
+                                scan.source = provider_as_source(p);
+                                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                            }
+                            None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+                        }
+                    })?
+                    .data;
+                e.provider = Arc::new(datafusion::catalog::view::ViewTable::new(plan, definition));
+            }
+            Ok(e)
+        })
+        .collect()
+}
+
+impl crate::session::Engine {
+    /// The version of each Delta dataset of the catalog as of `as_of` (the
+    /// latest for [`AsOf::Latest`]): what a report reads and is stamped with.
+    pub async fn delta_versions(&self, as_of: AsOf) -> crate::Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for e in self.entries() {
+            if let Some(delta) = e.provider.downcast_ref::<DeltaDataset>() {
+                out.insert(e.name.clone(), delta.at(as_of).resolve_version().await?);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -301,3 +301,28 @@ def test_optimize_compacts_small_ingests_with_the_same_results(delta_server, del
     refused = run("optimize", "--catalog", str(delta_lake / "catalog.toml"), "--dataset", "traffic.segment_speed",
                   "--user", "ana", "--users", str(delta_lake / "users.toml"), check=False)
     assert refused.returncode != 0 and "may not maintain" in refused.stderr, refused.stderr
+
+
+def test_a_past_report_is_reproduced_exactly_after_late_payments(delta_server, delta_lake, tmp_path):
+    catalog = str(delta_lake / "catalog.toml")
+    first, later, again = tmp_path / "first", tmp_path / "later", tmp_path / "again"
+    run("report", "performance", "--year", "2025", "--catalog", catalog, "--out", str(first))
+    versions = json.loads((first / "versions.json").read_text())
+    assert set(versions) == DELTA_DATASETS
+    stamp = ",".join(f"{k}={v}" for k, v in sorted(versions.items()))
+    assert stamp in (first / "index.html").read_text()
+    assert pq.read_schema(first / "scores.parquet").metadata[b"citylake.dataset_versions"].decode() == stamp
+    # late payments of 2025 arrive: the finance bureau delivers them
+    late = fetch(delta_server, "fin", "SELECT * FROM finance.expenditures ORDER BY paid_at DESC LIMIT 20")
+    ids = late.schema.get_field_index("expenditure_id")
+    late = late.set_column(ids, "expenditure_id", pc.add(late["expenditure_id"], 10**12))
+    assert ingest(delta_server, "fin", "finance.expenditures", late) == 20
+    run("report", "performance", "--year", "2025", "--catalog", catalog, "--out", str(later))
+    assert (later / "scores.csv").read_bytes() != (first / "scores.csv").read_bytes()
+    # the first report, re-run as of its stamp: the same scores, byte for byte
+    run("report", "performance", "--year", "2025", "--catalog", catalog, "--out", str(again), "--as-of", stamp)
+    assert (again / "scores.csv").read_bytes() == (first / "scores.csv").read_bytes()
+    assert pq.read_table(again / "scores.parquet") == pq.read_table(first / "scores.parquet")
+    bad = run("report", "performance", "--year", "2025", "--catalog", catalog, "--out", str(tmp_path / "x"),
+              "--as-of", "traffic.road_segments=1", check=False)
+    assert bad.returncode != 0 and "not a Delta dataset" in bad.stderr, bad.stderr
