@@ -81,11 +81,50 @@ fn delta_err(name: &str, e: DeltaTableError) -> DataFusionError {
 /// object store the runtime registered for the table's scheme and bucket
 /// (`/` at its root).
 pub fn log_store(store: Arc<dyn ObjectStore>, table_url: &Url) -> DfResult<LogStoreRef> {
+    register_schemes();
     let url = directory_url(table_url);
     let table = DeltaTableBuilder::from_url(url.clone())
         .and_then(|b| b.with_storage_backend(store, url.clone()).build())
         .map_err(|e| delta_err(url.as_str(), e))?;
     Ok(table.log_store())
+}
+
+/// delta-rs's default log store for every scheme the lake's stores serve.
+/// delta-rs knows `file://` by itself and `s3://` only through its AWS crate,
+/// which would bring a second S3 client; citylake hands it the lake's own
+/// store instead, and the default log store commits with a conditional put
+/// (a new commit file is created only if absent), which S3 offers.
+#[derive(Debug)]
+struct LakeLogStores;
+
+impl deltalake_core::logstore::LogStoreFactory for LakeLogStores {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake_core::logstore::ObjectStoreRef,
+        root_store: deltalake_core::logstore::ObjectStoreRef,
+        location: &Url,
+        options: &deltalake_core::logstore::StorageConfig,
+    ) -> deltalake_core::DeltaResult<LogStoreRef> {
+        Ok(deltalake_core::logstore::default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_schemes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let factories = deltalake_core::logstore::logstore_factories();
+        for scheme in ["s3://", "s3a://"] {
+            let url = Url::parse(scheme).expect("a scheme is a URL");
+            if !factories.contains_key(&url) {
+                factories.insert(url, Arc::new(LakeLogStores));
+            }
+        }
+    });
 }
 
 /// `url` ending in `/` (delta-rs joins paths onto it).

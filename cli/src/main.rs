@@ -20,6 +20,7 @@ mod tables;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     cli.init_logging();
+    citylake_engine::install_tls_provider();
     // 16 MiB stacks: planning recurses over a statement's tree (DataFusion's own
     // advice for deep plans; the 2 MiB default is small for analysts' SQL)
     let runtime = tokio::runtime::Builder::new_multi_thread()

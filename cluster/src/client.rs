@@ -182,11 +182,24 @@ fn local_only(plan: &LogicalPlan) -> Option<String> {
         let reason = match node {
             LogicalPlan::TableScan(scan) => {
                 scans += 1;
-                let listing = source_as_provider(&scan.source)
-                    .ok()
+                let source = source_as_provider(&scan.source).ok();
+                let listing = source
+                    .as_ref()
                     .is_some_and(|p| p.downcast_ref::<ListingTable>().is_some());
-                (!listing)
-                    .then(|| format!("it reads {}, which lives in this process", scan.table_name))
+                let delta = source.as_ref().is_some_and(|p| {
+                    p.downcast_ref::<citylake_engine::catalog::delta::DeltaDataset>()
+                        .is_some()
+                });
+                if delta {
+                    Some(format!(
+                        "it reads {}, a Delta table whose snapshot is resolved in this process",
+                        scan.table_name
+                    ))
+                } else {
+                    (!listing).then(|| {
+                        format!("it reads {}, which lives in this process", scan.table_name)
+                    })
+                }
             }
             LogicalPlan::Extension(_) | LogicalPlan::RecursiveQuery(_) => Some(format!(
                 "{} plans are not sent to the cluster",

@@ -95,6 +95,7 @@ impl ClusterTls {
     /// A server's configuration: this node's certificate, and a certificate
     /// signed by the cluster's CA required of every caller.
     pub fn server(&self) -> ServerTlsConfig {
+        citylake_engine::install_tls_provider();
         ServerTlsConfig::new()
             .identity(self.identity.clone())
             .client_ca_root(self.ca.clone())
@@ -104,6 +105,7 @@ impl ClusterTls {
     /// A client's configuration: this node's certificate presented, the
     /// server's checked against the cluster's CA only (not the system's roots).
     pub fn client(&self) -> ClientTlsConfig {
+        citylake_engine::install_tls_provider();
         ClientTlsConfig::new()
             .ca_certificate(self.ca.clone())
             .identity(self.identity.clone())

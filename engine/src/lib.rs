@@ -67,6 +67,18 @@ pub use citylake_catalog as catalog;
 /// The DataFusion every citylake crate uses (one version for the workspace).
 pub use datafusion;
 
+/// Makes ring the process's TLS crypto provider, once (later calls do nothing).
+///
+/// citylake's TLS — Flight SQL and cluster gRPC through tonic, the Postgres
+/// protocol through pgwire — is built on ring; delta-rs's HTTP client also
+/// enables rustls's aws-lc-rs, and with both compiled in rustls cannot pick a
+/// default and panics at the first TLS configuration that does not name one
+/// (tonic's). Every front end calls this before it configures TLS.
+pub fn install_tls_provider() {
+    // an error means a provider is installed already: the first one stays
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub use config::EngineConfig;
 pub use error::{EngineError, Result};
 pub use principal::Principal;

@@ -158,6 +158,7 @@ pub async fn serve_with_options(
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(16 << 20));
     if let Some(tls) = tls {
+        citylake_engine::install_tls_provider();
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(tls.cert, tls.key)))
             .map_err(|e| ServerError::Tls(e.to_string()))?;

@@ -361,6 +361,8 @@ async fn tls_end_to_end() {
         key: cert.key_pair.serialize_pem().into_bytes(),
     };
     let addr = start(Some(tls), Duration::from_secs(60)).await;
+    // the client's TLS too runs on the provider citylake chooses (see install_tls_provider)
+    citylake_engine::install_tls_provider();
     let config = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(cert.cert.pem()))
         .domain_name("localhost");

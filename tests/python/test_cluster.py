@@ -364,3 +364,29 @@ def test_a_loopback_cluster_without_tls_still_works_and_serves_nothing_else(lake
         assert answered is not None and "unimplemented" in answered.lower(), answered
     finally:
         c.stop()
+
+
+def test_delta_datasets_are_read_in_the_front_end_and_say_why(cluster, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cluster-delta-lake")
+    subprocess.run([binary(), "generate", "--scale", "0.01", "--out", str(out), "--force", "--format", "delta"],
+                   check=True, capture_output=True)
+    env = {"CITYLAKE_PASSWORD": "correct horse battery", "PATH": "/usr/bin:/bin"}
+    subprocess.run([binary(), "user", "add", "root", "--role", "admin", "--users", str(out / "users.toml")],
+                   check=True, capture_output=True, env=env)
+    alone = Server(out)
+    s = Server(out, extra=[*cluster.front_args(), "--cluster-min-scan", "0",
+                           "--log", "citylake_engine=debug,info"])
+    try:
+        sql = "SELECT district, count(*) FROM hotline.cases GROUP BY district"
+        before = len(s.log)
+        assert normal(fetch(s, sql)) == normal(fetch(alone, sql))
+        assert any("query runs locally" in line and "a Delta table whose snapshot is resolved in this process"
+                   in line for line in s.log[before:]), s.log[before:]
+        # the Parquet dimensions of the same lake still go to the cluster
+        before = len(s.log)
+        dims = "SELECT road_class, count(*) FROM traffic.road_segments GROUP BY road_class"
+        assert normal(fetch(s, dims)) == normal(fetch(alone, dims))
+        assert ran_on_cluster(s, before)
+    finally:
+        s.stop()
+        alone.stop()

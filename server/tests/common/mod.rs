@@ -45,9 +45,11 @@ pub fn users() -> Users {
 
 /// Starts a server (with TLS when given) and returns its address.
 pub async fn start(tls: Option<TlsPem>, ttl: Duration) -> std::net::SocketAddr {
-    let engine = Engine::new(EngineConfig::new(lake().join("catalog.toml")))
-        .await
-        .unwrap();
+    // each server its own audit trail: servers of tests running at once over
+    // the one lake would otherwise open a trail another is writing
+    let mut config = EngineConfig::new(lake().join("catalog.toml"));
+    config.audit_dir = Some(tempfile::tempdir().unwrap().keep());
+    let engine = Engine::new(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(citylake_server::serve(
