@@ -44,6 +44,11 @@ use url::Url;
 pub use datafusion::error as datafusion_error;
 pub use deltalake_core::kernel::Version;
 
+/// The commit metadata key naming citylake's operation (`erase`, `retention`, …).
+pub const OPERATION_KEY: &str = "citylake.operation";
+/// Operations that delete records on purpose: versions before them are not read.
+pub const ERASING_OPERATIONS: [&str; 2] = ["erase", "retention"];
+
 /// Which snapshot of a Delta table a provider reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsOf {
@@ -219,7 +224,7 @@ impl DeltaDataset {
             AsOf::Version(v) => Some(v),
             AsOf::Timestamp(ms) => Some(self.version_at(ms).await?),
         };
-        Snapshot::try_new(self.log_store.as_ref(), version)
+        let snapshot = Snapshot::try_new(self.log_store.as_ref(), version)
             .await
             .map_err(|e| match (version, e) {
                 (Some(v), DeltaTableError::InvalidVersion(_) | DeltaTableError::NotATable(_)) => {
@@ -229,7 +234,51 @@ impl DeltaDataset {
                     DataFusionError::Plan(format!("`{}` has no version {v} ({e})", self.name))
                 }
                 (_, e) => delta_err(&self.name, e),
-            })
+            })?;
+        if let Some(v) = version {
+            self.refuse_before_erasure(v).await?;
+        }
+        Ok(snapshot)
+    }
+
+    /// Refuses a past version older than an erasure or a retention deletion:
+    /// what was deleted on purpose is not read back through time travel, even
+    /// while its files are kept (`--keep-old-files`). The commits after `version`
+    /// are read for the mark citylake puts in such a commit; a commit whose log
+    /// entry is gone (log cleanup) cannot be checked, so the read is refused
+    /// too (fail closed).
+    async fn refuse_before_erasure(&self, version: Version) -> DfResult<()> {
+        use object_store::ObjectStoreExt;
+        let latest = Self::latest_snapshot(&self.log_store, &self.name)
+            .await?
+            .version();
+        let store = self.log_store.object_store(None);
+        for later in version + 1..=latest {
+            let path = object_store::path::Path::from(format!("_delta_log/{later:020}.json"));
+            let bytes = match store.get(&path).await {
+                Ok(got) => got.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(DataFusionError::Plan(format!(
+                        "`{}` version {version} cannot be read: the log entry of version {later} is \
+                         gone, so it cannot be told whether records were erased since",
+                        self.name
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            if ERASING_OPERATIONS
+                .iter()
+                .any(|op| text.contains(&format!("\"{OPERATION_KEY}\":\"{op}\"")))
+            {
+                return Err(DataFusionError::Plan(format!(
+                    "`{}` version {version} is older than version {later}, which erased records \
+                     (on request or by retention): versions before it are not read",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The table opened at its latest version, for a write.

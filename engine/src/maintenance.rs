@@ -179,7 +179,10 @@ impl Engine {
                 "citylake.user".to_string(),
                 session.principal().user.clone().into(),
             ),
-            ("citylake.operation".to_string(), "erase".into()),
+            (
+                citylake_catalog::delta::OPERATION_KEY.to_string(),
+                "erase".into(),
+            ),
         ];
         let (version, rows) = delta.delete(hashed, metadata).await?;
         let removed = delta
@@ -329,7 +332,10 @@ impl Engine {
                         "citylake.user".to_string(),
                         session.principal().user.clone().into(),
                     ),
-                    ("citylake.operation".to_string(), "retention".into()),
+                    (
+                        citylake_catalog::delta::OPERATION_KEY.to_string(),
+                        "retention".into(),
+                    ),
                 ];
                 let (version, rows) = delta.delete(predicate.clone(), metadata).await?;
                 let removed = delta.vacuum(chrono::Duration::zero(), false).await?;

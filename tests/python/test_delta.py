@@ -264,6 +264,10 @@ def test_a_persons_records_are_erased_from_results_files_and_log(delta_server, d
         assert phone not in column.to_pylist(), f
     for f in (table_dir / "_delta_log").iterdir():
         assert phone.encode() not in f.read_bytes(), f
+    # what was erased is not read back through time travel either
+    with pytest.raises(adbc_driver_manager.Error) as e:
+        scalar(delta_server, "root", "SELECT count(*) FROM as_of('hotline.cases', 0)")
+    assert "erased records" in str(e.value), e.value
     records = audit(delta_lake, "erase")
     assert [r["outcome"] for r in records][-3:] == ["refused", "error", "ok"]
     assert all(phone not in json.dumps(r, ensure_ascii=False) for r in records)
@@ -326,3 +330,24 @@ def test_a_past_report_is_reproduced_exactly_after_late_payments(delta_server, d
     bad = run("report", "performance", "--year", "2025", "--catalog", catalog, "--out", str(tmp_path / "x"),
               "--as-of", "traffic.road_segments=1", check=False)
     assert bad.returncode != 0 and "not a Delta dataset" in bad.stderr, bad.stderr
+
+
+def test_the_postgres_protocol_reads_delta_datasets_and_their_past(delta_lake):
+    import psycopg
+    from test_postgres import PgServer, dsn
+    s = PgServer(delta_lake)
+    try:
+        with psycopg.connect(dsn(s, "dora"), autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT DISTINCT district FROM as_of('emergency.incidents', 0)")
+            assert cur.fetchall() == [("Xihu",)]
+            cur.execute("SELECT caller_phone FROM hotline.cases LIMIT 3")
+            assert all("*" in p for (p,) in cur.fetchall())
+            with pytest.raises(psycopg.Error) as e:  # DML stays refused on this protocol too
+                cur.execute("DELETE FROM hotline.cases")
+            assert e.value.sqlstate in ("42501", "0A000", "25006"), e.value.sqlstate
+        with psycopg.connect(dsn(s, "ana"), autocommit=True) as conn, conn.cursor() as cur:
+            with pytest.raises(psycopg.Error) as e:
+                cur.execute("SELECT count(*) FROM as_of('hotline.cases', 0)")
+            assert "not found" in str(e.value), e.value
+    finally:
+        s.stop()
