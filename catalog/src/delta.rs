@@ -224,6 +224,24 @@ impl DeltaDataset {
             AsOf::Version(v) => Some(v),
             AsOf::Timestamp(ms) => Some(self.version_at(ms).await?),
         };
+        // a version past the latest is refused here: the kernel would list
+        // and search the log for it (a version near 2^63 ran for minutes)
+        let latest = match version {
+            Some(_) => Some(
+                Self::latest_snapshot(&self.log_store, &self.name)
+                    .await?
+                    .version(),
+            ),
+            None => None,
+        };
+        if let (Some(v), Some(latest)) = (version, latest)
+            && v > latest
+        {
+            return Err(DataFusionError::Plan(format!(
+                "`{}` has no version {v}",
+                self.name
+            )));
+        }
         let snapshot = Snapshot::try_new(self.log_store.as_ref(), version)
             .await
             .map_err(|e| match (version, e) {
@@ -235,8 +253,8 @@ impl DeltaDataset {
                 }
                 (_, e) => delta_err(&self.name, e),
             })?;
-        if let Some(v) = version {
-            self.refuse_before_erasure(v).await?;
+        if let (Some(v), Some(latest)) = (version, latest) {
+            self.refuse_before_erasure(v, latest).await?;
         }
         Ok(snapshot)
     }
@@ -247,11 +265,8 @@ impl DeltaDataset {
     /// are read for the mark citylake puts in such a commit; a commit whose log
     /// entry is gone (log cleanup) cannot be checked, so the read is refused
     /// too (fail closed).
-    async fn refuse_before_erasure(&self, version: Version) -> DfResult<()> {
+    async fn refuse_before_erasure(&self, version: Version, latest: Version) -> DfResult<()> {
         use object_store::ObjectStoreExt;
-        let latest = Self::latest_snapshot(&self.log_store, &self.name)
-            .await?
-            .version();
         let store = self.log_store.object_store(None);
         for later in version + 1..=latest {
             let path = object_store::path::Path::from(format!("_delta_log/{later:020}.json"));

@@ -259,6 +259,13 @@ pub fn check_batch(
                 continue;
             }
             let v = values.value(i);
+            if v.is_nan() {
+                return Err(format!(
+                    "column `{}` of `{dataset}`: row {} holds NaN, which has no place in its valid range",
+                    c.name,
+                    row(i)
+                ));
+            }
             if let Some(min) = c.min
                 && v < min
             {
@@ -282,10 +289,14 @@ pub fn check_batch(
     Ok(())
 }
 
-/// A numeric column as doubles (`None` for other types).
+/// A numeric column as doubles (`None` for other types); a dictionary-encoded
+/// one by its values.
 fn as_f64(column: &ArrayRef) -> Option<Float64Array> {
-    let numeric = column.data_type().is_numeric();
-    if !numeric {
+    let values = match column.data_type() {
+        DataType::Dictionary(_, value) => value.as_ref(),
+        other => other,
+    };
+    if !values.is_numeric() {
         return None;
     }
     let doubles = cast(column, &DataType::Float64).ok()?;
@@ -396,6 +407,29 @@ mod tests {
             e.contains("`pm_25` is not a column") && e.contains("did you mean `pm25`"),
             "{e}"
         );
+
+        // a dictionary-encoded column is checked by its values, NaN is out of any range
+        let dictionary = batch(vec![
+            ("station_id", text(vec![Some("S1"), Some("S2")])),
+            (
+                "pm25",
+                cast(
+                    &(Arc::new(Int32Array::from(vec![Some(5), Some(5000)])) as ArrayRef),
+                    &DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Int32)),
+                )
+                .unwrap(),
+            ),
+            ("month", text(vec![Some("2025-01"), Some("2025-01")])),
+        ]);
+        let e = check_batch(&ds, &schema, &dictionary, 0).unwrap_err();
+        assert!(e.contains("row 2 holds 5000"), "{e}");
+        let nan = batch(vec![
+            ("station_id", text(vec![Some("S1")])),
+            ("pm25", Arc::new(Float64Array::from(vec![f64::NAN]))),
+            ("month", text(vec![Some("2025-01")])),
+        ]);
+        let e = check_batch(&ds, &schema, &nan, 0).unwrap_err();
+        assert!(e.contains("row 1 holds NaN"), "{e}");
 
         let wrong_type = batch(vec![
             ("station_id", text(vec![Some("S1")])),

@@ -129,6 +129,19 @@ def test_a_bad_batch_is_refused_whole_naming_column_and_row(delta_server):
         ingest(delta_server, "tp", "traffic.segment_speed", no_segment)
     assert "segment_id" in str(e.value) and "row 1 is NULL" in str(e.value), e.value
 
+    # dictionary-encoded values are checked as plain ones; NaN is in no valid range (red team)
+    i = rows.schema.get_field_index("vehicle_count")
+    encoded = rows.set_column(i, "vehicle_count",
+                              pa.array([1, -5, 2, 3], rows.schema.field(i).type).dictionary_encode())
+    with pytest.raises(adbc_driver_manager.Error) as e:
+        ingest(delta_server, "tp", "traffic.segment_speed", encoded)
+    assert "vehicle_count" in str(e.value) and "row 2 holds -5" in str(e.value), e.value
+    nan = rows.set_column(rows.schema.get_field_index("avg_speed_kmh"), "avg_speed_kmh",
+                          pa.array([1.0, 2.0, float("nan"), 3.0], rows.schema.field("avg_speed_kmh").type))
+    with pytest.raises(adbc_driver_manager.Error) as e:
+        ingest(delta_server, "tp", "traffic.segment_speed", nan)
+    assert "row 3 holds NaN" in str(e.value), e.value
+
     stranger = rows.append_column("plate_number", pa.array(["浙A12345"] * 4))
     with pytest.raises(adbc_driver_manager.Error) as e:
         ingest(delta_server, "tp", "traffic.segment_speed", stranger)
@@ -218,6 +231,9 @@ def test_time_travel_reads_a_past_version_under_the_same_policy(delta_server, de
     with pytest.raises(adbc_driver_manager.Error) as e:
         scalar(delta_server, "ana", "SELECT count(*) FROM as_of('traffic.segment_speed', 99999)")
     assert "no version 99999" in str(e.value), e.value
+    with pytest.raises(adbc_driver_manager.Error) as e:  # at once, not a search of the log (red team)
+        scalar(delta_server, "ana", "SELECT count(*) FROM as_of('traffic.segment_speed', 9223372036854775807)")
+    assert "no version 9223372036854775807" in str(e.value), e.value
     # masks and row filters hold in the past too: dora sees her district's cases, names masked
     past = fetch(delta_server, "dora", "SELECT DISTINCT district FROM as_of('hotline.cases', 0)")
     assert past["district"].to_pylist() == ["Xihu"]
