@@ -240,29 +240,19 @@ pub async fn run(args: PerformanceArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(&path, json + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    let metadata: std::collections::HashMap<String, String> = if versions.is_empty() {
+        Default::default()
+    } else {
+        [("citylake.dataset_versions".to_string(), stamp.clone())].into()
+    };
+    let schema = std::sync::Arc::new(programs.schema.as_ref().clone().with_metadata(metadata));
     let programs = Table {
-        schema: std::sync::Arc::new(
-            programs.schema.as_ref().clone().with_metadata(
-                [("citylake.dataset_versions".to_string(), stamp.clone())]
-                    .into_iter()
-                    .filter(|_| !versions.is_empty())
-                    .collect(),
-            ),
-        ),
         batches: programs
             .batches
             .iter()
-            .map(|b| {
-                b.clone().with_schema(std::sync::Arc::new(
-                    b.schema().as_ref().clone().with_metadata(
-                        [("citylake.dataset_versions".to_string(), stamp.clone())]
-                            .into_iter()
-                            .filter(|_| !versions.is_empty())
-                            .collect(),
-                    ),
-                ))
-            })
+            .map(|b| b.clone().with_schema(schema.clone()))
             .collect::<Result<_, _>>()?,
+        schema,
         ..programs
     };
     // the programs' rows as queried above, written out as they are

@@ -82,22 +82,12 @@ impl Engine {
                     "`{name}` is not a Delta dataset: {what} needs `format = \"delta\"`"
                 ))
             })?;
-        Ok((
-            delta,
-            format!(
-                "{}{}",
-                self.catalog().root_url(),
-                self.dataset_location(name)
-            ),
-        ))
-    }
-
-    fn dataset_location(&self, name: &str) -> String {
-        self.catalog()
+        let spec = self
+            .catalog()
             .spec()
             .dataset(name)
-            .map(|d| d.location.trim_start_matches("./").to_string())
-            .unwrap_or_default()
+            .expect("an entry has a spec");
+        Ok((delta, self.catalog().dataset_url(spec)))
     }
 
     /// Erases the rows of `dataset` where `predicate` (SQL) holds, for a
