@@ -75,6 +75,10 @@ pub struct AuditRecord {
     /// SHA-256 of this record's JSON with `hash` empty, hex.
     #[serde(default)]
     pub hash: String,
+    /// The engine built `request` with personal values hashed already (an
+    /// erasure's predicate): not redacted again (see [`crate::redact`]).
+    #[serde(skip)]
+    pub(crate) redacted: bool,
 }
 
 /// Default of the longest request text kept whole in a record.
@@ -292,6 +296,8 @@ pub struct AuditLog {
     dir_text: Arc<str>,
     /// Longest request text kept whole.
     max_request_bytes: usize,
+    /// Hashes personal values out of request texts.
+    redactor: crate::redact::Redactor,
     /// Log a failed write and go on, instead of failing the request.
     fail_open: bool,
     /// Acknowledge without writing (benchmarks only).
@@ -436,12 +442,25 @@ impl AuditLog {
             dir: dir.to_path_buf(),
             dir_text: dir.display().to_string().into(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            redactor: Default::default(),
             fail_open: false,
             discard: false,
             queue: Some(queue),
             writer: Some(writer),
             stats,
         })
+    }
+
+    /// Hashes the personal values of request texts with `redactor` (see
+    /// [`crate::redact`]; default: none are).
+    pub fn with_redactor(mut self, redactor: crate::redact::Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// What hashes the personal values of request texts.
+    pub fn redactor(&self) -> &crate::redact::Redactor {
+        &self.redactor
     }
 
     /// Keeps request texts whole up to `max` bytes (see [`clip_request`]).
@@ -489,6 +508,13 @@ impl AuditLog {
     pub fn submit(&self, mut record: AuditRecord) -> Ack {
         let now = chrono::Utc::now();
         record.time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // personal values out before anything is kept (a query's record was
+        // redacted when it was registered: this is then a no-op)
+        if !record.redacted {
+            let redacted = self.redactor.redact(&record.request, &record.parameters);
+            record.error = self.redactor.scrub(&record.error, &redacted);
+            (record.request, record.parameters) = (redacted.request, redacted.parameters);
+        }
         record.request = clip_request(&record.request, self.max_request_bytes).into_owned();
         record.parameters = clip_request(&record.parameters, self.max_request_bytes).into_owned();
         record.error = clip_request(&record.error, self.max_request_bytes).into_owned();

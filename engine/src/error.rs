@@ -61,8 +61,29 @@ impl From<citylake_catalog::CatalogError> for EngineError {
 
 impl From<DataFusionError> for EngineError {
     fn from(e: DataFusionError) -> Self {
+        // a table function's missing (or hidden) dataset reads as a missing table
+        if let DataFusionError::External(inner) = e.find_root()
+            && let Some(missing) = inner.downcast_ref::<MissingTable>()
+        {
+            return Self::NotFound {
+                name: missing.name.clone(),
+                hidden: missing.hidden,
+                suggestion: None,
+            };
+        }
         Self::Query(e)
     }
+}
+
+/// A dataset named to a table function (`as_of`) that does not exist or that
+/// the principal may not list: it becomes [`EngineError::NotFound`], word for
+/// word the error of a missing table in `FROM`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("table '{name}' not found")]
+pub struct MissingTable {
+    /// `catalog.schema.table`.
+    pub name: String,
+    pub hidden: bool,
 }
 
 impl From<datafusion::arrow::error::ArrowError> for EngineError {

@@ -55,6 +55,7 @@ pub mod principal;
 pub mod publish;
 pub mod quality;
 pub mod queries;
+pub mod redact;
 pub mod remote;
 pub mod requests;
 mod session;

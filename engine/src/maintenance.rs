@@ -31,7 +31,6 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::prelude::{col, lit};
 use object_store::ObjectStoreExt;
-use sha2::Digest;
 
 use crate::error::{EngineError, Result};
 use crate::session::{Engine, Session};
@@ -109,6 +108,9 @@ impl Engine {
         let record = crate::audit::AuditRecord {
             kind: "erase".into(),
             request: format!("ERASE FROM {dataset} WHERE {recorded}; reason: {reason}"),
+            // the predicate's personal values are hashed (`hash_personal`), and
+            // the error is its class only
+            redacted: true,
             datasets: dataset.to_string(),
             rows: result.as_ref().map_or(0, |o| o.rows_deleted as i64),
             duration_ms: started.elapsed().as_millis() as i64,
@@ -505,7 +507,7 @@ fn hash_personal(expr: Expr, personal: &[String]) -> Result<(Expr, Vec<String>)>
                     Expr::BinaryExpr(BinaryExpr::new(
                         Box::new(hash_expr(column.clone())),
                         *op,
-                        Box::new(lit(hash_hex(&text))),
+                        Box::new(lit(crate::redact::hash_hex(&text))),
                     ))
                 }
                 Expr::InList(list) if is_personal(&list.expr) => {
@@ -518,7 +520,7 @@ fn hash_personal(expr: Expr, personal: &[String]) -> Result<(Expr, Vec<String>)>
                             return Ok(Transformed::no(e));
                         };
                         values.push(text.clone());
-                        hashes.push(lit(hash_hex(&text)));
+                        hashes.push(lit(crate::redact::hash_hex(&text)));
                     }
                     hash_expr((*list.expr).clone()).in_list(hashes, list.negated)
                 }
@@ -569,11 +571,6 @@ fn is_hash(e: &Expr) -> bool {
         && matches!(f.args.first(), Some(Expr::ScalarFunction(inner)) if inner.name() == "sha256"))
 }
 
-fn hash_hex(text: &str) -> String {
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -588,7 +585,10 @@ mod tests {
         let (e, values) = hash_personal(col("phone").eq(lit("13800000000")), &personal).unwrap();
         let text = e.to_string();
         assert!(!text.contains("13800000000"), "{text}");
-        assert!(text.contains(&hash_hex("13800000000")), "{text}");
+        assert!(
+            text.contains(&crate::redact::hash_hex("13800000000")),
+            "{text}"
+        );
         assert_eq!(values, vec!["13800000000".to_string()]);
 
         let (e, values) = hash_personal(

@@ -163,9 +163,13 @@ pub struct QueryEntry {
     pub user: String,
     pub roles: String,
     pub client: String,
+    /// Its text, personal values hashed ([`crate::redact`]).
     pub sql: String,
-    /// Values bound to its parameters (JSON), if any.
+    /// Values bound to its parameters (JSON), if any, personal ones hashed.
     pub parameters: String,
+    /// The personal values hashed in `sql` and `parameters`, to scrub from
+    /// its error message (in memory only).
+    personal_values: Vec<String>,
     /// What the front end calls it (a Flight ticket's id), to cancel it by.
     pub tag: Option<String>,
     pub started: SystemTime,
@@ -440,13 +444,18 @@ impl QueryRegistry {
         pool: Arc<QueryPool>,
         start: Instant,
     ) -> Arc<QueryEntry> {
+        let redacted = self
+            .audit
+            .redactor()
+            .redact(&submission.sql, &submission.parameters);
         let entry = Arc::new(QueryEntry {
             id: new_id(),
             user: submission.user,
             roles: submission.roles,
             client: submission.client,
-            sql: submission.sql,
-            parameters: submission.parameters,
+            sql: redacted.request,
+            parameters: redacted.parameters,
+            personal_values: redacted.values,
             tag: submission.tag,
             started: SystemTime::now() - start.elapsed(),
             start,
@@ -475,6 +484,7 @@ impl QueryRegistry {
     /// audit trail and `system.queries` keep.
     pub fn end(&self, entry: &Arc<QueryEntry>, outcome: Outcome, error: String) -> Option<Ack> {
         let elapsed = entry.start.elapsed();
+        let error = crate::redact::scrub(&error, &entry.personal_values);
         {
             let mut s = entry.state.lock();
             if s.0.ended() {

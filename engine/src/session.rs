@@ -252,6 +252,7 @@ impl Engine {
                     .transpose()?,
             )?
             .with_max_request_bytes(config.audit_max_request_bytes)
+            .with_redactor(crate::redact::Redactor::for_catalog(catalog.spec()))
             .with_fail_open(config.audit_fail_open)
             .discarding(config.audit_discard),
         );
@@ -514,6 +515,7 @@ impl Engine {
             Arc::new(crate::time_travel::AsOfFunction {
                 readable,
                 denied: denied.clone(),
+                hidden: hidden.clone(),
                 user: principal.user.clone(),
                 catalog: catalog_name.to_string(),
                 default_schema: self.catalog.default_schema().to_string(),
@@ -1318,7 +1320,10 @@ impl Session {
             ));
         }
         self.check_access(&statement, query)?;
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = match self.ctx.state().statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(e) => return Err(self.suggest(e.into())),
+        };
         check_plan_size(&plan)?;
         let plan = if has_parameters {
             array_placeholders(plan)?
@@ -1368,6 +1373,36 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A dataset named to a table function (`as_of`) that is missing or
+    /// hidden, with the suggestion the same name in FROM gets.
+    fn suggest(&self, e: EngineError) -> EngineError {
+        let EngineError::NotFound {
+            name,
+            hidden,
+            suggestion: None,
+        } = e
+        else {
+            return e;
+        };
+        let catalog = self
+            .ctx
+            .state_ref()
+            .read()
+            .config_options()
+            .catalog
+            .default_catalog
+            .clone();
+        let suggestion = self.nearest_table(
+            name.strip_prefix(&format!("{catalog}.")).unwrap_or(&name),
+            &catalog,
+        );
+        EngineError::NotFound {
+            name,
+            hidden,
+            suggestion,
+        }
     }
 
     /// The `schema.table` of this session's catalog nearest to `name` — only

@@ -33,6 +33,8 @@ pub struct AsOfFunction {
     pub(crate) readable: BTreeMap<String, Arc<dyn TableProvider>>,
     /// Listed but not readable.
     pub(crate) denied: BTreeSet<String>,
+    /// Not even listed (refused as missing; the audit trail says why).
+    pub(crate) hidden: BTreeSet<String>,
     pub(crate) user: String,
     pub(crate) catalog: String,
     pub(crate) default_schema: String,
@@ -81,9 +83,15 @@ impl TableFunctionImpl for AsOfFunction {
                     user: self.user.clone(),
                 })));
             }
-            // word for word DataFusion's error for a missing table: no oracle
-            // for the datasets this principal may not list
-            return plan_err!("table '{}.{dataset}' not found", self.catalog);
+            // word for word the error of a missing table in FROM (NOT_FOUND):
+            // no oracle for the datasets this principal may not list
+            // (the session adds the suggestion a name in FROM gets)
+            return Err(DataFusionError::External(Box::new(
+                crate::error::MissingTable {
+                    name: format!("{}.{dataset}", self.catalog),
+                    hidden: self.hidden.contains(&dataset),
+                },
+            )));
         };
         at(provider, as_of, &dataset)
     }

@@ -3,6 +3,7 @@ binary; departments append with ADBC's `adbc_ingest`, readers see whole deliveri
 reads past versions under the same policy, a person's records are erased from results and files,
 retention deletes old rows, optimize compacts small files. Attacks on each are here too."""
 
+import hashlib
 import json
 import pathlib
 import subprocess
@@ -245,6 +246,11 @@ def test_time_travel_reads_a_past_version_under_the_same_policy(delta_server, de
     with pytest.raises(adbc_driver_manager.Error) as missing:
         scalar(delta_server, "ana", "SELECT count(*) FROM as_of('hotline.nothing', 0)")
     assert str(hidden.value).replace("cases", "X") == str(missing.value).replace("nothing", "X")
+    # and as a name in FROM: NOT_FOUND, the same words
+    with pytest.raises(adbc_driver_manager.Error) as direct:
+        scalar(delta_server, "ana", "SELECT count(*) FROM hotline.cases")
+    assert str(hidden.value) == str(direct.value), (hidden.value, direct.value)
+    assert "NOT_FOUND" in str(hidden.value) or "NotFound" in str(hidden.value), hidden.value
     with pytest.raises(adbc_driver_manager.Error) as e:
         scalar(delta_server, "ana", "SELECT count(*) FROM as_of('traffic.road_segments', 0)")
     assert "not a Delta dataset" in str(e.value)
@@ -258,6 +264,16 @@ def test_a_persons_records_are_erased_from_results_files_and_log(delta_server, d
     table_dir = delta_lake / "hotline/cases"
     before = scalar(delta_server, "root", f"SELECT count(*) FROM hotline.cases WHERE caller_phone = '{phone}'")
     assert before >= 1
+    # the same lookup with the value bound to a parameter, and one through an alias
+    with connect(delta_server, "root") as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM hotline.cases WHERE caller_phone = ?", parameters=[phone])
+        assert cur.fetchone()[0] == before
+        cur.execute(f"SELECT count(*) FROM (SELECT caller_phone AS p FROM hotline.cases) WHERE p = '{phone}'")
+        assert cur.fetchone()[0] == before
+        # what supervisors see of recent queries holds the hash, not the value
+        cur.execute("SELECT sql FROM system.queries")
+        shown = [r[0] for r in cur.fetchall()]
+        assert all(phone not in q for q in shown), shown
     # not a privacy officer: refused
     refused = run("privacy", "erase", "--catalog", str(delta_lake / "catalog.toml"), "--user", "ana",
                   "--users", str(delta_lake / "users.toml"), "--dataset", "hotline.cases",
@@ -288,6 +304,14 @@ def test_a_persons_records_are_erased_from_results_files_and_log(delta_server, d
     assert [r["outcome"] for r in records][-3:] == ["refused", "error", "ok"]
     assert all(phone not in json.dumps(r, ensure_ascii=False) for r in records)
     assert "PIPL art. 47" in records[-1]["request"] and records[-1]["rows"] == before
+    # the trail is append-only and sealed, so the lookups made before the erasure must never have
+    # put the value there: they are recorded with its SHA-256 (the hash the erasure records too)
+    for f in (delta_lake / "audit").glob("*.jsonl"):
+        assert phone not in f.read_text(), f
+    digest = hashlib.sha256(phone.encode()).hexdigest()
+    assert digest in records[-1]["request"], records[-1]
+    lookups = [r for r in audit(delta_lake, "query") if digest in r["request"] + r["parameters"]]
+    assert len(lookups) >= 4, lookups  # two by literal, one by parameter, one through an alias
 
 
 def test_retention_deletes_rows_past_their_period(delta_server, delta_lake):
