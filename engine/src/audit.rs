@@ -79,6 +79,10 @@ pub struct AuditRecord {
     /// erasure's predicate): not redacted again (see [`crate::redact`]).
     #[serde(skip)]
     pub(crate) redacted: bool,
+    /// The request's plan uses a personal column: every literal and parameter
+    /// is hashed (see [`crate::redact`]).
+    #[serde(skip)]
+    pub(crate) personal: bool,
 }
 
 /// Default of the longest request text kept whole in a record.
@@ -511,7 +515,12 @@ impl AuditLog {
         // personal values out before anything is kept (a query's record was
         // redacted when it was registered: this is then a no-op)
         if !record.redacted {
-            let redacted = self.redactor.redact(&record.request, &record.parameters);
+            let redacted = if record.personal {
+                self.redactor
+                    .redact_all(&record.request, &record.parameters)
+            } else {
+                self.redactor.redact(&record.request, &record.parameters)
+            };
             record.error = self.redactor.scrub(&record.error, &redacted);
             (record.request, record.parameters) = (redacted.request, redacted.parameters);
         }

@@ -163,13 +163,10 @@ pub struct QueryEntry {
     pub user: String,
     pub roles: String,
     pub client: String,
-    /// Its text, personal values hashed ([`crate::redact`]).
-    pub sql: String,
-    /// Values bound to its parameters (JSON), if any, personal ones hashed.
-    pub parameters: String,
-    /// The personal values hashed in `sql` and `parameters`, to scrub from
-    /// its error message (in memory only).
-    personal_values: Vec<String>,
+    /// Its text and the values bound to its parameters (JSON), as they may
+    /// be recorded: personal values hashed ([`crate::redact`]), which the
+    /// error message is scrubbed of (the values themselves in memory only).
+    recorded: Mutex<crate::redact::Redacted>,
     /// What the front end calls it (a Flight ticket's id), to cancel it by.
     pub tag: Option<String>,
     pub started: SystemTime,
@@ -224,6 +221,23 @@ impl QueryEntry {
 
     /// Records what the planned query reads: datasets and masked columns
     /// (comma-separated), for its audit record.
+    /// Its text and bound parameters as they may be recorded and shown.
+    pub fn recorded(&self) -> (String, String) {
+        let r = self.recorded.lock();
+        (r.request.clone(), r.parameters.clone())
+    }
+
+    /// Its plan uses a personal column: from now on it is recorded and shown
+    /// with every literal and parameter hashed.
+    pub(crate) fn make_personal(&self, redactor: &crate::redact::Redactor) {
+        let mut r = self.recorded.lock();
+        if !r.personal {
+            let mut all = redactor.redact_all(&r.request, &r.parameters);
+            all.values.append(&mut r.values);
+            *r = all;
+        }
+    }
+
     pub fn set_touched(&self, datasets: String, masked: String) {
         *self.touched.lock() = (datasets, masked);
     }
@@ -453,9 +467,7 @@ impl QueryRegistry {
             user: submission.user,
             roles: submission.roles,
             client: submission.client,
-            sql: redacted.request,
-            parameters: redacted.parameters,
-            personal_values: redacted.values,
+            recorded: Mutex::new(redacted),
             tag: submission.tag,
             started: SystemTime::now() - start.elapsed(),
             start,
@@ -484,7 +496,10 @@ impl QueryRegistry {
     /// audit trail and `system.queries` keep.
     pub fn end(&self, entry: &Arc<QueryEntry>, outcome: Outcome, error: String) -> Option<Ack> {
         let elapsed = entry.start.elapsed();
-        let error = crate::redact::scrub(&error, &entry.personal_values);
+        let error = {
+            let recorded = entry.recorded.lock();
+            crate::redact::scrub(&error, &recorded.values, recorded.personal)
+        };
         {
             let mut s = entry.state.lock();
             if s.0.ended() {
@@ -531,11 +546,12 @@ impl QueryRegistry {
             "query ended"
         );
         let (datasets, masked) = entry.touched.lock().clone();
-        let mut record = AuditRecord::new("query", &entry.sql, outcome.as_str())
+        let (sql, parameters) = entry.recorded();
+        let mut record = AuditRecord::new("query", &sql, outcome.as_str())
             .returned(rows, bytes)
             .took(elapsed)
             .failed(error)
-            .with_parameters(entry.parameters.clone())
+            .with_parameters(parameters)
             .by(&entry.user, &entry.client);
         record.query_id = entry.id as i64;
         record.roles = entry.roles.clone();
@@ -886,7 +902,7 @@ fn to_batch(entries: &[Arc<QueryEntry>], as_told: bool) -> DfResult<RecordBatch>
         text(&|e| e.user.clone()),
         text(&|e| e.roles.clone()),
         text(&|e| e.client.clone()),
-        text(&|e| e.sql.clone()),
+        text(&|e| e.recorded().0),
         Arc::new(StringArray::from_iter_values(
             states.iter().map(|s| s.0.as_str()),
         )),

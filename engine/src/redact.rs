@@ -11,37 +11,34 @@
 //! still find the requests about one person (hash the value, search the trail)
 //! without the trail holding the value.
 //!
-//! The rule, on the parsed statement:
-//! - an expression *uses* a personal column when an identifier in it names one
-//!   (its last part), or names an alias given to an expression that uses one;
-//! - every literal under the smallest expression that uses a personal column
-//!   and is not a connective (`AND`, `OR`, `NOT`, parentheses, `EXISTS`, a
-//!   subquery) is hashed: `caller_phone = '…'`, `caller_phone IN (…)`,
-//!   `substr(caller_phone, 1, 3) = '…'`, `caller_phone LIKE '…'`; and a
-//!   placeholder there (`$1`) marks that parameter personal;
-//! - a statement other than a query or `EXPLAIN` (DML and DDL are refused, but
-//!   recorded) that names a personal column has all its literals hashed;
-//! - a text that names a personal column and does not parse has every string
-//!   and number token hashed; one that cannot even be tokenized is not kept.
+//! The rule is blunt on purpose (a red team took a finer one apart: values
+//! joined to the column, renamed columns, errors quoting the data):
+//! - a request is *personal* when its text names a personal column (anywhere,
+//!   as a substring: also inside a quoted identifier), or when its plan uses
+//!   one, through any alias, view or column list ([`plan_is_personal`]);
+//! - in a personal request every literal and every bound parameter is hashed,
+//!   comments are dropped, and its error message has every quoted value and
+//!   every run of five or more digits hashed (a message may quote a value
+//!   read from the data, `Cannot cast string '138…'`);
+//! - a text that does not parse has every string and number token hashed; one
+//!   that cannot even be tokenized is not kept.
 //!
-//! Texts that name no personal column are recorded unchanged, without being
-//! parsed. Error messages are scrubbed of the values hashed in their request.
-//! Known limits: column aliases given in a table alias or a CTE's column list
-//! (`AS t(a, b)`) are not followed, and a short value (an 11-digit phone
-//! number) can be found from its plain SHA-256 by trying them all — the hash
-//! keeps the value out of the text, not out of reach of a determined holder of
-//! the trail, whose access the policy (`audit_log`) already restricts.
+//! Requests that are not personal are recorded exactly as sent, without being
+//! parsed. Every hashed literal can still be checked by hashing a candidate
+//! (`'Xihu'`). Known limit: a short value (an 11-digit phone number) can be
+//! found from its plain SHA-256 by trying them all — the hash keeps the value
+//! out of the text, not out of reach of a determined holder of the trail,
+//! whose access the policy (`audit_log`) already restricts.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, Query, SelectItem, SetExpr, Statement, Value, ValueWithSpan, Visit,
-    VisitMut, Visitor, VisitorMut,
-};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr as PlanExpr, LogicalPlan};
+use datafusion::sql::sqlparser::ast::{Value, ValueWithSpan, VisitMut, VisitorMut};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 use sha2::Digest;
 
 /// What a hashed value is recorded as: this prefix and the hex SHA-256.
@@ -66,34 +63,6 @@ fn is_hashed(text: &str) -> bool {
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Which bound parameters are personal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-enum Personal {
-    #[default]
-    None,
-    /// `$n`, numbered from 1.
-    Numbered(BTreeSet<usize>),
-    /// All of them (a placeholder without a number, or a text that could not
-    /// be read).
-    All,
-}
-
-impl Personal {
-    fn add(&mut self, placeholder: &str) {
-        let n = placeholder
-            .strip_prefix('$')
-            .and_then(|n| n.parse::<usize>().ok());
-        match (n, &mut *self) {
-            (_, Personal::All) => {}
-            (Some(n), Personal::Numbered(set)) => {
-                set.insert(n);
-            }
-            (Some(n), Personal::None) => *self = Personal::Numbered(BTreeSet::from([n])),
-            (None, _) => *self = Personal::All,
-        }
-    }
-}
-
 /// A request as it may be recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Redacted {
@@ -103,6 +72,8 @@ pub struct Redacted {
     pub parameters: String,
     /// The values hashed (to scrub from the request's error message).
     pub(crate) values: Vec<String>,
+    /// Whether the request is personal (its error is scrubbed of every value).
+    pub(crate) personal: bool,
 }
 
 /// Hashes the personal values of request texts (see the module's docs).
@@ -144,240 +115,143 @@ impl Redactor {
         self.columns.iter().any(|c| lower.contains(c.as_str()))
     }
 
-    /// `request` and its bound `parameters` (JSON, keyed `$1`, `$2`, … where
-    /// the front end knows the numbers) as they may be recorded.
+    /// Whether `name` is a personal column.
+    pub fn is_personal(&self, name: &str) -> bool {
+        self.columns.contains(&name.to_lowercase())
+    }
+
+    /// `request` and its bound `parameters` (JSON) as they may be recorded:
+    /// hashed throughout when the text names a personal column.
     pub fn redact(&self, request: &str, parameters: &str) -> Redacted {
         if !self.may_name(request) {
             return Redacted {
                 request: request.to_string(),
                 parameters: parameters.to_string(),
                 values: vec![],
+                personal: false,
             };
         }
-        let mut found = Found::default();
+        self.redact_all(request, parameters)
+    }
+
+    /// `request` and its bound `parameters` with every literal and parameter
+    /// hashed (a personal request).
+    pub fn redact_all(&self, request: &str, parameters: &str) -> Redacted {
+        let mut values = vec![];
         let request = match Parser::parse_sql(&GenericDialect {}, request) {
             Ok(mut statements) => {
-                self.statements(&mut statements, &mut found);
-                if found.values.is_empty() {
-                    request.to_string()
-                } else {
-                    statements
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                for statement in &mut statements {
+                    let _ = VisitMut::visit(
+                        statement,
+                        &mut HashValues {
+                            values: &mut values,
+                        },
+                    );
                 }
+                // rendered again: comments are gone
+                statements
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             }
-            Err(_) => self.tokens(request, &mut found),
+            Err(_) => tokens(request, &mut values),
         };
-        let parameters = redact_parameters(parameters, &found.personal, &mut found.values);
+        let parameters = redact_parameters(parameters, &mut values);
         Redacted {
             request,
             parameters,
-            values: found.values,
+            values,
+            personal: true,
         }
     }
 
     /// `text` (an error message about a request redacted as `redacted`) with
     /// the values hashed there hashed here too.
     pub fn scrub(&self, text: &str, redacted: &Redacted) -> String {
-        scrub(text, &redacted.values)
+        scrub(text, &redacted.values, redacted.personal)
     }
+}
 
-    fn statements(&self, statements: &mut [Statement], found: &mut Found) {
-        let mut columns = self.columns.clone();
-        aliases(statements, &mut columns);
-        for statement in statements {
-            let precise = matches!(
-                statement,
-                Statement::Query(_) | Statement::Explain { .. } | Statement::ExplainTable { .. }
-            );
-            if precise {
-                let _ = VisitMut::visit(
-                    statement,
-                    &mut Scopes {
-                        columns: &columns,
-                        found,
-                    },
-                );
-            } else if self.may_name(&statement.to_string()) {
-                let _ = VisitMut::visit(statement, &mut HashValues { found });
-            }
-        }
-    }
-
-    /// A text that does not parse: if a word of it names a personal column,
-    /// every string and number in it hashed.
-    fn tokens(&self, request: &str, found: &mut Found) -> String {
-        let dialect = GenericDialect {};
-        let Ok(mut tokens) = Tokenizer::new(&dialect, request).tokenize() else {
-            found.personal = Personal::All;
-            return format!(
-                "[not recorded: the request names a personal column and cannot be read; {} bytes]",
-                request.len()
-            );
-        };
-        let names = tokens
-            .iter()
-            .any(|t| matches!(t, Token::Word(w) if self.columns.contains(&w.value.to_lowercase())));
-        if !names {
-            return request.to_string();
-        }
-        found.personal = Personal::All;
-        for token in &mut tokens {
-            let text = match &*token {
-                Token::Number(n, _) => n.clone(),
-                Token::SingleQuotedString(s) => s.clone(),
-                Token::Word(_) | Token::Whitespace(_) | Token::Placeholder(_) => continue,
-                // any other literal (`E'…'`, `X'…'`, `$$…$$`, …), quotes and all
-                other => {
-                    let shown = other.to_string();
-                    if !(shown.contains('\'') || shown.contains('"') || shown.starts_with('$')) {
-                        continue;
-                    }
-                    shown
-                }
-            };
-            if is_hashed(&text) {
+/// A text that does not parse, with every string and number in it hashed and
+/// its comments dropped.
+fn tokens(request: &str, values: &mut Vec<String>) -> String {
+    let dialect = GenericDialect {};
+    let Ok(mut tokens) = Tokenizer::new(&dialect, request).tokenize() else {
+        return format!(
+            "[not recorded: the request names a personal column and cannot be read; {} bytes]",
+            request.len()
+        );
+    };
+    for token in &mut tokens {
+        let text = match &*token {
+            Token::Number(n, _) => n.clone(),
+            Token::SingleQuotedString(s) => s.clone(),
+            Token::Whitespace(Whitespace::SingleLineComment { .. })
+            | Token::Whitespace(Whitespace::MultiLineComment(_)) => {
+                *token = Token::Whitespace(Whitespace::Space);
                 continue;
             }
-            *token = Token::SingleQuotedString(hashed(&text));
-            found.values.push(text);
-        }
-        tokens.iter().map(ToString::to_string).collect()
-    }
-}
-
-/// What redaction found in a request.
-#[derive(Debug, Default)]
-struct Found {
-    values: Vec<String>,
-    personal: Personal,
-}
-
-/// Adds to `columns` the aliases given (in a select list) to expressions that
-/// use one of them, until no more are found.
-fn aliases(statements: &[Statement], columns: &mut HashSet<String>) {
-    struct Aliases<'a> {
-        columns: &'a HashSet<String>,
-        new: Vec<String>,
-    }
-    impl Aliases<'_> {
-        fn set(&mut self, body: &SetExpr) {
-            match body {
-                SetExpr::Select(select) => {
-                    for item in &select.projection {
-                        if let SelectItem::ExprWithAlias { expr, alias } = item
-                            && uses(expr, self.columns)
-                            && !self.columns.contains(&alias.value.to_lowercase())
-                        {
-                            self.new.push(alias.value.to_lowercase());
-                        }
-                    }
+            Token::Word(_) | Token::Whitespace(_) | Token::Placeholder(_) => continue,
+            // any other literal (`E'…'`, `X'…'`, `$$…$$`, …), quotes and all
+            other => {
+                let shown = other.to_string();
+                if !(shown.contains('\'') || shown.contains('"') || shown.starts_with('$')) {
+                    continue;
                 }
-                SetExpr::SetOperation { left, right, .. } => {
-                    self.set(left);
-                    self.set(right);
-                }
-                _ => {}
+                shown
             }
-        }
-    }
-    impl Visitor for Aliases<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-            self.set(&query.body);
-            ControlFlow::Continue(())
-        }
-    }
-    // each round follows one more level of aliasing; a query has few
-    for _ in 0..16 {
-        let mut visitor = Aliases {
-            columns,
-            new: vec![],
         };
-        for statement in statements {
-            let _ = Visit::visit(statement, &mut visitor);
+        if is_hashed(&text) {
+            continue;
         }
-        if visitor.new.is_empty() {
-            return;
+        *token = Token::SingleQuotedString(hashed(&text));
+        values.push(text);
+    }
+    tokens.iter().map(ToString::to_string).collect()
+}
+
+/// Whether `plan` uses a personal column: a column reference named like one,
+/// in any node or subquery, or in the plan of a view it reads.
+pub fn plan_is_personal(plan: &LogicalPlan, redactor: &Redactor) -> bool {
+    if redactor.columns.is_empty() {
+        return false;
+    }
+    let mut personal = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+            && let Some(view) = provider.get_logical_plan()
+            && plan_is_personal(&view, redactor)
+        {
+            personal = true;
+            return Ok(TreeNodeRecursion::Stop);
         }
-        columns.extend(visitor.new);
-    }
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let PlanExpr::Column(c) = e
+                    && redactor.is_personal(&c.name)
+                {
+                    personal = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    personal
 }
 
-/// Whether an identifier in `expr` names one of `columns`.
-fn uses(expr: &Expr, columns: &HashSet<String>) -> bool {
-    struct Uses<'a>(&'a HashSet<String>);
-    impl Visitor for Uses<'_> {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            let name = match expr {
-                Expr::Identifier(id) => Some(&id.value),
-                Expr::CompoundIdentifier(parts) => parts.last().map(|p| &p.value),
-                _ => None,
-            };
-            match name {
-                Some(n) if self.0.contains(&n.to_lowercase()) => ControlFlow::Break(()),
-                _ => ControlFlow::Continue(()),
-            }
-        }
-    }
-    Visit::visit(expr, &mut Uses(columns)).is_break()
-}
-
-/// An expression that only joins or wraps others: the literals hashed are
-/// those of the smallest expression below it that uses a personal column.
-fn is_connective(expr: &Expr) -> bool {
-    match expr {
-        Expr::BinaryOp { op, .. } => matches!(
-            op,
-            BinaryOperator::And | BinaryOperator::Or | BinaryOperator::Xor
-        ),
-        Expr::UnaryOp { .. }
-        | Expr::Nested(_)
-        | Expr::Exists { .. }
-        | Expr::Subquery(_)
-        | Expr::IsNull(_)
-        | Expr::IsNotNull(_)
-        | Expr::IsTrue(_)
-        | Expr::IsNotTrue(_)
-        | Expr::IsFalse(_)
-        | Expr::IsNotFalse(_)
-        | Expr::IsUnknown(_)
-        | Expr::IsNotUnknown(_) => true,
-        _ => false,
-    }
-}
-
-/// Hashes the literals of every expression that uses a personal column.
-struct Scopes<'a> {
-    columns: &'a HashSet<String>,
-    found: &'a mut Found,
-}
-
-impl VisitorMut for Scopes<'_> {
-    type Break = ();
-    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if !is_connective(expr) && uses(expr, self.columns) {
-            let _ = VisitMut::visit(expr, &mut HashValues { found: self.found });
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// Hashes every literal it visits; marks every placeholder personal.
+/// Hashes every literal it visits.
 struct HashValues<'a> {
-    found: &'a mut Found,
+    values: &'a mut Vec<String>,
 }
 
 impl VisitorMut for HashValues<'_> {
     type Break = ();
     fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
         let text = match &value.value {
-            Value::Null | Value::Boolean(_) => return ControlFlow::Continue(()),
-            Value::Placeholder(p) => {
-                self.found.personal.add(p);
+            Value::Null | Value::Boolean(_) | Value::Placeholder(_) => {
                 return ControlFlow::Continue(());
             }
             Value::Number(n, _) => n.to_string(),
@@ -389,68 +263,49 @@ impl VisitorMut for HashValues<'_> {
         };
         if !is_hashed(&text) {
             value.value = Value::SingleQuotedString(hashed(&text));
-            self.found.values.push(text);
+            self.values.push(text);
         }
         ControlFlow::Continue(())
     }
 }
 
-/// `parameters` (JSON: an object or an array of objects, keyed `$n` where the
-/// front end numbers them) with the personal ones hashed; other keys, when
-/// any parameter is personal, are all hashed.
-fn redact_parameters(parameters: &str, personal: &Personal, values: &mut Vec<String>) -> String {
-    if parameters.is_empty() || *personal == Personal::None {
-        return parameters.to_string();
+/// `parameters` (JSON: an object or an array of objects) with every value
+/// hashed; a text that is not JSON is not kept.
+fn redact_parameters(parameters: &str, values: &mut Vec<String>) -> String {
+    if parameters.is_empty() {
+        return String::new();
     }
     let Ok(mut json) = serde_json::from_str::<serde_json::Value>(parameters) else {
         return format!(
-            "[not recorded: parameters bound to a personal column, {} bytes]",
+            "[not recorded: parameters of a personal request, {} bytes]",
             parameters.len()
         );
     };
-    fn object(
-        map: &mut serde_json::Map<String, serde_json::Value>,
-        personal: &Personal,
-        values: &mut Vec<String>,
-    ) {
-        for (key, value) in map.iter_mut() {
-            let n = key.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
-            let is_personal = match (personal, n) {
-                (Personal::None, _) => false,
-                (Personal::Numbered(set), Some(n)) => set.contains(&n),
-                _ => true,
-            };
-            if !is_personal {
-                continue;
-            }
-            let text = match &*value {
-                serde_json::Value::Null => continue,
-                serde_json::Value::String(s) if is_hashed(s) => continue,
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            *value = serde_json::Value::String(hashed(&text));
-            values.push(text);
-        }
-    }
-    match &mut json {
-        serde_json::Value::Object(map) => object(map, personal, values),
-        serde_json::Value::Array(rows) => {
-            for row in rows {
-                match row {
-                    serde_json::Value::Object(map) => object(map, personal, values),
-                    other => *other = serde_json::Value::String("[not recorded]".into()),
-                }
+    fn hash(value: &mut serde_json::Value, values: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) if is_hashed(s) => {}
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| hash(v, values)),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| hash(v, values)),
+            other => {
+                let text = match &*other {
+                    serde_json::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                *other = serde_json::Value::String(hashed(&text));
+                values.push(text);
             }
         }
-        other => *other = serde_json::Value::String("[not recorded]".into()),
     }
+    hash(&mut json, values);
     json.to_string()
 }
 
-/// `text` with each of `values` (four characters or more: shorter ones would
-/// hash half the message) replaced by its hash.
-pub(crate) fn scrub(text: &str, values: &[String]) -> String {
+/// `text` (an error message) with each of `values` (four characters or more:
+/// shorter ones would hash half the message) replaced by its hash; for a
+/// personal request also every single-quoted value and every run of five or
+/// more digits, which may come from the data.
+pub(crate) fn scrub(text: &str, values: &[String], personal: bool) -> String {
     let mut out = text.to_string();
     let mut values: Vec<&String> = values.iter().filter(|v| v.chars().count() >= 4).collect();
     // longest first, so a value containing another is replaced whole
@@ -460,7 +315,54 @@ pub(crate) fn scrub(text: &str, values: &[String]) -> String {
             out = out.replace(v.as_str(), &hashed(v));
         }
     }
-    out
+    if !personal {
+        return out;
+    }
+    let mut scrubbed = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    loop {
+        // the next quoted value or digit run
+        let quote = rest.find('\'');
+        let digits = rest
+            .char_indices()
+            .find(|&(i, c)| {
+                c.is_ascii_digit()
+                    && rest[i..].chars().take_while(char::is_ascii_digit).count() >= 5
+                    && !rest[..i].ends_with(|p: char| p.is_ascii_alphanumeric() || p == ':')
+            })
+            .map(|(i, _)| i);
+        match (quote, digits) {
+            (Some(q), d) if d.is_none_or(|d| q < d) => {
+                let Some(len) = rest[q + 1..].find('\'') else {
+                    // an apostrophe, not a quoted value
+                    scrubbed.push_str(&rest[..=q]);
+                    rest = &rest[q + 1..];
+                    continue;
+                };
+                let value = &rest[q + 1..q + 1 + len];
+                scrubbed.push_str(&rest[..q]);
+                if is_hashed(value) {
+                    scrubbed.push_str(&rest[q..q + len + 2]);
+                } else {
+                    scrubbed.push('\'');
+                    scrubbed.push_str(&hashed(value));
+                    scrubbed.push('\'');
+                }
+                rest = &rest[q + len + 2..];
+            }
+            (_, Some(d)) => {
+                let len = rest[d..].chars().take_while(char::is_ascii_digit).count();
+                scrubbed.push_str(&rest[..d]);
+                scrubbed.push_str(&hashed(&rest[d..d + len]));
+                rest = &rest[d + len..];
+            }
+            _ => {
+                scrubbed.push_str(rest);
+                break;
+            }
+        }
+    }
+    scrubbed
 }
 
 #[cfg(test)]
@@ -483,46 +385,45 @@ mod tests {
     }
 
     #[test]
-    fn a_value_compared_with_a_personal_column_is_hashed_and_others_kept() {
+    fn a_request_naming_a_personal_column_has_every_literal_hashed() {
         let r = redact(&format!(
-            "SELECT case_id FROM hotline.cases WHERE caller_phone = '{PHONE}' AND district = 'Xihu'"
+            "SELECT case_id FROM hotline.cases WHERE caller_phone = '{PHONE}' AND district = 'Xihu' -- {PHONE}"
         ));
         assert_hidden(&r);
         assert!(r.request.contains(&hashed(PHONE)), "{}", r.request);
-        assert!(r.request.contains("'Xihu'"), "{}", r.request);
-        assert_eq!(r.values, vec![PHONE.to_string()]);
+        assert!(r.request.contains(&hashed("Xihu")), "{}", r.request);
+        assert!(r.personal);
     }
 
     #[test]
     fn every_shape_of_use_is_covered() {
         for sql in [
             format!("SELECT 1 FROM t WHERE c.CALLER_PHONE = {PHONE}"),
-            format!("SELECT 1 FROM t WHERE caller_phone IN ('x', '{PHONE}')"),
             format!("SELECT 1 FROM t WHERE caller_phone LIKE '{PHONE}%'"),
-            format!("SELECT 1 FROM t WHERE substr(caller_phone, 1, 11) = '{PHONE}'"),
-            format!("SELECT 1 FROM t WHERE caller_phone || '' = '{PHONE}'"),
-            format!("SELECT 1 FROM t WHERE caller_phone BETWEEN '{PHONE}' AND '2'"),
-            format!("SELECT 1 FROM t WHERE NOT (caller_phone <> '{PHONE}')"),
-            format!("SELECT count(*) FILTER (WHERE caller_phone = '{PHONE}') FROM t"),
-            format!("SELECT CASE WHEN caller_phone = '{PHONE}' THEN 1 END FROM t"),
-            format!("SELECT 1 FROM t WHERE caller_phone IN (SELECT '{PHONE}')"),
-            format!("SELECT 1 FROM t JOIN u ON t.caller_phone = '{PHONE}'"),
-            format!("SELECT * FROM (SELECT caller_phone AS p FROM t) s WHERE s.p = '{PHONE}'"),
+            format!("SELECT 1 FROM t WHERE \"caller_phone\" = E'{PHONE}'"),
+            format!("SELECT 1 FROM t WHERE caller_phone = $${PHONE}$$"),
+            // the value joined to the column, not compared with it (red team)
             format!(
-                "WITH a AS (SELECT upper(caller_phone) AS q FROM t), b AS (SELECT q AS r FROM a) \
-                 SELECT * FROM b WHERE r = '{PHONE}'"
+                "SELECT c.case_id FROM t c JOIN (SELECT '{PHONE}' AS caller_phone) v USING (caller_phone)"
             ),
+            format!(
+                "WITH x AS (SELECT '{PHONE}' AS v) SELECT 1 FROM t, x WHERE caller_phone = x.v"
+            ),
+            format!(
+                "WITH x(p) AS (SELECT caller_phone FROM t) SELECT 1 FROM x WHERE p = '{PHONE}'"
+            ),
+            format!(
+                "SELECT 1 FROM (SELECT 'x' AS p UNION ALL SELECT caller_phone FROM t) u WHERE p = '{PHONE}'"
+            ),
+            format!("SELECT 1 FROM s WHERE s.\"upper(t.caller_phone)\" = '{PHONE}'"),
             format!("EXPLAIN SELECT 1 FROM t WHERE caller_phone = '{PHONE}'"),
             format!("SELECT 1; SELECT 2 FROM t WHERE caller_phone = '{PHONE}'"),
-            // DML (refused, but recorded)
             format!("INSERT INTO t (caller_phone) VALUES ('{PHONE}')"),
-            format!("DELETE FROM t WHERE caller_phone = '{PHONE}'"),
             // does not parse, names the column
-            format!("SELECT FROM WHERE caller_phone = '{PHONE}' ))"),
+            format!("SELECT FROM WHERE caller_phone = '{PHONE}' )) /* {PHONE} */"),
         ] {
             let r = redact(&sql);
             assert_hidden(&r);
-            // the pattern `'…%'` is hashed whole
             assert!(r.request.contains(HASH_PREFIX), "{sql}\n→ {}", r.request);
         }
     }
@@ -534,12 +435,23 @@ mod tests {
             "SELEC garbage '",
             "SELECT '13800138000' AS not_a_column_use",
         ] {
-            assert_eq!(redact(sql).request, sql);
+            let r = redact(sql);
+            assert_eq!(r.request, sql);
+            assert!(!r.personal);
         }
         // an unreadable text that names one is not kept
         let r = redact(&format!("SELECT caller_phone = '{PHONE}"));
         assert_hidden(&r);
         assert!(r.request.starts_with("[not recorded"), "{}", r.request);
+    }
+
+    #[test]
+    fn a_request_found_personal_by_its_plan_is_hashed_whole() {
+        // `AS t(a, b)` renames the column: the text does not name it
+        let sql = format!("SELECT a FROM hotline.cases AS t(a, b) WHERE b = '{PHONE}'");
+        assert_eq!(redact(&sql).request, sql);
+        let r = redactor().redact_all(&sql, "");
+        assert_hidden(&r);
     }
 
     #[test]
@@ -555,37 +467,51 @@ mod tests {
     }
 
     #[test]
-    fn parameters_bound_to_a_personal_column_are_hashed() {
+    fn every_parameter_of_a_personal_request_is_hashed() {
         let sql = "SELECT 1 FROM t WHERE district = $1 AND caller_phone = $2";
         // Postgres: an object keyed $n
         let r = redactor().redact(sql, &format!(r#"{{"$1":"Xihu","$2":"{PHONE}"}}"#));
         assert_hidden(&r);
-        assert!(r.parameters.contains("Xihu"), "{}", r.parameters);
         assert!(r.parameters.contains(&hashed(PHONE)), "{}", r.parameters);
-        // Flight SQL: rows of objects; keys without numbers: all hashed
+        assert!(r.parameters.contains(&hashed("Xihu")), "{}", r.parameters);
+        // Flight SQL: rows of objects
         let r = redactor().redact(sql, &format!(r#"[{{"a":"Xihu","b":{PHONE}}}]"#));
         assert_hidden(&r);
-        assert!(!r.parameters.contains("Xihu"), "{}", r.parameters);
-        // not JSON
+        // not JSON: not kept
         let r = redactor().redact(sql, PHONE);
         assert_hidden(&r);
-        // no personal placeholder: as sent
-        let r = redactor().redact(
-            &format!("SELECT 1 FROM t WHERE district = $1 AND caller_phone = '{PHONE}'"),
-            r#"{"$1":"Xihu"}"#,
-        );
+        // a request that is not personal keeps its parameters
+        let r = redactor().redact("SELECT $1", r#"{"$1":"Xihu"}"#);
         assert_eq!(r.parameters, r#"{"$1":"Xihu"}"#);
     }
 
     #[test]
-    fn error_messages_are_scrubbed_of_the_hashed_values() {
+    fn errors_of_a_personal_request_are_scrubbed_of_values_from_the_data_too() {
         let r = redact(&format!(
-            "SELECT 1 FROM t WHERE caller_phone = '{PHONE}' + 1"
+            "SELECT CAST(caller_phone AS TINYINT) FROM t WHERE x = '{PHONE}'"
         ));
-        let error = format!("Cannot cast string '{PHONE}' to Int64");
-        let scrubbed = redactor().scrub(&error, &r);
-        assert!(!scrubbed.contains(PHONE), "{scrubbed}");
-        // but not of short values (the `1`)
-        assert!(scrubbed.contains("Int64"), "{scrubbed}");
+        for error in [
+            "Cannot cast string '18669451851' to value of Int8 type".to_string(),
+            "Cannot cast string '彭强明' to value of Int32 type".to_string(),
+            "Can't cast value 18072855998 to type Int8".to_string(),
+            format!("No field named \"{PHONE}\""),
+        ] {
+            let scrubbed = redactor().scrub(&error, &r);
+            for secret in ["18669451851", "彭强明", "18072855998", PHONE] {
+                assert!(!scrubbed.contains(secret), "{scrubbed}");
+            }
+            assert!(
+                scrubbed.contains("Int") || scrubbed.contains("field"),
+                "{scrubbed}"
+            );
+            // scrubbing again changes nothing
+            assert_eq!(redactor().scrub(&scrubbed, &r), scrubbed);
+        }
+        // a request that is not personal: its error as it is
+        let plain = redact("SELECT 1");
+        assert_eq!(
+            redactor().scrub("value '12345678'", &plain),
+            "value '12345678'"
+        );
     }
 }

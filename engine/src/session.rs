@@ -1206,6 +1206,7 @@ impl Session {
     ) -> Result<()> {
         if let Some(plan) = plan {
             (record.datasets, record.masked) = self.touched(plan);
+            record.personal = crate::redact::plan_is_personal(plan, self.audit.redactor());
         }
         record.user = self.principal.user.clone();
         record.roles = self.principal.roles.join(",");
@@ -1509,6 +1510,9 @@ impl Session {
         };
         let (datasets, masked) = self.touched(&plan);
         entry.set_touched(datasets, masked);
+        if crate::redact::plan_is_personal(&plan, self.audit.redactor()) {
+            entry.make_personal(self.audit.redactor());
+        }
         entry.set_state(crate::queries::QueryState::Queued);
         // a cancel reaches a query waiting for its slot too
         let admitted = tokio::select! {
