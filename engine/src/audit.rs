@@ -108,7 +108,7 @@ pub fn clip_request(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     .into()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
         .iter()

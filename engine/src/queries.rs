@@ -554,6 +554,8 @@ impl QueryRegistry {
             .with_parameters(parameters)
             .by(&entry.user, &entry.client);
         record.query_id = entry.id as i64;
+        // redacted when registered (and when its plan was known), error above
+        record.redacted = true;
         record.roles = entry.roles.clone();
         record.datasets = datasets;
         record.masked = masked;

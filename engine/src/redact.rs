@@ -39,17 +39,13 @@ use datafusion::sql::sqlparser::ast::{Value, ValueWithSpan, VisitMut, VisitorMut
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
-use sha2::Digest;
 
 /// What a hashed value is recorded as: this prefix and the hex SHA-256.
 pub const HASH_PREFIX: &str = "sha256:";
 
 /// The SHA-256 of `text`, hex.
 pub fn hash_hex(text: &str) -> String {
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::audit::sha256_hex(text.as_bytes())
 }
 
 /// `text` as recorded in place of a personal value.
