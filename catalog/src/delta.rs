@@ -3,9 +3,15 @@
 //!
 //! [`DeltaDataset`] is the table provider the catalog registers for such a
 //! dataset. Its schema is fixed when the catalog loads (declared columns
-//! checked against the table's, as for Parquet); each scan reads the table's
-//! log afresh, so a committed delivery is seen by the next query whole and a
-//! half-written one never. A provider pinned to a version or a time
+//! checked against the table's, as for Parquet). Each scan of the latest
+//! version first asks the store whether the commit after the snapshot it holds
+//! exists (one HEAD of `_delta_log/<version + 1>.json`; Delta writes every
+//! commit there, put-if-absent) and reads the log again only then, so a
+//! committed delivery is seen by the next query whole and a half-written one
+//! never, while a table nobody writes to costs one metadata request per scan
+//! instead of a log replay. A held snapshot older than [`LATEST_MAX_AGE`] is
+//! read again in any case: log cleanup may have removed the commit file the
+//! check looks for. A provider pinned to a version or a time
 //! ([`DeltaDataset::at`]) reads that snapshot instead: time travel.
 //!
 //! The same type writes: [`DeltaDataset::append`] (one transaction, retried
@@ -18,7 +24,8 @@
 //! without a PII tag (`delta.dataSkippingStatsColumns`), so a deleted
 //! person's value cannot survive in a commit after its files are vacuumed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
@@ -32,8 +39,8 @@ use datafusion::physical_expr::expressions::{CastExpr, Column as ColumnExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 use deltalake_core::delta_datafusion::TableProviderBuilder;
-use deltalake_core::kernel::Snapshot;
 use deltalake_core::kernel::transaction::CommitProperties;
+use deltalake_core::kernel::{EagerSnapshot, Snapshot};
 use deltalake_core::logstore::LogStoreRef;
 use deltalake_core::protocol::SaveMode;
 use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
@@ -48,6 +55,10 @@ pub use deltalake_core::kernel::Version;
 pub const OPERATION_KEY: &str = "citylake.operation";
 /// Operations that delete records on purpose: versions before them are not read.
 pub const ERASING_OPERATIONS: [&str; 2] = ["erase", "retention"];
+
+/// How long a scan of the latest version may rely on a held snapshot plus the
+/// check that no later commit exists, before it reads the log again anyway.
+pub const LATEST_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Which snapshot of a Delta table a provider reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +82,34 @@ pub struct DeltaDataset {
     /// The table's schema as the catalog loaded it (declared types applied).
     schema: SchemaRef,
     as_of: AsOf,
+    /// The latest snapshot read, with its files, and when it was read; shared
+    /// by every clone of this provider (time-travel ones included).
+    latest: Arc<Mutex<Option<Held>>>,
+}
+
+/// A latest snapshot and when its log was read.
+type Held = (Arc<EagerSnapshot>, Instant);
+
+/// The snapshot a scan reads: the held latest one (files in memory) or a past one.
+enum ScanSnapshot {
+    Latest(Arc<EagerSnapshot>),
+    Past(Snapshot),
+}
+
+impl ScanSnapshot {
+    fn arrow_schema(&self) -> SchemaRef {
+        match self {
+            Self::Latest(s) => s.arrow_schema(),
+            Self::Past(s) => s.arrow_schema(),
+        }
+    }
+
+    fn version(&self) -> Version {
+        match self {
+            Self::Latest(s) => s.version(),
+            Self::Past(s) => s.version(),
+        }
+    }
 }
 
 /// A failure of a Delta table operation, as a DataFusion error naming the dataset.
@@ -149,6 +188,7 @@ impl DeltaDataset {
             log_store,
             schema,
             as_of: AsOf::Latest,
+            latest: Arc::default(),
         }
     }
 
@@ -183,9 +223,7 @@ impl DeltaDataset {
     pub async fn resolve_version(&self) -> DfResult<Version> {
         match self.as_of {
             AsOf::Version(v) => Ok(v),
-            AsOf::Latest => Ok(Self::latest_snapshot(&self.log_store, &self.name)
-                .await?
-                .version()),
+            AsOf::Latest => Ok(self.latest().await?.version()),
             AsOf::Timestamp(ms) => self.version_at(ms).await,
         }
     }
@@ -218,45 +256,69 @@ impl DeltaDataset {
         Ok(version)
     }
 
-    async fn snapshot(&self) -> DfResult<Snapshot> {
+    /// The latest snapshot, files included: the held one while no later
+    /// commit exists and it is younger than [`LATEST_MAX_AGE`], else the log
+    /// read again.
+    async fn latest(&self) -> DfResult<Arc<EagerSnapshot>> {
+        let held = self.latest.lock().expect("not poisoned").clone();
+        if let Some((snapshot, read)) = held
+            && read.elapsed() < LATEST_MAX_AGE
+        {
+            use object_store::ObjectStoreExt;
+            let next = object_store::path::Path::from(format!(
+                "_delta_log/{:020}.json",
+                snapshot.version() + 1
+            ));
+            match self.log_store.object_store(None).head(&next).await {
+                Err(object_store::Error::NotFound { .. }) => return Ok(snapshot),
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let fresh = Arc::new(
+            EagerSnapshot::try_new(self.log_store.as_ref(), None)
+                .await
+                .map_err(|e| delta_err(&self.name, e))?,
+        );
+        let mut slot = self.latest.lock().expect("not poisoned");
+        // two scans may read the log at once: the newer snapshot stays
+        if slot
+            .as_ref()
+            .is_none_or(|(held, _)| held.version() <= fresh.version())
+        {
+            *slot = Some((fresh.clone(), Instant::now()));
+        }
+        Ok(fresh)
+    }
+
+    async fn snapshot(&self) -> DfResult<ScanSnapshot> {
         let version = match self.as_of {
-            AsOf::Latest => None,
-            AsOf::Version(v) => Some(v),
-            AsOf::Timestamp(ms) => Some(self.version_at(ms).await?),
+            AsOf::Latest => return Ok(ScanSnapshot::Latest(self.latest().await?)),
+            AsOf::Version(v) => v,
+            AsOf::Timestamp(ms) => self.version_at(ms).await?,
         };
         // a version past the latest is refused here: the kernel would list
         // and search the log for it (a version near 2^63 ran for minutes)
-        let latest = match version {
-            Some(_) => Some(
-                Self::latest_snapshot(&self.log_store, &self.name)
-                    .await?
-                    .version(),
-            ),
-            None => None,
-        };
-        if let (Some(v), Some(latest)) = (version, latest)
-            && v > latest
-        {
+        let latest = self.latest().await?.version();
+        if version > latest {
             return Err(DataFusionError::Plan(format!(
-                "`{}` has no version {v}",
+                "`{}` has no version {version}",
                 self.name
             )));
         }
-        let snapshot = Snapshot::try_new(self.log_store.as_ref(), version)
+        let snapshot = Snapshot::try_new(self.log_store.as_ref(), Some(version))
             .await
-            .map_err(|e| match (version, e) {
-                (Some(v), DeltaTableError::InvalidVersion(_) | DeltaTableError::NotATable(_)) => {
-                    DataFusionError::Plan(format!("`{}` has no version {v}", self.name))
+            .map_err(|e| match e {
+                DeltaTableError::InvalidVersion(_) | DeltaTableError::NotATable(_) => {
+                    DataFusionError::Plan(format!("`{}` has no version {version}", self.name))
                 }
-                (Some(v), e) if e.to_string().contains("version") => {
-                    DataFusionError::Plan(format!("`{}` has no version {v} ({e})", self.name))
+                e if e.to_string().contains("version") => {
+                    DataFusionError::Plan(format!("`{}` has no version {version} ({e})", self.name))
                 }
-                (_, e) => delta_err(&self.name, e),
+                e => delta_err(&self.name, e),
             })?;
-        if let (Some(v), Some(latest)) = (version, latest) {
-            self.refuse_before_erasure(v, latest).await?;
-        }
-        Ok(snapshot)
+        self.refuse_before_erasure(version, latest).await?;
+        Ok(ScanSnapshot::Past(snapshot))
     }
 
     /// Refuses a past version older than an erasure or a retention deletion:
@@ -489,11 +551,12 @@ impl TableProvider for DeltaDataset {
                 problems.join("; ")
             )));
         }
-        let provider = TableProviderBuilder::default()
-            .with_log_store(self.log_store.clone())
-            .with_snapshot(snapshot)
-            .build()
-            .await?;
+        let builder = TableProviderBuilder::default().with_log_store(self.log_store.clone());
+        let builder = match snapshot {
+            ScanSnapshot::Latest(s) => builder.with_eager_snapshot(s),
+            ScanSnapshot::Past(s) => builder.with_snapshot(s),
+        };
+        let provider = builder.build().await?;
         let plan = provider.scan(state, projection, filters, limit).await?;
         // the table's own types (Delta stores text as Utf8) read as the catalog's
         let wanted = match projection {
@@ -613,4 +676,86 @@ pub async fn convert_dataset(
         .map(|(name, t)| (name, partition_type(t)))
         .collect();
     convert_parquet(store, table_url, partitions, &stats_columns(ds)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::prelude::SessionContext;
+
+    fn batch(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    async fn sum(provider: &DeltaDataset) -> i64 {
+        let ctx = SessionContext::new();
+        ctx.register_table("t", Arc::new(provider.clone())).unwrap();
+        let got = ctx
+            .sql("SELECT sum(n) FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        got[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    }
+
+    fn held(provider: &DeltaDataset) -> Arc<EagerSnapshot> {
+        provider.latest.lock().unwrap().clone().unwrap().0
+    }
+
+    /// A reader holds the latest snapshot between scans and reads the log
+    /// again as soon as another writer (here another handle, as another
+    /// process would be) commits.
+    #[tokio::test]
+    async fn the_held_latest_snapshot_is_reused_until_a_later_commit_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("part-0.parquet")).unwrap();
+        let first = batch(&[1, 2, 3]);
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, first.schema(), None).unwrap();
+        writer.write(&first).unwrap();
+        writer.close().unwrap();
+        let url = Url::from_directory_path(dir.path()).unwrap();
+        let root: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+        assert_eq!(
+            convert_parquet(root.clone(), &url, vec![], &["n".to_string()])
+                .await
+                .unwrap(),
+            0
+        );
+
+        let schema = first.schema();
+        let reader = DeltaDataset::new("t", log_store(root.clone(), &url).unwrap(), schema.clone());
+        let other = DeltaDataset::new("t", log_store(root, &url).unwrap(), schema);
+        assert_eq!(sum(&reader).await, 6);
+        let before = held(&reader);
+        assert_eq!(before.version(), 0);
+        assert_eq!(sum(&reader).await, 6);
+        assert!(
+            Arc::ptr_eq(&before, &held(&reader)),
+            "the log was read again"
+        );
+
+        assert_eq!(other.append(vec![batch(&[4, 5])], vec![]).await.unwrap(), 1);
+        assert_eq!(sum(&reader).await, 15);
+        assert_eq!(held(&reader).version(), 1);
+        assert_eq!(reader.resolve_version().await.unwrap(), 1);
+
+        // time travel shares the held snapshot for its "no such version" check
+        assert_eq!(sum(&reader.at(AsOf::Version(0))).await, 6);
+        let err = reader
+            .at(AsOf::Version(2))
+            .scan(&SessionContext::new().state(), None, &[], None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("has no version 2"), "{err}");
+    }
 }
