@@ -94,6 +94,10 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
         config.max_concurrent_queries = n;
     }
     config.query_queue = args.query_queue;
+    if let Some(n) = args.light_query_slots {
+        config.light_query_slots = n;
+    }
+    config.light_query_scan = args.light_query_scan as u64;
     config.eager_aggregation = args.eager_aggregation;
     config.max_ingest_bytes = args.max_ingest_bytes;
     let engine = Engine::new(config).await?;

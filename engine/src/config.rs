@@ -56,6 +56,12 @@ pub struct EngineConfig {
     pub max_concurrent_queries: usize,
     /// Queries that may wait for a slot, in arrival order; beyond, refused (default 64).
     pub query_queue: usize,
+    /// Slots only light queries take, besides the others (default: the
+    /// cores); 0: light queries wait like any other.
+    pub light_query_slots: usize,
+    /// A query whose files to scan are fewer bytes than this is light
+    /// (default [`DEFAULT_LIGHT_QUERY_SCAN`]).
+    pub light_query_scan: u64,
     /// The eager-aggregation rewrite ([`crate::eager`]); off by default: with
     /// no row counts or distinct counts in the logical plan it cannot tell a
     /// grouping that shrinks the fact side from one that does not.
@@ -78,6 +84,8 @@ impl EngineConfig {
             limits: Default::default(),
             max_concurrent_queries: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             query_queue: DEFAULT_QUERY_QUEUE,
+            light_query_slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            light_query_scan: DEFAULT_LIGHT_QUERY_SCAN,
             eager_aggregation: false,
             max_ingest_bytes: crate::ingest::DEFAULT_MAX_INGEST_BYTES,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
@@ -108,6 +116,12 @@ pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
         .map(Some)
         .map_err(|e| format!("`{s}` is not a duration ({e}; e.g. 250ms, 60s, 5m, 1h 30m, forever)"))
 }
+
+/// Default of [`EngineConfig::light_query_scan`]: 16 MiB of files, two weeks
+/// of the traffic speeds at scale 1 (daily partitions of about 1.1 MiB). The
+/// cockpit queries of city-bench scan less; its year-long scans more
+/// (benches/README.md § concurrency).
+pub const DEFAULT_LIGHT_QUERY_SCAN: u64 = 16 * 1024 * 1024;
 
 /// Default of [`EngineConfig::query_queue`].
 pub const DEFAULT_QUERY_QUEUE: usize = 64;

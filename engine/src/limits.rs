@@ -207,8 +207,11 @@ pub struct Admission {
     slots: Arc<tokio::sync::Semaphore>,
     /// The slot kept for supervisors: [`Admission::reserved`].
     reserved: Arc<tokio::sync::Semaphore>,
+    /// The slots only light queries take, besides the others: [`Admission::admit`].
+    light: Arc<tokio::sync::Semaphore>,
     max_running: usize,
     max_reserved: usize,
+    max_light: usize,
     max_waiting: usize,
     waiting: AtomicUsize,
     /// Most slots one user holds at once: [`Admission::per_user`].
@@ -220,6 +223,8 @@ pub struct Admission {
 #[derive(Debug, Clone)]
 struct UserShare {
     slots: Arc<tokio::sync::Semaphore>,
+    /// The user's share of the light slots.
+    light: Arc<tokio::sync::Semaphore>,
     waiting: Arc<AtomicUsize>,
 }
 
@@ -231,15 +236,20 @@ pub struct Permit {
 }
 
 impl Admission {
-    pub fn new(max_running: usize, max_waiting: usize) -> Self {
+    /// `max_running` slots for any query (one of them kept for supervisors
+    /// from three up), `max_light` more for light queries only, and a queue
+    /// of `max_waiting`.
+    pub fn new(max_running: usize, max_light: usize, max_waiting: usize) -> Self {
         let max_running = max_running.max(1);
         let max_reserved = Self::reserved(max_running);
         let shared = max_running - max_reserved;
         Self {
             slots: Arc::new(tokio::sync::Semaphore::new(shared)),
             reserved: Arc::new(tokio::sync::Semaphore::new(max_reserved)),
+            light: Arc::new(tokio::sync::Semaphore::new(max_light)),
             max_running,
             max_reserved,
+            max_light,
             max_waiting,
             waiting: AtomicUsize::new(0),
             per_user: Self::per_user(shared),
@@ -272,7 +282,10 @@ impl Admission {
 
     /// Queries running now.
     pub fn running(&self) -> usize {
-        self.max_running - self.slots.available_permits() - self.reserved.available_permits()
+        self.max_running + self.max_light
+            - self.slots.available_permits()
+            - self.reserved.available_permits()
+            - self.light.available_permits()
     }
 
     /// Queries waiting for a slot now.
@@ -284,13 +297,28 @@ impl Admission {
     /// then for one of the server's (a `supervisor`'s query also for the
     /// reserved one, whichever comes first) —, or refuses at once when the
     /// queue is full.
-    pub async fn admit(&self, user: &str, supervisor: bool) -> Result<Permit, LimitError> {
+    ///
+    /// A `light` query (one the session estimates small: few bytes of files
+    /// to scan) may also take a light slot, whichever is free first, so that
+    /// cockpit queries do not queue behind year-long scans. The light slots
+    /// are shared like the others: one user holds at most all but one of
+    /// them ([`Admission::per_user`]), so a query that scans little and
+    /// computes much (the estimate is of bytes, not of work) cannot take
+    /// every light slot either.
+    pub async fn admit(
+        &self,
+        user: &str,
+        supervisor: bool,
+        light: bool,
+    ) -> Result<Permit, LimitError> {
+        let light = light && self.max_light > 0;
         let share = self
             .users
             .lock()
             .entry(user.to_string())
             .or_insert_with(|| UserShare {
                 slots: Arc::new(tokio::sync::Semaphore::new(self.per_user)),
+                light: Arc::new(tokio::sync::Semaphore::new(Self::per_user(self.max_light))),
                 waiting: Arc::default(),
             })
             .clone();
@@ -305,6 +333,15 @@ impl Admission {
         };
         if let Ok(mine) = share.slots.clone().try_acquire_owned()
             && let Ok(permit) = free()
+        {
+            return Ok(Permit {
+                _user: mine,
+                _permit: permit,
+            });
+        }
+        if light
+            && let Ok(mine) = share.light.clone().try_acquire_owned()
+            && let Ok(permit) = self.light.clone().try_acquire_owned()
         {
             return Ok(Permit {
                 _user: mine,
@@ -327,25 +364,54 @@ impl Admission {
                 waiting,
             });
         }
-        let mine = share
-            .slots
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let shared = self.slots.clone().acquire_owned();
-        let permit = if supervisor && self.max_reserved > 0 {
-            // the first of the two; the other wait is dropped unserved
-            tokio::select! {
-                p = shared => p,
-                p = self.reserved.clone().acquire_owned() => p,
+        let any = async {
+            let mine = share
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let shared = self.slots.clone().acquire_owned();
+            let permit = if supervisor && self.max_reserved > 0 {
+                // the first of the two; the other wait is dropped unserved
+                tokio::select! {
+                    p = shared => p,
+                    p = self.reserved.clone().acquire_owned() => p,
+                }
+            } else {
+                shared.await
             }
-        } else {
-            shared.await
+            .expect("the semaphore is never closed");
+            Permit {
+                _user: mine,
+                _permit: permit,
+            }
+        };
+        if !light {
+            return Ok(any.await);
         }
-        .expect("the semaphore is never closed");
-        Ok(Permit {
-            _user: mine,
-            _permit: permit,
+        let lane = async {
+            let mine = share
+                .light
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let permit = self
+                .light
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            Permit {
+                _user: mine,
+                _permit: permit,
+            }
+        };
+        // whichever comes first; a permit the other wait took is given back
+        Ok(tokio::select! {
+            p = any => p,
+            p = lane => p,
         })
     }
 }
@@ -399,16 +465,16 @@ mod tests {
 
     #[tokio::test]
     async fn admission_queues_in_order_and_refuses_beyond_the_queue() {
-        let a = Arc::new(Admission::new(1, 1));
-        let first = a.admit("ana", false).await.unwrap();
+        let a = Arc::new(Admission::new(1, 0, 1));
+        let first = a.admit("ana", false, false).await.unwrap();
         let waiter = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit("dora", false).await.map(|_| ()) })
+            tokio::spawn(async move { a.admit("dora", false, false).await.map(|_| ()) })
         };
         while a.waiting() == 0 {
             tokio::task::yield_now().await;
         }
-        let refused = a.admit("root", false).await.unwrap_err();
+        let refused = a.admit("root", false, false).await.unwrap_err();
         assert!(
             refused
                 .to_string()
@@ -421,7 +487,7 @@ mod tests {
     }
 
     async fn at_once(a: &Admission, user: &str, supervisor: bool) -> Permit {
-        tokio::time::timeout(Duration::from_secs(5), a.admit(user, supervisor))
+        tokio::time::timeout(Duration::from_secs(5), a.admit(user, supervisor, false))
             .await
             .expect("admitted at once")
             .unwrap()
@@ -436,14 +502,14 @@ mod tests {
     #[tokio::test]
     async fn one_user_never_holds_every_slot() {
         // attack: an analyst fills every slot with endless scans
-        let a = Arc::new(Admission::new(5, 8));
+        let a = Arc::new(Admission::new(5, 0, 8));
         let mut hers = vec![];
         for _ in 0..3 {
-            hers.push(a.admit("ana", false).await.unwrap());
+            hers.push(a.admit("ana", false, false).await.unwrap());
         }
         let fourth = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit("ana", false).await.map(|_| ()) })
+            tokio::spawn(async move { a.admit("ana", false, false).await.map(|_| ()) })
         };
         until_waiting(&a, 1).await;
         assert_eq!(a.running(), 3);
@@ -461,20 +527,20 @@ mod tests {
             [0, 0, 0, 1, 1]
         );
         // nor fills the queue: half of it is hers at most, then she is refused, not others
-        let a = Arc::new(Admission::new(2, 4));
-        let _running = a.admit("ana", false).await.unwrap();
+        let a = Arc::new(Admission::new(2, 0, 4));
+        let _running = a.admit("ana", false, false).await.unwrap();
         let queued: Vec<_> = (0..2)
             .map(|_| {
                 let a = a.clone();
-                tokio::spawn(async move { a.admit("ana", false).await.map(|_| ()) })
+                tokio::spawn(async move { a.admit("ana", false, false).await.map(|_| ()) })
             })
             .collect();
         while a.waiting() < 2 {
             tokio::task::yield_now().await;
         }
-        let refused = a.admit("ana", false).await.unwrap_err();
+        let refused = a.admit("ana", false, false).await.unwrap_err();
         assert!(refused.to_string().contains("server busy"), "{refused}");
-        let dora = tokio::time::timeout(Duration::from_secs(5), a.admit("dora", false))
+        let dora = tokio::time::timeout(Duration::from_secs(5), a.admit("dora", false, false))
             .await
             .expect("admitted at once")
             .unwrap();
@@ -491,20 +557,20 @@ mod tests {
         // clients never read their results; with every slot theirs the
         // administrator's `SELECT 1` waited a minute, and nobody could see or
         // cancel what held the slots
-        let a = Arc::new(Admission::new(4, 8));
-        let ana: Vec<_> = (0..2).map(|_| a.admit("ana", false)).collect();
+        let a = Arc::new(Admission::new(4, 0, 8));
+        let ana: Vec<_> = (0..2).map(|_| a.admit("ana", false, false)).collect();
         let ana = futures::future::join_all(ana).await;
-        let dora = a.admit("dora", false).await.unwrap();
+        let dora = a.admit("dora", false, false).await.unwrap();
         let dora_second = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit("dora", false).await.map(|_| ()) })
+            tokio::spawn(async move { a.admit("dora", false, false).await.map(|_| ()) })
         };
         until_waiting(&a, 1).await;
         assert_eq!(a.running(), 3, "the shared slots are full");
         // a third analyst waits like everyone else ...
         let eve = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit("eve", false).await.map(|_| ()) })
+            tokio::spawn(async move { a.admit("eve", false, false).await.map(|_| ()) })
         };
         until_waiting(&a, 2).await;
         // ... the supervisor runs at once, in the kept slot
@@ -513,7 +579,7 @@ mod tests {
         // a second supervisor query waits for a slot, shared or kept, whichever is first
         let root_second = {
             let a = a.clone();
-            tokio::spawn(async move { a.admit("root", true).await.map(|_| ()) })
+            tokio::spawn(async move { a.admit("root", true, false).await.map(|_| ()) })
         };
         until_waiting(&a, 3).await;
         drop(root);
@@ -525,5 +591,65 @@ mod tests {
         eve.await.unwrap().unwrap();
         drop(dora);
         assert_eq!((a.running(), a.waiting()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn light_queries_pass_heavy_ones_and_one_user_cannot_hold_the_light_slots() {
+        // 3 slots for anything (one kept for supervisors), 3 for light queries
+        let a = Arc::new(Admission::new(3, 3, 16));
+        let admit = |user: &'static str, light: bool| {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit(user, false, light).await.map(|_| ()) })
+        };
+        // year-long scans of two analysts hold the two shared slots; a third waits
+        let scans = [
+            a.admit("ana", false, false).await.unwrap(),
+            a.admit("dora", false, false).await.unwrap(),
+        ];
+        let scan = admit("eve", false);
+        until_waiting(&a, 1).await;
+        // a cockpit query does not queue behind it: it takes a light slot
+        let cockpit = tokio::time::timeout(Duration::from_secs(5), a.admit("eve", false, true))
+            .await
+            .expect("a light query is admitted at once")
+            .unwrap();
+        assert_eq!(a.running(), 3);
+        drop(cockpit);
+        // attack: a query that scans nothing and computes for hours is light
+        // too; one user starting many holds all but one light slot ...
+        let mut hers = vec![];
+        for _ in 0..2 {
+            hers.push(at_once_light(&a, "mallory").await);
+        }
+        let third = admit("mallory", true);
+        until_waiting(&a, 2).await;
+        // ... and another user's cockpit query still runs at once
+        let dora = at_once_light(&a, "dora").await;
+        assert!(!third.is_finished());
+        drop(dora);
+        // the waiting heavy query never takes a light slot
+        assert!(!scan.is_finished());
+        drop(scans);
+        scan.await.unwrap().unwrap();
+        drop(hers);
+        third.await.unwrap().unwrap();
+        assert_eq!((a.running(), a.waiting()), (0, 0));
+        // without light slots a light query waits like any other
+        let a = Arc::new(Admission::new(1, 0, 4));
+        let held = a.admit("ana", false, false).await.unwrap();
+        let light = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit("dora", false, true).await.map(|_| ()) })
+        };
+        until_waiting(&a, 1).await;
+        drop(held);
+        light.await.unwrap().unwrap();
+    }
+
+    async fn at_once_light(a: &Admission, user: &str) -> Permit {
+        tokio::time::timeout(Duration::from_secs(5), a.admit(user, false, true))
+            .await
+            .expect("admitted at once")
+            .unwrap()
     }
 }

@@ -180,6 +180,8 @@ pub struct QueryEntry {
     /// Where it runs: `here`, `here: why` when a cluster did not get it, or
     /// `cluster` (known once started).
     ran_on: Mutex<String>,
+    /// The slots it may take: `light` or `general` (known once planned).
+    lane: Mutex<Option<&'static str>>,
     rows: AtomicU64,
     bytes: AtomicU64,
     pool: Arc<QueryPool>,
@@ -244,6 +246,11 @@ impl QueryEntry {
 
     pub fn set_ran_on(&self, ran_on: String) {
         *self.ran_on.lock() = ran_on;
+    }
+
+    /// Whether it was admitted as a light query ([`crate::limits::Admission::admit`]).
+    pub fn set_lane(&self, light: bool) {
+        *self.lane.lock() = Some(if light { "light" } else { "general" });
     }
 
     /// Asks the query to stop; its stream ends with [`Cancelled`] saying `why`.
@@ -475,6 +482,7 @@ impl QueryRegistry {
             told: Mutex::new(None),
             touched: Mutex::new(Default::default()),
             ran_on: Mutex::new(String::new()),
+            lane: Mutex::new(None),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             pool,
@@ -874,6 +882,7 @@ pub fn schema() -> SchemaRef {
         int("peak_memory"),
         text("error"),
         text("ran_on"),
+        text("lane"),
     ]))
 }
 
@@ -944,6 +953,9 @@ fn to_batch(entries: &[Arc<QueryEntry>], as_told: bool) -> DfResult<RecordBatch>
             let ran_on = e.ran_on.lock();
             (!ran_on.is_empty()).then(|| ran_on.clone())
         }))),
+        Arc::new(StringArray::from_iter(
+            entries.iter().map(|e| *e.lane.lock()),
+        )),
     ];
     Ok(RecordBatch::try_new(schema(), columns)?)
 }

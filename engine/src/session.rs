@@ -75,6 +75,8 @@ pub struct Engine {
     queries: Arc<crate::queries::QueryRegistry>,
     /// How many queries run at once and wait.
     admission: Arc<crate::limits::Admission>,
+    /// Queries scanning fewer bytes of files than this are light (admission).
+    light_query_scan: u64,
     /// The global per-query limits (roles may replace them).
     limits: crate::limits::Limits,
     /// Row-filter predicates, parsed once.
@@ -278,8 +280,10 @@ impl Engine {
             queries: Arc::new(crate::queries::QueryRegistry::new(audit_for_queries)),
             admission: Arc::new(crate::limits::Admission::new(
                 config.max_concurrent_queries,
+                config.light_query_slots,
                 config.query_queue,
             )),
+            light_query_scan: config.light_query_scan,
             limits: config.limits.clone(),
             row_filters: Default::default(),
         })
@@ -336,7 +340,7 @@ impl Engine {
         principal: &Principal,
     ) -> std::result::Result<crate::limits::Permit, crate::limits::LimitError> {
         self.admission
-            .admit(&principal.user, self.supervises(principal))
+            .admit(&principal.user, self.supervises(principal), false)
             .await
     }
 
@@ -534,6 +538,7 @@ impl Engine {
             remote: self.remote.clone(),
             queries: self.queries.clone(),
             admission: self.admission.clone(),
+            light_query_scan: self.light_query_scan,
             supervisor: all_queries,
             limits,
             pool,
@@ -1158,6 +1163,7 @@ pub struct Session {
     remote: Option<crate::remote::Routing>,
     queries: Arc<crate::queries::QueryRegistry>,
     admission: Arc<crate::limits::Admission>,
+    light_query_scan: u64,
     /// Whether the principal supervises (reads the audit log, sees and
     /// cancels every query): its queries may take the admission's kept slot.
     supervisor: bool,
@@ -1513,10 +1519,21 @@ impl Session {
         if crate::redact::plan_is_personal(&plan, self.audit.redactor()) {
             entry.make_personal(self.audit.redactor());
         }
+        // planned to the end before admission: the physical plan's files to
+        // scan say whether the query is light (and where it runs)
+        let prepared = match contain_panics("planning the query", self.prepare(plan)).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                pending.entry = None;
+                return Err(self.failed(&entry, e).await);
+            }
+        };
+        let light = prepared.is_light(self.light_query_scan);
+        entry.set_lane(light);
         entry.set_state(crate::queries::QueryState::Queued);
         // a cancel reaches a query waiting for its slot too
         let admitted = tokio::select! {
-            admitted = self.admission.admit(&self.principal.user, self.supervisor) => {
+            admitted = self.admission.admit(&self.principal.user, self.supervisor, light) => {
                 admitted.map_err(|e| e.into_datafusion())
             }
             () = entry.cancelled() => {
@@ -1530,7 +1547,7 @@ impl Session {
                 return Err(self.failed(&entry, EngineError::Query(e)).await);
             }
         };
-        let started = contain_panics("starting the query", self.start(plan)).await;
+        let started = contain_panics("starting the query", self.start(prepared)).await;
         pending.entry = None;
         match started {
             Ok((stream, physical, ran_on)) => {
@@ -1578,19 +1595,11 @@ impl Session {
         Ok(statements.remove(0))
     }
 
-    /// Starts a plan: on the cluster when there is one, it takes the plan
-    /// (optimized here under this principal's policy) and the plan is worth a
-    /// job ([`crate::remote::Routing`]), else here; the local physical plan is
-    /// returned for its scan and spill figures, and where the query runs (for
-    /// `system.queries`).
-    async fn start(
-        &self,
-        plan: LogicalPlan,
-    ) -> Result<(
-        SendableRecordBatchStream,
-        Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
-        String,
-    )> {
+    /// Plans a query to the end, not yet running it: for the cluster when
+    /// there is one, it takes the plan (optimized here under this principal's
+    /// policy) and the plan is worth a job ([`crate::remote::Routing`]), else
+    /// the local physical plan.
+    async fn prepare(&self, plan: LogicalPlan) -> Result<Prepared> {
         let mut ran_on = "here".to_string();
         // a physical plan built to weigh the query, run here if it stays
         let mut weighed = None;
@@ -1615,10 +1624,7 @@ impl Session {
                 Err(why) => Some(why),
             };
             let Some(why) = stays else {
-                tracing::debug!(cluster = remote.location(), "query runs on the cluster");
-                let stream = remote.execute(&state, optimized).await?;
-                // (not the scheduler's address: users see their own queries' `ran_on`)
-                return Ok((stream, None, "cluster".to_string()));
+                return Ok(Prepared::Remote(Box::new(state), optimized));
             };
             tracing::debug!(reason = %why, "query runs locally");
             ran_on = format!("here: {why}");
@@ -1630,6 +1636,41 @@ impl Session {
                 let df = self.ctx.execute_logical_plan(plan).await?;
                 df.create_physical_plan().await?
             }
+        };
+        Ok(Prepared::Local {
+            physical,
+            explain,
+            ran_on,
+        })
+    }
+
+    /// Starts a prepared query, here or on the cluster; the local physical
+    /// plan is returned for its scan and spill figures, and where the query
+    /// runs (for `system.queries`).
+    async fn start(
+        &self,
+        prepared: Prepared,
+    ) -> Result<(
+        SendableRecordBatchStream,
+        Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+        String,
+    )> {
+        let (physical, explain, ran_on) = match prepared {
+            Prepared::Remote(state, optimized) => {
+                let routing = self.remote.as_ref().expect("prepared for the cluster");
+                tracing::debug!(
+                    cluster = routing.executor.location(),
+                    "query runs on the cluster"
+                );
+                let stream = routing.executor.execute(&state, optimized).await?;
+                // (not the scheduler's address: users see their own queries' `ran_on`)
+                return Ok((stream, None, "cluster".to_string()));
+            }
+            Prepared::Local {
+                physical,
+                explain,
+                ran_on,
+            } => (physical, explain, ran_on),
         };
         let mut stream =
             datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?;
@@ -1715,6 +1756,32 @@ pub struct TableInfo {
     /// `TABLE` or `VIEW`.
     pub table_type: &'static str,
     pub columns: datafusion::arrow::datatypes::SchemaRef,
+}
+
+/// A query planned to the end and not yet started ([`Session::prepare`]).
+enum Prepared {
+    /// For the cluster: the session state it was optimized in, and the plan.
+    Remote(Box<datafusion::execution::SessionState>, LogicalPlan),
+    /// To run here.
+    Local {
+        physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        /// Whether it is `EXPLAIN` (its text names files: made relative).
+        explain: bool,
+        ran_on: String,
+    },
+}
+
+impl Prepared {
+    /// Whether the query is light for admission: it runs here and its
+    /// physical plan scans fewer than `threshold` bytes of files.
+    fn is_light(&self, threshold: u64) -> bool {
+        match self {
+            Prepared::Remote(..) => false,
+            Prepared::Local { physical, .. } => {
+                crate::remote::scan_bytes(physical.as_ref()) < threshold
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,30 @@ def fetch(server, sql, user="root"):
         return cur.fetchall()
 
 
+def until_load(server, running, queued):
+    """Waits (30 s at most) until the server's /ready says `running` queries run and `queued` wait."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        load = json.loads(urllib.request.urlopen(f"http://{server.ops}/ready").read())
+        if load == {"running": running, "queued": queued}:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"load never reached {running} running, {queued} queued: {load}")
+
+
+def start_runaway(name, conn, out, threads):
+    """RUNAWAY on `conn` in a thread; its rows or error land in out[name]."""
+    def run():
+        try:
+            with conn.cursor() as cur:
+                cur.execute(RUNAWAY)
+                out[name] = cur.fetchall()
+        except adbc_driver_manager.Error as e:
+            out[name] = e
+    threads.append(threading.Thread(target=run))
+    threads[-1].start()
+
+
 def metrics(server):
     text = urllib.request.urlopen(f"http://{server.ops}/metrics", timeout=10).read().decode()
     out = {}
@@ -206,20 +230,13 @@ def cancel_and_measure(ops_server):
 def test_one_user_cannot_hold_every_slot(lake):
     """Attack (red team): an analyst filled every slot with endless scans, and the administrator
     could not even read `system.queries` to find them. A user's queries hold all slots but one."""
-    s = Server(lake, extra=["--max-concurrent-queries", "2", "--query-timeout", "30s"])
+    # the scans are heavy (more than 64 KiB of files): they cannot take the light slots
+    s = Server(lake, extra=["--max-concurrent-queries", "2", "--light-query-scan", "64KiB", "--query-timeout", "30s"])
     conns = [adbc(s, user="ana") for _ in range(2)]
     threads, out = [], {}
     try:
-        def run(name, conn):
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(RUNAWAY)
-                    out[name] = cur.fetchall()
-            except adbc_driver_manager.Error as e:
-                out[name] = e
         for i, conn in enumerate(conns):
-            threads.append(threading.Thread(target=run, args=(f"scan{i}", conn)))
-            threads[-1].start()
+            start_runaway(f"scan{i}", conn, out, threads)
         deadline = time.time() + 30
         while time.time() < deadline:
             load = json.loads(urllib.request.urlopen(f"http://{s.ops}/ready").read())
@@ -243,8 +260,41 @@ def test_one_user_cannot_hold_every_slot(lake):
         s.stop()
 
 
+def test_a_cockpit_query_does_not_queue_behind_long_scans(lake):
+    """Every slot taken by a long scan and another scan waiting: a query that scans little (a light
+    query, under --light-query-scan) still runs, in a light slot, while both are still there; its
+    user's own scan holding her share does not stop it either. `system.queries.lane` says which
+    slots each query took."""
+    s = Server(lake, extra=["--max-concurrent-queries", "1", "--light-query-scan", "64KiB",
+                            "--query-timeout", "30s"])
+    conns = {"ana": adbc(s, user="ana"), "root": adbc(s, user="root")}
+    threads, out = [], {}
+    try:
+        start_runaway("ana", conns["ana"], out, threads)
+        until_load(s, 1, 0)
+        start_runaway("root", conns["root"], out, threads)
+        until_load(s, 1, 1)
+        cockpit = "SELECT count(*) FROM traffic.road_segments"
+        assert fetch(s, cockpit, user="ana")[0][0] > 0
+        lanes = fetch(s, "SELECT sql, state, lane FROM system.queries WHERE sql NOT LIKE '%system.queries%' "
+                         "ORDER BY started", user="root")
+        assert [(q, st, ln) for q, st, ln in lanes if q in (RUNAWAY, cockpit)] == [
+            (RUNAWAY, "running", "general"), (RUNAWAY, "queued", "general"), (cockpit, "ok", "light")], lanes
+        assert not out, out  # both scans were still there
+        fetch(s, "SELECT citylake_cancel(query_id) FROM system.queries WHERE state IN ('running', 'queued') "
+                 "AND sql NOT LIKE '%system.queries%'", user="root")
+    finally:
+        for t in threads:
+            t.join(60)
+        for c in conns.values():
+            c.close()
+        s.stop()
+
+
 def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
-    s = Server(lake, extra=["--max-concurrent-queries", "1", "--query-queue", "1", "--query-timeout", "20s"])
+    # no light slots: `SELECT 2` (no files) would otherwise not queue
+    s = Server(lake, extra=["--max-concurrent-queries", "1", "--query-queue", "1", "--light-query-slots", "0",
+                            "--query-timeout", "20s"])
     # connections first: a login verifies an argon2 hash, which takes a while
     conns = [adbc(s, user="root") for _ in range(3)]
     threads = []
@@ -259,13 +309,7 @@ def test_the_queue_admits_in_order_and_refuses_beyond_its_bound(lake):
             except adbc_driver_manager.Error as e:
                 out[name] = (time.time(), e)
         def until(running, queued):
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                load = json.loads(urllib.request.urlopen(f"http://{s.ops}/ready").read())
-                if load == {"running": running, "queued": queued}:
-                    return
-                time.sleep(0.05)
-            raise AssertionError(f"load never reached {running} running, {queued} queued: {load}")
+            until_load(s, running, queued)
         first = threading.Thread(target=run, args=("first", conns[0], RUNAWAY))  # holds the slot until its timeout
         first.start()
         threads.append(first)

@@ -931,7 +931,9 @@ def test_a_suspended_portal_ends_with_its_user(lake, pg):
 def test_a_portal_left_unfetched_is_closed_and_frees_its_slot(lake):
     """A cursor fetched in chunks holds a running query between fetches; one whose client stops
     fetching is ended after --pg-portal-idle-timeout, so it cannot keep others' queries queued."""
-    server = PgServer(lake, extra=["--pg-portal-idle-timeout", "2s", "--max-concurrent-queries", "1"])
+    # no light slots: `SELECT 1` would not wait for the portal's slot
+    server = PgServer(lake, extra=["--pg-portal-idle-timeout", "2s", "--max-concurrent-queries", "1",
+                                   "--light-query-slots", "0"])
     try:
         s, _ = raw_login(server, "root")
         with s:
@@ -1057,7 +1059,8 @@ def test_a_supervisors_cancel_frees_the_slot_of_a_stalled_or_queued_query(lake):
     """Red team: a query whose client stopped reading is not polled again, so root's
     citylake_cancel returned true and the query held its slot for 75 s more; a cancelled queued
     query stayed queued. Now a cancel gives the slot back at once and ends a queued query."""
-    server = PgServer(lake, extra=["--max-concurrent-queries", "2"])
+    # no light slots: her small second query would not queue
+    server = PgServer(lake, extra=["--max-concurrent-queries", "2", "--light-query-slots", "0"])
     try:
         s, _ = raw_login(server, "ana")
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
