@@ -130,16 +130,25 @@ def main():
         print("alone (median of 3, ms): " + ", ".join(
             f"{n} {s * 1e3:.0f}{'*' if n in cockpit else ''}" for n, s in alone.items()) + "   (* cockpit)")
         done, errors = load(addr, mix, a.clients, a.users, a.seconds)
+        # the slots each query could take, as the server decided (system.queries.lane)
+        conn = connect(addr, "analyst0")
+        with conn.cursor() as cur:
+            cur.execute("SELECT DISTINCT sql, lane FROM system.queries WHERE lane IS NOT NULL")
+            lanes = {sql: lane for sql, lane in cur.fetchall()}
+        conn.close()
+        lane = {name: lanes.get(sql, "?") for name, sql in mix}
     finally:
         server.stop()
     result = {
         "clients": a.clients, "users": a.users, "seconds": a.seconds, "serve_flags": extra,
         "alone_ms": {n: s * 1e3 for n, s in alone.items()},
+        "lane": lane,
         "all": summary([t for _, t in done], a.seconds),
         "cockpit": summary([t for n, t in done if n in cockpit], a.seconds),
         "heavy": summary([t for n, t in done if n not in cockpit], a.seconds),
         "errors": len(errors), "error_sample": errors[:3],
     }
+    print("lanes: " + ", ".join(f"{n} {l}" for n, l in lane.items()))
     print(f"{a.clients} clients of {a.users} users, {a.seconds:.0f} s, serve {' '.join(extra) or '(defaults)'}:")
     for cls in ("all", "cockpit", "heavy"):
         s = result[cls]
