@@ -8,7 +8,7 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::server::{DoPutError, FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
@@ -691,6 +691,27 @@ impl FlightSqlService for CitylakeFlightSql {
             .await
             .map_err(|e| to_status(&e))?;
         Ok(outcome.rows as i64)
+    }
+
+    /// An upload whose first message is missing or names no command: what
+    /// arrives when ADBC ingests a table of no rows (it sends no message, so
+    /// nothing says which table). Nothing is written either way.
+    async fn do_put_error_callback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        error: DoPutError,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        self.principal(&request).await?;
+        Err(Status::invalid_argument(match error {
+            DoPutError::MissingCommand => {
+                "the upload carried no message, so nothing says what it is for; nothing was \
+                 written (an ADBC ingest of no rows sends nothing)"
+            }
+            DoPutError::MissingFlightDescriptor => {
+                "the upload's first message has no Flight descriptor naming its command; \
+                 nothing was written"
+            }
+        }))
     }
 
     async fn do_put_prepared_statement_update(

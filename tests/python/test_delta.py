@@ -178,6 +178,13 @@ def test_only_appending_to_a_declared_delta_dataset(delta_server):
     with pytest.raises(adbc_driver_manager.Error) as e:  # a Parquet dataset takes no writes
         ingest(delta_server, "tp", "traffic.road_segments", segments)
     assert "not a Delta dataset" in str(e.value), e.value
+    # a delivery of no rows: the driver sends no message, so nothing names the table; the
+    # error says so (not arrow-flight's bare "Command is missing") and nothing is written
+    before = scalar(delta_server, "tp", "SELECT count(*) FROM traffic.segment_speed")
+    with pytest.raises(adbc_driver_manager.Error) as e:
+        ingest(delta_server, "tp", "traffic.segment_speed", rows.slice(0, 0))
+    assert "nothing was written" in str(e.value), e.value
+    assert scalar(delta_server, "tp", "SELECT count(*) FROM traffic.segment_speed") == before
     with pytest.raises(adbc_driver_manager.Error) as e:  # SQL DML stays refused
         scalar(delta_server, "tp", "DELETE FROM traffic.segment_speed")
     assert "refused" in str(e.value) or "denied" in str(e.value).lower(), e.value
