@@ -300,13 +300,13 @@ pub struct EngineArgs {
     #[arg(long, env = "CITYLAKE_QUERY_QUEUE", default_value_t = citylake_engine::config::DEFAULT_QUERY_QUEUE)]
     pub query_queue: usize,
     /// Slots only light queries take, besides --max-concurrent-queries
-    /// (default: the cores): cockpit queries do not queue behind year-long
-    /// scans. 0: light queries wait like any other.
+    /// (default: twice the cores): cockpit queries do not queue behind
+    /// year-long scans. 0: light queries wait like any other.
     #[arg(long, env = "CITYLAKE_LIGHT_QUERY_SLOTS")]
     pub light_query_slots: Option<usize>,
     /// A query whose files to scan (after partition and file pruning) are
     /// fewer bytes than this is light.
-    #[arg(long, env = "CITYLAKE_LIGHT_QUERY_SCAN", default_value = "16MiB", value_parser = parse_size)]
+    #[arg(long, env = "CITYLAKE_LIGHT_QUERY_SCAN", default_value = "32MiB", value_parser = parse_size)]
     pub light_query_scan: usize,
     /// Aggregate the fact side of a join below it when the aggregates read
     /// one side (eager aggregation): faster on fact-dimension queries grouped
