@@ -308,6 +308,11 @@ pub struct EngineArgs {
     /// fewer bytes than this is light.
     #[arg(long, env = "CITYLAKE_LIGHT_QUERY_SCAN", default_value = "32MiB", value_parser = parse_size)]
     pub light_query_scan: usize,
+    /// Worker threads light queries run on, beside the others' (default: the
+    /// cores), so long scans cannot take all of the processor from them; 0:
+    /// they run on the same threads as the others.
+    #[arg(long, env = "CITYLAKE_LIGHT_QUERY_THREADS")]
+    pub light_query_threads: Option<usize>,
     /// Aggregate the fact side of a join below it when the aggregates read
     /// one side (eager aggregation): faster on fact-dimension queries grouped
     /// by dimension attributes, slower where the fact side has about one row

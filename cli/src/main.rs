@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     // advice for deep plans; the 2 MiB default is small for analysts' SQL)
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_stack_size(16 << 20)
+        .thread_stack_size(citylake_engine::THREAD_STACK_SIZE)
         .build()
         .expect("tokio runtime");
     match runtime.block_on(cli.run()) {

@@ -98,6 +98,9 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
         config.light_query_slots = n;
     }
     config.light_query_scan = args.light_query_scan as u64;
+    if let Some(n) = args.light_query_threads {
+        config.light_query_threads = n;
+    }
     config.eager_aggregation = args.eager_aggregation;
     config.max_ingest_bytes = args.max_ingest_bytes;
     let engine = Engine::new(config).await?;

@@ -64,6 +64,9 @@ pub struct EngineConfig {
     /// A query whose files to scan are fewer bytes than this is light
     /// (default [`DEFAULT_LIGHT_QUERY_SCAN`]).
     pub light_query_scan: u64,
+    /// Worker threads of the runtime light queries run on ([`crate::light`];
+    /// default: the cores); 0: they run with the others.
+    pub light_query_threads: usize,
     /// The eager-aggregation rewrite ([`crate::eager`]); off by default: with
     /// no row counts or distinct counts in the logical plan it cannot tell a
     /// grouping that shrinks the fact side from one that does not.
@@ -88,6 +91,7 @@ impl EngineConfig {
             query_queue: DEFAULT_QUERY_QUEUE,
             light_query_slots: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             light_query_scan: DEFAULT_LIGHT_QUERY_SCAN,
+            light_query_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             eager_aggregation: false,
             max_ingest_bytes: crate::ingest::DEFAULT_MAX_INGEST_BYTES,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,

@@ -47,6 +47,7 @@ pub mod eager;
 pub mod error;
 pub mod governance;
 pub mod ingest;
+pub mod light;
 pub mod limits;
 pub mod maintenance;
 pub mod pg_catalog;
@@ -67,6 +68,12 @@ pub mod yielding;
 pub use citylake_catalog as catalog;
 /// The DataFusion every citylake crate uses (one version for the workspace).
 pub use datafusion;
+
+/// The stack size of every thread that plans or runs queries (the command's
+/// runtime, the light queries' runtime): planning and executing recurse over
+/// a statement's tree, and DataFusion advises more than the 2 MiB default for
+/// deep plans.
+pub const THREAD_STACK_SIZE: usize = 16 << 20;
 
 /// Makes ring the process's TLS crypto provider, once (later calls do nothing).
 ///

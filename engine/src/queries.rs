@@ -762,8 +762,12 @@ impl Tracked {
             self.stop(Outcome::Cancelled, Cancelled(why).into_datafusion());
             return Poll::Ready(());
         }
+        // the clock is read as well as the timer polled: a timer fires only
+        // when its runtime turns its driver, and a query running on other
+        // threads ([`crate::light`]) may wake this task with results first
         if let Some(deadline) = self.deadline.as_mut()
-            && deadline.as_mut().poll(cx).is_ready()
+            && (deadline.deadline() <= tokio::time::Instant::now()
+                || deadline.as_mut().poll(cx).is_ready())
         {
             let timeout = self.limits.query_timeout.unwrap_or_default();
             self.stop(

@@ -77,6 +77,8 @@ pub struct Engine {
     admission: Arc<crate::limits::Admission>,
     /// Queries scanning fewer bytes of files than this are light (admission).
     light_query_scan: u64,
+    /// The runtime light queries run on, if any ([`crate::light`]).
+    light_runtime: Option<Arc<crate::light::LightRuntime>>,
     /// The global per-query limits (roles may replace them).
     limits: crate::limits::Limits,
     /// Row-filter predicates, parsed once.
@@ -284,6 +286,11 @@ impl Engine {
                 config.query_queue,
             )),
             light_query_scan: config.light_query_scan,
+            light_runtime: crate::light::LightRuntime::new(config.light_query_threads)
+                .map_err(|e| {
+                    EngineError::Config(format!("starting the light queries' threads: {e}"))
+                })?
+                .map(Arc::new),
             limits: config.limits.clone(),
             row_filters: Default::default(),
         })
@@ -539,6 +546,7 @@ impl Engine {
             queries: self.queries.clone(),
             admission: self.admission.clone(),
             light_query_scan: self.light_query_scan,
+            light_runtime: self.light_runtime.clone(),
             supervisor: all_queries,
             limits,
             pool,
@@ -674,7 +682,7 @@ fn contain_stream_panics(stream: SendableRecordBatchStream) -> SendableRecordBat
     Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, guarded))
 }
 
-fn panicked(
+pub(crate) fn panicked(
     what: &str,
     panic: Box<dyn std::any::Any + Send>,
 ) -> datafusion::error::DataFusionError {
@@ -1164,6 +1172,7 @@ pub struct Session {
     queries: Arc<crate::queries::QueryRegistry>,
     admission: Arc<crate::limits::Admission>,
     light_query_scan: u64,
+    light_runtime: Option<Arc<crate::light::LightRuntime>>,
     /// Whether the principal supervises (reads the audit log, sees and
     /// cancels every query): its queries may take the admission's kept slot.
     supervisor: bool,
@@ -1547,7 +1556,7 @@ impl Session {
                 return Err(self.failed(&entry, EngineError::Query(e)).await);
             }
         };
-        let started = contain_panics("starting the query", self.start(prepared)).await;
+        let started = contain_panics("starting the query", self.start(prepared, light)).await;
         pending.entry = None;
         match started {
             Ok((stream, physical, ran_on)) => {
@@ -1644,12 +1653,13 @@ impl Session {
         })
     }
 
-    /// Starts a prepared query, here or on the cluster; the local physical
-    /// plan is returned for its scan and spill figures, and where the query
+    /// Starts a prepared query, here or on the cluster (a `light` one on the
+    /// light queries' threads); the local physical plan is returned for its scan and spill figures, and where the query
     /// runs (for `system.queries`).
     async fn start(
         &self,
         prepared: Prepared,
+        light: bool,
     ) -> Result<(
         SendableRecordBatchStream,
         Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
@@ -1672,8 +1682,11 @@ impl Session {
                 ran_on,
             } => (physical, explain, ran_on),
         };
-        let mut stream =
-            datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?;
+        let mut stream = match &self.light_runtime {
+            // on threads of their own: long scans cannot take all of the processor
+            Some(runtime) if light => runtime.execute(physical.clone(), self.ctx.task_ctx()),
+            _ => datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?,
+        };
         if explain && !self.root_prefix.is_empty() {
             stream = relative_paths(stream, self.root_prefix.clone());
         }
