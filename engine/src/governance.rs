@@ -682,7 +682,7 @@ pub struct GovernedScanExec {
 }
 
 impl GovernedScanExec {
-    fn new(name: &str, inner: Arc<dyn ExecutionPlan>, schema: SchemaRef) -> Self {
+    pub(crate) fn new(name: &str, inner: Arc<dyn ExecutionPlan>, schema: SchemaRef) -> Self {
         let partitions = inner.properties().partitioning.partition_count();
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),

@@ -50,11 +50,15 @@ impl LightRuntime {
         }))
     }
 
-    /// Executes `plan` on this runtime; its results as a stream to poll anywhere.
+    /// Executes `plan` on this runtime; its results as a stream to poll
+    /// anywhere. The work stops when `stop` ends (the query's cancel or
+    /// timeout), even while nobody polls the stream: a client that stops
+    /// reading must not leave it computing after its slot is given back.
     pub fn execute(
         &self,
         plan: Arc<dyn ExecutionPlan>,
         context: Arc<TaskContext>,
+        stop: impl Future<Output = ()> + Send + 'static,
     ) -> SendableRecordBatchStream {
         let schema = plan.schema();
         // two batches in flight: the work waits for a slow reader, not more memory
@@ -70,9 +74,15 @@ impl LightRuntime {
                 }
                 Ok(())
             };
-            let ended: DfResult<()> = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
-                Ok(ended) => ended,
-                Err(panic) => Err(crate::session::panicked("executing", panic)),
+            let guarded = std::panic::AssertUnwindSafe(run).catch_unwind();
+            let ended: DfResult<()> = tokio::select! {
+                ended = guarded => match ended {
+                    Ok(ended) => ended,
+                    Err(panic) => Err(crate::session::panicked("executing", panic)),
+                },
+                () = stop => Err(datafusion::error::DataFusionError::Execution(
+                    "the query was cancelled or ran out of time".into(),
+                )),
             };
             if let Err(e) = ended {
                 let _ = tx.send(Err(e)).await;
@@ -87,7 +97,12 @@ impl LightRuntime {
                 work,
                 tracing::Span::current(),
             ));
-        Box::pin(Remote { schema, rx, task })
+        Box::pin(Remote {
+            schema,
+            rx,
+            task,
+            done: false,
+        })
     }
 }
 
@@ -105,13 +120,30 @@ struct Remote {
     schema: SchemaRef,
     rx: tokio::sync::mpsc::Receiver<DfResult<RecordBatch>>,
     task: tokio::task::JoinHandle<()>,
+    /// The end was returned.
+    done: bool,
 }
 
 impl Stream for Remote {
     type Item = DfResult<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(item) = std::task::ready!(self.rx.poll_recv(cx)) {
+            return Poll::Ready(Some(item));
+        }
+        // the channel closed: an end only if the work ended, not if its task
+        // was dropped (the runtime shutting down): a cut result is an error
+        let ended = std::task::ready!(Pin::new(&mut self.task).poll(cx));
+        self.done = true;
+        Poll::Ready(match ended {
+            Ok(()) => None,
+            Err(e) => Some(Err(datafusion::error::DataFusionError::Execution(format!(
+                "the query's work ended before its results: {e}"
+            )))),
+        })
     }
 }
 
@@ -142,7 +174,7 @@ mod tests {
             async move {
                 let df = ctx.sql(sql).await.unwrap();
                 let plan = df.create_physical_plan().await.unwrap();
-                let stream = light.execute(plan, ctx.task_ctx());
+                let stream = light.execute(plan, ctx.task_ctx(), std::future::pending());
                 stream.collect::<Vec<_>>().await
             }
         };
@@ -169,7 +201,7 @@ mod tests {
             .await
             .unwrap();
         let plan = df.create_physical_plan().await.unwrap();
-        let stream = light.execute(plan, ctx.task_ctx());
+        let stream = light.execute(plan, ctx.task_ctx(), std::future::pending());
         let handle = light.runtime.as_ref().unwrap().handle().clone();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         // the query's task and those its operators spawned run there
@@ -180,5 +212,25 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the work went on");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        // a stop (cancel, timeout) ends the work while nobody polls the
+        // stream, and a later read gets an error, not a clean end
+        let df = ctx
+            .sql("SELECT count(*) FROM generate_series(1, 1000000000000)")
+            .await
+            .unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let mut stream = light.execute(plan, ctx.task_ctx(), async move {
+            let _ = rx.await;
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tx.send(()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while handle.metrics().num_alive_tasks() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the work went on");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let last = stream.next().await.expect("an item");
+        assert!(last.unwrap_err().to_string().contains("cancelled"));
     }
 }

@@ -233,6 +233,15 @@ struct UserShare {
 pub struct Permit {
     _user: tokio::sync::OwnedSemaphorePermit,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    /// Whether it is a light slot.
+    light: bool,
+}
+
+impl Permit {
+    /// Whether it is one of the light slots (only light queries may run in one).
+    pub fn is_light(&self) -> bool {
+        self.light
+    }
 }
 
 impl Admission {
@@ -337,6 +346,7 @@ impl Admission {
             return Ok(Permit {
                 _user: mine,
                 _permit: permit,
+                light: false,
             });
         }
         if light
@@ -346,6 +356,7 @@ impl Admission {
             return Ok(Permit {
                 _user: mine,
                 _permit: permit,
+                light: true,
             });
         }
         let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -385,6 +396,7 @@ impl Admission {
             Permit {
                 _user: mine,
                 _permit: permit,
+                light: false,
             }
         };
         if !light {
@@ -406,6 +418,7 @@ impl Admission {
             Permit {
                 _user: mine,
                 _permit: permit,
+                light: true,
             }
         };
         // whichever comes first; a permit the other wait took is given back

@@ -270,6 +270,26 @@ impl QueryEntry {
         self.cancel.cancelled()
     }
 
+    /// Ends when the query is cancelled or its `timeout` (counted from its
+    /// request) has passed: what stops work running away from its stream
+    /// ([`crate::light`]).
+    pub(crate) fn stopped(
+        &self,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let cancel = self.cancel.clone();
+        let deadline = timeout.map(|t| tokio::time::Instant::from_std(self.start + t));
+        async move {
+            match deadline {
+                Some(deadline) => tokio::select! {
+                    () = cancel.cancelled_owned() => {}
+                    () = tokio::time::sleep_until(deadline) => {}
+                },
+                None => cancel.cancelled_owned().await,
+            }
+        }
+    }
+
     /// The cancel's message, once cancelled.
     pub fn cancelled_by(&self) -> String {
         self.cancelled_by.lock().clone()

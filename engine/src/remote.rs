@@ -70,11 +70,17 @@ pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
                 })
                 .sum()
         });
-    own + plan
-        .children()
-        .into_iter()
-        .map(|child| scan_bytes(child.as_ref()))
-        .sum::<u64>()
+    // a governed scan shows no children (nothing beneath the barrier is
+    // printed): its scan is weighed all the same (red team: a masked
+    // dataset's year-long scans weighed nothing and took the light slots)
+    let governed = crate::governance::GovernedScanExec::governed_plan(plan)
+        .map_or(0, |inner| scan_bytes(inner.as_ref()));
+    own + governed
+        + plan
+            .children()
+            .into_iter()
+            .map(|child| scan_bytes(child.as_ref()))
+            .sum::<u64>()
 }
 
 /// Executes optimized query plans elsewhere.
@@ -138,7 +144,14 @@ mod tests {
         )
         .with_file_groups(ranges.chain([whole]).collect())
         .build();
-        let plan = CoalescePartitionsExec::new(DataSourceExec::from_data_source(config));
+        let scan = DataSourceExec::from_data_source(config);
+        let plan = CoalescePartitionsExec::new(scan.clone());
         assert_eq!(scan_bytes(&plan), (10 << 20) + 1000);
+        // behind a governed scan's barrier too (it shows no children): a
+        // masked dataset's year-long scan once weighed nothing and was light
+        let schema = scan.schema();
+        let governed = crate::governance::GovernedScanExec::new("t", scan, schema);
+        assert!(governed.children().is_empty());
+        assert_eq!(scan_bytes(&governed), (10 << 20) + 1000);
     }
 }

@@ -1528,9 +1528,41 @@ impl Session {
         if crate::redact::plan_is_personal(&plan, self.audit.redactor()) {
             entry.make_personal(self.audit.redactor());
         }
-        // planned to the end before admission: the physical plan's files to
-        // scan say whether the query is light (and where it runs)
-        let prepared = match contain_panics("planning the query", self.prepare(plan)).await {
+        // A slot first, of either kind: the physical plan, which says whether
+        // the query is light (its files to scan), is built under it — building
+        // it reads files (Parquet footers, a Delta log, the quality checks),
+        // work that must not escape the admission limits (red team).
+        entry.set_state(crate::queries::QueryState::Queued);
+        let first = match self.admit(&entry, true).await {
+            Ok(p) => p,
+            Err(e) => {
+                pending.entry = None;
+                return Err(self.failed(&entry, EngineError::Query(e)).await);
+            }
+        };
+        let planned = contain_panics("planning the query", self.prepare(plan.clone())).await;
+        let (prepared, permit) = match planned {
+            // a heavy query planned in a light slot waits for a general one,
+            // and is planned again there: its data (a Delta table's snapshot)
+            // is read as of when it runs, not as of before it waited (an
+            // erasure committed meanwhile is not read around)
+            Ok(prepared) if first.is_light() && !prepared.is_light(self.light_query_scan) => {
+                drop(prepared);
+                drop(first);
+                entry.set_lane(false);
+                let permit = match self.admit(&entry, false).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        pending.entry = None;
+                        return Err(self.failed(&entry, EngineError::Query(e)).await);
+                    }
+                };
+                let planned = contain_panics("planning the query", self.prepare(plan)).await;
+                (planned, permit)
+            }
+            planned => (planned, first),
+        };
+        let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
                 pending.entry = None;
@@ -1539,24 +1571,8 @@ impl Session {
         };
         let light = prepared.is_light(self.light_query_scan);
         entry.set_lane(light);
-        entry.set_state(crate::queries::QueryState::Queued);
-        // a cancel reaches a query waiting for its slot too
-        let admitted = tokio::select! {
-            admitted = self.admission.admit(&self.principal.user, self.supervisor, light) => {
-                admitted.map_err(|e| e.into_datafusion())
-            }
-            () = entry.cancelled() => {
-                Err(crate::queries::Cancelled(entry.cancelled_by()).into_datafusion())
-            }
-        };
-        let permit = match admitted {
-            Ok(p) => p,
-            Err(e) => {
-                pending.entry = None;
-                return Err(self.failed(&entry, EngineError::Query(e)).await);
-            }
-        };
-        let started = contain_panics("starting the query", self.start(prepared, light)).await;
+        let stop = entry.stopped(self.limits.query_timeout);
+        let started = contain_panics("starting the query", self.start(prepared, light, stop)).await;
         pending.entry = None;
         match started {
             Ok((stream, physical, ran_on)) => {
@@ -1571,6 +1587,23 @@ impl Session {
                 )))
             }
             Err(e) => Err(self.failed(&entry, e).await),
+        }
+    }
+
+    /// A slot for `entry`'s query (`light`: a light one will do), or the
+    /// refusal; a cancel reaches a query waiting for its slot too.
+    async fn admit(
+        &self,
+        entry: &crate::queries::QueryEntry,
+        light: bool,
+    ) -> std::result::Result<crate::limits::Permit, datafusion::error::DataFusionError> {
+        tokio::select! {
+            admitted = self.admission.admit(&self.principal.user, self.supervisor, light) => {
+                admitted.map_err(|e| e.into_datafusion())
+            }
+            () = entry.cancelled() => {
+                Err(crate::queries::Cancelled(entry.cancelled_by()).into_datafusion())
+            }
         }
     }
 
@@ -1660,6 +1693,7 @@ impl Session {
         &self,
         prepared: Prepared,
         light: bool,
+        stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(
         SendableRecordBatchStream,
         Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
@@ -1684,7 +1718,7 @@ impl Session {
         };
         let mut stream = match &self.light_runtime {
             // on threads of their own: long scans cannot take all of the processor
-            Some(runtime) if light => runtime.execute(physical.clone(), self.ctx.task_ctx()),
+            Some(runtime) if light => runtime.execute(physical.clone(), self.ctx.task_ctx(), stop),
             _ => datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?,
         };
         if explain && !self.root_prefix.is_empty() {

@@ -283,6 +283,13 @@ def test_a_cockpit_query_does_not_queue_behind_long_scans(lake):
         assert not out, out  # both scans were still there
         fetch(s, "SELECT citylake_cancel(query_id) FROM system.queries WHERE state IN ('running', 'queued') "
                  "AND sql NOT LIKE '%system.queries%'", user="root")
+        # attack (review): a row-filtered user's scans are behind the governed barrier, which shows no
+        # children; they once weighed nothing and every one of them was light
+        # (hotline.cases is filtered to her district: 300 KiB of files at this scale, over 64 KiB)
+        big, small = "SELECT count(*) FROM hotline.cases", "SELECT count(*) FROM traffic.road_segments"
+        assert fetch(s, big, user="dora")[0][0] > 0 and fetch(s, small, user="dora")[0][0] > 0
+        lanes = dict(fetch(s, f"SELECT sql, lane FROM system.queries WHERE user = 'dora'", user="root"))
+        assert lanes == {big: "general", small: "light"}, lanes
     finally:
         for t in threads:
             t.join(60)
