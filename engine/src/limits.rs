@@ -500,7 +500,11 @@ mod tests {
     }
 
     async fn at_once(a: &Admission, user: &str, supervisor: bool) -> Permit {
-        tokio::time::timeout(Duration::from_secs(5), a.admit(user, supervisor, false))
+        at_once_in(a, user, supervisor, false).await
+    }
+
+    async fn at_once_in(a: &Admission, user: &str, supervisor: bool, light: bool) -> Permit {
+        tokio::time::timeout(Duration::from_secs(5), a.admit(user, supervisor, light))
             .await
             .expect("admitted at once")
             .unwrap()
@@ -622,10 +626,7 @@ mod tests {
         let scan = admit("eve", false);
         until_waiting(&a, 1).await;
         // a cockpit query does not queue behind it: it takes a light slot
-        let cockpit = tokio::time::timeout(Duration::from_secs(5), a.admit("eve", false, true))
-            .await
-            .expect("a light query is admitted at once")
-            .unwrap();
+        let cockpit = at_once_light(&a, "eve").await;
         assert_eq!(a.running(), 3);
         drop(cockpit);
         // attack: a query that scans nothing and computes for hours is light
@@ -660,9 +661,6 @@ mod tests {
     }
 
     async fn at_once_light(a: &Admission, user: &str) -> Permit {
-        tokio::time::timeout(Duration::from_secs(5), a.admit(user, false, true))
-            .await
-            .expect("admitted at once")
-            .unwrap()
+        at_once_in(a, user, false, true).await
     }
 }

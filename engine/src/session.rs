@@ -1687,8 +1687,8 @@ impl Session {
     }
 
     /// Starts a prepared query, here or on the cluster (a `light` one on the
-    /// light queries' threads); the local physical plan is returned for its scan and spill figures, and where the query
-    /// runs (for `system.queries`).
+    /// light queries' threads); the local physical plan is returned for its
+    /// scan and spill figures, and where the query runs (for `system.queries`).
     async fn start(
         &self,
         prepared: Prepared,
