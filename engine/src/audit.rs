@@ -521,7 +521,9 @@ impl AuditLog {
             } else {
                 self.redactor.redact(&record.request, &record.parameters)
             };
-            record.error = self.redactor.scrub(&record.error, &redacted);
+            record.error = self
+                .redactor
+                .scrub(&record.error, &redacted, &record.outcome);
             (record.request, record.parameters) = (redacted.request, redacted.parameters);
         }
         record.request = clip_request(&record.request, self.max_request_bytes).into_owned();

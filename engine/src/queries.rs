@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use std::task::{Context, Poll};
@@ -167,6 +167,9 @@ pub struct QueryEntry {
     /// be recorded: personal values hashed ([`crate::redact`]), which the
     /// error message is scrubbed of (the values themselves in memory only).
     recorded: Mutex<crate::redact::Redacted>,
+    /// Whether its plan was looked at for personal columns (a query that
+    /// ends before is recorded as personal).
+    judged: AtomicBool,
     /// What the front end calls it (a Flight ticket's id), to cancel it by.
     pub tag: Option<String>,
     pub started: SystemTime,
@@ -226,6 +229,12 @@ impl QueryEntry {
     /// Its text and bound parameters as they may be recorded and shown.
     pub fn recorded(&self) -> (String, String) {
         let r = self.recorded.lock();
+        if !r.personal && !self.judged.load(Ordering::Acquire) {
+            // still planning: its plan may yet use a personal column the text
+            // does not name (a column list renames it), so it is shown hashed
+            let all = crate::redact::Redactor::default().redact_all(&r.request, &r.parameters);
+            return (all.request, all.parameters);
+        }
         (r.request.clone(), r.parameters.clone())
     }
 
@@ -238,6 +247,13 @@ impl QueryEntry {
             all.values.append(&mut r.values);
             *r = all;
         }
+        self.judged.store(true, Ordering::Release);
+    }
+
+    /// Its plan was found to use no personal column: it is recorded and shown
+    /// as the text rule redacted it (until then it is shown hashed whole).
+    pub(crate) fn not_personal(&self) {
+        self.judged.store(true, Ordering::Release);
     }
 
     pub fn set_touched(&self, datasets: String, masked: String) {
@@ -495,6 +511,7 @@ impl QueryRegistry {
             roles: submission.roles,
             client: submission.client,
             recorded: Mutex::new(redacted),
+            judged: AtomicBool::new(false),
             tag: submission.tag,
             started: SystemTime::now() - start.elapsed(),
             start,
@@ -524,9 +541,25 @@ impl QueryRegistry {
     /// audit trail and `system.queries` keep.
     pub fn end(&self, entry: &Arc<QueryEntry>, outcome: Outcome, error: String) -> Option<Ack> {
         let elapsed = entry.start.elapsed();
+        // a query that ends before its plan was judged (it failed to plan) is
+        // recorded as personal: its plan cannot say it is not (fail closed)
+        if !entry.judged.load(Ordering::Acquire) {
+            entry.make_personal(&crate::redact::Redactor::default());
+        }
         let error = {
             let recorded = entry.recorded.lock();
-            crate::redact::scrub(&error, &recorded.values, recorded.personal)
+            let kept = crate::redact::recorded_error(
+                &error,
+                &recorded.values,
+                recorded.personal,
+                outcome == Outcome::Error,
+            );
+            // its user's own view shows the message they were told (a
+            // withheld message would tell a hidden name from a missing one)
+            if kept != error {
+                entry.told.lock().get_or_insert((outcome, error));
+            }
+            kept
         };
         {
             let mut s = entry.state.lock();
@@ -1056,3 +1089,79 @@ pub fn cancel_udf(
 
 /// The name of [`cancel_udf`].
 pub const CANCEL_FUNCTION: &str = "citylake_cancel";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHONE: &str = "13800138000";
+
+    fn registry(dir: &std::path::Path) -> QueryRegistry {
+        let audit = AuditLog::open(dir, None)
+            .unwrap()
+            .with_redactor(crate::redact::Redactor::new(["caller_phone"]));
+        QueryRegistry::new(Arc::new(audit))
+    }
+
+    fn submit(registry: &QueryRegistry, sql: &str) -> Arc<QueryEntry> {
+        let pool = Arc::new(QueryPool::new(
+            Arc::new(datafusion::execution::memory_pool::UnboundedMemoryPool::default()),
+            None,
+        ));
+        registry.register(
+            Submission {
+                user: "ana".into(),
+                roles: "analyst".into(),
+                client: String::new(),
+                sql: sql.into(),
+                parameters: String::new(),
+                tag: None,
+                requests: None,
+            },
+            pool,
+            Instant::now(),
+        )
+    }
+
+    /// The red team's shape: a column list renames the personal column, so the
+    /// text never names it, and the request fails before its plan could.
+    #[test]
+    fn a_request_is_shown_hashed_until_its_plan_is_judged_and_recorded_so_if_it_never_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry(dir.path());
+        let sql = format!("SELECT count(*) FROM hotline.cases t(a, b) WHERE b = '{PHONE}' AND x");
+        // planning: shown hashed
+        let entry = submit(&registry, &sql);
+        assert!(
+            !entry.recorded().0.contains(PHONE),
+            "{:?}",
+            entry.recorded()
+        );
+        // it fails to plan: recorded hashed, its message withheld but to its user
+        let error = format!("planning error: no column x near '{PHONE}'");
+        let _ = registry.end(&entry, Outcome::Error, error.clone());
+        assert!(
+            !entry.recorded().0.contains(PHONE),
+            "{:?}",
+            entry.recorded()
+        );
+        let shown = to_batch(std::slice::from_ref(&entry), false).unwrap();
+        let told = to_batch(&[entry], true).unwrap();
+        let text = |b: &RecordBatch| {
+            datafusion::arrow::util::pretty::pretty_format_batches(std::slice::from_ref(b))
+                .unwrap()
+                .to_string()
+        };
+        assert!(!text(&shown).contains(PHONE), "{}", text(&shown));
+        assert!(text(&shown).contains(crate::redact::WITHHELD));
+        assert!(text(&told).contains(&error), "{}", text(&told));
+
+        // judged not personal: shown as sent
+        let entry = submit(&registry, "SELECT 'Xihu'");
+        assert!(!entry.recorded().0.contains("Xihu"));
+        entry.not_personal();
+        assert_eq!(entry.recorded().0, "SELECT 'Xihu'");
+        let _ = registry.end(&entry, Outcome::Error, "execution error: 'Xihu'".into());
+        assert!(text(&to_batch(&[entry], false).unwrap()).contains("execution error: 'Xihu'"));
+    }
+}

@@ -16,10 +16,18 @@
 //! - a request is *personal* when its text names a personal column (anywhere,
 //!   as a substring: also inside a quoted identifier), or when its plan uses
 //!   one, through any alias, view or column list ([`plan_is_personal`]);
+//! - a request whose plan was never judged (it failed before its plan was
+//!   built, or is still being planned) is treated as personal: fail closed;
 //! - in a personal request every literal and every bound parameter is hashed,
-//!   comments are dropped, and its error message has every quoted value and
-//!   every run of five or more digits hashed (a message may quote a value
-//!   read from the data, `Cannot cast string '138…'`);
+//!   and comments are dropped;
+//! - the error message of a personal request that failed (outcome `error`:
+//!   bad SQL, bad data) is withheld, its class kept (`Arrow error: Cast
+//!   error: [withheld …]`): such a message may quote values from the data in
+//!   any shape (`Cannot cast string '138…'`, a regular expression built from
+//!   a name), so no pattern could find them all (red team). A refusal, a
+//!   timeout, a limit or a cancellation says only what citylake wrote, and is
+//!   kept with the request's values and any quoted value or run of five or
+//!   more digits hashed;
 //! - a text that does not parse has every string and number token hashed; one
 //!   that cannot even be tokenized is not kept.
 //!
@@ -153,6 +161,7 @@ impl Redactor {
             }
             Err(_) => tokens(request, &mut values),
         };
+        let request = quoted_identifiers(&request, &mut values);
         let parameters = redact_parameters(parameters, &mut values);
         Redacted {
             request,
@@ -162,10 +171,16 @@ impl Redactor {
         }
     }
 
-    /// `text` (an error message about a request redacted as `redacted`) with
-    /// the values hashed there hashed here too.
-    pub fn scrub(&self, text: &str, redacted: &Redacted) -> String {
-        scrub(text, &redacted.values, redacted.personal)
+    /// `text`, the error message of a request redacted as `redacted` that
+    /// ended as `outcome` (`error`, `refused`, …), as it may be recorded
+    /// ([`recorded_error`]).
+    pub fn scrub(&self, text: &str, redacted: &Redacted, outcome: &str) -> String {
+        recorded_error(
+            text,
+            &redacted.values,
+            redacted.personal,
+            outcome == "error",
+        )
     }
 }
 
@@ -203,6 +218,33 @@ fn tokens(request: &str, values: &mut Vec<String>) -> String {
         }
         *token = Token::SingleQuotedString(hashed(&text));
         values.push(text);
+    }
+    tokens.iter().map(ToString::to_string).collect()
+}
+
+/// `request` (the text of a personal request) with every quoted identifier
+/// hashed: `caller_phone = "13800000000"` is a column name to SQL, a value to
+/// whoever wrote it (red team). A text that cannot be tokenized is kept as it
+/// is: it was rendered by the parser or [`tokens`] a moment ago.
+fn quoted_identifiers(request: &str, values: &mut Vec<String>) -> String {
+    let dialect = GenericDialect {};
+    let Ok(mut tokens) = Tokenizer::new(&dialect, request).tokenize() else {
+        return request.to_string();
+    };
+    let mut changed = false;
+    for token in &mut tokens {
+        if let Token::Word(w) = &*token
+            && let Some(quote) = w.quote_style
+            && !is_hashed(&w.value)
+        {
+            let value = w.value.clone();
+            *token = Token::make_word(&hashed(&value), Some(quote));
+            values.push(value);
+            changed = true;
+        }
+    }
+    if !changed {
+        return request.to_string();
     }
     tokens.iter().map(ToString::to_string).collect()
 }
@@ -297,11 +339,74 @@ fn redact_parameters(parameters: &str, values: &mut Vec<String>) -> String {
     json.to_string()
 }
 
+/// The classes an error message may start with (`describe` in the error
+/// module, and the libraries' own), kept when the rest is withheld.
+const ERROR_CLASSES: [&str; 22] = [
+    "SQL syntax error",
+    "planning error",
+    "schema error",
+    "resources exhausted",
+    "not supported",
+    "execution error",
+    "Arrow error",
+    "Parquet error",
+    "storage error",
+    "I/O error",
+    "Cast error",
+    "Compute error",
+    "Invalid argument error",
+    "Parser error",
+    "Divide by zero error",
+    "Arithmetic overflow",
+    "Json error",
+    "External error",
+    "Schema error",
+    "Error during planning",
+    "Execution error",
+    "regex parse error",
+];
+
+/// What is recorded of `text`, the error message of a request whose hashed
+/// values are `values`: for a personal request that `failed` (bad SQL, bad
+/// data: a message from DataFusion or the libraries below), only its class,
+/// the rest withheld; otherwise the message with `values` hashed and, for a
+/// personal request, every quoted value and run of five or more digits.
+pub(crate) fn recorded_error(
+    text: &str,
+    values: &[String],
+    personal: bool,
+    failed: bool,
+) -> String {
+    if !(personal && failed) || text.is_empty() {
+        return scrub(text, values, personal);
+    }
+    // the classes it starts with, each followed by a colon
+    let mut kept = 0;
+    loop {
+        let next = text[kept..].trim_start();
+        let Some(class) = ERROR_CLASSES.iter().find(|c| {
+            next.strip_prefix(**c)
+                .is_some_and(|rest| rest.starts_with(':'))
+        }) else {
+            break;
+        };
+        kept = text.len() - next.len() + class.len() + 1;
+    }
+    if kept == 0 {
+        WITHHELD.to_string()
+    } else {
+        format!("{} {WITHHELD}", &text[..kept])
+    }
+}
+
+/// What stands for a withheld error message.
+pub const WITHHELD: &str = "[message withheld: the request uses, or may use, a personal column, and the message may quote its values]";
+
 /// `text` (an error message) with each of `values` (four characters or more:
 /// shorter ones would hash half the message) replaced by its hash; for a
 /// personal request also every single-quoted value and every run of five or
 /// more digits, which may come from the data.
-pub(crate) fn scrub(text: &str, values: &[String], personal: bool) -> String {
+fn scrub(text: &str, values: &[String], personal: bool) -> String {
     let mut out = text.to_string();
     let mut values: Vec<&String> = values.iter().filter(|v| v.chars().count() >= 4).collect();
     // longest first, so a value containing another is replaced whole
@@ -482,31 +587,55 @@ mod tests {
     }
 
     #[test]
-    fn errors_of_a_personal_request_are_scrubbed_of_values_from_the_data_too() {
+    fn quoted_identifiers_of_a_personal_request_are_hashed() {
+        for sql in [
+            format!("SELECT count(*) FROM t WHERE caller_phone = \"{PHONE}\""),
+            format!("SELECT caller_phone AS \"{PHONE}\" FROM t"),
+            format!("SELECT caller_phone FROM t WHERE caller_phone = \"{PHONE}\" AND ("),
+        ] {
+            let r = redact(&sql);
+            assert_hidden(&r);
+            assert!(r.request.contains(&hashed(PHONE)), "{}", r.request);
+            assert_eq!(redact(&r.request).request, r.request, "idempotent");
+        }
+    }
+
+    #[test]
+    fn a_failed_personal_requests_message_is_withheld_but_its_class() {
         let r = redact(&format!(
             "SELECT CAST(caller_phone AS TINYINT) FROM t WHERE x = '{PHONE}'"
         ));
-        for error in [
-            "Cannot cast string '18669451851' to value of Int8 type".to_string(),
-            "Cannot cast string '彭强明' to value of Int32 type".to_string(),
-            "Can't cast value 18072855998 to type Int8".to_string(),
-            format!("No field named \"{PHONE}\""),
+        // the red team's shapes: values from the data, quoted or not, in any script
+        for (error, class) in [
+            (
+                "Arrow error: Cast error: Cannot cast string '18669451851' to value of Int8 type",
+                "Arrow error: Cast error: ",
+            ),
+            (
+                "execution error: regex parse error:\n    a18036158013(\n ^\nerror: unclosed group",
+                "execution error: regex parse error: ",
+            ),
+            ("regex parse error: 郑艳敏[", "regex parse error: "),
+            ("Can't cast value 18072855998 to type Int8", ""),
+            ("郑艳敏: no such thing", ""),
         ] {
-            let scrubbed = redactor().scrub(&error, &r);
-            for secret in ["18669451851", "彭强明", "18072855998", PHONE] {
-                assert!(!scrubbed.contains(secret), "{scrubbed}");
-            }
-            assert!(
-                scrubbed.contains("Int") || scrubbed.contains("field"),
-                "{scrubbed}"
-            );
-            // scrubbing again changes nothing
-            assert_eq!(redactor().scrub(&scrubbed, &r), scrubbed);
+            let recorded = redactor().scrub(error, &r, "error");
+            assert_eq!(recorded, format!("{class}{WITHHELD}"), "{error}");
+            // recording again changes nothing
+            assert_eq!(redactor().scrub(&recorded, &r, "error"), recorded);
         }
+        // citylake's own message (a refusal, a timeout) is kept, values hashed
+        let refused = format!("permission denied: user `ana` may not read `{PHONE}`");
+        let recorded = redactor().scrub(&refused, &r, "refused");
+        assert!(
+            recorded.starts_with("permission denied: user `ana`"),
+            "{recorded}"
+        );
+        assert!(!recorded.contains(PHONE), "{recorded}");
         // a request that is not personal: its error as it is
         let plain = redact("SELECT 1");
         assert_eq!(
-            redactor().scrub("value '12345678'", &plain),
+            redactor().scrub("value '12345678'", &plain, "error"),
             "value '12345678'"
         );
     }

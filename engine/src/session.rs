@@ -1222,6 +1222,10 @@ impl Session {
         if let Some(plan) = plan {
             (record.datasets, record.masked) = self.touched(plan);
             record.personal = crate::redact::plan_is_personal(plan, self.audit.redactor());
+        } else if record.outcome != "ok" {
+            // a request that failed with no plan to say it uses no personal
+            // column (it failed to plan) is recorded as if it did: fail closed
+            record.personal = true;
         }
         record.user = self.principal.user.clone();
         record.roles = self.principal.roles.join(",");
@@ -1527,6 +1531,8 @@ impl Session {
         entry.set_touched(datasets, masked);
         if crate::redact::plan_is_personal(&plan, self.audit.redactor()) {
             entry.make_personal(self.audit.redactor());
+        } else {
+            entry.not_personal();
         }
         // A slot first, of either kind: the physical plan, which says whether
         // the query is light (its files to scan), is built under it — building

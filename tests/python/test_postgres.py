@@ -170,16 +170,31 @@ def test_personal_values_never_reach_the_audit_trail(pg):
                     [phone] * len(columns.split(",")))
         with pytest.raises(psycopg.Error):
             cur.execute("SELECT CAST(caller_phone AS TINYINT) FROM hotline.cases")
+        # the second red team's: a message quoting the data unquoted (a regular expression
+        # built from the column); a request that fails to plan, the column renamed by a column
+        # list (no plan to say it is personal); a value written as a quoted identifier
+        with pytest.raises(psycopg.Error):
+            cur.execute("SELECT regexp_like('x', 'a' || caller_phone || '(') FROM hotline.cases "
+                        "WHERE caller_phone IS NOT NULL ORDER BY case_id LIMIT 1")
+        with pytest.raises(psycopg.Error):
+            cur.execute(f"SELECT count(*) FROM hotline.cases AS t({columns}) WHERE "
+                        f"{' OR '.join(f'c{i} = {chr(39)}{phone}{chr(39)}' for i in range(len(columns.split(','))))} "
+                        "AND nosuch = 1")
+        with pytest.raises(psycopg.Error):
+            cur.execute(f'SELECT count(*) FROM hotline.cases WHERE caller_phone = "{phone}"')
     digest = hashlib.sha256(phone.encode()).hexdigest()
     audited = [tuple(v or "" for v in r) for r in rows(
         pg, "audrey", "SELECT request, parameters, error FROM system.audit_log "
                       "WHERE kind IN ('query', 'prepare') AND request LIKE '%hotline.cases%'")]
-    assert any("Date" in r[2] for r in audited), audited  # the failed one, its message scrubbed
-    assert any("Int8" in r[2] for r in audited), audited  # the cast of the data, scrubbed
+    # the failed ones: their messages withheld, their classes kept
+    withheld = [r[2] for r in audited if "message withheld" in r[2]]
+    assert len(withheld) >= 5, audited
+    assert any(e.startswith("Arrow error: Cast error: ") for e in withheld), withheld
+    regex = [r[2] for r in audited if "regexp_like" in r[0]]
+    assert regex and all("message withheld" in e for e in regex), (regex, audited)
     assert not [r for r in audited if phone in " ".join(r)], audited
     with_hash = [r for r in audited if digest in r[0] + r[1]]
     assert len(with_hash) >= 5, audited
-    assert any(digest in r[2] for r in with_hash), audited
     # a personal request has every literal and parameter hashed (each can still be checked)
     xihu = hashlib.sha256(b"Xihu").hexdigest()
     assert any(xihu in r[1] for r in with_hash), with_hash
