@@ -26,6 +26,16 @@
 //! | `array_replace`, `array_replace_n`, `array_replace_all` | `elements(a) · (len(to) + 8)` |
 //! | `to_char` (`date_format`) | `16 · len(format) + 32` per row (`%+` writes 32 bytes for 2) |
 //!
+//! One function's *work*, not its result, grows faster than its arguments:
+//! `levenshtein(a, b)` compares every character of `a` with every one of `b`.
+//! A call is one uninterruptible step of its query — a timeout or a cancel
+//! acts between batches — and a red team's `levenshtein` of two 20,000
+//! character strings over `generate_series(1, 300)` held a thread for hours
+//! after its query had timed out, while other users' queries waited for it.
+//! Its calls are checked the same way against [`MAX_FUNCTION_WORK`]: the sum,
+//! over the batch's rows, of the product of the two arguments' lengths in
+//! bytes (an upper bound of the characters compared).
+//!
 //! The aggregates whose one value grows with every row, `string_agg` and
 //! `array_agg`, are [`BoundedAggregate`]s: each value (one per group) may hold
 //! at most the same [`MAX_FUNCTION_RESULT_BYTES`], checked after each batch.
@@ -68,6 +78,11 @@ use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 /// Most bytes one call of a function listed in this module may build (one
 /// batch of rows, or one constant while planning).
 pub const MAX_FUNCTION_RESULT_BYTES: u64 = 256 << 20;
+
+/// Most character pairs one call of `levenshtein` may compare (one batch of
+/// rows, or one constant while planning): about a second of one thread, e.g.
+/// 8,192 rows of 180-character strings.
+pub const MAX_FUNCTION_WORK: u64 = 1 << 28;
 
 /// Largest constant a plan may hold after optimization, in bytes.
 pub const MAX_LITERAL_BYTES: usize = 64 << 10;
@@ -295,9 +310,11 @@ enum Growth {
     Range,
     ArrayReplace,
     ToChar,
+    /// Not a size: the character pairs compared ([`MAX_FUNCTION_WORK`]).
+    Pairs,
 }
 
-const BOUNDED: [(&str, Growth); 14] = [
+const BOUNDED: [(&str, Growth); 15] = [
     ("repeat", Growth::Repeat),
     ("lpad", Growth::Pad),
     ("rpad", Growth::Pad),
@@ -312,6 +329,7 @@ const BOUNDED: [(&str, Growth); 14] = [
     ("array_replace_n", Growth::ArrayReplace),
     ("array_replace_all", Growth::ArrayReplace),
     ("to_char", Growth::ToChar),
+    ("levenshtein", Growth::Pairs),
 ];
 
 /// Replaces each function of this module's list in `registry` (with its
@@ -571,7 +589,17 @@ impl ScalarUDFImpl for Bounded {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let size = result_size(self.growth, &args.args, args.number_rows)?;
-        if size > MAX_FUNCTION_RESULT_BYTES {
+        if self.growth == Growth::Pairs {
+            if size > MAX_FUNCTION_WORK {
+                return exec_err!(
+                    "{}: {} row(s) would compare up to {size} pairs of characters, more than the \
+                     {MAX_FUNCTION_WORK} one call may (a limit of citylake's: one call cannot be \
+                     stopped by a timeout or a cancel); compare shorter strings",
+                    self.name(),
+                    args.number_rows
+                );
+            }
+        } else if size > MAX_FUNCTION_RESULT_BYTES {
             return exec_err!(
                 "{}: the result would take up to {} for {} row(s), more than the {} one call \
                  may build (a limit of citylake's: a value this large is not an analysis)",
@@ -762,6 +790,13 @@ fn result_size(growth: Growth, args: &[ColumnarValue], rows: usize) -> Result<u6
             };
             let (elements, to) = (elements(list)?, bytes(to)?);
             sum(&|r| elements.at(r).saturating_mul(to.at(r).saturating_add(8)))
+        }
+        Growth::Pairs => {
+            let (Some(a), Some(b)) = (arg(0), arg(1)) else {
+                return Ok(0);
+            };
+            let (a, b) = (bytes(a)?, bytes(b)?);
+            sum(&|r| a.at(r).saturating_mul(b.at(r)))
         }
         Growth::ToChar => {
             let Some(format) = arg(1) else {

@@ -674,6 +674,17 @@ async fn values_built_from_small_statements_are_bounded() {
             "SELECT repeat('ab', 50000), case_id FROM hotline.cases",
             "a statement's constants",
         ),
+        // work, not size: one call cannot be stopped by a timeout (red team:
+        // this held a thread for hours after its query had timed out)
+        (
+            "SELECT sum(levenshtein(repeat('a', 12000), repeat('b', 12000) || \
+             CAST(value AS VARCHAR))) FROM generate_series(1, 300)",
+            "levenshtein: 300 row(s) would compare",
+        ),
+        (
+            "SELECT levenshtein(repeat('a', 20000), repeat('b', 20000))",
+            "levenshtein: 1 row(s) would compare",
+        ),
     ] {
         let err = match rows(&e, &dora(), sql).await {
             Ok(_) => panic!("{sql} was answered"),
@@ -686,6 +697,16 @@ async fn values_built_from_small_statements_are_bounded() {
             .await
             .unwrap(),
         vec![vec!["1000".to_string()]]
+    );
+    assert_eq!(
+        rows(
+            &e,
+            &dora(),
+            "SELECT min(levenshtein(district, 'Xihu')) FROM hotline.cases"
+        )
+        .await
+        .unwrap(),
+        vec![vec!["0".to_string()]]
     );
 }
 
