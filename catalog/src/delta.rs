@@ -85,31 +85,22 @@ pub struct DeltaDataset {
     /// The latest snapshot read, with its files, and when it was read; shared
     /// by every clone of this provider (time-travel ones included).
     latest: Arc<Mutex<Option<Held>>>,
+    /// How its files are scanned directly ([`crate::delta_files`]); `None`
+    /// for a table URL that path cannot take (delta-rs's scan reads it).
+    files: Option<Arc<crate::delta_files::DeltaFiles>>,
+    /// The latest snapshot's files as last listed for a direct scan, with
+    /// their statistics (shared by every clone, as `latest` is).
+    listed: Arc<Mutex<Option<Arc<crate::delta_files::Listed>>>>,
 }
 
 /// A latest snapshot and when its log was read.
 type Held = (Arc<EagerSnapshot>, Instant);
 
-/// The snapshot a scan reads: the held latest one (files in memory) or a past one.
-enum ScanSnapshot {
-    Latest(Arc<EagerSnapshot>),
-    Past(Snapshot),
-}
-
-impl ScanSnapshot {
-    fn arrow_schema(&self) -> SchemaRef {
-        match self {
-            Self::Latest(s) => s.arrow_schema(),
-            Self::Past(s) => s.arrow_schema(),
-        }
-    }
-
-    fn version(&self) -> Version {
-        match self {
-            Self::Latest(s) => s.version(),
-            Self::Past(s) => s.version(),
-        }
-    }
+/// The snapshot a scan reads, files in memory, and whether it is the held
+/// latest one (or a past one, time travel).
+struct ScanSnapshot {
+    snapshot: Arc<EagerSnapshot>,
+    latest: bool,
 }
 
 /// A failure of a Delta table operation, as a DataFusion error naming the dataset.
@@ -183,12 +174,17 @@ fn directory_url(url: &Url) -> Url {
 impl DeltaDataset {
     /// The dataset `name` over `log_store`, with the schema the catalog settled on.
     pub fn new(name: impl Into<String>, log_store: LogStoreRef, schema: SchemaRef) -> Self {
+        let files = crate::delta_files::DeltaFiles::new(log_store.config().location())
+            .ok()
+            .map(Arc::new);
         Self {
             name: name.into(),
             log_store,
             schema,
             as_of: AsOf::Latest,
             latest: Arc::default(),
+            files,
+            listed: Arc::default(),
         }
     }
 
@@ -293,7 +289,12 @@ impl DeltaDataset {
 
     async fn snapshot(&self) -> DfResult<ScanSnapshot> {
         let version = match self.as_of {
-            AsOf::Latest => return Ok(ScanSnapshot::Latest(self.latest().await?)),
+            AsOf::Latest => {
+                return Ok(ScanSnapshot {
+                    snapshot: self.latest().await?,
+                    latest: true,
+                });
+            }
             AsOf::Version(v) => v,
             AsOf::Timestamp(ms) => self.version_at(ms).await?,
         };
@@ -306,7 +307,7 @@ impl DeltaDataset {
                 self.name
             )));
         }
-        let snapshot = Snapshot::try_new(self.log_store.as_ref(), Some(version))
+        let snapshot = EagerSnapshot::try_new(self.log_store.as_ref(), Some(version))
             .await
             .map_err(|e| match e {
                 DeltaTableError::InvalidVersion(_) | DeltaTableError::NotATable(_) => {
@@ -318,7 +319,49 @@ impl DeltaDataset {
                 e => delta_err(&self.name, e),
             })?;
         self.refuse_before_erasure(version, latest).await?;
-        Ok(ScanSnapshot::Past(snapshot))
+        Ok(ScanSnapshot {
+            snapshot: Arc::new(snapshot),
+            latest: false,
+        })
+    }
+
+    /// The files of `scan` listed for a direct scan: the latest snapshot's
+    /// listing is kept until a later one replaces it, and a new listing reuses
+    /// the statistics of the files it already held. `None`: the snapshot is
+    /// for delta-rs's scan to read.
+    async fn listed(
+        &self,
+        state: &dyn Session,
+        files: &crate::delta_files::DeltaFiles,
+        scan: &ScanSnapshot,
+    ) -> DfResult<Option<Arc<crate::delta_files::Listed>>> {
+        if !crate::delta_files::DeltaFiles::readable(&scan.snapshot) {
+            return Ok(None);
+        }
+        let held = self.listed.lock().expect("not poisoned").clone();
+        if scan.latest
+            && let Some(held) = &held
+            && held.version == scan.snapshot.version()
+        {
+            return Ok(Some(held.clone()));
+        }
+        let Some(listed) = files
+            .list(state, &scan.snapshot, &self.schema, held.as_deref())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let listed = Arc::new(listed);
+        if scan.latest {
+            let mut slot = self.listed.lock().expect("not poisoned");
+            if slot
+                .as_ref()
+                .is_none_or(|held| held.version <= listed.version)
+            {
+                *slot = Some(listed.clone());
+            }
+        }
+        Ok(Some(listed))
     }
 
     /// Refuses a past version older than an erasure or a retention deletion:
@@ -523,7 +566,8 @@ impl TableProvider for DeltaDataset {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = self.snapshot().await?;
+        let scan = self.snapshot().await?;
+        let snapshot = &scan.snapshot;
         let theirs = snapshot.arrow_schema();
         // the columns this provider promised, by name and position
         let mut problems = vec![];
@@ -551,6 +595,13 @@ impl TableProvider for DeltaDataset {
                 problems.join("; ")
             )));
         }
+        if let Some(files) = &self.files
+            && let Some(listed) = self.listed(state, files, &scan).await?
+        {
+            return files
+                .scan(state, &listed, &self.schema, projection, filters, limit)
+                .await;
+        }
         // read as the catalog's schema: text as the session reads Parquet text
         // and partition values as plain columns (delta-rs would build a
         // dictionary row by row, then be cast back: a fifth of a cockpit
@@ -559,10 +610,7 @@ impl TableProvider for DeltaDataset {
         let config = DeltaScanConfig::new_from_session(state)
             .with_wrap_partition_values(false)
             .with_schema(self.schema.clone());
-        let provider = match snapshot {
-            ScanSnapshot::Latest(s) => DeltaScanNext::new(s, config)?,
-            ScanSnapshot::Past(s) => DeltaScanNext::new(s, config)?,
-        };
+        let provider = DeltaScanNext::new(scan.snapshot.clone(), config)?;
         let plan = provider.scan(state, projection, filters, limit).await?;
         // the table's own types (Delta stores text as Utf8) read as the catalog's
         let wanted = match projection {

@@ -17,6 +17,7 @@
 
 pub mod columns;
 pub mod delta;
+mod delta_files;
 pub mod error;
 pub mod init;
 pub mod parquet;
