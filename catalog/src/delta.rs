@@ -792,6 +792,7 @@ mod tests {
         assert_eq!(sum(&reader).await, 6);
         let before = held(&reader);
         assert_eq!(before.version(), 0);
+        let v0 = reader.listed.lock().unwrap().clone().unwrap();
         assert_eq!(sum(&reader).await, 6);
         assert!(
             Arc::ptr_eq(&before, &held(&reader)),
@@ -803,6 +804,28 @@ mod tests {
         assert_eq!(held(&reader).version(), 1);
         assert_eq!(reader.resolve_version().await.unwrap(), 1);
 
+        // the files are scanned directly, and a new version's listing reads
+        // the footers of its new files only
+        let listed = |p: &DeltaDataset| p.listed.lock().unwrap().clone().unwrap();
+        let v1 = listed(&reader);
+        assert_eq!((v1.version, v1.footers.len()), (1, 2));
+        let part0 = |l: &crate::delta_files::Listed| {
+            l.footers
+                .iter()
+                .find(|(path, _)| path.as_ref().ends_with("part-0.parquet"))
+                .map(|(_, s)| s.clone())
+                .unwrap()
+        };
+        assert!(Arc::ptr_eq(&part0(&v0), &part0(&v1)), "a footer read again");
+        let plan = reader
+            .scan(&SessionContext::new().state(), None, &[], None)
+            .await
+            .unwrap();
+        let shown = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
+        assert!(shown.starts_with("DataSourceExec"), "{shown}");
+
         // time travel shares the held snapshot for its "no such version" check
         assert_eq!(sum(&reader.at(AsOf::Version(0))).await, 6);
         let err = reader
@@ -811,5 +834,47 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("has no version 2"), "{err}");
+    }
+
+    /// A table whose reading needs more than its files (here: deletion
+    /// vectors, a reader feature) is read by delta-rs's scan, with the same
+    /// results.
+    #[tokio::test]
+    async fn a_table_with_reader_features_is_read_by_delta_rs() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path()).unwrap();
+        let root: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+        let store = log_store(root, &url).unwrap();
+        let table = DeltaTable::new(store.clone())
+            .create()
+            .with_columns([deltalake_core::kernel::StructField::new(
+                "n",
+                deltalake_core::kernel::DataType::LONG,
+                true,
+            )])
+            .with_configuration_property(TableProperty::EnableDeletionVectors, Some("true"))
+            .await
+            .unwrap();
+        assert!(!crate::delta_files::DeltaFiles::readable(
+            &EagerSnapshot::try_new(table.log_store().as_ref(), None)
+                .await
+                .unwrap()
+        ));
+        let schema = batch(&[]).schema();
+        let provider = DeltaDataset::new("t", store, schema);
+        provider
+            .append(vec![batch(&[1, 2, 3])], vec![])
+            .await
+            .unwrap();
+        assert_eq!(sum(&provider).await, 6);
+        assert!(provider.listed.lock().unwrap().is_none());
+        let plan = provider
+            .scan(&SessionContext::new().state(), None, &[], None)
+            .await
+            .unwrap();
+        let shown = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
+        assert!(shown.contains("DeltaScanExec"), "{shown}");
     }
 }

@@ -25,17 +25,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, Result as DfResult, ScalarValue, Statistics};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::listing::helpers::{expr_applicable_for_cols, filter_partitioned_file};
+use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use deltalake_core::kernel::{EagerSnapshot, Version};
@@ -51,6 +53,12 @@ pub(crate) struct Listed {
     /// Partition columns, in the order of each file's `partition_values`.
     partitions: Vec<FieldRef>,
     files: Vec<PartitionedFile>,
+    /// The files' partition values, a row per file (partition filters are
+    /// evaluated over it).
+    partition_values: RecordBatch,
+    /// Each file's statistics as its footer has them (its partition values
+    /// aside), for the next listing to reuse.
+    pub(crate) footers: HashMap<Path, Arc<Statistics>>,
 }
 
 /// How the files of a Delta table are scanned directly.
@@ -168,17 +176,10 @@ impl DeltaFiles {
             .map(|n| Ok(Arc::new(schema.field_with_name(n)?.clone())))
             .collect::<DfResult<_>>()?;
         let file_schema = file_schema(schema, &partitions);
-        let known: HashMap<&Path, &Arc<Statistics>> = known
+        let none = HashMap::new();
+        let known = known
             .filter(|k| k.partitions == partitions)
-            .map(|k| {
-                k.files
-                    .iter()
-                    .filter_map(|f| Some((&f.object_meta.location, f.statistics.as_ref()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // the statistics of the files only (a listed file's include its partition values)
-        let file_columns = file_schema.fields().len();
+            .map_or(&none, |k| &k.footers);
         let store = state.runtime_env().object_store(&self.store_url)?;
         let concurrency = state
             .config_options()
@@ -186,11 +187,7 @@ impl DeltaFiles {
             .meta_fetch_concurrency
             .get();
         let files = futures::stream::iter(files.into_iter().map(|file| {
-            let reused = known.get(&file.object_meta.location).map(|s| {
-                let mut s = Statistics::clone(s);
-                s.column_statistics.truncate(file_columns);
-                Arc::new(s)
-            });
+            let reused = known.get(&file.object_meta.location).cloned();
             let (store, file_schema) = (store.clone(), file_schema.clone());
             async move {
                 let statistics = match reused {
@@ -203,16 +200,33 @@ impl DeltaFiles {
                         Arc::new(s)
                     }
                 };
-                DfResult::<PartitionedFile>::Ok(file.with_statistics(statistics))
+                let location = file.object_meta.location.clone();
+                DfResult::<_>::Ok((
+                    file.with_statistics(statistics.clone()),
+                    (location, statistics),
+                ))
             }
         }))
         .buffered(concurrency)
         .try_collect::<Vec<_>>()
         .await?;
+        let (files, footers): (Vec<PartitionedFile>, _) = files.into_iter().unzip();
+        let columns = (0..partitions.len())
+            .map(|c| {
+                ScalarValue::iter_to_array(files.iter().map(|f| f.partition_values[c].clone()))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        let partition_values = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(partitions.clone())),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(files.len())),
+        )?;
         Ok(Some(Listed {
             version: snapshot.version(),
             partitions,
             files,
+            partition_values,
+            footers,
         }))
     }
 
@@ -239,15 +253,27 @@ impl DeltaFiles {
             .filter(|f| !names.is_empty() && expr_applicable_for_cols(&names, f))
             .cloned()
             .collect();
-        let partition_schema = DFSchema::try_from(Schema::new(listed.partitions.clone()))?;
-        let mut files = Vec::with_capacity(listed.files.len());
-        for file in &listed.files {
-            if let Some(file) =
-                filter_partitioned_file(file.clone(), &partition_filters, &partition_schema)?
-            {
-                files.push(file);
+        // the filters evaluated once over every file's partition values (a
+        // file a filter is false or NULL for is left out)
+        let files: Vec<PartitionedFile> = match conjunction(partition_filters) {
+            None => listed.files.clone(),
+            Some(filter) => {
+                let values = &listed.partition_values;
+                let df_schema = DFSchema::try_from(values.schema())?;
+                let keep = state
+                    .create_physical_expr(filter, &df_schema)?
+                    .evaluate(values)?
+                    .into_array(values.num_rows())?;
+                let keep = keep.as_boolean();
+                listed
+                    .files
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| keep.is_valid(*i) && keep.value(*i))
+                    .map(|(_, f)| f.clone())
+                    .collect()
             }
-        }
+        };
         // the scan's columns are the file's, then the partition columns: the
         // projection asks for them in the table's order
         let scanned: Vec<&str> = file_schema
