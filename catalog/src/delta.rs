@@ -90,8 +90,11 @@ pub struct DeltaDataset {
     files: Option<Arc<crate::delta_files::DeltaFiles>>,
     /// The latest snapshot's files as last listed for a direct scan, with
     /// their statistics (shared by every clone, as `latest` is).
-    listed: Arc<Mutex<Option<Arc<crate::delta_files::Listed>>>>,
+    listed: Arc<Mutex<Option<HeldListing>>>,
 }
+
+/// A snapshot's files as listed for a direct scan, with the snapshot.
+type HeldListing = (Arc<EagerSnapshot>, Arc<crate::delta_files::Listed>);
 
 /// A latest snapshot and when its log was read.
 type Held = (Arc<EagerSnapshot>, Instant);
@@ -339,14 +342,20 @@ impl DeltaDataset {
             return Ok(None);
         }
         let held = self.listed.lock().expect("not poisoned").clone();
+        // the listing of this very snapshot (a table made again may repeat a version)
         if scan.latest
-            && let Some(held) = &held
-            && held.version == scan.snapshot.version()
+            && let Some((snapshot, listed)) = &held
+            && Arc::ptr_eq(snapshot, &scan.snapshot)
         {
-            return Ok(Some(held.clone()));
+            return Ok(Some(listed.clone()));
         }
         let Some(listed) = files
-            .list(state, &scan.snapshot, &self.schema, held.as_deref())
+            .list(
+                state,
+                &scan.snapshot,
+                &self.schema,
+                held.as_ref().map(|(_, l)| l.as_ref()),
+            )
             .await?
         else {
             return Ok(None);
@@ -356,9 +365,9 @@ impl DeltaDataset {
             let mut slot = self.listed.lock().expect("not poisoned");
             if slot
                 .as_ref()
-                .is_none_or(|held| held.version <= listed.version)
+                .is_none_or(|(_, held)| held.version <= listed.version)
             {
-                *slot = Some(listed.clone());
+                *slot = Some((scan.snapshot.clone(), listed.clone()));
             }
         }
         Ok(Some(listed))
@@ -792,7 +801,7 @@ mod tests {
         assert_eq!(sum(&reader).await, 6);
         let before = held(&reader);
         assert_eq!(before.version(), 0);
-        let v0 = reader.listed.lock().unwrap().clone().unwrap();
+        let v0 = reader.listed.lock().unwrap().clone().unwrap().1;
         assert_eq!(sum(&reader).await, 6);
         assert!(
             Arc::ptr_eq(&before, &held(&reader)),
@@ -806,14 +815,14 @@ mod tests {
 
         // the files are scanned directly, and a new version's listing reads
         // the footers of its new files only
-        let listed = |p: &DeltaDataset| p.listed.lock().unwrap().clone().unwrap();
+        let listed = |p: &DeltaDataset| p.listed.lock().unwrap().clone().unwrap().1;
         let v1 = listed(&reader);
         assert_eq!((v1.version, v1.footers.len()), (1, 2));
         let part0 = |l: &crate::delta_files::Listed| {
             l.footers
                 .iter()
                 .find(|(path, _)| path.as_ref().ends_with("part-0.parquet"))
-                .map(|(_, s)| s.clone())
+                .map(|(_, f)| f.statistics.clone())
                 .unwrap()
         };
         assert!(Arc::ptr_eq(&part0(&v0), &part0(&v1)), "a footer read again");

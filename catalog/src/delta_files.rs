@@ -57,8 +57,17 @@ pub(crate) struct Listed {
     /// evaluated over it).
     partition_values: RecordBatch,
     /// Each file's statistics as its footer has them (its partition values
-    /// aside), for the next listing to reuse.
-    pub(crate) footers: HashMap<Path, Arc<Statistics>>,
+    /// aside), with the size and time the log gives the file, for the next
+    /// listing to reuse (for the same path, size and time only).
+    pub(crate) footers: HashMap<Path, Footer>,
+}
+
+/// A file's footer statistics, and the size and time they are for.
+#[derive(Debug, Clone)]
+pub(crate) struct Footer {
+    size: u64,
+    modified: chrono::DateTime<chrono::Utc>,
+    pub(crate) statistics: Arc<Statistics>,
 }
 
 /// How the files of a Delta table are scanned directly.
@@ -99,7 +108,7 @@ impl DeltaFiles {
             Some(3) => protocol
                 .get("readerFeatures")
                 .and_then(|f| f.as_array())
-                .is_none_or(|f| f.iter().all(|f| f.as_str() == Some("timestampNtz"))),
+                .is_some_and(|f| f.iter().all(|f| f.as_str() == Some("timestampNtz"))),
             _ => false,
         }
     }
@@ -187,7 +196,11 @@ impl DeltaFiles {
             .meta_fetch_concurrency
             .get();
         let files = futures::stream::iter(files.into_iter().map(|file| {
-            let reused = known.get(&file.object_meta.location).cloned();
+            let meta = &file.object_meta;
+            let reused = known
+                .get(&meta.location)
+                .filter(|f| f.size == meta.size && f.modified == meta.last_modified)
+                .map(|f| f.statistics.clone());
             let (store, file_schema) = (store.clone(), file_schema.clone());
             async move {
                 let statistics = match reused {
@@ -200,11 +213,14 @@ impl DeltaFiles {
                         Arc::new(s)
                     }
                 };
-                let location = file.object_meta.location.clone();
-                DfResult::<_>::Ok((
-                    file.with_statistics(statistics.clone()),
-                    (location, statistics),
-                ))
+                let meta = &file.object_meta;
+                let footer = Footer {
+                    size: meta.size,
+                    modified: meta.last_modified,
+                    statistics: statistics.clone(),
+                };
+                let location = meta.location.clone();
+                DfResult::<_>::Ok((file.with_statistics(statistics), (location, footer)))
             }
         }))
         .buffered(concurrency)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result, Statistics};
 use datafusion::datasource::file_format::FileFormat;
@@ -64,6 +64,20 @@ impl LakeParquetFormat {
     fn name(&self, location: &object_store::path::Path) -> String {
         object_name(&self.store_url, location)
     }
+}
+
+/// `stats` with the minimum and maximum of each floating-point column marked
+/// inexact: Parquet leaves NaN out of them (and still calls them exact), while
+/// DataFusion's `max` counts NaN as the largest value, so `max(x)` answered
+/// from statistics would be 1.0 where the data says NaN. They still prune.
+fn nan_safe(mut stats: Statistics, schema: &Schema) -> Statistics {
+    for (column, field) in stats.column_statistics.iter_mut().zip(schema.fields()) {
+        if field.data_type().is_floating() {
+            column.min_value = column.min_value.clone().to_inexact();
+            column.max_value = column.max_value.clone().to_inexact();
+        }
+    }
+    stats
 }
 
 fn object_name(store_url: &str, location: &object_store::path::Path) -> String {
@@ -127,10 +141,12 @@ impl FileFormat for LakeParquetFormat {
         table_schema: SchemaRef,
         object: &ObjectMeta,
     ) -> Result<Statistics> {
-        self.inner
-            .infer_stats(state, store, table_schema, object)
+        let stats = self
+            .inner
+            .infer_stats(state, store, table_schema.clone(), object)
             .await
-            .map_err(|e| named(&self.name(&object.location), e))
+            .map_err(|e| named(&self.name(&object.location), e))?;
+        Ok(nan_safe(stats, &table_schema))
     }
 
     async fn infer_ordering(
@@ -153,10 +169,13 @@ impl FileFormat for LakeParquetFormat {
         table_schema: SchemaRef,
         object: &ObjectMeta,
     ) -> Result<datafusion::datasource::file_format::FileMeta> {
-        self.inner
-            .infer_stats_and_ordering(state, store, table_schema, object)
+        let mut meta = self
+            .inner
+            .infer_stats_and_ordering(state, store, table_schema.clone(), object)
             .await
-            .map_err(|e| named(&self.name(&object.location), e))
+            .map_err(|e| named(&self.name(&object.location), e))?;
+        meta.statistics = nan_safe(meta.statistics, &table_schema);
+        Ok(meta)
     }
 
     async fn create_physical_plan(
@@ -283,6 +302,61 @@ impl AsyncFileReader for NamingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A footer's minimum and maximum leave NaN out: answered from them,
+    /// `max(x)` over `[1.0, NaN]` would be 1.0, where the data says NaN.
+    #[tokio::test]
+    async fn float_minimums_and_maximums_are_not_exact() {
+        use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
+        use datafusion::arrow::datatypes::{DataType, Field};
+        use datafusion::common::stats::Precision;
+        use datafusion::prelude::SessionContext;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Float64Array::from(vec![1.0, f64::NAN])),
+                Arc::new(Int64Array::from(vec![1, 2])),
+            ],
+        )
+        .unwrap();
+        let path = dir.path().join("a.parquet");
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            schema.clone(),
+            None,
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+        let location = object_store::path::Path::from_filesystem_path(&path).unwrap();
+        let meta = object_store::ObjectStoreExt::head(store.as_ref(), &location)
+            .await
+            .unwrap();
+        let format = LakeParquetFormat::new(ParquetFormat::default(), "file://");
+        let state = SessionContext::new().state();
+        let stats = format
+            .infer_stats(&state, &store, schema.clone(), &meta)
+            .await
+            .unwrap();
+        let (x, n) = (&stats.column_statistics[0], &stats.column_statistics[1]);
+        assert!(!matches!(x.max_value, Precision::Exact(_)), "{x:?}");
+        assert!(!matches!(x.min_value, Precision::Exact(_)), "{x:?}");
+        assert_eq!(n.max_value, Precision::Exact(2i64.into()));
+        let meta = format
+            .infer_stats_and_ordering(&state, &store, schema, &meta)
+            .await
+            .unwrap();
+        assert!(!matches!(
+            meta.statistics.column_statistics[0].max_value,
+            Precision::Exact(_)
+        ));
+    }
 
     #[test]
     fn messages_name_the_object() {

@@ -371,12 +371,7 @@ const ERROR_CLASSES: [&str; 22] = [
 /// data: a message from DataFusion or the libraries below), only its class,
 /// the rest withheld; otherwise the message with `values` hashed and, for a
 /// personal request, every quoted value and run of five or more digits.
-pub(crate) fn recorded_error(
-    text: &str,
-    values: &[String],
-    personal: bool,
-    failed: bool,
-) -> String {
+pub fn recorded_error(text: &str, values: &[String], personal: bool, failed: bool) -> String {
     if !(personal && failed) || text.is_empty() {
         return scrub(text, values, personal);
     }

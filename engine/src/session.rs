@@ -1222,9 +1222,15 @@ impl Session {
         if let Some(plan) = plan {
             (record.datasets, record.masked) = self.touched(plan);
             record.personal = crate::redact::plan_is_personal(plan, self.audit.redactor());
-        } else if record.outcome != "ok" {
-            // a request that failed with no plan to say it uses no personal
-            // column (it failed to plan) is recorded as if it did: fail closed
+        } else if record.outcome != "ok"
+            && matches!(
+                record.kind.as_str(),
+                "query" | "plan" | "prepare" | "ingest"
+            )
+        {
+            // a request (or a delivery) that failed with no plan to say it uses
+            // no personal column (it failed to plan) is recorded as if it did:
+            // fail closed. Maintenance commands' records are citylake's own text.
             record.personal = true;
         }
         record.user = self.principal.user.clone();
@@ -1618,7 +1624,10 @@ impl Session {
     /// be written).
     async fn failed(&self, entry: &Arc<crate::queries::QueryEntry>, e: EngineError) -> EngineError {
         let (outcome, recorded) = crate::queries::Outcome::of_error(&e);
-        if matches!(e, EngineError::NotFound { hidden: true, .. }) {
+        // a missing name and a hidden one are told alike, and so shown to
+        // their user alike (the record says which, and may withhold a
+        // missing one's message as it does a failed request's)
+        if matches!(e, EngineError::NotFound { .. }) {
             entry.tell(crate::queries::Outcome::Error, e.to_string());
         }
         if let Some(ack) = self.queries.end(entry, outcome, recorded)

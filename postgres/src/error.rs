@@ -47,8 +47,12 @@ fn sqlstate(e: &EngineError) -> &'static str {
 pub fn to_pg(e: &EngineError, sql: Option<&str>) -> PgWireError {
     let message = match e.class() {
         ErrorClass::Internal => {
-            tracing::error!(error = %e, "internal error");
-            "internal error; see the server log".to_string()
+            // its message may quote values from the data (see `status.rs` in the server)
+            tracing::error!(
+                error = %citylake_engine::redact::recorded_error(&e.to_string(), &[], true, true),
+                "internal error"
+            );
+            "internal error; see the query's record in system.queries".to_string()
         }
         ErrorClass::Configuration => {
             tracing::error!(error = %e, "server configuration error");

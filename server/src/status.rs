@@ -26,8 +26,14 @@ pub fn to_status(e: &EngineError) -> Status {
         // bad data or a cast that failed at run time: the query's fault
         ErrorClass::Data => Status::invalid_argument(message),
         ErrorClass::Internal => {
-            tracing::error!(error = %message, "internal error");
-            Status::internal("internal error; see the server log")
+            // its message may quote values from the data: the log has its
+            // class, the query's record (`system.queries`) the message as the
+            // redaction rules allow (see `citylake_engine::redact`)
+            tracing::error!(
+                error = %citylake_engine::redact::recorded_error(&message, &[], true, true),
+                "internal error"
+            );
+            Status::internal("internal error; see the query's record in system.queries")
         }
     }
 }
