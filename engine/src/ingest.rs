@@ -157,7 +157,7 @@ impl Engine {
             let batch = batch?;
             check_batch(spec, &schema, &batch, seen.0).map_err(EngineError::Rejected)?;
             seen.0 += batch.num_rows() as u64;
-            seen.1 += batch.get_array_memory_size() as u64;
+            seen.1 += arrow_bytes(&batch)?;
             if seen.1 > max as u64 {
                 return Err(EngineError::Rejected(format!(
                     "the ingest is larger than {} (--max-ingest-bytes): send it in several requests",
@@ -193,6 +193,20 @@ impl Engine {
 /// Checks one batch of an ingest into `ds` (whose table schema is `schema`)
 /// against the declared columns; `first_row` is the number of rows before it.
 /// The first problem found, as a sentence naming the column (and the row).
+/// The bytes of Arrow data `batch` holds: each column's slice of its buffers.
+/// Not `get_array_memory_size`: the columns of a batch decoded from one IPC
+/// message share that message's buffer, and each column counted it whole (a
+/// 62 MiB delivery of four columns was refused as over 256 MiB; red team).
+fn arrow_bytes(batch: &RecordBatch) -> Result<u64> {
+    batch.columns().iter().try_fold(0u64, |total, c| {
+        let size = c
+            .to_data()
+            .get_slice_memory_size()
+            .map_err(|e| EngineError::Query(e.into()))?;
+        Ok(total + size as u64)
+    })
+}
+
 pub fn check_batch(
     ds: &DatasetSpec,
     schema: &Schema,
@@ -317,6 +331,35 @@ mod tests {
     use datafusion::arrow::datatypes::Field;
 
     use super::*;
+
+    /// A batch decoded from one IPC message counts its data once, not once
+    /// per column (the columns share the message's buffer).
+    #[test]
+    fn a_decoded_batchs_size_is_its_data() {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::ipc::{reader::StreamReader, writer::StreamWriter};
+        let n = 100_000;
+        let schema = Arc::new(Schema::new(
+            (0..4)
+                .map(|i| Field::new(format!("c{i}"), DataType::Int64, false))
+                .collect::<Vec<_>>(),
+        ));
+        let column: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n as i64));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column; 4]).unwrap();
+        let mut ipc = vec![];
+        let mut writer = StreamWriter::try_new(&mut ipc, &schema).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        drop(writer);
+        let decoded = StreamReader::try_new(std::io::Cursor::new(ipc), None)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let data = 4 * 8 * n as u64;
+        assert_eq!(arrow_bytes(&decoded).unwrap(), data);
+        assert_eq!(arrow_bytes(&batch).unwrap(), data);
+    }
 
     fn dataset() -> (DatasetSpec, Schema) {
         let mut ds = DatasetSpec::new("environment.readings", "environment/readings/");
