@@ -771,6 +771,17 @@ mod tests {
             .value(0)
     }
 
+    /// The physical plan of a scan of all of `provider`, as EXPLAIN shows it.
+    async fn plan(provider: &DeltaDataset) -> String {
+        let plan = provider
+            .scan(&SessionContext::new().state(), None, &[], None)
+            .await
+            .unwrap();
+        datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string()
+    }
+
     fn held(provider: &DeltaDataset) -> Arc<EagerSnapshot> {
         provider.latest.lock().unwrap().clone().unwrap().0
     }
@@ -826,13 +837,7 @@ mod tests {
                 .unwrap()
         };
         assert!(Arc::ptr_eq(&part0(&v0), &part0(&v1)), "a footer read again");
-        let plan = reader
-            .scan(&SessionContext::new().state(), None, &[], None)
-            .await
-            .unwrap();
-        let shown = datafusion::physical_plan::displayable(plan.as_ref())
-            .indent(true)
-            .to_string();
+        let shown = plan(&reader).await;
         assert!(shown.starts_with("DataSourceExec"), "{shown}");
 
         // time travel shares the held snapshot for its "no such version" check
@@ -877,13 +882,7 @@ mod tests {
             .unwrap();
         assert_eq!(sum(&provider).await, 6);
         assert!(provider.listed.lock().unwrap().is_none());
-        let plan = provider
-            .scan(&SessionContext::new().state(), None, &[], None)
-            .await
-            .unwrap();
-        let shown = datafusion::physical_plan::displayable(plan.as_ref())
-            .indent(true)
-            .to_string();
+        let shown = plan(&provider).await;
         assert!(shown.contains("DeltaScanExec"), "{shown}");
     }
 }
