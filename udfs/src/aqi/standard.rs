@@ -160,6 +160,11 @@ pub struct Breakpoints {
     beyond: Beyond,
     /// Decimals the input is first rounded to (half-even), 2026 only.
     round_to: Option<u32>,
+    /// With `round_to`: the IAQI of every rounded concentration `m / 10^d`
+    /// from 0 to the last breakpoint, worked out once by
+    /// [`Breakpoints::iaqi_scaled`] (a few thousand values at most), so a
+    /// rounded value costs one load instead of a search and a division.
+    rounded: Option<&'static [u16]>,
 }
 
 /// The breakpoint table of a pollutant and period under a standard, or an
@@ -180,6 +185,7 @@ pub fn breakpoints(
         bp,
         beyond: Beyond::Cap500,
         round_to,
+        rounded: None,
     };
     let t = match (pollutant, period) {
         (So2, H24) => full(&[0, 50, 150, 475, 800, 1600, 2100, 2620]),
@@ -190,6 +196,7 @@ pub fn breakpoints(
                 Standard::Hj2026 => Beyond::Fixed(200),
             },
             round_to,
+            rounded: None,
         },
         (No2, H24) => full(&[0, 40, 80, 180, 280, 565, 750, 940]),
         (No2, H1) => full(&[0, 100, 200, 700, 1200, 2340, 3090, 3840]),
@@ -203,6 +210,7 @@ pub fn breakpoints(
                 Standard::Hj2026 => Beyond::Fixed(300),
             },
             round_to,
+            rounded: None,
         },
         (Pm10, H24 | H1) => match standard {
             Standard::Hj2012 => full(&[0, 50, 150, 250, 350, 420, 500, 600]),
@@ -222,7 +230,34 @@ pub fn breakpoints(
             return Err("O3 has no 24h breakpoints; use '1h' or '8h'".to_string());
         }
     };
-    Ok(t)
+    Ok(Breakpoints {
+        rounded: rounded_iaqis(standard, pollutant, period, &t),
+        ..t
+    })
+}
+
+/// The table of [`Breakpoints::rounded`] of a standard, pollutant and period,
+/// built on first use.
+fn rounded_iaqis(
+    standard: Standard,
+    pollutant: Pollutant,
+    period: Period,
+    t: &Breakpoints,
+) -> Option<&'static [u16]> {
+    use std::sync::OnceLock;
+    static TABLES: [OnceLock<Box<[u16]>>; 36] = [const { OnceLock::new() }; 36];
+    let d = t.round_to?;
+    let index = (standard as usize * 6 + pollutant as usize) * 3 + period as usize;
+    let table = TABLES[index].get_or_init(|| {
+        let last = t.bp[t.bp.len() - 1] * 10i64.pow(d);
+        (0..=last)
+            .map(|m| {
+                let iaqi = t.iaqi_scaled(m, d).expect("within the table");
+                u16::try_from(iaqi).expect("an IAQI is at most 500")
+            })
+            .collect()
+    });
+    Some(table)
 }
 
 impl Breakpoints {
@@ -277,15 +312,17 @@ impl Breakpoints {
         if !(1e-6..4.0e15).contains(&x) && x != 0.0 {
             return None;
         }
+        // (`as i64` truncates, which is the floor of these non-negative values;
+        // `f64::floor` and `ceil` are calls into libm on baseline x86-64)
         if let Some(d) = self.round_to {
             const POW: [f64; 4] = [1e0, 1e1, 1e2, 1e3];
             let y = x * *POW.get(d as usize)?;
-            let whole = y.floor();
-            let frac = y - whole;
+            let whole = y as i64;
+            let frac = y - whole as f64;
             if (frac - 0.5).abs() < 1e-6 {
                 return None;
             }
-            let m = whole as i64 + i64::from(frac > 0.5);
+            let m = whole + i64::from(frac > 0.5);
             return Some(self.iaqi_i64(m, d));
         }
         let bp = self.bp;
@@ -294,10 +331,12 @@ impl Breakpoints {
             if x <= hi {
                 let lo = bp[i - 1] as f64;
                 let v = (IAQI[i] - IAQI[i - 1]) as f64 * (x - lo) / (hi - lo);
-                if (v - v.round()).abs() < 1e-9 {
+                let whole = v as i64;
+                let frac = v - whole as f64;
+                if !(1e-9..=1.0 - 1e-9).contains(&frac) {
                     return None;
                 }
-                return Some(Some(IAQI[i - 1] + v.ceil() as i64));
+                return Some(Some(IAQI[i - 1] + whole + 1));
             }
         }
         Some(self.beyond_table())
@@ -318,6 +357,20 @@ impl Breakpoints {
             };
             scale = d;
         }
+        if let Some(rounded) = self.rounded
+            && Some(scale) == self.round_to
+        {
+            return match rounded.get(m as usize) {
+                Some(&iaqi) => Some(i64::from(iaqi)),
+                None => self.beyond_table(),
+            };
+        }
+        self.iaqi_scaled(m, scale)
+    }
+
+    /// The IAQI of `m / 10^scale` (`0 ≤ m`, already rounded where the
+    /// standard rounds), in integers.
+    fn iaqi_scaled(&self, m: i64, scale: u32) -> Option<i64> {
         let pow = 10i64.pow(scale);
         let bp = self.bp;
         for i in 1..bp.len() {
@@ -439,12 +492,12 @@ mod tests {
         let mut values = vec![0.0, 0.05, 0.5, 1.5, 2.5, 1e-300, 5e-324];
         for _ in 0..200_000 {
             let u = next();
-            values.push((u * 15_000.0).round() / 10.0);
+            values.push((u * 45_000.0).round() / 10.0);
             values.push((u * 150_000.0).round() / 100.0);
             values.push(u * 1_500.0);
             values.push(u * 10.0);
         }
-        for k in 0..=1_300 {
+        for k in 0..=4_000 {
             let k = f64::from(k);
             for x in [k, k + 0.5, k - 0.5, k + 0.05, k + 0.25, k / 10.0 + 0.05] {
                 values.extend([x, x.next_up(), x.next_down()]);
@@ -476,6 +529,37 @@ mod tests {
         for x in [-0.1, f64::NAN, f64::INFINITY, -0.0 - 1e-9] {
             assert_eq!(table.iaqi_f64(x), None, "{x}");
         }
+    }
+
+    /// The table of rounded values holds what the arithmetic gives, up to
+    /// the last breakpoint and one step beyond it, for every table that rounds.
+    #[test]
+    fn the_rounded_table_is_the_arithmetic() {
+        let mut tables = 0;
+        for s in [Hj2012, Hj2026] {
+            for p in Pollutant::ALL {
+                for t in [H1, H8, H24] {
+                    let Ok(table) = breakpoints(s, p, t) else {
+                        continue;
+                    };
+                    let Some(d) = table.round_to else {
+                        assert!(table.rounded.is_none());
+                        continue;
+                    };
+                    tables += 1;
+                    let last = table.bp[table.bp.len() - 1] * 10i64.pow(d);
+                    assert_eq!(table.rounded.unwrap().len() as i64, last + 1);
+                    for m in 0..=last + 10 {
+                        assert_eq!(
+                            table.iaqi_i64(m, d),
+                            table.iaqi_scaled(m, d),
+                            "{s:?} {p:?} {t:?} {m}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(tables, 12, "every table of HJ633-2026 rounds");
     }
 
     #[test]
