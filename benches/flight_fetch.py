@@ -10,8 +10,10 @@ usage: python benches/flight_fetch.py --binary target/release/citylake --lake DI
 
 In-process: `citylake sql --timing --format arrow -o /dev/null` (execution plus Arrow IPC
 encoding, no network). Flight: ADBC `fetch_arrow_table` over loopback (execution, encoding,
-gRPC, decoding). Both report the median of N runs after a warm-up; MB/s is the Arrow size of the
-result (pyarrow `Table.nbytes`) over the time.
+gRPC, decoding, and ADBC's import into pyarrow), and pyarrow's own Flight client (`do_get` and
+`read_all` of the statement's ticket: the record batches as decoded, not re-materialised). All
+report the median of N runs after a warm-up; MB/s is the Arrow size of the result (pyarrow
+`Table.nbytes`) over the time.
 """
 
 import argparse
@@ -27,6 +29,7 @@ import threading
 import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
+import pyarrow.flight as paflight
 import asyncio
 
 import asyncpg
@@ -43,6 +46,25 @@ SMALL = {
                "JOIN traffic.road_segments r USING (segment_id) WHERE dt = DATE '2025-02-05' GROUP BY 1 ORDER BY 1",
 }
 PASSWORD = "benchmark password"
+
+
+def statement_descriptor(sql):
+    """The Flight descriptor of a Flight SQL `CommandStatementQuery`, packed in a
+    protobuf `Any` (written out here: pyarrow has Flight, not Flight SQL)."""
+    def varint(n):
+        out = bytearray()
+        while True:
+            out.append(n & 0x7F | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    def field(number, data):
+        return bytes([number << 3 | 2]) + varint(len(data)) + data
+
+    command = field(1, sql.encode())
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    return paflight.FlightDescriptor.for_command(field(1, url) + field(2, command))
 
 
 def median_ms(run, n):
@@ -84,6 +106,13 @@ def main():
             sys.exit("server did not start")
         threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
         conn = flight_sql.connect(f"grpc://{addr}", db_kwargs={"username": "bench", "password": PASSWORD})
+        native = paflight.FlightClient(f"grpc://{addr}")
+        bearer = native.authenticate_basic_token("bench", PASSWORD)
+        options = paflight.FlightCallOptions(headers=[bearer])
+
+        def native_fetch(sql):
+            info = native.get_flight_info(statement_descriptor(sql), options)
+            return [native.do_get(e.ticket, options).read_all() for e in info.endpoints]
         pconn = psycopg.connect(host="127.0.0.1", port=pg, user="bench", password=PASSWORD, dbname="citylake",
                                 autocommit=True)
         loop = asyncio.new_event_loop()
@@ -110,6 +139,15 @@ def main():
                 nbytes = table.nbytes
                 if i:
                     remote.append(dt)
+            direct = []
+            for i in range(a.iterations + 1):
+                t0 = time.perf_counter()
+                tables = native_fetch(sql)
+                dt = time.perf_counter() - t0
+                assert sum(t.num_rows for t in tables) == rows, rows
+                del tables
+                if i:
+                    direct.append(dt)
             psy, apg = [], []
             for i in range(a.iterations + 1):
                 t0 = time.perf_counter()
@@ -129,7 +167,7 @@ def main():
                 if i:
                     apg.append(dt)
             results.append({"size": size, "rows": rows, "mb": nbytes / 1e6, "in_process_s": local,
-                            "flight_s": remote, "psycopg_binary_s": psy, "asyncpg_s": apg})
+                            "flight_s": remote, "flight_native_s": direct, "psycopg_binary_s": psy, "asyncpg_s": apg})
 
         def flight_run(sql):
             cur = conn.cursor()
@@ -154,17 +192,19 @@ def main():
         server.terminate()
         server.wait()
 
-    print("| result | rows | MB (Arrow) | in-process median (min–max) s | MB/s | Flight SQL median (min–max) s "
-          "| MB/s | Flight / in-process |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| result | rows | MB (Arrow) | in-process median (min–max) s | MB/s | pyarrow.flight median (min–max) s "
+          "| MB/s | pyarrow.flight / in-process | ADBC median (min–max) s | MB/s | ADBC / in-process |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        lo, fl = r["in_process_s"], r["flight_s"]
-        lm, rm = statistics.median(lo), statistics.median(fl)
-        r["ratio"] = rm / lm
+        lo, nat, fl = r["in_process_s"], r["flight_native_s"], r["flight_s"]
+        lm, nm, rm = statistics.median(lo), statistics.median(nat), statistics.median(fl)
+        r["ratio"], r["native_ratio"] = rm / lm, nm / lm
         print(f"| {r['size']} | {r['rows']:,} | {r['mb']:,.1f} | {lm:.3f} ({min(lo):.3f}–{max(lo):.3f}) | "
-              f"{r['mb'] / lm:,.0f} | {rm:.3f} ({min(fl):.3f}–{max(fl):.3f}) | {r['mb'] / rm:,.0f} | {rm / lm:.2f} |")
+              f"{r['mb'] / lm:,.0f} | {nm:.3f} ({min(nat):.3f}–{max(nat):.3f}) | {r['mb'] / nm:,.0f} | {nm / lm:.2f} | "
+              f"{rm:.3f} ({min(fl):.3f}–{max(fl):.3f}) | {r['mb'] / rm:,.0f} | {rm / lm:.2f} |")
     print("\nin-process: `citylake sql --timing --format arrow -o /dev/null` (execution and Arrow IPC encoding);"
-          " Flight: ADBC `fetch_arrow_table` over loopback")
+          " pyarrow.flight: `do_get(…).read_all()` of the statement's tickets; ADBC: `fetch_arrow_table`;"
+          " both over loopback")
     print("\n| result | rows | Flight SQL (ADBC) s | psycopg binary s | rows/s | asyncpg s | rows/s "
           "| psycopg / Flight | asyncpg / Flight |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -313,6 +313,16 @@ pub struct EngineArgs {
     /// they run on the same threads as the others.
     #[arg(long, env = "CITYLAKE_LIGHT_QUERY_THREADS")]
     pub light_query_threads: Option<usize>,
+    /// Worker threads the other queries run on (default: the cores), apart
+    /// from the threads that serve the protocols and plan; 0: on those.
+    #[arg(long, env = "CITYLAKE_GENERAL_QUERY_THREADS")]
+    pub general_query_threads: Option<usize>,
+    /// The scheduling priority of those threads, a nice value from 0 (normal)
+    /// to 19 (lowest): general queries take the processor time that light
+    /// queries and the protocols leave.
+    #[arg(long, env = "CITYLAKE_GENERAL_QUERY_NICE", default_value_t = 10,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub general_query_nice: i32,
     /// Aggregate the fact side of a join below it when the aggregates read
     /// one side (eager aggregation): faster on fact-dimension queries grouped
     /// by dimension attributes, slower where the fact side has about one row
@@ -323,6 +333,10 @@ pub struct EngineArgs {
     /// batches are held in memory until they are committed.
     #[arg(long, env = "CITYLAKE_MAX_INGEST_BYTES", default_value = "256MiB", value_parser = parse_size)]
     pub max_ingest_bytes: usize,
+    /// What all ingest requests together may hold until their commits; a
+    /// batch beyond is refused as busy (retry). At least --max-ingest-bytes.
+    #[arg(long, env = "CITYLAKE_MAX_INGEST_MEMORY", default_value = "512MiB", value_parser = parse_size)]
+    pub max_ingest_memory: usize,
     /// Run queries on a Ballista cluster (df://HOST:PORT of its scheduler); the
     /// policy, masking and audit stay here. Needs the `cluster` build feature.
     #[arg(long, env = "CITYLAKE_CLUSTER")]

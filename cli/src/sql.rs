@@ -101,8 +101,13 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     if let Some(n) = args.light_query_threads {
         config.light_query_threads = n;
     }
+    if let Some(n) = args.general_query_threads {
+        config.general_query_threads = n;
+    }
+    config.general_query_nice = args.general_query_nice;
     config.eager_aggregation = args.eager_aggregation;
     config.max_ingest_bytes = args.max_ingest_bytes;
+    config.max_ingest_memory = args.max_ingest_memory;
     let engine = Engine::new(config).await?;
     Ok(match &args.cluster {
         Some(location) => {

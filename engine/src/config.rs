@@ -64,15 +64,25 @@ pub struct EngineConfig {
     /// A query whose files to scan are fewer bytes than this is light
     /// (default [`DEFAULT_LIGHT_QUERY_SCAN`]).
     pub light_query_scan: u64,
-    /// Worker threads of the runtime light queries run on ([`crate::light`];
-    /// default: the cores); 0: they run with the others.
+    /// Worker threads of the runtime light queries run on ([`crate::lanes`];
+    /// default: the cores); 0: on the main runtime.
     pub light_query_threads: usize,
+    /// Worker threads of the runtime the other queries run on (default: the
+    /// cores); 0: on the main runtime, beside the protocols.
+    pub general_query_threads: usize,
+    /// The nice value (0 normal – 19 lowest) of those threads (default
+    /// [`DEFAULT_GENERAL_QUERY_NICE`]).
+    pub general_query_nice: i32,
     /// The eager-aggregation rewrite ([`crate::eager`]); off by default: with
     /// no row counts or distinct counts in the logical plan it cannot tell a
     /// grouping that shrinks the fact side from one that does not.
     pub eager_aggregation: bool,
     /// The largest ingest request, in bytes of Arrow data held until its commit.
     pub max_ingest_bytes: usize,
+    /// The bytes of Arrow data all ingest requests together may hold until
+    /// their commits (default [`crate::ingest::DEFAULT_MAX_INGEST_MEMORY`]);
+    /// at least `max_ingest_bytes`.
+    pub max_ingest_memory: usize,
 }
 
 impl EngineConfig {
@@ -92,8 +102,11 @@ impl EngineConfig {
             light_query_slots: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             light_query_scan: DEFAULT_LIGHT_QUERY_SCAN,
             light_query_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            general_query_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            general_query_nice: DEFAULT_GENERAL_QUERY_NICE,
             eager_aggregation: false,
             max_ingest_bytes: crate::ingest::DEFAULT_MAX_INGEST_BYTES,
+            max_ingest_memory: crate::ingest::DEFAULT_MAX_INGEST_MEMORY,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
             policy: None,
             audit_dir: None,
@@ -130,6 +143,12 @@ pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
 /// behind those scans: cockpit p99 at 32 clients 24.6 s with 16 MiB, 3.1 s
 /// with 32 MiB (benches/README.md § concurrency).
 pub const DEFAULT_LIGHT_QUERY_SCAN: u64 = 32 * 1024 * 1024;
+
+/// Default of [`EngineConfig::general_query_nice`]: a thread at nice 10 gets
+/// about a tenth of the processor time of one at 0 while both want it, so
+/// general queries take what the protocols, the planning and the light
+/// queries leave (benches/README.md § concurrency).
+pub const DEFAULT_GENERAL_QUERY_NICE: i32 = 10;
 
 /// Default of [`EngineConfig::query_queue`].
 pub const DEFAULT_QUERY_QUEUE: usize = 64;

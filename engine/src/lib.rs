@@ -47,7 +47,7 @@ pub mod eager;
 pub mod error;
 pub mod governance;
 pub mod ingest;
-pub mod light;
+pub mod lanes;
 pub mod limits;
 pub mod maintenance;
 pub mod pg_catalog;

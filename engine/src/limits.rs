@@ -84,6 +84,10 @@ pub enum LimitError {
         "server busy: {running} queries running and {waiting} waiting, the most it accepts (retry later; the operator can raise --max-concurrent-queries / --query-queue)"
     )]
     Busy { running: usize, waiting: usize },
+    #[error(
+        "server busy: the ingest requests being received hold as much data as it keeps at once, {0} (retry later, or send smaller requests; the operator can raise --max-ingest-memory)"
+    )]
+    IngestMemory(bytesize::ByteSize),
 }
 
 impl LimitError {

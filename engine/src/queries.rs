@@ -288,7 +288,7 @@ impl QueryEntry {
 
     /// Ends when the query is cancelled or its `timeout` (counted from its
     /// request) has passed: what stops work running away from its stream
-    /// ([`crate::light`]).
+    /// ([`crate::lanes`]).
     pub(crate) fn stopped(
         &self,
         timeout: Option<Duration>,
@@ -811,7 +811,7 @@ impl Tracked {
         }
         // the clock is read as well as the timer polled: a timer fires only
         // when its runtime turns its driver, and a query running on other
-        // threads ([`crate::light`]) may wake this task with results first
+        // threads ([`crate::lanes`]) may wake this task with results first
         if let Some(deadline) = self.deadline.as_mut()
             && (deadline.deadline() <= tokio::time::Instant::now()
                 || deadline.as_mut().poll(cx).is_ready())

@@ -77,8 +77,8 @@ pub struct Engine {
     admission: Arc<crate::limits::Admission>,
     /// Queries scanning fewer bytes of files than this are light (admission).
     light_query_scan: u64,
-    /// The runtime light queries run on, if any ([`crate::light`]).
-    light_runtime: Option<Arc<crate::light::LightRuntime>>,
+    /// The runtimes queries run on ([`crate::lanes`]).
+    lanes: Arc<crate::lanes::Lanes>,
     /// The global per-query limits (roles may replace them).
     limits: crate::limits::Limits,
     /// Row-filter predicates, parsed once.
@@ -89,6 +89,9 @@ pub struct Engine {
     eager_aggregation: bool,
     /// The largest ingest request ([`crate::ingest`]).
     max_ingest_bytes: usize,
+    /// What all ingest requests together may hold, in KiB permits.
+    ingest_memory: Arc<tokio::sync::Semaphore>,
+    max_ingest_memory: usize,
 }
 
 impl Entry {
@@ -196,6 +199,14 @@ impl Engine {
             }
             session_config = session_config.with_batch_size(n);
         }
+        if config.max_ingest_memory < config.max_ingest_bytes {
+            return Err(EngineError::Config(format!(
+                "the memory for all ingest requests ({}, --max-ingest-memory) must hold at least \
+                 the largest one ({}, --max-ingest-bytes)",
+                bytesize::ByteSize::b(config.max_ingest_memory as u64),
+                bytesize::ByteSize::b(config.max_ingest_bytes as u64)
+            )));
+        }
 
         // Build the providers once, with a plain state over the same runtime.
         let state = SessionStateBuilder::new()
@@ -268,6 +279,10 @@ impl Engine {
             root_prefix: root_prefix(catalog.root_url()),
             eager_aggregation: config.eager_aggregation,
             max_ingest_bytes: config.max_ingest_bytes,
+            ingest_memory: Arc::new(tokio::sync::Semaphore::new(
+                config.max_ingest_memory.div_ceil(1024),
+            )),
+            max_ingest_memory: config.max_ingest_memory,
             catalog,
             runtime,
             config: session_config,
@@ -286,11 +301,14 @@ impl Engine {
                 config.query_queue,
             )),
             light_query_scan: config.light_query_scan,
-            light_runtime: crate::light::LightRuntime::new(config.light_query_threads)
-                .map_err(|e| {
-                    EngineError::Config(format!("starting the light queries' threads: {e}"))
-                })?
-                .map(Arc::new),
+            lanes: Arc::new(
+                crate::lanes::Lanes::new(
+                    config.light_query_threads,
+                    config.general_query_threads,
+                    config.general_query_nice,
+                )
+                .map_err(|e| EngineError::Config(format!("starting the queries' threads: {e}")))?,
+            ),
             limits: config.limits.clone(),
             row_filters: Default::default(),
         })
@@ -338,6 +356,12 @@ impl Engine {
     /// The largest ingest request, in bytes.
     pub(crate) fn max_ingest_bytes(&self) -> usize {
         self.max_ingest_bytes
+    }
+
+    /// What all ingest requests together may hold: the permits (one per KiB)
+    /// and the bytes they stand for.
+    pub(crate) fn ingest_memory(&self) -> (&Arc<tokio::sync::Semaphore>, usize) {
+        (&self.ingest_memory, self.max_ingest_memory)
     }
 
     /// A slot among the running queries for work of `principal`'s that is
@@ -546,7 +570,7 @@ impl Engine {
             queries: self.queries.clone(),
             admission: self.admission.clone(),
             light_query_scan: self.light_query_scan,
-            light_runtime: self.light_runtime.clone(),
+            lanes: self.lanes.clone(),
             supervisor: all_queries,
             limits,
             pool,
@@ -1172,7 +1196,7 @@ pub struct Session {
     queries: Arc<crate::queries::QueryRegistry>,
     admission: Arc<crate::limits::Admission>,
     light_query_scan: u64,
-    light_runtime: Option<Arc<crate::light::LightRuntime>>,
+    lanes: Arc<crate::lanes::Lanes>,
     /// Whether the principal supervises (reads the audit log, sees and
     /// cancels every query): its queries may take the admission's kept slot.
     supervisor: bool,
@@ -1701,8 +1725,8 @@ impl Session {
         })
     }
 
-    /// Starts a prepared query, here or on the cluster (a `light` one on the
-    /// light queries' threads); the local physical plan is returned for its
+    /// Starts a prepared query, here (in its lane: `light` or general) or on
+    /// the cluster; the local physical plan is returned for its
     /// scan and spill figures, and where the query runs (for `system.queries`).
     async fn start(
         &self,
@@ -1731,11 +1755,10 @@ impl Session {
                 ran_on,
             } => (physical, explain, ran_on),
         };
-        let mut stream = match &self.light_runtime {
-            // on threads of their own: long scans cannot take all of the processor
-            Some(runtime) if light => runtime.execute(physical.clone(), self.ctx.task_ctx(), stop),
-            _ => datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?,
-        };
+        // off the threads serving the protocols; long scans at a lower priority
+        let mut stream = self
+            .lanes
+            .execute(light, physical.clone(), self.ctx.task_ctx(), stop)?;
         if explain && !self.root_prefix.is_empty() {
             stream = relative_paths(stream, self.root_prefix.clone());
         }

@@ -778,3 +778,141 @@ async fn query_ids_reveal_nothing_of_other_users_activity() {
         "ids {ids:?} look like a sequence"
     );
 }
+
+/// Executing a query never takes the threads that serve requests. The test
+/// runs on one thread, standing for the threads that serve the protocols and
+/// plan; while one user's query computes one long batch (which no timeout or
+/// cancel can cut short) in either lane, another user's query is planned and
+/// answered on that thread, and the long one has still produced nothing.
+/// Had its batch been computed on the serving thread, the short query could
+/// not have ended before it (the red team's `levenshtein` once held the
+/// administrator's `SELECT 1` for 108 s).
+#[tokio::test(flavor = "current_thread")]
+async fn a_long_batch_leaves_the_serving_thread_free() {
+    // every query light, then none (the lane is chosen by the bytes of files
+    // to scan, and this one scans none)
+    for (light_scan, lane) in [(u64::MAX, "light"), (0, "general")] {
+        let mut config = EngineConfig::new(lake().join("catalog.toml"));
+        config.audit_dir = Some(tempfile::tempdir().unwrap().keep());
+        config.light_query_scan = light_scan;
+        // (a thread for the long query and one for the rest, whatever the cores)
+        config.light_query_threads = 2;
+        config.general_query_threads = 2;
+        let e = std::sync::Arc::new(Engine::new(config).await.unwrap());
+        // one batch of 60 rows, 4 M character pairs each (under the bound)
+        let long = "SELECT max(levenshtein(repeat('a', 2000) || value, repeat('b', 2000))) AS d \
+                    FROM generate_series(1, 60)";
+        let heavy = tokio::spawn({
+            let e = e.clone();
+            async move { rows(&e, &analyst(), long).await }
+        });
+        let admin = Principal::local_admin();
+        let watch = "SELECT lane, rows FROM system.queries \
+                     WHERE sql LIKE '%levenshtein%' AND state = 'running' AND lane IS NOT NULL";
+        // until the long query is planned and started in its lane
+        let started = loop {
+            let got = rows(&e, &admin, watch).await.unwrap();
+            if !got.is_empty() {
+                break got;
+            }
+            assert!(
+                !heavy.is_finished(),
+                "the long query ended before it was seen"
+            );
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(started, vec![vec![lane.to_string(), "0".to_string()]]);
+        let answered = rows(&e, &dora(), "SELECT 1 AS one").await.unwrap();
+        assert_eq!(answered, vec![vec!["1".to_string()]]);
+        // the long query is still at work and has returned nothing yet
+        let still = rows(&e, &admin, watch).await.unwrap();
+        assert_eq!(
+            still, started,
+            "{lane}: the long batch ran on the serving thread"
+        );
+        // and it ends with its answer
+        let d = heavy.await.unwrap().unwrap();
+        assert_eq!(d, vec![vec!["2002".to_string()]]);
+    }
+}
+
+/// Ingest requests hold their batches until their commits; what they hold
+/// together is bounded (`max_ingest_memory`), or many at once could take the
+/// server's memory (sixteen 60 MiB deliveries once took it to about 1 GiB). A
+/// batch beyond the bound is refused at once as "busy" (not kept waiting
+/// while holding the others), the message names no other request, and once
+/// the holder commits the same delivery goes through.
+#[tokio::test]
+async fn ingest_requests_together_hold_no_more_than_the_bound() {
+    use citylake_engine::datafusion::arrow::array::RecordBatch;
+    use citylake_engine::datafusion::arrow::compute::concat_batches;
+    use citylake_engine::datafusion::common::TableReference;
+    use futures::{StreamExt, TryStreamExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = citylake_datasets::GenerateOptions::new(0.01, dir.path());
+    options.format = citylake_engine::catalog::Format::Delta;
+    citylake_datasets::generate(&options, &citylake_datasets::NoProgress).unwrap();
+    let mut config = EngineConfig::new(dir.path().join("catalog.toml"));
+    config.audit_dir = Some(dir.path().join("audit"));
+    config.max_ingest_bytes = 40 << 10;
+    config.max_ingest_memory = 40 << 10;
+    let e = Engine::new(config).await.unwrap();
+    let tp = principal("tp", "traffic", &[]);
+    // about 25 KiB of the table's own rows (checked below): one fits, two do not
+    let session = e.session(tp.clone());
+    let batches: Vec<RecordBatch> = session
+        .sql("SELECT * FROM traffic.segment_speed ORDER BY observed_at LIMIT 700")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let delivery = concat_batches(&batches[0].schema(), &batches).unwrap();
+    let table = || TableReference::parse_str("traffic.segment_speed");
+
+    // the first request sends its batch and holds it, waiting for more
+    let (more, wait) = tokio::sync::oneshot::channel::<()>();
+    let (held, holding) = tokio::sync::oneshot::channel::<()>();
+    let first = futures::stream::iter([Ok(delivery.clone())]).chain(
+        futures::stream::once(async move {
+            // polled once the first batch was taken in
+            let _ = held.send(());
+            let _ = wait.await;
+        })
+        .filter_map(|()| async { None }),
+    );
+    let first = tokio::spawn({
+        let (e, session) = (e.clone(), e.session(tp.clone()));
+        async move { e.ingest(&session, table(), first).await }
+    });
+    holding.await.unwrap();
+
+    // a second one beyond the bound is refused at once, as busy
+    let second = || futures::stream::iter([Ok(delivery.clone())]);
+    let refused = e
+        .ingest(&e.session(tp.clone()), table(), second())
+        .await
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("server busy") && text.contains("--max-ingest-memory"),
+        "{text}"
+    );
+    assert_eq!(
+        refused.class(),
+        citylake_engine::error::ErrorClass::ResourceExhausted,
+        "{text}"
+    );
+
+    // the first commits; then the second goes through
+    more.send(()).unwrap();
+    let written = first.await.unwrap().unwrap();
+    assert_eq!(written.rows, delivery.num_rows() as u64);
+    assert!((21 << 10..40 << 10).contains(&written.bytes), "{written:?}");
+    let again = e
+        .ingest(&e.session(tp.clone()), table(), second())
+        .await
+        .unwrap();
+    assert_eq!(again.rows, delivery.num_rows() as u64);
+}
