@@ -730,14 +730,135 @@ impl TableProvider for QualityTable {
                     .any(|d| &d.name == name)
             });
         }
-        let report = self
-            .checker
-            .run(wanted.as_ref(), None)
-            .await
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        let batch = to_batch(&report)
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        crate::snapshot::scan_of(vec![batch], schema(), projection)
+        Ok(Arc::new(QualityExec::new(
+            self.checker.clone(),
+            wanted,
+            projection.cloned(),
+        )?))
+    }
+}
+
+/// The scan of `system.data_quality`: the checks run when it is executed,
+/// not while the query is planned, so they run where the query's work runs
+/// (its lane's threads, [`crate::lanes`]) and its timeout and cancel stop
+/// them. They read whole datasets, so the plan is weighed as a long scan
+/// ([`QualityExec::WEIGHT`]: never a light query).
+#[derive(Debug)]
+pub struct QualityExec {
+    checker: Arc<Checker>,
+    /// The datasets to check (a filter on `dataset`), or all.
+    wanted: Option<BTreeSet<String>>,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    properties: Arc<datafusion::physical_plan::PlanProperties>,
+}
+
+impl QualityExec {
+    /// What the plan weighs for admission and routing, in bytes of files to
+    /// scan ([`crate::remote::scan_bytes`]): more than any threshold.
+    pub const WEIGHT: u64 = 1 << 50;
+
+    fn new(
+        checker: Arc<Checker>,
+        wanted: Option<BTreeSet<String>>,
+        projection: Option<Vec<usize>>,
+    ) -> datafusion::error::Result<Self> {
+        use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+        let schema = match &projection {
+            Some(p) => Arc::new(schema().project(p)?),
+            None => schema(),
+        };
+        let properties = datafusion::physical_plan::PlanProperties::new(
+            datafusion::physical_expr::EquivalenceProperties::new(schema.clone()),
+            datafusion::physical_plan::Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            checker,
+            wanted,
+            projection,
+            schema,
+            properties: Arc::new(properties),
+        })
+    }
+}
+
+impl datafusion::physical_plan::DisplayAs for QualityExec {
+    fn fmt_as(
+        &self,
+        _: datafusion::physical_plan::DisplayFormatType,
+        f: &mut std::fmt::Formatter,
+    ) -> std::fmt::Result {
+        match &self.wanted {
+            Some(w) => write!(f, "QualityExec: datasets={}", w.len()),
+            None => write!(f, "QualityExec: datasets=all"),
+        }
+    }
+}
+
+impl datafusion::physical_plan::ExecutionPlan for QualityExec {
+    fn name(&self) -> &str {
+        "QualityExec"
+    }
+
+    fn properties(&self) -> &Arc<datafusion::physical_plan::PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+        ) -> datafusion::error::Result<
+            datafusion::common::tree_node::TreeNodeRecursion,
+        >,
+    ) -> datafusion::error::Result<datafusion::common::tree_node::TreeNodeRecursion> {
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        if !children.is_empty() {
+            return datafusion::common::internal_err!("QualityExec has no children");
+        }
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::error::Result<datafusion::execution::SendableRecordBatchStream> {
+        if partition != 0 {
+            return datafusion::common::internal_err!("QualityExec has one partition");
+        }
+        let (checker, wanted, projection) = (
+            self.checker.clone(),
+            self.wanted.clone(),
+            self.projection.clone(),
+        );
+        let external = |e: EngineError| datafusion::error::DataFusionError::External(Box::new(e));
+        let checks = async move {
+            let report = checker.run(wanted.as_ref(), None).await.map_err(external)?;
+            let batch = to_batch(&report).map_err(external)?;
+            Ok(match &projection {
+                Some(p) => batch.project(p)?,
+                None => batch,
+            })
+        };
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                futures::stream::once(checks),
+            ),
+        ))
     }
 }
 

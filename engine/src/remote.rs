@@ -75,12 +75,14 @@ pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
     // dataset's year-long scans weighed nothing and took the light slots)
     let governed = crate::governance::GovernedScanExec::governed_plan(plan)
         .map_or(0, |inner| scan_bytes(inner.as_ref()));
-    own + governed
-        + plan
-            .children()
-            .into_iter()
-            .map(|child| scan_bytes(child.as_ref()))
-            .sum::<u64>()
+    // the data-quality checks read whole datasets when executed
+    let checks = plan
+        .downcast_ref::<crate::quality::QualityExec>()
+        .map_or(0, |_| crate::quality::QualityExec::WEIGHT);
+    plan.children()
+        .into_iter()
+        .map(|child| scan_bytes(child.as_ref()))
+        .fold(own + governed + checks, u64::saturating_add)
 }
 
 /// Executes optimized query plans elsewhere.
