@@ -317,9 +317,9 @@ pub struct EngineArgs {
     /// from the threads that serve the protocols and plan; 0: on those.
     #[arg(long, env = "CITYLAKE_GENERAL_QUERY_THREADS")]
     pub general_query_threads: Option<usize>,
-    /// The scheduling priority of those threads, a nice value from 0 (normal)
-    /// to 19 (lowest): general queries take the processor time that light
-    /// queries and the protocols leave.
+    /// How much lower the scheduling priority of those threads is than the
+    /// process's, in nice steps (0 to 19; the sum stops at 19): general
+    /// queries take the processor time that light queries and the protocols leave.
     #[arg(long, env = "CITYLAKE_GENERAL_QUERY_NICE", default_value_t = 10,
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub general_query_nice: i32,

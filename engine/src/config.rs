@@ -70,8 +70,8 @@ pub struct EngineConfig {
     /// Worker threads of the runtime the other queries run on (default: the
     /// cores); 0: on the main runtime, beside the protocols.
     pub general_query_threads: usize,
-    /// The nice value (0 normal – 19 lowest) of those threads (default
-    /// [`DEFAULT_GENERAL_QUERY_NICE`]).
+    /// How many nice steps (0–19) those threads run below the process's own
+    /// priority (default [`DEFAULT_GENERAL_QUERY_NICE`]).
     pub general_query_nice: i32,
     /// The eager-aggregation rewrite ([`crate::eager`]); off by default: with
     /// no row counts or distinct counts in the logical plan it cannot tell a

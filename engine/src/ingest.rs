@@ -22,6 +22,7 @@
 //!
 //! [`Policy::writes`]: crate::policy::Policy::writes
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use citylake_catalog::DatasetSpec;
@@ -158,9 +159,15 @@ impl Engine {
         let spec = self.catalog().spec().dataset(&name).ok_or_else(not_found)?;
         let schema = entry.provider.schema();
         let max = self.max_ingest_bytes();
-        let (memory, max_memory) = self.ingest_memory();
-        // given back when this request ends, committed or not
+        let (memory, max_memory, by_user) = self.ingest_memory();
+        // given back when this request ends, committed or not: the permits of
+        // the whole server's bound, and this user's share
         let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        let mut mine = UserHold {
+            by_user: by_user.clone(),
+            user: principal.user.clone(),
+            kib: 0,
+        };
         let mut received = vec![];
         let mut batches = std::pin::pin!(batches);
         while let Some(batch) = batches.next().await {
@@ -175,7 +182,19 @@ impl Engine {
                     bytesize::ByteSize::b(max as u64)
                 )));
             }
-            let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+            // the whole request's bytes, rounded up once (not each batch: a
+            // request within --max-ingest-bytes always fits when alone)
+            let held_kib = held.as_ref().map_or(0, |p| p.num_permits() as u64);
+            let kib = seen.1.div_ceil(1024).saturating_sub(held_kib);
+            // one user's requests together hold at most one request's worth,
+            // so one writer cannot take the whole bound and keep it
+            if !mine.grow(kib, max as u64 / 1024) {
+                return Err(EngineError::Query(
+                    crate::limits::LimitError::IngestPerUser(bytesize::ByteSize::b(max as u64))
+                        .into_datafusion(),
+                ));
+            }
+            let kib = u32::try_from(kib).unwrap_or(u32::MAX);
             match memory.clone().try_acquire_many_owned(kib) {
                 Ok(permit) => match &mut held {
                     Some(held) => held.merge(permit),
@@ -214,6 +233,41 @@ impl Engine {
             bytes: seen.1,
             version,
         })
+    }
+}
+
+/// What one user's ingest requests hold (KiB), shared by all of them; this
+/// request's part is given back when it is dropped.
+struct UserHold {
+    by_user: Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>,
+    user: String,
+    kib: u64,
+}
+
+impl UserHold {
+    /// Takes `kib` more for this request if the user's total stays within
+    /// `max`.
+    fn grow(&mut self, kib: u64, max: u64) -> bool {
+        let mut by_user = self.by_user.lock();
+        let total = by_user.entry(self.user.clone()).or_default();
+        if *total + kib > max {
+            return false;
+        }
+        *total += kib;
+        self.kib += kib;
+        true
+    }
+}
+
+impl Drop for UserHold {
+    fn drop(&mut self) {
+        let mut by_user = self.by_user.lock();
+        if let Some(total) = by_user.get_mut(&self.user) {
+            *total -= self.kib;
+            if *total == 0 {
+                by_user.remove(&self.user);
+            }
+        }
     }
 }
 

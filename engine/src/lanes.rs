@@ -162,18 +162,22 @@ impl LaneRuntime {
     }
 }
 
-/// Lowers the calling thread's scheduling priority to `nice` (Linux, where
+/// Lowers the calling thread's scheduling priority by `nice` (Linux, where
 /// the nice value is a thread's; a failure is logged, not fatal: the thread
 /// runs at the normal priority; elsewhere nothing is done).
 fn lower_priority(nice: i32) {
     if nice == 0 || !cfg!(target_os = "linux") {
         return;
     }
+    // relative to the process's own (a server started at nice 15 is not
+    // raised, which would put the general lane ahead of the protocols)
+    let nice = (current_nice() + nice).min(19);
     // thread-priority maps its 0–99 scale to the nice values 19 to -20 as
     // `floor(39 · (1 − p / 99)) − 20`; the p that gives `nice` (checked
     // against the thread's nice value by the tests)
     let Some(p) = (0..=99u8).find(|&p| (39.0 * (1.0 - f32::from(p) / 99.0)) as i32 - 20 == nice)
     else {
+        tracing::warn!(nice, "no thread priority gives this nice value");
         return;
     };
     let set = thread_priority::ThreadPriorityValue::try_from(p)

@@ -88,6 +88,10 @@ pub enum LimitError {
         "server busy: the ingest requests being received hold as much data as it keeps at once, {0} (retry later, or send smaller requests; the operator can raise --max-ingest-memory)"
     )]
     IngestMemory(bytesize::ByteSize),
+    #[error(
+        "busy: your ingest requests being received hold as much data as one user may at once, {0} (let one commit first, or send smaller requests)"
+    )]
+    IngestPerUser(bytesize::ByteSize),
 }
 
 impl LimitError {

@@ -91,6 +91,8 @@ pub struct Engine {
     max_ingest_bytes: usize,
     /// What all ingest requests together may hold, in KiB permits.
     ingest_memory: Arc<tokio::sync::Semaphore>,
+    /// What each user's ingest requests hold, in KiB.
+    ingest_by_user: Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>,
     max_ingest_memory: usize,
 }
 
@@ -283,6 +285,7 @@ impl Engine {
                 config.max_ingest_memory.div_ceil(1024),
             )),
             max_ingest_memory: config.max_ingest_memory,
+            ingest_by_user: Default::default(),
             catalog,
             runtime,
             config: session_config,
@@ -359,9 +362,20 @@ impl Engine {
     }
 
     /// What all ingest requests together may hold: the permits (one per KiB)
-    /// and the bytes they stand for.
-    pub(crate) fn ingest_memory(&self) -> (&Arc<tokio::sync::Semaphore>, usize) {
-        (&self.ingest_memory, self.max_ingest_memory)
+    /// and the bytes they stand for; and what each user's hold (KiB).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn ingest_memory(
+        &self,
+    ) -> (
+        &Arc<tokio::sync::Semaphore>,
+        usize,
+        &Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>,
+    ) {
+        (
+            &self.ingest_memory,
+            self.max_ingest_memory,
+            &self.ingest_by_user,
+        )
     }
 
     /// A slot among the running queries for work of `principal`'s that is

@@ -888,10 +888,11 @@ async fn ingest_requests_together_hold_no_more_than_the_bound() {
     });
     holding.await.unwrap();
 
-    // a second one beyond the bound is refused at once, as busy
+    // another writer's delivery beyond the bound is refused at once, as busy
     let second = || futures::stream::iter([Ok(delivery.clone())]);
+    let tp2 = principal("tp2", "traffic", &[]);
     let refused = e
-        .ingest(&e.session(tp.clone()), table(), second())
+        .ingest(&e.session(tp2.clone()), table(), second())
         .await
         .unwrap_err();
     let text = refused.to_string();
@@ -904,17 +905,32 @@ async fn ingest_requests_together_hold_no_more_than_the_bound() {
         citylake_engine::error::ErrorClass::ResourceExhausted,
         "{text}"
     );
+    // and so is the same writer's second request: one user's requests hold
+    // one request's worth at most, so one writer cannot keep the whole bound
+    let refused = e
+        .ingest(&e.session(tp.clone()), table(), second())
+        .await
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(text.contains("your ingest requests"), "{text}");
+    assert_eq!(
+        refused.class(),
+        citylake_engine::error::ErrorClass::ResourceExhausted,
+        "{text}"
+    );
 
     // the first commits; then the second goes through
     more.send(()).unwrap();
     let written = first.await.unwrap().unwrap();
     assert_eq!(written.rows, delivery.num_rows() as u64);
     assert!((21 << 10..40 << 10).contains(&written.bytes), "{written:?}");
-    let again = e
-        .ingest(&e.session(tp.clone()), table(), second())
-        .await
-        .unwrap();
-    assert_eq!(again.rows, delivery.num_rows() as u64);
+    for who in [&tp2, &tp] {
+        let again = e
+            .ingest(&e.session(who.clone()), table(), second())
+            .await
+            .unwrap();
+        assert_eq!(again.rows, delivery.num_rows() as u64);
+    }
 }
 
 /// `system.data_quality` reads whole datasets. Its checks once ran while its
