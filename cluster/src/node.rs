@@ -70,11 +70,24 @@ pub fn session_config(tls: Option<&ClusterTls>) -> SessionConfig {
 /// track of them ("Can't find active stage to update stage outputs") and the
 /// job never ends — the static planner re-runs them and the job completes
 /// (`test_cluster.py::test_an_executor_stopped_mid_query`).
+///
+/// Joins are planned as on a single node: hash joins, a build side under
+/// `hash_join_single_partition_threshold` broadcast (`CollectLeft`), larger
+/// ones partitioned. Ballista turns `prefer_hash_join` off so that its adaptive
+/// planner picks the join once it has measured the build side; the static
+/// planner measures nothing, and DataFusion's physical planner then makes every
+/// equi-join a sort-merge join — a full-year fact table joined with a
+/// thousand-row dimension was shuffled and sorted (105 M rows, 7× the single
+/// node's time, benches/README.md). A hash join's build side is held in the
+/// executor's memory pool (`--memory-limit`); one that does not fit fails the
+/// query with "resources exhausted", it does not take the executor down.
 pub fn static_planner(config: SessionConfig) -> SessionConfig {
-    config.set_bool(
-        ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED,
-        false,
-    )
+    config
+        .set_bool(
+            ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED,
+            false,
+        )
+        .set_bool("datafusion.optimizer.prefer_hash_join", true)
 }
 
 /// A runtime whose stores open from the environment, sharing `registry`.
@@ -288,4 +301,56 @@ fn flight_over_tls(tls: ClusterTls) -> Arc<ballista_executor::ArrowFlightServerP
             })
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    /// The physical plan of a fact table joined with a dimension, planned
+    /// with `config` as the scheduler plans it.
+    async fn join_plan(config: SessionConfig) -> String {
+        let registry = Arc::new(EnvObjectStoreRegistry::new());
+        let state = session_state(
+            config.with_target_partitions(4),
+            runtime(&registry, None).unwrap(),
+        )
+        .unwrap();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.sql("CREATE TABLE fact AS SELECT value % 100 AS k, value AS v FROM generate_series(1, 10000)")
+            .await
+            .unwrap();
+        ctx.sql("CREATE TABLE dim AS SELECT value AS k, 'd' || value AS name FROM generate_series(1, 100)")
+            .await
+            .unwrap();
+        let plan = ctx
+            .sql("SELECT dim.name, sum(fact.v) FROM fact JOIN dim ON fact.k = dim.k GROUP BY 1")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string()
+    }
+
+    /// What the scheduler plans for a fact table joined with a dimension: a
+    /// hash join, not a sort of the fact table (see [`static_planner`]).
+    #[tokio::test]
+    async fn joins_are_planned_as_on_a_single_node() {
+        let shown = join_plan(session_config(None)).await;
+        assert!(
+            shown.contains("HashJoinExec") && !shown.contains("SortMergeJoinExec"),
+            "{shown}"
+        );
+        // what Ballista's defaults alone plan without its adaptive planner
+        let ballista = join_plan(SessionConfig::new_with_ballista().set_bool(
+            ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED,
+            false,
+        ))
+        .await;
+        assert!(ballista.contains("SortMergeJoinExec"), "{ballista}");
+    }
 }
