@@ -337,6 +337,10 @@ pub struct EngineArgs {
     /// batch beyond is refused as busy (retry). At least --max-ingest-bytes.
     #[arg(long, env = "CITYLAKE_MAX_INGEST_MEMORY", default_value = "512MiB", value_parser = parse_size)]
     pub max_ingest_memory: usize,
+    /// How long an ingest request's batches may take to arrive (e.g. 5m); a
+    /// request still receiving then is refused and gives back what it held.
+    #[arg(long, env = "CITYLAKE_INGEST_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub ingest_timeout: std::time::Duration,
     /// Run queries on a Ballista cluster (df://HOST:PORT of its scheduler); the
     /// policy, masking and audit stay here. Needs the `cluster` build feature.
     #[arg(long, env = "CITYLAKE_CLUSTER")]
@@ -360,6 +364,16 @@ pub struct CacheTtl(pub Option<std::time::Duration>);
 
 pub fn parse_ttl(s: &str) -> Result<CacheTtl, String> {
     citylake_engine::config::parse_ttl(s).map(CacheTtl)
+}
+
+/// A duration longer than zero (e.g. 30s, 5m; a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match citylake_engine::config::parse_ttl(s)? {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "`{s}` is not a duration longer than zero (e.g. 30s, 5m)"
+        )),
+    }
 }
 
 /// How query results are written.

@@ -108,6 +108,7 @@ pub async fn build_engine(catalog: &Path, args: &EngineArgs) -> anyhow::Result<E
     config.eager_aggregation = args.eager_aggregation;
     config.max_ingest_bytes = args.max_ingest_bytes;
     config.max_ingest_memory = args.max_ingest_memory;
+    config.ingest_timeout = args.ingest_timeout;
     let engine = Engine::new(config).await?;
     Ok(match &args.cluster {
         Some(location) => {

@@ -83,6 +83,10 @@ pub struct EngineConfig {
     /// their commits (default [`crate::ingest::DEFAULT_MAX_INGEST_MEMORY`]);
     /// at least `max_ingest_bytes`.
     pub max_ingest_memory: usize,
+    /// How long an ingest request's batches may take to arrive (default
+    /// [`crate::ingest::DEFAULT_INGEST_TIMEOUT`]): what they hold is given
+    /// back then, whatever the client does.
+    pub ingest_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -107,6 +111,7 @@ impl EngineConfig {
             eager_aggregation: false,
             max_ingest_bytes: crate::ingest::DEFAULT_MAX_INGEST_BYTES,
             max_ingest_memory: crate::ingest::DEFAULT_MAX_INGEST_MEMORY,
+            ingest_timeout: crate::ingest::DEFAULT_INGEST_TIMEOUT,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE,
             policy: None,
             audit_dir: None,

@@ -171,7 +171,9 @@ impl EngineError {
                 // the query's audit record could not be written: fail closed
                 DataFusionError::External(e) if e.is::<AuditError>() => ErrorClass::Unavailable,
                 DataFusionError::External(e) => match e.downcast_ref::<LimitError>() {
-                    Some(LimitError::Timeout(_)) => ErrorClass::Timeout,
+                    Some(LimitError::Timeout(_) | LimitError::IngestTimeout(_)) => {
+                        ErrorClass::Timeout
+                    }
                     Some(_) => ErrorClass::ResourceExhausted,
                     None => ErrorClass::Internal,
                 },

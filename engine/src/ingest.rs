@@ -14,7 +14,10 @@
 //! - the request's size is capped (`max_ingest_bytes`): the batches are held
 //!   in memory until the commit; so is what all requests hold together
 //!   (`max_ingest_memory`): a batch that would go beyond is refused at once
-//!   (busy, retry), not kept waiting with the others' batches held;
+//!   (busy, retry), not kept waiting with the others' batches held; one user's
+//!   requests together hold at most one request's worth; and the batches must
+//!   all arrive within `ingest_timeout`, so a client that stalls or trickles
+//!   gives back what it holds ([`IngestBounds`]);
 //! - the write takes an admission slot like a query;
 //! - the commit is Delta's: all rows or none, retried over concurrent appends;
 //! - every attempt, refused or not, is an audit record (kind `ingest`) with the
@@ -43,6 +46,125 @@ pub const DEFAULT_MAX_INGEST_BYTES: usize = 256 * 1024 * 1024;
 /// commits: two of the largest (sixteen concurrent 60 MiB deliveries once
 /// took the server to about 1 GiB; red team).
 pub const DEFAULT_MAX_INGEST_MEMORY: usize = 2 * DEFAULT_MAX_INGEST_BYTES;
+
+/// Default of how long an ingest request's batches may take to arrive: 256 MiB
+/// (the largest request) at under 1 MB/s.
+pub const DEFAULT_INGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What ingest requests may hold, together and each user's, and for how long:
+/// the server's one record of it.
+#[derive(Debug, Clone)]
+pub(crate) struct IngestBounds {
+    /// The largest request, in bytes; also what one user's requests may hold
+    /// together.
+    max_request: usize,
+    /// What all requests together may hold, in bytes, and as KiB permits.
+    max_memory: usize,
+    memory: Arc<tokio::sync::Semaphore>,
+    /// What each user's requests hold, in KiB.
+    by_user: Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>,
+    /// How long a request's batches may take to arrive.
+    timeout: std::time::Duration,
+}
+
+impl IngestBounds {
+    pub(crate) fn new(config: &crate::config::EngineConfig) -> Result<Self> {
+        if config.max_ingest_memory < config.max_ingest_bytes {
+            return Err(EngineError::Config(format!(
+                "the memory for all ingest requests ({}, --max-ingest-memory) must hold at least \
+                 the largest one ({}, --max-ingest-bytes)",
+                bytesize::ByteSize::b(config.max_ingest_memory as u64),
+                bytesize::ByteSize::b(config.max_ingest_bytes as u64)
+            )));
+        }
+        if config.ingest_timeout.is_zero() {
+            return Err(EngineError::Config(
+                "the ingest timeout (--ingest-timeout) must be longer than 0".into(),
+            ));
+        }
+        Ok(Self {
+            max_request: config.max_ingest_bytes,
+            max_memory: config.max_ingest_memory,
+            memory: Arc::new(tokio::sync::Semaphore::new(
+                config.max_ingest_memory.div_ceil(1024),
+            )),
+            by_user: Default::default(),
+            timeout: config.ingest_timeout,
+        })
+    }
+
+    /// An empty hold for one request of `user`'s.
+    fn hold(&self, user: &str) -> Hold {
+        Hold {
+            permit: None,
+            memory: self.memory.clone(),
+            by_user: self.by_user.clone(),
+            user: user.to_string(),
+        }
+    }
+}
+
+/// What one ingest request holds: KiB of the server's bound (its permits) and,
+/// as many, of its user's share. Both are given back when it is dropped.
+struct Hold {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    memory: Arc<tokio::sync::Semaphore>,
+    by_user: Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>,
+    user: String,
+}
+
+impl Hold {
+    fn kib(&self) -> u64 {
+        self.permit.as_ref().map_or(0, |p| p.num_permits() as u64)
+    }
+
+    /// Grows the hold to `bytes` (the whole request so far, rounded up to a
+    /// KiB once: a request within the largest size always fits when alone),
+    /// or says which bound it would pass: the user's share first, then the
+    /// server's (never what the others hold: that is their business).
+    fn grow_to(&mut self, bytes: u64, bounds: &IngestBounds) -> Result<()> {
+        let more = bytes.div_ceil(1024).saturating_sub(self.kib());
+        if more == 0 {
+            return Ok(());
+        }
+        let busy = |e: crate::limits::LimitError| EngineError::Query(e.into_datafusion());
+        let mut by_user = self.by_user.lock();
+        let total = by_user.get(&self.user).copied().unwrap_or(0);
+        if total + more > (bounds.max_request as u64).div_ceil(1024) {
+            return Err(busy(crate::limits::LimitError::IngestPerUser(
+                bytesize::ByteSize::b(bounds.max_request as u64),
+            )));
+        }
+        let permit = u32::try_from(more)
+            .ok()
+            .and_then(|n| self.memory.clone().try_acquire_many_owned(n).ok())
+            .ok_or_else(|| {
+                busy(crate::limits::LimitError::IngestMemory(
+                    bytesize::ByteSize::b(bounds.max_memory as u64),
+                ))
+            })?;
+        by_user.insert(self.user.clone(), total + more);
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let kib = self.kib();
+        let mut by_user = self.by_user.lock();
+        if let Some(total) = by_user.get_mut(&self.user) {
+            *total -= kib;
+            if *total == 0 {
+                by_user.remove(&self.user);
+            }
+        }
+        // (the permits go back to the server's bound as `permit` drops)
+    }
+}
 
 /// What an ingest wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,15 +201,15 @@ impl Engine {
                 String::new(),
                 format!("INGEST INTO {name} (append): version {}", o.version),
             ),
-            Err(e) => (
-                match e.class() {
-                    crate::error::ErrorClass::PermissionDenied
-                    | crate::error::ErrorClass::NotFound => "refused",
-                    _ => "error",
-                },
-                e.to_string(),
-                format!("INGEST INTO {name} (append)"),
-            ),
+            // named as a query's would be: refused, timed_out, over_limit, …
+            Err(e) => {
+                let (outcome, error) = crate::queries::Outcome::of_error(e);
+                (
+                    outcome.as_str(),
+                    error,
+                    format!("INGEST INTO {name} (append)"),
+                )
+            }
         };
         let record = crate::audit::AuditRecord {
             kind: "ingest".into(),
@@ -158,58 +280,33 @@ impl Engine {
         };
         let spec = self.catalog().spec().dataset(&name).ok_or_else(not_found)?;
         let schema = entry.provider.schema();
-        let max = self.max_ingest_bytes();
-        let (memory, max_memory, by_user) = self.ingest_memory();
-        // given back when this request ends, committed or not: the permits of
-        // the whole server's bound, and this user's share
-        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
-        let mut mine = UserHold {
-            by_user: by_user.clone(),
-            user: principal.user.clone(),
-            kib: 0,
-        };
+        let bounds = self.ingest_bounds();
+        let max = bounds.max_request;
+        // given back when this request ends, committed or not
+        let mut hold = bounds.hold(&principal.user);
+        let deadline = tokio::time::Instant::now() + bounds.timeout;
         let mut received = vec![];
         let mut batches = std::pin::pin!(batches);
-        while let Some(batch) = batches.next().await {
+        loop {
+            let next = tokio::time::timeout_at(deadline, batches.next())
+                .await
+                .map_err(|_| {
+                    EngineError::Query(
+                        crate::limits::LimitError::IngestTimeout(bounds.timeout).into_datafusion(),
+                    )
+                })?;
+            let Some(batch) = next else { break };
             let batch = batch?;
             check_batch(spec, &schema, &batch, seen.0).map_err(EngineError::Rejected)?;
             seen.0 += batch.num_rows() as u64;
-            let bytes = arrow_bytes(&batch)?;
-            seen.1 += bytes;
+            seen.1 += arrow_bytes(&batch)?;
             if seen.1 > max as u64 {
                 return Err(EngineError::Rejected(format!(
                     "the ingest is larger than {} (--max-ingest-bytes): send it in several requests",
                     bytesize::ByteSize::b(max as u64)
                 )));
             }
-            // the whole request's bytes, rounded up once (not each batch: a
-            // request within --max-ingest-bytes always fits when alone)
-            let held_kib = held.as_ref().map_or(0, |p| p.num_permits() as u64);
-            let kib = seen.1.div_ceil(1024).saturating_sub(held_kib);
-            // one user's requests together hold at most one request's worth,
-            // so one writer cannot take the whole bound and keep it
-            if !mine.grow(kib, max as u64 / 1024) {
-                return Err(EngineError::Query(
-                    crate::limits::LimitError::IngestPerUser(bytesize::ByteSize::b(max as u64))
-                        .into_datafusion(),
-                ));
-            }
-            let kib = u32::try_from(kib).unwrap_or(u32::MAX);
-            match memory.clone().try_acquire_many_owned(kib) {
-                Ok(permit) => match &mut held {
-                    Some(held) => held.merge(permit),
-                    None => held = Some(permit),
-                },
-                // (the limit, not what the others hold: that is their business)
-                Err(_) => {
-                    return Err(EngineError::Query(
-                        crate::limits::LimitError::IngestMemory(bytesize::ByteSize::b(
-                            max_memory as u64,
-                        ))
-                        .into_datafusion(),
-                    ));
-                }
-            }
+            hold.grow_to(seen.1, bounds)?;
             if batch.num_rows() > 0 {
                 received.push(batch);
             }
@@ -233,41 +330,6 @@ impl Engine {
             bytes: seen.1,
             version,
         })
-    }
-}
-
-/// What one user's ingest requests hold (KiB), shared by all of them; this
-/// request's part is given back when it is dropped.
-struct UserHold {
-    by_user: Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>,
-    user: String,
-    kib: u64,
-}
-
-impl UserHold {
-    /// Takes `kib` more for this request if the user's total stays within
-    /// `max`.
-    fn grow(&mut self, kib: u64, max: u64) -> bool {
-        let mut by_user = self.by_user.lock();
-        let total = by_user.entry(self.user.clone()).or_default();
-        if *total + kib > max {
-            return false;
-        }
-        *total += kib;
-        self.kib += kib;
-        true
-    }
-}
-
-impl Drop for UserHold {
-    fn drop(&mut self) {
-        let mut by_user = self.by_user.lock();
-        if let Some(total) = by_user.get_mut(&self.user) {
-            *total -= self.kib;
-            if *total == 0 {
-                by_user.remove(&self.user);
-            }
-        }
     }
 }
 

@@ -92,6 +92,10 @@ pub enum LimitError {
         "busy: your ingest requests being received hold as much data as one user may at once, {0} (let one commit first, or send smaller requests)"
     )]
     IngestPerUser(bytesize::ByteSize),
+    #[error(
+        "ingest timeout: the batches did not all arrive within {0:?}, and nothing was written (send the data faster or in smaller requests; the operator can raise --ingest-timeout)"
+    )]
+    IngestTimeout(Duration),
 }
 
 impl LimitError {

@@ -755,8 +755,9 @@ pub struct QualityExec {
 
 impl QualityExec {
     /// What the plan weighs for admission and routing, in bytes of files to
-    /// scan ([`crate::remote::scan_bytes`]): more than any threshold.
-    pub const WEIGHT: u64 = 1 << 50;
+    /// scan ([`crate::remote::scan_bytes`], which adds saturating): no
+    /// threshold (`--light-query-scan`, a `u64`) is above it, so never light.
+    pub const WEIGHT: u64 = u64::MAX;
 
     fn new(
         checker: Arc<Checker>,

@@ -88,8 +88,13 @@ impl Outcome {
                     return Self::Refused;
                 }
                 match inner.downcast_ref::<LimitError>() {
-                    Some(LimitError::Timeout(_)) => Self::TimedOut,
-                    Some(LimitError::Busy { .. }) => Self::Refused,
+                    Some(LimitError::Timeout(_) | LimitError::IngestTimeout(_)) => Self::TimedOut,
+                    // busy: not run (an ingest's batch not taken in), retry
+                    Some(
+                        LimitError::Busy { .. }
+                        | LimitError::IngestMemory(_)
+                        | LimitError::IngestPerUser(_),
+                    ) => Self::Refused,
                     Some(_) => Self::OverLimit,
                     None => Self::Error,
                 }

@@ -82,7 +82,8 @@ pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
     plan.children()
         .into_iter()
         .map(|child| scan_bytes(child.as_ref()))
-        .fold(own + governed + checks, u64::saturating_add)
+        .chain([own, governed, checks])
+        .fold(0, u64::saturating_add)
 }
 
 /// Executes optimized query plans elsewhere.

@@ -87,13 +87,8 @@ pub struct Engine {
     root_prefix: Arc<str>,
     /// Whether sessions plan with [`crate::eager`].
     eager_aggregation: bool,
-    /// The largest ingest request ([`crate::ingest`]).
-    max_ingest_bytes: usize,
-    /// What all ingest requests together may hold, in KiB permits.
-    ingest_memory: Arc<tokio::sync::Semaphore>,
-    /// What each user's ingest requests hold, in KiB.
-    ingest_by_user: Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>,
-    max_ingest_memory: usize,
+    /// What ingest requests may hold and for how long ([`crate::ingest`]).
+    ingest: crate::ingest::IngestBounds,
 }
 
 impl Entry {
@@ -201,14 +196,7 @@ impl Engine {
             }
             session_config = session_config.with_batch_size(n);
         }
-        if config.max_ingest_memory < config.max_ingest_bytes {
-            return Err(EngineError::Config(format!(
-                "the memory for all ingest requests ({}, --max-ingest-memory) must hold at least \
-                 the largest one ({}, --max-ingest-bytes)",
-                bytesize::ByteSize::b(config.max_ingest_memory as u64),
-                bytesize::ByteSize::b(config.max_ingest_bytes as u64)
-            )));
-        }
+        let ingest = crate::ingest::IngestBounds::new(&config)?;
 
         // Build the providers once, with a plain state over the same runtime.
         let state = SessionStateBuilder::new()
@@ -280,12 +268,7 @@ impl Engine {
         Ok(Self {
             root_prefix: root_prefix(catalog.root_url()),
             eager_aggregation: config.eager_aggregation,
-            max_ingest_bytes: config.max_ingest_bytes,
-            ingest_memory: Arc::new(tokio::sync::Semaphore::new(
-                config.max_ingest_memory.div_ceil(1024),
-            )),
-            max_ingest_memory: config.max_ingest_memory,
-            ingest_by_user: Default::default(),
+            ingest,
             catalog,
             runtime,
             config: session_config,
@@ -356,26 +339,9 @@ impl Engine {
             .find(|e| e.name == name && e.reads.is_none())
     }
 
-    /// The largest ingest request, in bytes.
-    pub(crate) fn max_ingest_bytes(&self) -> usize {
-        self.max_ingest_bytes
-    }
-
-    /// What all ingest requests together may hold: the permits (one per KiB)
-    /// and the bytes they stand for; and what each user's hold (KiB).
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn ingest_memory(
-        &self,
-    ) -> (
-        &Arc<tokio::sync::Semaphore>,
-        usize,
-        &Arc<parking_lot::Mutex<std::collections::HashMap<String, u64>>>,
-    ) {
-        (
-            &self.ingest_memory,
-            self.max_ingest_memory,
-            &self.ingest_by_user,
-        )
+    /// What ingest requests may hold and for how long.
+    pub(crate) fn ingest_bounds(&self) -> &crate::ingest::IngestBounds {
+        &self.ingest
     }
 
     /// A slot among the running queries for work of `principal`'s that is

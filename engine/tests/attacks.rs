@@ -933,6 +933,112 @@ async fn ingest_requests_together_hold_no_more_than_the_bound() {
     }
 }
 
+/// An ingest whose client sends part of its data and then stalls (or trickles)
+/// held its batches for as long as the connection stayed open: the bound of
+/// what all requests hold could be kept full by a few accounts that never
+/// finish. Its batches must all arrive within the ingest timeout; then the
+/// request is refused and what it held is given back.
+#[tokio::test]
+async fn an_ingest_that_stalls_gives_back_what_it_holds() {
+    use citylake_engine::datafusion::arrow::array::RecordBatch;
+    use citylake_engine::datafusion::arrow::compute::concat_batches;
+    use citylake_engine::datafusion::common::TableReference;
+    use futures::{StreamExt, TryStreamExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = citylake_datasets::GenerateOptions::new(0.01, dir.path());
+    options.format = citylake_engine::catalog::Format::Delta;
+    citylake_datasets::generate(&options, &citylake_datasets::NoProgress).unwrap();
+    let mut config = EngineConfig::new(dir.path().join("catalog.toml"));
+    config.audit_dir = Some(dir.path().join("audit"));
+    config.max_ingest_bytes = 40 << 10;
+    config.max_ingest_memory = 40 << 10;
+    config.ingest_timeout = std::time::Duration::from_millis(500);
+    let e = Engine::new(config).await.unwrap();
+    let tp = principal("tp", "traffic", &[]);
+    let batches: Vec<RecordBatch> = e
+        .session(tp.clone())
+        .sql("SELECT * FROM traffic.segment_speed ORDER BY observed_at LIMIT 700")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let delivery = concat_batches(&batches[0].schema(), &batches).unwrap();
+    let table = || TableReference::parse_str("traffic.segment_speed");
+    let count = "SELECT count(*) FROM traffic.segment_speed";
+    let before = rows(&e, &tp, count).await.unwrap();
+    // one batch, then nothing (a client that stalls: the stream never ends)
+    let (held, holding) = tokio::sync::oneshot::channel::<()>();
+    let stalled = futures::stream::iter([Ok(delivery.clone())]).chain(
+        futures::stream::once(async move {
+            let _ = held.send(());
+            futures::future::pending::<()>().await;
+        })
+        .filter_map(|()| async { None }),
+    );
+    let first = tokio::spawn({
+        let (e, session) = (e.clone(), e.session(tp.clone()));
+        async move { e.ingest(&session, table(), stalled).await }
+    });
+    holding.await.unwrap();
+    // while it holds its batch, another writer is busy
+    let tp2 = principal("tp2", "traffic", &[]);
+    let busy = e
+        .ingest(
+            &e.session(tp2.clone()),
+            table(),
+            futures::stream::iter([Ok(delivery.clone())]),
+        )
+        .await
+        .unwrap_err();
+    assert!(busy.to_string().contains("server busy"), "{busy}");
+
+    // the stalled request ends at its deadline, with a timeout that says so
+    // (a guard far beyond it: without the deadline the request never ends)
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(120), first)
+        .await
+        .expect("the stalled ingest was never ended")
+        .unwrap()
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("ingest timeout") && text.contains("--ingest-timeout"),
+        "{text}"
+    );
+    assert_eq!(
+        refused.class(),
+        citylake_engine::error::ErrorClass::Timeout,
+        "{text}"
+    );
+    // nothing of it was written, and what it held is free again: both
+    // writers' deliveries go through (each alone fills the bound)
+    let after = rows(&e, &tp, count).await.unwrap();
+    assert_eq!(before, after);
+    for who in [&tp2, &tp] {
+        let written = e
+            .ingest(
+                &e.session(who.clone()),
+                table(),
+                futures::stream::iter([Ok(delivery.clone())]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(written.rows, delivery.num_rows() as u64);
+    }
+    // and the trail says what happened to the stalled one
+    let trail = rows(
+        &e,
+        &Principal::local_admin(),
+        "SELECT outcome, error FROM system.audit_log WHERE kind = 'ingest' ORDER BY seq",
+    )
+    .await
+    .unwrap();
+    let outcomes: Vec<&str> = trail.iter().map(|r| r[0].as_str()).collect();
+    // (the busy refusal, the timeout, then the two deliveries)
+    assert_eq!(outcomes, ["refused", "timed_out", "ok", "ok"], "{trail:?}");
+}
+
 /// `system.data_quality` reads whole datasets. Its checks once ran while its
 /// query was planned, weighed as light (red team: 347 ms against a 20 ms
 /// timeout, stopped only after them). They now run when the plan is executed,
