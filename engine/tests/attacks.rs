@@ -836,18 +836,17 @@ async fn a_long_batch_leaves_the_serving_thread_free() {
     }
 }
 
-/// Ingest requests hold their batches until their commits; what they hold
-/// together is bounded (`max_ingest_memory`), or many at once could take the
-/// server's memory (sixteen 60 MiB deliveries once took it to about 1 GiB). A
-/// batch beyond the bound is refused at once as "busy" (not kept waiting
-/// while holding the others), the message names no other request, and once
-/// the holder commits the same delivery goes through.
-#[tokio::test]
-async fn ingest_requests_together_hold_no_more_than_the_bound() {
-    use citylake_engine::datafusion::arrow::array::RecordBatch;
-    use citylake_engine::datafusion::arrow::compute::concat_batches;
-    use citylake_engine::datafusion::common::TableReference;
-    use futures::{StreamExt, TryStreamExt};
+/// An SF 0.01 lake of Delta datasets whose ingest requests may hold 40 KiB,
+/// alone or together (`configure` changes more), and a delivery of about
+/// 25 KiB of `traffic.segment_speed`'s own rows: one fits, two do not.
+async fn ingest_lake(
+    configure: impl FnOnce(&mut EngineConfig),
+) -> (
+    tempfile::TempDir,
+    Engine,
+    datafusion::arrow::array::RecordBatch,
+) {
+    use futures::TryStreamExt;
 
     let dir = tempfile::tempdir().unwrap();
     let mut options = citylake_datasets::GenerateOptions::new(0.01, dir.path());
@@ -857,18 +856,34 @@ async fn ingest_requests_together_hold_no_more_than_the_bound() {
     config.audit_dir = Some(dir.path().join("audit"));
     config.max_ingest_bytes = 40 << 10;
     config.max_ingest_memory = 40 << 10;
+    configure(&mut config);
     let e = Engine::new(config).await.unwrap();
-    let tp = principal("tp", "traffic", &[]);
-    // about 25 KiB of the table's own rows (checked below): one fits, two do not
-    let session = e.session(tp.clone());
-    let batches: Vec<RecordBatch> = session
+    let batches: Vec<_> = e
+        .session(principal("tp", "traffic", &[]))
         .sql("SELECT * FROM traffic.segment_speed ORDER BY observed_at LIMIT 700")
         .await
         .unwrap()
         .try_collect()
         .await
         .unwrap();
-    let delivery = concat_batches(&batches[0].schema(), &batches).unwrap();
+    let delivery =
+        datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    (dir, e, delivery)
+}
+
+/// Ingest requests hold their batches until their commits; what they hold
+/// together is bounded (`max_ingest_memory`), or many at once could take the
+/// server's memory (sixteen 60 MiB deliveries once took it to about 1 GiB). A
+/// batch beyond the bound is refused at once as "busy" (not kept waiting
+/// while holding the others), the message names no other request, and once
+/// the holder commits the same delivery goes through.
+#[tokio::test]
+async fn ingest_requests_together_hold_no_more_than_the_bound() {
+    use citylake_engine::datafusion::common::TableReference;
+    use futures::StreamExt;
+
+    let (_dir, e, delivery) = ingest_lake(|_| {}).await;
+    let tp = principal("tp", "traffic", &[]);
     let table = || TableReference::parse_str("traffic.segment_speed");
 
     // the first request sends its batch and holds it, waiting for more
@@ -940,31 +955,12 @@ async fn ingest_requests_together_hold_no_more_than_the_bound() {
 /// request is refused and what it held is given back.
 #[tokio::test]
 async fn an_ingest_that_stalls_gives_back_what_it_holds() {
-    use citylake_engine::datafusion::arrow::array::RecordBatch;
-    use citylake_engine::datafusion::arrow::compute::concat_batches;
     use citylake_engine::datafusion::common::TableReference;
-    use futures::{StreamExt, TryStreamExt};
+    use futures::StreamExt;
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = citylake_datasets::GenerateOptions::new(0.01, dir.path());
-    options.format = citylake_engine::catalog::Format::Delta;
-    citylake_datasets::generate(&options, &citylake_datasets::NoProgress).unwrap();
-    let mut config = EngineConfig::new(dir.path().join("catalog.toml"));
-    config.audit_dir = Some(dir.path().join("audit"));
-    config.max_ingest_bytes = 40 << 10;
-    config.max_ingest_memory = 40 << 10;
-    config.ingest_timeout = std::time::Duration::from_millis(500);
-    let e = Engine::new(config).await.unwrap();
+    let (_dir, e, delivery) =
+        ingest_lake(|c| c.ingest_timeout = std::time::Duration::from_millis(500)).await;
     let tp = principal("tp", "traffic", &[]);
-    let batches: Vec<RecordBatch> = e
-        .session(tp.clone())
-        .sql("SELECT * FROM traffic.segment_speed ORDER BY observed_at LIMIT 700")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let delivery = concat_batches(&batches[0].schema(), &batches).unwrap();
     let table = || TableReference::parse_str("traffic.segment_speed");
     let count = "SELECT count(*) FROM traffic.segment_speed";
     let before = rows(&e, &tp, count).await.unwrap();
