@@ -83,9 +83,10 @@ pub struct EngineConfig {
     /// their commits (default [`crate::ingest::DEFAULT_MAX_INGEST_MEMORY`]);
     /// at least `max_ingest_bytes`.
     pub max_ingest_memory: usize,
-    /// How long an ingest request's batches may take to arrive (default
-    /// [`crate::ingest::DEFAULT_INGEST_TIMEOUT`]): what they hold is given
-    /// back then, whatever the client does.
+    /// How long an ingest request's batches may take to arrive and wait for
+    /// a slot (default [`crate::ingest::DEFAULT_INGEST_TIMEOUT`]): what they
+    /// hold is given back then, whatever the client does (the commit itself,
+    /// the server's own work, is not cut short).
     pub ingest_timeout: Duration,
 }
 

@@ -189,12 +189,20 @@ impl Engine {
     where
         S: Stream<Item = Result<RecordBatch>> + Send,
     {
-        let started = Instant::now();
         let name = self.dataset_name(&table);
-        let mut seen = (0u64, 0u64);
-        let result = self
-            .ingest_checked(session, &table, batches, &mut seen)
-            .await;
+        let seen = Seen::default();
+        // a client that goes away mid-request drops this future: the attempt
+        // is recorded all the same, as a dropped query is
+        let mut dropped = RecordIfDropped {
+            session,
+            name: &name,
+            started: Instant::now(),
+            seen: &seen,
+            armed: true,
+        };
+        let result = self.ingest_checked(session, &table, batches, &seen).await;
+        dropped.armed = false;
+        let (started, seen) = (dropped.started, (seen.rows(), seen.bytes()));
         let (outcome, error, request) = match &result {
             Ok(o) => (
                 "ok",
@@ -242,7 +250,7 @@ impl Engine {
         session: &Session,
         table: &TableReference,
         batches: S,
-        seen: &mut (u64, u64),
+        seen: &Seen,
     ) -> Result<IngestOutcome>
     where
         S: Stream<Item = Result<RecordBatch>> + Send,
@@ -285,28 +293,28 @@ impl Engine {
         // given back when this request ends, committed or not
         let mut hold = bounds.hold(&principal.user);
         let deadline = tokio::time::Instant::now() + bounds.timeout;
+        let timed_out = || {
+            EngineError::Query(
+                crate::limits::LimitError::IngestTimeout(bounds.timeout).into_datafusion(),
+            )
+        };
         let mut received = vec![];
         let mut batches = std::pin::pin!(batches);
         loop {
             let next = tokio::time::timeout_at(deadline, batches.next())
                 .await
-                .map_err(|_| {
-                    EngineError::Query(
-                        crate::limits::LimitError::IngestTimeout(bounds.timeout).into_datafusion(),
-                    )
-                })?;
+                .map_err(|_| timed_out())?;
             let Some(batch) = next else { break };
             let batch = batch?;
-            check_batch(spec, &schema, &batch, seen.0).map_err(EngineError::Rejected)?;
-            seen.0 += batch.num_rows() as u64;
-            seen.1 += arrow_bytes(&batch)?;
-            if seen.1 > max as u64 {
+            check_batch(spec, &schema, &batch, seen.rows()).map_err(EngineError::Rejected)?;
+            let total = seen.add(batch.num_rows() as u64, held_bytes(&batch)?);
+            if total > max as u64 {
                 return Err(EngineError::Rejected(format!(
                     "the ingest is larger than {} (--max-ingest-bytes): send it in several requests",
                     bytesize::ByteSize::b(max as u64)
                 )));
             }
-            hold.grow_to(seen.1, bounds)?;
+            hold.grow_to(total, bounds)?;
             if batch.num_rows() > 0 {
                 received.push(batch);
             }
@@ -316,40 +324,123 @@ impl Engine {
                 "the ingest into `{name}` holds no rows"
             )));
         }
-        let _permit = self
-            .admission_for(principal)
+        // the wait for a slot holds the batches too: within the same deadline
+        let _permit = tokio::time::timeout_at(deadline, self.admission_for(principal))
             .await
+            .map_err(|_| timed_out())?
             .map_err(|e| EngineError::Query(e.into_datafusion()))?;
         let metadata = vec![
             ("citylake.user".to_string(), principal.user.clone().into()),
-            ("citylake.rows".to_string(), seen.0.into()),
+            ("citylake.rows".to_string(), seen.rows().into()),
         ];
         let version = delta.append(received, metadata).await?;
         Ok(IngestOutcome {
-            rows: seen.0,
-            bytes: seen.1,
+            rows: seen.rows(),
+            bytes: seen.bytes(),
             version,
         })
     }
 }
 
+/// Rows and bytes an ingest has received so far.
+#[derive(Debug, Default)]
+struct Seen {
+    rows: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Seen {
+    fn rows(&self) -> u64 {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a batch; the bytes received in all.
+    fn add(&self, rows: u64, bytes: u64) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.rows.fetch_add(rows, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed) + bytes
+    }
+}
+
+/// Writes the audit record of an ingest whose future is dropped before it
+/// ended (the client reset the stream), unless disarmed.
+struct RecordIfDropped<'a> {
+    session: &'a Session,
+    name: &'a str,
+    started: Instant,
+    seen: &'a Seen,
+    armed: bool,
+}
+
+impl Drop for RecordIfDropped<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.session.audit_unwaited(crate::audit::AuditRecord {
+            kind: "ingest".into(),
+            request: format!("INGEST INTO {} (append)", self.name),
+            datasets: self.name.to_string(),
+            rows: self.seen.rows() as i64,
+            bytes: self.seen.bytes() as i64,
+            duration_ms: self.started.elapsed().as_millis() as i64,
+            outcome: crate::queries::Outcome::Dropped.as_str().into(),
+            error: "dropped: the client went away before the ingest ended (a commit it had \
+                    begun may still have landed: see the table's history)"
+                .into(),
+            ..Default::default()
+        });
+    }
+}
+
+/// The bytes of memory `batch` keeps alive: every distinct allocation its
+/// columns' buffers point into, counted once and whole — what it holds, not
+/// only what it shows. The columns of a batch decoded from one IPC message
+/// share that message's body (counted once: a 62 MiB delivery of four columns
+/// was once refused as over 256 MiB), and a batch of one row sent in a 64 MiB
+/// message keeps the 64 MiB alive (counted: such messages once held memory
+/// without limit; red team). At least the bytes its columns show.
+pub fn held_bytes(batch: &RecordBatch) -> Result<u64> {
+    use datafusion::arrow::array::ArrayData;
+    use datafusion::arrow::buffer::Buffer;
+    fn walk(data: &ArrayData, allocations: &mut std::collections::HashMap<usize, usize>) {
+        let mut add = |b: &Buffer| {
+            // an allocation is known by where it starts; its size is its
+            // capacity (the whole region, for memory owned elsewhere)
+            let size = b.capacity().max(b.ptr_offset() + b.len());
+            let entry = allocations
+                .entry(b.data_ptr().as_ptr() as usize)
+                .or_default();
+            *entry = (*entry).max(size);
+        };
+        data.buffers().iter().for_each(&mut add);
+        if let Some(nulls) = data.nulls() {
+            add(nulls.buffer());
+        }
+        for child in data.child_data() {
+            walk(child, allocations);
+        }
+    }
+    let mut allocations = std::collections::HashMap::new();
+    let mut shown = 0u64;
+    for column in batch.columns() {
+        let data = column.to_data();
+        shown += data
+            .get_slice_memory_size()
+            .map_err(|e| EngineError::Query(e.into()))? as u64;
+        walk(&data, &mut allocations);
+    }
+    let held = allocations.values().map(|&n| n as u64).sum::<u64>();
+    Ok(held.max(shown))
+}
+
 /// Checks one batch of an ingest into `ds` (whose table schema is `schema`)
 /// against the declared columns; `first_row` is the number of rows before it.
 /// The first problem found, as a sentence naming the column (and the row).
-/// The bytes of Arrow data `batch` holds: each column's slice of its buffers.
-/// Not `get_array_memory_size`: the columns of a batch decoded from one IPC
-/// message share that message's buffer, and each column counted it whole (a
-/// 62 MiB delivery of four columns was refused as over 256 MiB; red team).
-fn arrow_bytes(batch: &RecordBatch) -> Result<u64> {
-    batch.columns().iter().try_fold(0u64, |total, c| {
-        let size = c
-            .to_data()
-            .get_slice_memory_size()
-            .map_err(|e| EngineError::Query(e.into()))?;
-        Ok(total + size as u64)
-    })
-}
-
 pub fn check_batch(
     ds: &DatasetSpec,
     schema: &Schema,
@@ -499,9 +590,31 @@ mod tests {
             .next()
             .unwrap()
             .unwrap();
+        // the four columns' data, counted once (the message's body, aligned)
         let data = 4 * 8 * n as u64;
-        assert_eq!(arrow_bytes(&decoded).unwrap(), data);
-        assert_eq!(arrow_bytes(&batch).unwrap(), data);
+        let held = held_bytes(&decoded).unwrap();
+        assert!((data..data + 1024).contains(&held), "{held} for {data}");
+        // one array four times is one allocation, but never counted under
+        // what the columns show
+        assert_eq!(held_bytes(&batch).unwrap(), data);
+    }
+
+    /// A one-row batch sent in a message padded to megabytes holds them all.
+    #[test]
+    fn a_small_slice_of_a_large_message_counts_the_message() {
+        use datafusion::arrow::array::Int64Array;
+        let big: ArrayRef = Arc::new(Int64Array::from_iter_values(0..1_000_000));
+        let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![big.slice(10, 1)]).unwrap();
+        assert_eq!(
+            batch.columns()[0]
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap(),
+            8
+        );
+        let held = held_bytes(&batch).unwrap();
+        assert!(held >= 8_000_000, "{held}");
     }
 
     fn dataset() -> (DatasetSpec, Schema) {

@@ -1220,9 +1220,28 @@ impl Session {
     /// for the other kinds (`plan`, `prepare`, `metadata`).
     pub async fn audit(
         &self,
-        mut record: crate::audit::AuditRecord,
+        record: crate::audit::AuditRecord,
         plan: Option<&LogicalPlan>,
     ) -> Result<()> {
+        self.audit
+            .record(self.stamped(record, plan))
+            .await
+            .map_err(|e| EngineError::Audit(e.to_string()))
+    }
+
+    /// [`Session::audit`] for a request whose requester is gone (its future
+    /// dropped): the record is handed to the writer, nobody waits for it.
+    pub(crate) fn audit_unwaited(&self, record: crate::audit::AuditRecord) {
+        drop(self.audit.submit(self.stamped(record, None)));
+    }
+
+    /// `record` with this session's user, roles and client, and what `plan`
+    /// touched.
+    fn stamped(
+        &self,
+        mut record: crate::audit::AuditRecord,
+        plan: Option<&LogicalPlan>,
+    ) -> crate::audit::AuditRecord {
         if let Some(plan) = plan {
             (record.datasets, record.masked) = self.touched(plan);
             record.personal = crate::redact::plan_is_personal(plan, self.audit.redactor());
@@ -1240,10 +1259,7 @@ impl Session {
         record.user = self.principal.user.clone();
         record.roles = self.principal.roles.join(",");
         record.client = self.client.clone();
-        self.audit
-            .record(record)
-            .await
-            .map_err(|e| EngineError::Audit(e.to_string()))
+        record
     }
 
     /// The datasets `plan` reads and the columns masked for this principal

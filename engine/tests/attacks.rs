@@ -871,6 +871,27 @@ async fn ingest_lake(
     (dir, e, delivery)
 }
 
+/// An ingest's batches as a client that sends `delivery` and then stalls
+/// sends them (the stream never ends); the receiver resolves once the
+/// delivery was taken in.
+fn stalling(
+    delivery: datafusion::arrow::array::RecordBatch,
+) -> (
+    impl futures::Stream<Item = Result<datafusion::arrow::array::RecordBatch, EngineError>> + Send,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    use futures::StreamExt;
+    let (held, holding) = tokio::sync::oneshot::channel::<()>();
+    let stream = futures::stream::iter([Ok(delivery)]).chain(
+        futures::stream::once(async move {
+            let _ = held.send(());
+            futures::future::pending::<()>().await;
+        })
+        .filter_map(|()| async { None }),
+    );
+    (stream, holding)
+}
+
 /// Ingest requests hold their batches until their commits; what they hold
 /// together is bounded (`max_ingest_memory`), or many at once could take the
 /// server's memory (sixteen 60 MiB deliveries once took it to about 1 GiB). A
@@ -956,23 +977,15 @@ async fn ingest_requests_together_hold_no_more_than_the_bound() {
 #[tokio::test]
 async fn an_ingest_that_stalls_gives_back_what_it_holds() {
     use citylake_engine::datafusion::common::TableReference;
-    use futures::StreamExt;
 
     let (_dir, e, delivery) =
-        ingest_lake(|c| c.ingest_timeout = std::time::Duration::from_millis(500)).await;
+        ingest_lake(|c| c.ingest_timeout = std::time::Duration::from_secs(3)).await;
     let tp = principal("tp", "traffic", &[]);
     let table = || TableReference::parse_str("traffic.segment_speed");
     let count = "SELECT count(*) FROM traffic.segment_speed";
     let before = rows(&e, &tp, count).await.unwrap();
     // one batch, then nothing (a client that stalls: the stream never ends)
-    let (held, holding) = tokio::sync::oneshot::channel::<()>();
-    let stalled = futures::stream::iter([Ok(delivery.clone())]).chain(
-        futures::stream::once(async move {
-            let _ = held.send(());
-            futures::future::pending::<()>().await;
-        })
-        .filter_map(|()| async { None }),
-    );
+    let (stalled, holding) = stalling(delivery.clone());
     let first = tokio::spawn({
         let (e, session) = (e.clone(), e.session(tp.clone()));
         async move { e.ingest(&session, table(), stalled).await }
@@ -1022,7 +1035,19 @@ async fn an_ingest_that_stalls_gives_back_what_it_holds() {
             .unwrap();
         assert_eq!(written.rows, delivery.num_rows() as u64);
     }
-    // and the trail says what happened to the stalled one
+    // a client that goes away mid-request (its call dropped) is recorded too
+    let (abandoned, holding) = stalling(delivery.clone());
+    let gone = tokio::spawn({
+        let (e, session) = (e.clone(), e.session(tp.clone()));
+        async move { e.ingest(&session, table(), abandoned).await }
+    });
+    holding.await.unwrap();
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    // (a query's record is written after it: the trail is then up to date)
+    rows(&e, &tp, "SELECT 1").await.unwrap();
+
+    // and the trail says what happened to each
     let trail = rows(
         &e,
         &Principal::local_admin(),
@@ -1031,8 +1056,13 @@ async fn an_ingest_that_stalls_gives_back_what_it_holds() {
     .await
     .unwrap();
     let outcomes: Vec<&str> = trail.iter().map(|r| r[0].as_str()).collect();
-    // (the busy refusal, the timeout, then the two deliveries)
-    assert_eq!(outcomes, ["refused", "timed_out", "ok", "ok"], "{trail:?}");
+    // (the busy refusal, the timeout, the two deliveries, the one dropped)
+    assert_eq!(
+        outcomes,
+        ["refused", "timed_out", "ok", "ok", "dropped"],
+        "{trail:?}"
+    );
+    assert!(trail[4][1].contains("client went away"), "{trail:?}");
 }
 
 /// `system.data_quality` reads whole datasets. Its checks once ran while its

@@ -21,6 +21,7 @@ mod prepared;
 mod service;
 mod status;
 mod tickets;
+mod upload;
 pub mod wire;
 
 use std::future::Future;

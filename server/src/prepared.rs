@@ -16,8 +16,9 @@ struct Prepared {
     user: String,
     /// The statement's SQL.
     sql: String,
-    /// Bound parameter rows (one execution per row).
+    /// Bound parameter rows (one execution per row), and the memory they hold.
     params: Option<RecordBatch>,
+    param_bytes: u64,
     /// Last created, bound or executed; idle handles expire.
     used: Instant,
 }
@@ -29,13 +30,20 @@ pub struct PreparedLimits {
     pub per_user: usize,
     /// A handle unused this long is closed.
     pub idle: Duration,
+    /// Bytes of bound parameters one user's handles hold together; a bind
+    /// beyond is refused (RESOURCE_EXHAUSTED).
+    pub parameter_bytes: u64,
 }
+
+/// Default of [`PreparedLimits::parameter_bytes`]: parameters are values, not data.
+pub const DEFAULT_PARAMETER_BYTES: u64 = 16 << 20;
 
 impl Default for PreparedLimits {
     fn default() -> Self {
         Self {
             per_user: 256,
             idle: Duration::from_secs(3600),
+            parameter_bytes: DEFAULT_PARAMETER_BYTES,
         }
     }
 }
@@ -72,6 +80,7 @@ impl PreparedStatements {
                 user: user.to_string(),
                 sql: sql.to_string(),
                 params: None,
+                param_bytes: 0,
                 used: Instant::now(),
             },
         );
@@ -86,17 +95,39 @@ impl PreparedStatements {
         Ok((p.sql.clone(), p.params.clone()))
     }
 
-    /// Binds parameter rows to `user`'s handle.
+    /// Binds parameter rows, holding `bytes` of memory, to `user`'s handle;
+    /// refused when the user's handles would hold more than the limit.
     pub fn bind(
         &self,
         handle: &[u8],
         user: &str,
         params: Option<RecordBatch>,
+        bytes: u64,
     ) -> Result<(), Status> {
         let mut handles = self.open();
+        self.owned(&mut handles, handle, user)?;
+        let others: u64 = handles
+            .iter()
+            .filter(|(k, p)| p.user == user && **k != key(handle))
+            .map(|(_, p)| p.param_bytes)
+            .sum();
+        self.check_parameters(others + bytes)?;
         let p = self.owned(&mut handles, handle, user)?;
-        p.params = params;
+        (p.params, p.param_bytes) = (params, bytes);
         p.used = Instant::now();
+        Ok(())
+    }
+
+    /// Refuses bound parameters of `bytes` (so far: checked while they are
+    /// received, too) beyond what one user's handles may hold.
+    pub fn check_parameters(&self, bytes: u64) -> Result<(), Status> {
+        if bytes > self.limits.parameter_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "bound parameters beyond {}, the most one user's prepared statements may hold \
+                 together: bind fewer rows at a time, or close statements (ClosePreparedStatement)",
+                bytesize::ByteSize::b(self.limits.parameter_bytes)
+            )));
+        }
         Ok(())
     }
 

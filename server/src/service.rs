@@ -556,13 +556,18 @@ impl FlightSqlService for CitylakeFlightSql {
         let principal = self.principal(&request).await?;
         let handle = query.prepared_statement_handle.clone();
         self.prepared.get(&handle, &principal.user)?;
-        let stream = FlightRecordBatchStream::new_from_flight_data(
+        let mut stream = FlightRecordBatchStream::new_from_flight_data(crate::upload::checked(
             request.into_inner().map_err(FlightError::from),
-        );
-        let batches: Vec<RecordBatch> = stream
-            .try_collect()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("reading bound parameters: {e}")))?;
+        ));
+        // counted as they arrive, refused as soon as they are too many
+        let (mut batches, mut bytes) = (Vec::<RecordBatch>::new(), 0);
+        while let Some(batch) = stream.next().await {
+            let batch = batch
+                .map_err(|e| Status::invalid_argument(format!("reading bound parameters: {e}")))?;
+            bytes += citylake_engine::ingest::held_bytes(&batch).map_err(|e| to_status(&e))?;
+            self.prepared.check_parameters(bytes)?;
+            batches.push(batch);
+        }
         let params = match batches.first() {
             None => None,
             Some(first) => Some(
@@ -573,7 +578,8 @@ impl FlightSqlService for CitylakeFlightSql {
                 .map_err(|e| Status::invalid_argument(format!("bound parameters: {e}")))?,
             ),
         };
-        self.prepared.bind(&handle, &principal.user, params)?;
+        self.prepared
+            .bind(&handle, &principal.user, params, bytes)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(handle),
         })
@@ -679,9 +685,9 @@ impl FlightSqlService for CitylakeFlightSql {
                 None => TableReference::bare(ticket.table.as_str()),
             },
         };
-        let batches = FlightRecordBatchStream::new_from_flight_data(
+        let batches = FlightRecordBatchStream::new_from_flight_data(crate::upload::checked(
             request.into_inner().map_err(FlightError::from),
-        )
+        ))
         .map_err(|e| {
             citylake_engine::EngineError::Rejected(format!("reading the ingested batches: {e}"))
         });

@@ -332,9 +332,78 @@ async fn malformed_sql_and_flight_messages_never_crash_or_hang_the_server() {
         );
     }
 
+    // parameters sent compressed are refused before they are decoded (a
+    // compressed body states its own unpacked size, which the decoder would
+    // reserve: a few bytes claiming terabytes would end the process), and so
+    // are more parameters than a user's statements may hold
+    let big = |n: i64| {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)])),
+            vec![Arc::new(Int64Array::from_iter_values(0..n))],
+        )
+        .unwrap()
+    };
+    for (batch, codec, expected) in [
+        (
+            big(1000),
+            Some(citylake_engine::datafusion::arrow::ipc::CompressionType::ZSTD),
+            "compressed Arrow IPC bodies are not accepted",
+        ),
+        (big(3_000_000), None, "bound parameters beyond 16.0 MiB"),
+    ] {
+        let r = tokio::time::timeout(DEADLINE, bind_raw(&mut c, batch, codec))
+            .await
+            .expect("answered");
+        let e = r.expect_err("refused").to_string();
+        assert!(e.contains(expected), "{e}");
+    }
+
     // still serving, and nothing panicked
     assert!(try_sql(&mut c, "SELECT count(*) FROM common.districts".into()).await);
     let mut fresh = common::logged_in(addr).await;
     assert!(try_sql(&mut fresh, "SELECT 1".into()).await);
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a handler panicked");
+}
+
+/// Prepares a statement and binds `params` to it as a client could, with its
+/// batches encoded under `compression`.
+async fn bind_raw(
+    c: &mut FlightSqlServiceClient<Channel>,
+    params: RecordBatch,
+    compression: Option<citylake_engine::datafusion::arrow::ipc::CompressionType>,
+) -> Result<(), arrow_flight::error::FlightError> {
+    use arrow_flight::encode::FlightDataEncoderBuilder;
+    use arrow_flight::sql::{
+        ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
+        CommandPreparedStatementQuery,
+    };
+    use citylake_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
+    let request = ActionCreatePreparedStatementRequest {
+        query: "SELECT district FROM common.districts WHERE population > $1".into(),
+        transaction_id: None,
+    };
+    let action = Action {
+        r#type: "CreatePreparedStatement".into(),
+        body: request.as_any().encode_to_vec().into(),
+    };
+    let mut results = c.do_action(action).await?;
+    let result = results.message().await?.expect("a result");
+    let created: ActionCreatePreparedStatementResult = Any::decode(&*result.body)?
+        .unpack()?
+        .expect("a prepared statement");
+    let command = CommandPreparedStatementQuery {
+        prepared_statement_handle: created.prepared_statement_handle,
+    };
+    let options = IpcWriteOptions::default().try_with_compression(compression)?;
+    let messages: Vec<_> = FlightDataEncoderBuilder::new()
+        .with_options(options)
+        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(
+            command.as_any().encode_to_vec(),
+        )))
+        .build(futures::stream::iter([Ok(params)]))
+        .try_collect()
+        .await?;
+    let mut answers = c.do_put(futures::stream::iter(messages)).await?;
+    while answers.message().await?.is_some() {}
+    Ok(())
 }

@@ -96,6 +96,7 @@ async fn prepared_statements_are_bounded_per_user_and_expire_when_idle() {
         prepared: PreparedLimits {
             per_user: 3,
             idle: Duration::from_millis(1500),
+            ..Default::default()
         },
         ..Default::default()
     };
