@@ -65,11 +65,20 @@ impl Citylake {
         Self::with_config(EngineConfig::new(catalog), principal).await
     }
 
-    /// citylake as the local administrator, its audit records acknowledged
-    /// without being written (`--without-audit`).
-    pub async fn open_without_audit(catalog: &Path) -> anyhow::Result<Self> {
+    /// citylake as the local administrator with a part switched off to
+    /// measure what it costs: its audit records acknowledged without being
+    /// written (`--without-audit`), queries executed on the caller's threads
+    /// (`--without-lanes`).
+    pub async fn open_diagnostic(
+        catalog: &Path,
+        without_audit: bool,
+        without_lanes: bool,
+    ) -> anyhow::Result<Self> {
         let mut config = EngineConfig::new(catalog);
-        config.audit_discard = true;
+        config.audit_discard = without_audit;
+        if without_lanes {
+            (config.light_query_threads, config.general_query_threads) = (0, 0);
+        }
         Self::with_config(config, Principal::local_admin()).await
     }
 

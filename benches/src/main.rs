@@ -118,6 +118,11 @@ struct CitybenchArgs {
     /// overhead from the audit trail's; citylake always audits otherwise).
     #[arg(long)]
     without_audit: bool,
+    /// citylake executing every query on the caller's threads (the engine's
+    /// lanes off: `--light-query-threads 0 --general-query-threads 0`), to
+    /// tell what the hop to the lanes' threads costs a millisecond query.
+    #[arg(long)]
+    without_lanes: bool,
 }
 
 #[derive(Args)]
@@ -266,8 +271,8 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
         a.run.filter.as_deref(),
     )?;
     let catalog = ensure_lake(&a.run.common.lake(), a.run.common.scale)?;
-    let citylake = if a.without_audit {
-        Citylake::open_without_audit(&catalog).await?
+    let citylake = if a.without_audit || a.without_lanes {
+        Citylake::open_diagnostic(&catalog, a.without_audit, a.without_lanes).await?
     } else {
         a.run.citylake(&catalog).await?
     };

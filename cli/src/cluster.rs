@@ -162,6 +162,12 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
                 .with_context(|| format!("--scheduler {}: expected HOST:PORT", args.scheduler))?;
+            if args.memory_limit == Some(0) {
+                anyhow::bail!(
+                    "--memory-limit 0: an executor needs memory to run tasks (omit it for \
+                     Ballista's default, a share of the machine's)"
+                );
+            }
             let slots = args
                 .slots
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

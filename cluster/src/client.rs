@@ -38,6 +38,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
 use datafusion::datasource::{TableProvider, provider_as_source, source_as_provider};
+use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
@@ -172,6 +173,23 @@ fn causes(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A job that failed because a task's operator did not fit in its executor's
+/// memory (a hash join's build side cannot spill) reaches the front end as the
+/// job's failure text: it is a resource limit, said as one (RESOURCE_EXHAUSTED,
+/// outcome `over_limit`), without the job's internals.
+fn out_of_memory(e: DataFusionError) -> DataFusionError {
+    const MARK: &str = "Resources exhausted";
+    let text = e.to_string();
+    match text.find(MARK) {
+        Some(at) => DataFusionError::ResourcesExhausted(format!(
+            "the query needs more memory than a cluster executor gives one task (its \
+             --memory-limit shared by its slots): {}",
+            text[at + MARK.len()..].trim_start_matches([':', ' '])
+        )),
+        None => e,
+    }
 }
 
 /// Why `plan` cannot run on the cluster, if it cannot.
@@ -337,6 +355,7 @@ impl citylake_engine::remote::RemoteExecutor for Cluster {
             tracing::warn!(error = %e, "running the query again as a new cluster job");
             (first, results) = self.run_job(&ballista, &plan).await?;
         }
+        let first = first.map(|r| r.map_err(out_of_memory));
         let schema = results.schema();
         let rows = futures::stream::iter(first).chain(results);
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
@@ -403,5 +422,37 @@ impl Drop for CancelOnDrop {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task that ran out of its executor's memory is a resource limit at
+    /// the front end, said without the job's internals; other failures pass.
+    #[test]
+    fn a_job_out_of_memory_is_a_resource_limit() {
+        let failed = DataFusionError::Execution(
+            "Job aBcD12 failed: Task 3 of stage 2 failed: Resources exhausted: Failed to \
+             allocate additional 64.0 MB for HashJoinInput[1]"
+                .into(),
+        );
+        match out_of_memory(failed) {
+            DataFusionError::ResourcesExhausted(text) => {
+                assert!(text.contains("--memory-limit"), "{text}");
+                assert!(
+                    text.contains("Failed to allocate additional 64.0 MB"),
+                    "{text}"
+                );
+                assert!(!text.contains("aBcD12"), "{text}");
+            }
+            other => panic!("{other}"),
+        }
+        let other = DataFusionError::Execution("Job x failed: division by zero".into());
+        assert!(matches!(
+            out_of_memory(other),
+            DataFusionError::Execution(t) if t.contains("division by zero")
+        ));
     }
 }
