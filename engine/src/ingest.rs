@@ -93,6 +93,11 @@ impl IngestBounds {
         })
     }
 
+    /// The largest request, in bytes.
+    pub(crate) fn max_request(&self) -> usize {
+        self.max_request
+    }
+
     /// An empty hold for one request of `user`'s.
     fn hold(&self, user: &str) -> Hold {
         Hold {
@@ -307,7 +312,10 @@ impl Engine {
             let Some(batch) = next else { break };
             let batch = batch?;
             check_batch(spec, &schema, &batch, seen.rows()).map_err(EngineError::Rejected)?;
-            let total = seen.add(batch.num_rows() as u64, held_bytes(&batch)?);
+            // what it holds, or what it will take once cast to the dataset's
+            // columns (missing ones filled with nulls), whichever is more
+            let bytes = held_bytes(&batch)?.max(batch.num_rows() as u64 * row_width(&schema));
+            let total = seen.add(batch.num_rows() as u64, bytes);
             if total > max as u64 {
                 return Err(EngineError::Rejected(format!(
                     "the ingest is larger than {} (--max-ingest-bytes): send it in several requests",
@@ -378,7 +386,9 @@ struct RecordIfDropped<'a> {
 
 impl Drop for RecordIfDropped<'_> {
     fn drop(&mut self) {
-        if !self.armed {
+        if !self.armed || std::thread::panicking() {
+            // (a panic is not the client going away: the task's failure is
+            // logged, and the request answered with an internal error)
             return;
         }
         self.session.audit_unwaited(crate::audit::AuditRecord {
@@ -436,6 +446,22 @@ pub fn held_bytes(batch: &RecordBatch) -> Result<u64> {
     }
     let held = allocations.values().map(|&n| n as u64).sum::<u64>();
     Ok(held.max(shown))
+}
+
+/// The fewest bytes a row of `schema` takes in memory: each column's fixed
+/// width, or its offset for variable-size ones, and at least one byte.
+fn row_width(schema: &Schema) -> u64 {
+    schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Boolean | DataType::Null => 1,
+            DataType::Utf8 | DataType::Binary | DataType::List(_) => 4,
+            DataType::Utf8View | DataType::BinaryView => 16,
+            t => t.primitive_width().unwrap_or(8) as u64,
+        })
+        .sum::<u64>()
+        .max(1)
 }
 
 /// Checks one batch of an ingest into `ds` (whose table schema is `schema`)

@@ -344,6 +344,11 @@ impl Engine {
         &self.ingest
     }
 
+    /// The largest ingest request, in bytes (`--max-ingest-bytes`).
+    pub fn max_ingest_bytes(&self) -> usize {
+        self.ingest.max_request()
+    }
+
     /// A slot among the running queries for work of `principal`'s that is
     /// not a query (an ingest), with the same shares and the same queue.
     pub(crate) async fn admission_for(

@@ -38,6 +38,10 @@ pub struct PreparedLimits {
 /// Default of [`PreparedLimits::parameter_bytes`]: parameters are values, not data.
 pub const DEFAULT_PARAMETER_BYTES: u64 = 16 << 20;
 
+/// Parameter rows one bind may carry: each row is one execution, recorded
+/// with its values, all built when the statement runs.
+pub const MAX_PARAMETER_ROWS: u64 = 100_000;
+
 impl Default for PreparedLimits {
     fn default() -> Self {
         Self {
@@ -111,16 +115,31 @@ impl PreparedStatements {
             .filter(|(k, p)| p.user == user && **k != key(handle))
             .map(|(_, p)| p.param_bytes)
             .sum();
-        self.check_parameters(others + bytes)?;
+        self.check_parameters(
+            others + bytes,
+            params.as_ref().map_or(0, |p| p.num_rows() as u64),
+        )?;
         let p = self.owned(&mut handles, handle, user)?;
         (p.params, p.param_bytes) = (params, bytes);
         p.used = Instant::now();
         Ok(())
     }
 
-    /// Refuses bound parameters of `bytes` (so far: checked while they are
-    /// received, too) beyond what one user's handles may hold.
-    pub fn check_parameters(&self, bytes: u64) -> Result<(), Status> {
+    /// The most bytes one upload of bound parameters may carry.
+    pub fn parameter_bytes(&self) -> u64 {
+        self.limits.parameter_bytes
+    }
+
+    /// Refuses bound parameters of `bytes` and `rows` (so far: checked while
+    /// they are received, too) beyond what one user's handles may hold, or
+    /// more rows than one bind may carry.
+    pub fn check_parameters(&self, bytes: u64, rows: u64) -> Result<(), Status> {
+        if rows > MAX_PARAMETER_ROWS {
+            return Err(Status::resource_exhausted(format!(
+                "more than {MAX_PARAMETER_ROWS} rows of bound parameters (each row is one \
+                 execution): bind fewer rows at a time"
+            )));
+        }
         if bytes > self.limits.parameter_bytes {
             return Err(Status::resource_exhausted(format!(
                 "bound parameters beyond {}, the most one user's prepared statements may hold \

@@ -558,14 +558,16 @@ impl FlightSqlService for CitylakeFlightSql {
         self.prepared.get(&handle, &principal.user)?;
         let mut stream = FlightRecordBatchStream::new_from_flight_data(crate::upload::checked(
             request.into_inner().map_err(FlightError::from),
+            self.prepared.parameter_bytes(),
         ));
         // counted as they arrive, refused as soon as they are too many
-        let (mut batches, mut bytes) = (Vec::<RecordBatch>::new(), 0);
+        let (mut batches, mut bytes, mut rows) = (Vec::<RecordBatch>::new(), 0, 0);
         while let Some(batch) = stream.next().await {
             let batch = batch
                 .map_err(|e| Status::invalid_argument(format!("reading bound parameters: {e}")))?;
             bytes += citylake_engine::ingest::held_bytes(&batch).map_err(|e| to_status(&e))?;
-            self.prepared.check_parameters(bytes)?;
+            rows += batch.num_rows() as u64;
+            self.prepared.check_parameters(bytes, rows)?;
             batches.push(batch);
         }
         let params = match batches.first() {
@@ -685,8 +687,12 @@ impl FlightSqlService for CitylakeFlightSql {
                 None => TableReference::bare(ticket.table.as_str()),
             },
         };
+        // (on the wire, twice the largest request: what the decoder keeps
+        // for itself, dictionaries, is bounded too; the batches are counted
+        // against --max-ingest-bytes by the engine)
         let batches = FlightRecordBatchStream::new_from_flight_data(crate::upload::checked(
             request.into_inner().map_err(FlightError::from),
+            2 * self.engine.max_ingest_bytes() as u64,
         ))
         .map_err(|e| {
             citylake_engine::EngineError::Rejected(format!("reading the ingested batches: {e}"))

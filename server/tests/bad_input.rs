@@ -349,7 +349,21 @@ async fn malformed_sql_and_flight_messages_never_crash_or_hang_the_server() {
             Some(citylake_engine::datafusion::arrow::ipc::CompressionType::ZSTD),
             "compressed Arrow IPC bodies are not accepted",
         ),
-        (big(3_000_000), None, "bound parameters beyond 16.0 MiB"),
+        (
+            big(3_000_000),
+            None,
+            "more than 100000 rows of bound parameters",
+        ),
+        (
+            // few rows, many bytes: 1,000 values of 20 kB
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, true)])),
+                vec![Arc::new(StringArray::from(vec!["x".repeat(20_000); 1000]))],
+            )
+            .unwrap(),
+            None,
+            "16.0 MiB",
+        ),
     ] {
         let r = tokio::time::timeout(DEADLINE, bind_raw(&mut c, batch, codec))
             .await
