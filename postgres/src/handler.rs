@@ -382,8 +382,15 @@ const SERVER_OWNED: [&str; 11] = [
     "session_authorization",
 ];
 
+/// Where a connection keeps the settings its client made.
+const SETTING_PREFIX: &str = "citylake.pg.setting.";
+
+/// How many settings one connection may hold, and how long each may be.
+const MAX_SETTINGS: usize = 256;
+const MAX_SETTING_BYTES: usize = 4096;
+
 fn setting_key(name: &str) -> String {
-    format!("citylake.pg.setting.{name}")
+    format!("{SETTING_PREFIX}{name}")
 }
 
 /// The engine stream as Postgres rows, in `format` (text or binary per column).
@@ -642,9 +649,25 @@ impl QueryHandler {
             ClientStatement::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
             ClientStatement::Savepoint(tag) => Response::Execution(Tag::new(tag)),
             ClientStatement::Set(name, value) => {
-                client
-                    .metadata_mut()
-                    .insert(setting_key(name), value.clone());
+                // a connection's settings are bounded: any name may be set
+                // (as PostgreSQL's custom ones), not any number of them
+                let key = setting_key(name);
+                let held = client
+                    .metadata()
+                    .keys()
+                    .filter(|k| k.starts_with(SETTING_PREFIX))
+                    .count();
+                let new = !client.metadata().contains_key(&key);
+                if value.len() > MAX_SETTING_BYTES || (new && held >= MAX_SETTINGS) {
+                    return Err(user_error(
+                        "53400",
+                        format!(
+                            "a connection holds at most {MAX_SETTINGS} settings of at most \
+                             {MAX_SETTING_BYTES} bytes each (RESET some)"
+                        ),
+                    ));
+                }
+                client.metadata_mut().insert(key, value.clone());
                 Response::Execution(Tag::new("SET"))
             }
             ClientStatement::Reset(name) => {
@@ -653,7 +676,7 @@ impl QueryHandler {
                     None => client
                         .metadata()
                         .keys()
-                        .filter(|k| k.starts_with("citylake.pg.setting."))
+                        .filter(|k| k.starts_with(SETTING_PREFIX))
                         .cloned()
                         .collect(),
                 };

@@ -838,6 +838,26 @@ def test_named_statements_per_connection_are_bounded(pg):
         assert error_code(until_ready(s)) is None
 
 
+def test_session_settings_per_connection_are_bounded(pg):
+    # any name may be set (as PostgreSQL's custom settings), not any number nor any length
+    with psycopg.connect(dsn(pg), autocommit=True) as conn:
+        refused = None
+        for i in range(300):
+            try:
+                conn.execute(f"SET app.k{i} = 'v'")
+            except psycopg.Error as e:
+                refused = (i, e.sqlstate, str(e))
+                break
+        assert refused and refused[0] <= 256 and refused[1] == "53400", refused
+        conn.execute("SET app.k0 = 'again'")  # replacing one needs no room
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute("SET app.k0 = '" + "x" * 5000 + "'")
+        assert e.value.sqlstate == "53400", e.value
+        conn.execute("RESET ALL")
+        conn.execute("SET app.after = 'v'")
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_garbage_and_wrong_cancel_keys_leave_the_server_serving(pg):
     # bytes that are no startup message
     with socket.create_connection(("127.0.0.1", pg.port), timeout=10) as s:
