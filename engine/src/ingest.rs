@@ -293,6 +293,7 @@ impl Engine {
         };
         let spec = self.catalog().spec().dataset(&name).ok_or_else(not_found)?;
         let schema = entry.provider.schema();
+        let width = row_width(&schema);
         let bounds = self.ingest_bounds();
         let max = bounds.max_request;
         // given back when this request ends, committed or not
@@ -314,7 +315,7 @@ impl Engine {
             check_batch(spec, &schema, &batch, seen.rows()).map_err(EngineError::Rejected)?;
             // what it holds, or what it will take once cast to the dataset's
             // columns (missing ones filled with nulls), whichever is more
-            let bytes = held_bytes(&batch)?.max(batch.num_rows() as u64 * row_width(&schema));
+            let bytes = held_bytes(&batch)?.max(batch.num_rows() as u64 * width);
             let total = seen.add(batch.num_rows() as u64, bytes);
             if total > max as u64 {
                 return Err(EngineError::Rejected(format!(

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use citylake_engine::error::ErrorClass;
 use citylake_engine::{Engine, EngineConfig, EngineError, Principal, QueryRequest};
 
 mod common;
@@ -836,6 +837,13 @@ async fn a_long_batch_leaves_the_serving_thread_free() {
     }
 }
 
+/// `e` says each of `words` and is of `class`.
+fn refused_as(e: &EngineError, words: &[&str], class: ErrorClass) {
+    let text = e.to_string();
+    assert!(words.iter().all(|w| text.contains(w)), "{text}");
+    assert_eq!(e.class(), class, "{text}");
+}
+
 /// An SF 0.01 lake of Delta datasets whose ingest requests may hold 40 KiB,
 /// alone or together (`configure` changes more), and a delivery of about
 /// 25 KiB of `traffic.segment_speed`'s own rows: one fits, two do not.
@@ -931,15 +939,10 @@ async fn ingest_requests_together_hold_no_more_than_the_bound() {
         .ingest(&e.session(tp2.clone()), table(), second())
         .await
         .unwrap_err();
-    let text = refused.to_string();
-    assert!(
-        text.contains("server busy") && text.contains("--max-ingest-memory"),
-        "{text}"
-    );
-    assert_eq!(
-        refused.class(),
-        citylake_engine::error::ErrorClass::ResourceExhausted,
-        "{text}"
+    refused_as(
+        &refused,
+        &["server busy", "--max-ingest-memory"],
+        ErrorClass::ResourceExhausted,
     );
     // and so is the same writer's second request: one user's requests hold
     // one request's worth at most, so one writer cannot keep the whole bound
@@ -947,12 +950,10 @@ async fn ingest_requests_together_hold_no_more_than_the_bound() {
         .ingest(&e.session(tp.clone()), table(), second())
         .await
         .unwrap_err();
-    let text = refused.to_string();
-    assert!(text.contains("your ingest requests"), "{text}");
-    assert_eq!(
-        refused.class(),
-        citylake_engine::error::ErrorClass::ResourceExhausted,
-        "{text}"
+    refused_as(
+        &refused,
+        &["your ingest requests"],
+        ErrorClass::ResourceExhausted,
     );
 
     // the first commits; then the second goes through
@@ -1010,15 +1011,10 @@ async fn an_ingest_that_stalls_gives_back_what_it_holds() {
         .expect("the stalled ingest was never ended")
         .unwrap()
         .unwrap_err();
-    let text = refused.to_string();
-    assert!(
-        text.contains("ingest timeout") && text.contains("--ingest-timeout"),
-        "{text}"
-    );
-    assert_eq!(
-        refused.class(),
-        citylake_engine::error::ErrorClass::Timeout,
-        "{text}"
+    refused_as(
+        &refused,
+        &["ingest timeout", "--ingest-timeout"],
+        ErrorClass::Timeout,
     );
     // nothing of it was written, and what it held is free again: both
     // writers' deliveries go through (each alone fills the bound)
