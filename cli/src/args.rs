@@ -305,7 +305,8 @@ pub struct EngineArgs {
     #[arg(long, env = "CITYLAKE_LIGHT_QUERY_SLOTS")]
     pub light_query_slots: Option<usize>,
     /// A query whose files to scan (after partition and file pruning) are
-    /// fewer bytes than this is light.
+    /// fewer bytes than this is light (one whose work cannot be estimated by
+    /// the bytes it reads never is).
     #[arg(long, env = "CITYLAKE_LIGHT_QUERY_SCAN", default_value = "32MiB", value_parser = parse_size)]
     pub light_query_scan: usize,
     /// Worker threads light queries run on, beside the others' (default: the
@@ -337,8 +338,9 @@ pub struct EngineArgs {
     /// batch beyond is refused as busy (retry). At least --max-ingest-bytes.
     #[arg(long, env = "CITYLAKE_MAX_INGEST_MEMORY", default_value = "512MiB", value_parser = parse_size)]
     pub max_ingest_memory: usize,
-    /// How long an ingest request's batches may take to arrive (e.g. 5m); a
-    /// request still receiving then is refused and gives back what it held.
+    /// How long an ingest request's batches, or an upload of bound
+    /// parameters, may take to arrive (e.g. 5m); a request still receiving
+    /// then is refused and gives back what it held.
     #[arg(long, env = "CITYLAKE_INGEST_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub ingest_timeout: std::time::Duration,
     /// Run queries on a Ballista cluster (df://HOST:PORT of its scheduler); the

@@ -134,6 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         prepared: citylake_server::PreparedLimits {
             per_user: args.max_prepared_statements,
             idle: args.prepared_idle_timeout.0.unwrap_or(Duration::MAX),
+            upload_timeout: args.engine.ingest_timeout,
             ..Default::default()
         },
     };

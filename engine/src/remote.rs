@@ -16,12 +16,18 @@
 
 use std::sync::Arc;
 
+use datafusion::common::stats::Precision;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::joins::{CrossJoinExec, NestedLoopJoinExec};
+use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
+use datafusion::physical_plan::streaming::StreamingTableExec;
+use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
 
 use crate::error::Result;
 
@@ -51,39 +57,101 @@ impl Routing {
     }
 }
 
-/// Bytes of the files a physical plan scans (the sum of their sizes, or of
-/// their ranges where a file is split over partitions).
+/// The work a physical plan is estimated to do, in bytes of input: the files
+/// it scans (the sum of their sizes, or of their ranges where a file is split
+/// over partitions) and the rows held in memory it reads. Work that cannot be
+/// estimated weighs `u64::MAX` (fail closed: never light, never too small for
+/// the cluster) — a source citylake does not know (`generate_series`, a
+/// recursive query's work table). A join whose output is the product of its
+/// inputs (a cross or nested-loop join) weighs its inputs times the rows of
+/// its smaller side when both sides' row counts are known exactly, its inputs
+/// when one side is known to hold at most one row (a one-row aggregate beside
+/// a table weighs the table), and `u64::MAX` otherwise: a few kilobytes of
+/// files can make minutes of work.
 pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
-    let own = plan
-        .downcast_ref::<DataSourceExec>()
-        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-        .map_or(0, |config| {
-            config
-                .file_groups
-                .iter()
-                .flat_map(|group| group.files())
-                // a file split into byte ranges over several partitions
-                // counts once, range by range
-                .map(|file| match &file.range {
-                    Some(range) => (range.end - range.start).max(0) as u64,
-                    None => file.object_meta.size,
-                })
-                .sum()
-        });
+    if plan.is::<NestedLoopJoinExec>() || plan.is::<CrossJoinExec>() {
+        let statistics = StatisticsContext::new();
+        let rows: Vec<Option<u64>> = plan
+            .children()
+            .iter()
+            .map(|child| {
+                let computed = statistics
+                    .compute(child.as_ref(), &StatisticsArgs::new())
+                    .ok()?;
+                match computed.num_rows {
+                    Precision::Exact(rows) => Some(rows as u64),
+                    _ => None,
+                }
+            })
+            .collect();
+        let times = if rows.iter().all(Option::is_some) {
+            rows.iter().flatten().min().copied().unwrap_or(0)
+        } else if rows.iter().flatten().any(|&n| n <= 1) {
+            1
+        } else {
+            return u64::MAX;
+        };
+        return plan
+            .children()
+            .into_iter()
+            .map(|child| scan_bytes(child.as_ref()))
+            .fold(0, u64::saturating_add)
+            .saturating_mul(times.max(1));
+    }
     // a governed scan shows no children (nothing beneath the barrier is
     // printed): its scan is weighed all the same (red team: a masked
     // dataset's year-long scans weighed nothing and took the light slots)
-    let governed = crate::governance::GovernedScanExec::governed_plan(plan)
-        .map_or(0, |inner| scan_bytes(inner.as_ref()));
-    // the data-quality checks read whole datasets when executed
-    let checks = plan
-        .downcast_ref::<crate::quality::QualityExec>()
-        .map_or(0, |_| crate::quality::QualityExec::WEIGHT);
-    plan.children()
+    if let Some(inner) = crate::governance::GovernedScanExec::governed_plan(plan) {
+        return scan_bytes(inner.as_ref());
+    }
+    let children = plan.children();
+    if children.is_empty() {
+        return leaf_bytes(plan);
+    }
+    children
         .into_iter()
         .map(|child| scan_bytes(child.as_ref()))
-        .chain([own, governed, checks])
         .fold(0, u64::saturating_add)
+}
+
+/// The input of a plan without children: see [`scan_bytes`].
+fn leaf_bytes(plan: &dyn ExecutionPlan) -> u64 {
+    // no rows, one row, `information_schema`'s listings of the catalog (the
+    // only streaming tables a session has: citylake registers none)
+    if plan.is::<EmptyExec>() || plan.is::<PlaceholderRowExec>() || plan.is::<StreamingTableExec>()
+    {
+        return 0;
+    }
+    // the data-quality checks read whole datasets when executed
+    if plan.is::<crate::quality::QualityExec>() {
+        return crate::quality::QualityExec::WEIGHT;
+    }
+    let Some(source) = plan.downcast_ref::<DataSourceExec>() else {
+        return u64::MAX;
+    };
+    if let Some(config) = source.data_source().downcast_ref::<FileScanConfig>() {
+        return config
+            .file_groups
+            .iter()
+            .flat_map(|group| group.files())
+            // a file split into byte ranges over several partitions counts
+            // once, range by range
+            .map(|file| match &file.range {
+                Some(range) => (range.end - range.start).max(0) as u64,
+                None => file.object_meta.size,
+            })
+            .fold(0, u64::saturating_add);
+    }
+    // rows already in memory: `VALUES`, the system and catalog tables
+    if let Some(memory) = source.data_source().downcast_ref::<MemorySourceConfig>() {
+        return memory
+            .partitions()
+            .iter()
+            .flatten()
+            .map(|batch| batch.get_array_memory_size() as u64)
+            .fold(0, u64::saturating_add);
+    }
+    u64::MAX
 }
 
 /// Executes optimized query plans elsewhere.
@@ -156,5 +224,70 @@ mod tests {
         let governed = crate::governance::GovernedScanExec::new("t", scan, schema);
         assert!(governed.children().is_empty());
         assert_eq!(scan_bytes(&governed), (10 << 20) + 1000);
+    }
+
+    /// The physical plan of `sql` in a plain session.
+    async fn weigh(sql: &str) -> u64 {
+        let ctx = datafusion::prelude::SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new().with_information_schema(true),
+        );
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        scan_bytes(plan.as_ref())
+    }
+
+    /// Work that cannot be estimated is never small (red team: a CPU-heavy
+    /// query over no files weighed nothing and ran as a light query).
+    #[tokio::test]
+    async fn work_not_known_weighs_the_most() {
+        // rows made as the query runs, a recursive query's work table
+        assert_eq!(
+            weigh("SELECT sum(value) FROM generate_series(1, 1000000000)").await,
+            u64::MAX
+        );
+        assert_eq!(weigh("SELECT count(*) FROM range(10)").await, u64::MAX);
+        let recursive = "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 100000000) \
+                         SELECT max(n) FROM t";
+        assert_eq!(weigh(recursive).await, u64::MAX);
+        // a product of inputs whose rows are not known exactly
+        let filtered = "SELECT count(*) FROM (SELECT * FROM (VALUES (1), (2)) v(x) WHERE x > 1) a \
+                        CROSS JOIN (SELECT * FROM (VALUES (1), (2)) v(y) WHERE y > 1) b";
+        assert_eq!(weigh(filtered).await, u64::MAX);
+        let filtered = "SELECT count(*) FROM (SELECT * FROM (VALUES (1), (2)) v(x) WHERE x > 1) a \
+                        JOIN (SELECT * FROM (VALUES (1), (2)) v(y) WHERE y > 1) b ON a.x < b.y";
+        assert_eq!(weigh(filtered).await, u64::MAX);
+        // one side known, of more than one row, the other not
+        let half = "SELECT count(*) FROM (VALUES (1), (2)) a(x) \
+                    CROSS JOIN (SELECT * FROM (VALUES (1), (2)) v(y) WHERE y > 1) b";
+        assert_eq!(weigh(half).await, u64::MAX);
+    }
+
+    /// What is known is weighed: no rows, one row, rows in memory, the
+    /// catalog's listings; a product beside a side of exactly known rows is
+    /// its inputs times those rows.
+    #[tokio::test]
+    async fn work_known_is_weighed() {
+        assert_eq!(weigh("SELECT 1").await, 0);
+        assert_eq!(
+            weigh("SELECT count(*) FROM information_schema.tables").await,
+            0
+        );
+        let values = weigh("SELECT * FROM (VALUES (1), (2)) v(x)").await;
+        assert!(values > 0 && values < 1 << 20, "{values}");
+        let one = weigh(
+            "SELECT * FROM (VALUES (1), (2)) a(x) CROSS JOIN (SELECT max(y) AS m FROM (VALUES (3)) b(y))",
+        )
+        .await;
+        assert!(one > values && one < 1 << 20, "{one}");
+        // a product of sides of exactly known rows: its inputs times the
+        // smaller side's rows
+        let product = "SELECT count(*) FROM (VALUES (1), (2)) a(x) JOIN (VALUES (1), (2), (3)) b(y) ON a.x < b.y";
+        let three = weigh("SELECT * FROM (VALUES (1), (2), (3)) v(x)").await;
+        assert_eq!(weigh(product).await, (values + three) * 2);
     }
 }

@@ -791,7 +791,7 @@ async fn query_ids_reveal_nothing_of_other_users_activity() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_long_batch_leaves_the_serving_thread_free() {
     // every query light, then none (the lane is chosen by the bytes of files
-    // to scan, and this one scans none)
+    // to scan: this one scans one small file)
     for (light_scan, lane) in [(u64::MAX, "light"), (0, "general")] {
         let mut config = EngineConfig::new(lake().join("catalog.toml"));
         config.audit_dir = Some(tempfile::tempdir().unwrap().keep());
@@ -801,8 +801,8 @@ async fn a_long_batch_leaves_the_serving_thread_free() {
         config.general_query_threads = 2;
         let e = std::sync::Arc::new(Engine::new(config).await.unwrap());
         // one batch of 60 rows, 4 M character pairs each (under the bound)
-        let long = "SELECT max(levenshtein(repeat('a', 2000) || value, repeat('b', 2000))) AS d \
-                    FROM generate_series(1, 60)";
+        let long = "SELECT max(levenshtein(repeat('a', 2000) || CAST(lanes * 10 AS VARCHAR), \
+                    repeat('b', 2000))) AS d FROM (SELECT lanes FROM traffic.road_segments LIMIT 60)";
         let heavy = tokio::spawn({
             let e = e.clone();
             async move { rows(&e, &analyst(), long).await }
@@ -834,6 +834,65 @@ async fn a_long_batch_leaves_the_serving_thread_free() {
         // and it ends with its answer
         let d = heavy.await.unwrap().unwrap();
         assert_eq!(d, vec![vec!["2002".to_string()]]);
+    }
+}
+
+/// A query whose work cannot be estimated from the bytes it reads is never
+/// light: rows made as it runs (`generate_series`, a recursive query) or a
+/// product of its inputs (a cross or nested-loop join of small tables). Each
+/// would otherwise take a light slot at the protocols' priority for as long
+/// as it computes (red team: a CPU-heavy query over no files weighed 0 bytes).
+/// What is known to be small stays light.
+#[tokio::test]
+async fn work_that_cannot_be_weighed_is_never_light() {
+    let e = engine().await;
+    let heavy = [
+        "SELECT sum(value) AS s FROM generate_series(1, 1000)",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 10) \
+         SELECT max(n) AS m FROM t",
+        // (rows filtered: how many is not known)
+        "SELECT count(*) AS c FROM traffic.road_segments a \
+         CROSS JOIN (SELECT * FROM traffic.road_segments WHERE lanes > 1) b",
+        "SELECT count(*) AS c FROM traffic.road_segments a \
+         JOIN (SELECT * FROM traffic.road_segments WHERE lanes > 1) b ON a.length_m < b.length_m",
+    ];
+    let light = [
+        "SELECT 1 AS one",
+        "SELECT count(*) AS c FROM traffic.road_segments",
+        // a product with a side of one row weighs the other side; of two
+        // sides of known rows, its inputs times the rows (the test lake's
+        // road segments: a few thousand pairs)
+        "SELECT count(*) AS c FROM traffic.road_segments \
+         CROSS JOIN (SELECT max(lanes) AS m FROM traffic.road_segments)",
+        "SELECT count(*) AS c FROM traffic.road_segments a CROSS JOIN traffic.road_segments b",
+        "SELECT count(*) AS c FROM information_schema.tables",
+    ];
+    for sql in heavy.iter().chain(&light) {
+        rows(&e, &analyst(), sql).await.unwrap();
+    }
+    let lanes: std::collections::BTreeMap<String, String> = rows(
+        &e,
+        &Principal::local_admin(),
+        "SELECT sql, lane FROM system.queries WHERE user = 'ana'",
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect();
+    for sql in heavy {
+        assert_eq!(
+            lanes.get(sql).map(String::as_str),
+            Some("general"),
+            "{sql}: {lanes:?}"
+        );
+    }
+    for sql in light {
+        assert_eq!(
+            lanes.get(sql).map(String::as_str),
+            Some("light"),
+            "{sql}: {lanes:?}"
+        );
     }
 }
 

@@ -555,21 +555,35 @@ impl FlightSqlService for CitylakeFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let principal = self.principal(&request).await?;
         let handle = query.prepared_statement_handle.clone();
-        self.prepared.get(&handle, &principal.user)?;
+        let mut received = self.prepared.receive(&handle, &principal.user)?;
         let mut stream = FlightRecordBatchStream::new_from_flight_data(crate::upload::checked(
             request.into_inner().map_err(FlightError::from),
             self.prepared.parameter_bytes(),
         ));
-        // counted as they arrive, refused as soon as they are too many
-        let (mut batches, mut bytes, mut rows) = (Vec::<RecordBatch>::new(), 0, 0);
-        while let Some(batch) = stream.next().await {
-            let batch = batch
-                .map_err(|e| Status::invalid_argument(format!("reading bound parameters: {e}")))?;
-            bytes += citylake_engine::ingest::held_bytes(&batch).map_err(|e| to_status(&e))?;
-            rows += batch.num_rows() as u64;
-            self.prepared.check_parameters(bytes, rows)?;
-            batches.push(batch);
-        }
+        // counted as they arrive (with the user's other uploads and bound
+        // parameters), refused as soon as they are too many or too late
+        let mut batches = Vec::<RecordBatch>::new();
+        let timeout = self.prepared.upload_timeout();
+        tokio::time::timeout(timeout, async {
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| {
+                    Status::invalid_argument(format!("reading bound parameters: {e}"))
+                })?;
+                let bytes =
+                    citylake_engine::ingest::held_bytes(&batch).map_err(|e| to_status(&e))?;
+                received.add(bytes, batch.num_rows() as u64)?;
+                batches.push(batch);
+            }
+            Ok::<_, Status>(())
+        })
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "the bound parameters did not all arrive within {}; nothing was bound (send them \
+                 faster or fewer at a time; the operator can raise --ingest-timeout)",
+                humantime::format_duration(timeout)
+            ))
+        })??;
         let params = match batches.first() {
             None => None,
             Some(first) => Some(
@@ -581,7 +595,7 @@ impl FlightSqlService for CitylakeFlightSql {
             ),
         };
         self.prepared
-            .bind(&handle, &principal.user, params, bytes)?;
+            .bind(&handle, &principal.user, params, received)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(handle),
         })

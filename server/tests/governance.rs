@@ -123,6 +123,90 @@ async fn prepared_statements_are_bounded_per_user_and_expire_when_idle() {
     c.prepare("SELECT 1".into(), None).await.unwrap();
 }
 
+/// An upload of bound parameters must arrive within its time (red team: a
+/// client that sent a batch and then nothing held its parameters, and a
+/// handler, for as long as it kept the call open). Cut off, it answers
+/// DEADLINE_EXCEEDED while the client still holds the call open, binds
+/// nothing, and gives back what it held: the same user binds as much again.
+#[tokio::test]
+async fn a_parameter_upload_that_stalls_is_cut_off_and_gives_back_what_it_held() {
+    use arrow_flight::encode::FlightDataEncoderBuilder;
+    use arrow_flight::sql::{
+        ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+        CommandPreparedStatementQuery, ProstMessageExt,
+    };
+    use arrow_flight::{Action, FlightData, FlightDescriptor};
+    use futures::TryStreamExt;
+    use prost::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServeOptions {
+        prepared: PreparedLimits {
+            parameter_bytes: 1 << 20,
+            upload_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start_full(config(dir.path()), UserDirectory::fixed(users()), options).await;
+    let sql = "SELECT count(*) FROM common.districts WHERE population > $1";
+    // 80,000 values: 640 KiB, more than half the limit
+    let values = || {
+        RecordBatch::try_from_iter([("p", Arc::new(Int64Array::from_iter_values(0..80_000)) as _)])
+            .unwrap()
+    };
+    let mut c = logged_in(addr).await;
+    let request = ActionCreatePreparedStatementRequest {
+        query: sql.into(),
+        transaction_id: None,
+    };
+    let action = Action {
+        r#type: "CreatePreparedStatement".into(),
+        body: request.as_any().encode_to_vec().into(),
+    };
+    let result = c.do_action(action).await.unwrap().message().await.unwrap();
+    let created: ActionCreatePreparedStatementResult =
+        Any::decode(&*result.expect("a result").body)
+            .unwrap()
+            .unpack()
+            .unwrap()
+            .expect("a prepared statement");
+    let command = CommandPreparedStatementQuery {
+        prepared_statement_handle: created.prepared_statement_handle,
+    };
+    let messages: Vec<FlightData> = FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(
+            command.as_any().encode_to_vec(),
+        )))
+        .build(futures::stream::iter([Ok(values())]))
+        .try_collect()
+        .await
+        .unwrap();
+    // the upload: its batch sent, then nothing, the call held open
+    let (send, receive) = futures::channel::mpsc::unbounded::<FlightData>();
+    for m in messages.clone() {
+        send.unbounded_send(m).unwrap();
+    }
+    let mut uploader = c.clone();
+    let upload = tokio::spawn(async move {
+        let mut answers = uploader.do_put(receive).await?;
+        while answers.message().await?.is_some() {}
+        Ok::<_, FlightError>(())
+    });
+    let answered = tokio::time::timeout(Duration::from_secs(120), upload)
+        .await
+        .expect("the server never cut the stalled upload off");
+    let (code_, msg) = code(answered.unwrap().expect_err("cut off"));
+    assert_eq!(code_, Code::DeadlineExceeded, "{msg}");
+    assert!(msg.contains("did not all arrive within 2s"), "{msg}");
+    // nothing of it is held: the same user binds as much again (had the
+    // stalled upload's 640 KiB still counted, 1.25 MiB would be over the limit)
+    let mut answers = c.do_put(futures::stream::iter(messages)).await.unwrap();
+    while answers.message().await.unwrap().is_some() {}
+    // (the stalled client's side was open all along)
+    drop(send);
+}
+
 #[tokio::test]
 async fn logins_preparations_and_bound_values_are_in_a_verifiable_trail() {
     let dir = tempfile::tempdir().unwrap();
