@@ -569,6 +569,8 @@ impl FlightSqlService for CitylakeFlightSql {
                 let batch = batch.map_err(|e| {
                     Status::invalid_argument(format!("reading bound parameters: {e}"))
                 })?;
+                crate::upload::plain_parameters(&batch.schema())
+                    .map_err(Status::invalid_argument)?;
                 let bytes =
                     citylake_engine::ingest::held_bytes(&batch).map_err(|e| to_status(&e))?;
                 received.add(bytes, batch.num_rows() as u64)?;

@@ -20,12 +20,78 @@
 //!   8-byte body sat beside 64 MiB of padding kept all of it alive (red
 //!   team). After the copy a batch holds what it shows, and its consumer
 //!   counts that ([`citylake_engine::ingest::held_bytes`]).
+//! - **Bound parameters are plain values** ([`plain_parameters`]): each row
+//!   becomes one execution carrying a copy of its values and, for the audit
+//!   trail, their JSON with the column names. A layout that shares one value
+//!   between rows (dictionaries, run-end encoding, views) or a long column
+//!   name was counted once and copied once per row: 100,000 rows of a 15 MiB
+//!   name would have been 1.5 TB (red team).
 
 use arrow_flight::FlightData;
 use arrow_flight::error::FlightError;
 use bytes::Bytes;
+use citylake_engine::datafusion::arrow::datatypes::{DataType, Schema};
 use citylake_engine::datafusion::arrow::ipc;
 use futures::{Stream, StreamExt};
+
+/// Longest column name of bound parameters, in bytes.
+pub const MAX_PARAMETER_NAME: usize = 256;
+
+/// Refuses bound parameters that are not plain values under short names (see
+/// the module docs): the types allowed are those whose every row holds its
+/// own bytes.
+pub fn plain_parameters(schema: &Schema) -> Result<(), String> {
+    for field in schema.fields() {
+        if field.name().len() > MAX_PARAMETER_NAME {
+            return Err(format!(
+                "a bound parameter's column name is {} bytes long; at most {MAX_PARAMETER_NAME} \
+                 are accepted",
+                field.name().len()
+            ));
+        }
+        use DataType::*;
+        let plain = matches!(
+            field.data_type(),
+            Null | Boolean
+                | Int8
+                | Int16
+                | Int32
+                | Int64
+                | UInt8
+                | UInt16
+                | UInt32
+                | UInt64
+                | Float16
+                | Float32
+                | Float64
+                | Decimal32(..)
+                | Decimal64(..)
+                | Decimal128(..)
+                | Decimal256(..)
+                | Utf8
+                | LargeUtf8
+                | Binary
+                | LargeBinary
+                | FixedSizeBinary(_)
+                | Date32
+                | Date64
+                | Time32(_)
+                | Time64(_)
+                | Timestamp(..)
+                | Duration(_)
+                | Interval(_)
+        );
+        if !plain {
+            return Err(format!(
+                "bound parameter `{}` is of type {}; parameters are plain values (numbers, text, \
+                 binary, dates and times), not dictionaries, views, lists or structures",
+                field.name().chars().take(64).collect::<String>(),
+                field.data_type()
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Rows a batch may claim beyond eight per byte of its body.
 const ROWS_WITHOUT_BODY: u64 = 64 * 1024;
@@ -197,5 +263,43 @@ mod tests {
         .unwrap();
         assert_eq!(out[1].data_body, padded.data_body);
         assert_ne!(out[1].data_body.as_ptr(), padded.data_body.as_ptr());
+    }
+
+    /// Parameters are plain values under short names: layouts that share one
+    /// value between rows, and long names, are refused (each row is copied
+    /// with its names into its own execution and audit record).
+    #[test]
+    fn parameters_are_plain_values_under_short_names() {
+        let field = |name: &str, t: DataType| Schema::new(vec![Field::new(name, t, true)]);
+        for t in [
+            DataType::Int64,
+            DataType::Utf8,
+            DataType::LargeUtf8,
+            DataType::Boolean,
+            DataType::Decimal128(10, 2),
+            DataType::Date32,
+            DataType::Null,
+        ] {
+            plain_parameters(&field("$1", t)).unwrap();
+        }
+        let shared = [
+            DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8)),
+            DataType::Utf8View,
+            DataType::BinaryView,
+            DataType::RunEndEncoded(
+                Arc::new(Field::new("run_ends", DataType::Int32, false)),
+                Arc::new(Field::new("values", DataType::Utf8, true)),
+            ),
+            DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+            DataType::Struct(vec![Field::new("a", DataType::Int64, true)].into()),
+        ];
+        for t in shared {
+            let e = plain_parameters(&field("$1", t.clone())).unwrap_err();
+            assert!(e.contains("plain values"), "{t}: {e}");
+        }
+        let e = plain_parameters(&field(&"n".repeat(MAX_PARAMETER_NAME + 1), DataType::Int64))
+            .unwrap_err();
+        assert!(e.contains("257 bytes long"), "{e}");
+        plain_parameters(&field(&"n".repeat(MAX_PARAMETER_NAME), DataType::Int64)).unwrap();
     }
 }

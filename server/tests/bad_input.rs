@@ -13,7 +13,7 @@ use std::time::Duration;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{Any, ProstMessageExt, TicketStatementQuery};
 use arrow_flight::{Action, FlightDescriptor, Ticket};
-use citylake_engine::datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use citylake_engine::datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use citylake_engine::datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::TryStreamExt;
 use prost::Message;
@@ -363,6 +363,39 @@ async fn malformed_sql_and_flight_messages_never_crash_or_hang_the_server() {
             .unwrap(),
             None,
             "16.0 MiB",
+        ),
+        (
+            // a long column name, copied into every row's execution and record
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new(
+                    "n".repeat(100_000),
+                    DataType::Int64,
+                    true,
+                )])),
+                vec![Arc::new(Int64Array::from(vec![1, 2]))],
+            )
+            .unwrap(),
+            None,
+            "column name is 100000 bytes long",
+        ),
+        (
+            // not a plain value
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new(
+                    "x",
+                    DataType::Struct(vec![Field::new("a", DataType::Int64, true)].into()),
+                    true,
+                )])),
+                vec![Arc::new(
+                    citylake_engine::datafusion::arrow::array::StructArray::from(vec![(
+                        Arc::new(Field::new("a", DataType::Int64, true)),
+                        Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+                    )]),
+                )],
+            )
+            .unwrap(),
+            None,
+            "parameters are plain values",
         ),
     ] {
         let r = tokio::time::timeout(DEADLINE, bind_raw(&mut c, batch, codec))
