@@ -27,6 +27,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::joins::{CrossJoinExec, NestedLoopJoinExec};
 use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 use datafusion::physical_plan::streaming::StreamingTableExec;
+use datafusion::physical_plan::unnest::UnnestExec;
 use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
 
 use crate::error::Result;
@@ -67,7 +68,8 @@ impl Routing {
 /// its smaller side when both sides' row counts are known exactly, its inputs
 /// when one side is known to hold at most one row (a one-row aggregate beside
 /// a table weighs the table), and `u64::MAX` otherwise: a few kilobytes of
-/// files can make minutes of work.
+/// files can make minutes of work. An `unnest` (one row becomes any number)
+/// weighs `u64::MAX` too.
 pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
     if plan.is::<NestedLoopJoinExec>() || plan.is::<CrossJoinExec>() {
         let statistics = StatisticsContext::new();
@@ -84,10 +86,16 @@ pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
                 }
             })
             .collect();
-        let times = if rows.iter().all(Option::is_some) {
-            rows.iter().flatten().min().copied().unwrap_or(0)
+        // (the pairs themselves weigh a byte each: sides of rows that read
+        // no bytes, unions of constants, still make work)
+        let (times, pairs) = if rows.iter().all(Option::is_some) {
+            let known = rows.iter().flatten();
+            (
+                known.clone().min().copied().unwrap_or(0),
+                known.fold(1, |n: u64, &r| n.saturating_mul(r)),
+            )
         } else if rows.iter().flatten().any(|&n| n <= 1) {
-            1
+            (1, 0)
         } else {
             return u64::MAX;
         };
@@ -96,7 +104,13 @@ pub fn scan_bytes(plan: &dyn ExecutionPlan) -> u64 {
             .into_iter()
             .map(|child| scan_bytes(child.as_ref()))
             .fold(0, u64::saturating_add)
-            .saturating_mul(times.max(1));
+            .saturating_mul(times.max(1))
+            .saturating_add(pairs);
+    }
+    // a row becomes many (red team: `unnest(range(0, n))` over one row of
+    // `VALUES` weighed nothing)
+    if plan.is::<UnnestExec>() {
+        return u64::MAX;
     }
     // a governed scan shows no children (nothing beneath the barrier is
     // printed): its scan is weighed all the same (red team: a masked
@@ -261,6 +275,19 @@ mod tests {
         let filtered = "SELECT count(*) FROM (SELECT * FROM (VALUES (1), (2)) v(x) WHERE x > 1) a \
                         JOIN (SELECT * FROM (VALUES (1), (2)) v(y) WHERE y > 1) b ON a.x < b.y";
         assert_eq!(weigh(filtered).await, u64::MAX);
+        // rows from nothing: an unnest, a product of constants
+        let unnest =
+            "SELECT count(*) FROM (SELECT unnest(range(0, n)) AS k FROM (VALUES (200000)) v(n))";
+        assert_eq!(weigh(unnest).await, u64::MAX);
+        let ones = (0..64)
+            .map(|_| "SELECT 1 AS x")
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let constants = format!(
+            "WITH u AS ({ones}) SELECT sum(a.x + b.x + c.x + d.x + e.x) \
+             FROM u a, u b, u c, u d, u e"
+        );
+        assert!(weigh(&constants).await >= 1 << 30);
         // one side known, of more than one row, the other not
         let half = "SELECT count(*) FROM (VALUES (1), (2)) a(x) \
                     CROSS JOIN (SELECT * FROM (VALUES (1), (2)) v(y) WHERE y > 1) b";
@@ -285,9 +312,9 @@ mod tests {
         .await;
         assert!(one > values && one < 1 << 20, "{one}");
         // a product of sides of exactly known rows: its inputs times the
-        // smaller side's rows
+        // smaller side's rows, and a byte per pair
         let product = "SELECT count(*) FROM (VALUES (1), (2)) a(x) JOIN (VALUES (1), (2), (3)) b(y) ON a.x < b.y";
         let three = weigh("SELECT * FROM (VALUES (1), (2), (3)) v(x)").await;
-        assert_eq!(weigh(product).await, (values + three) * 2);
+        assert_eq!(weigh(product).await, (values + three) * 2 + 2 * 3);
     }
 }
