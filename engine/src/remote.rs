@@ -65,7 +65,8 @@ impl Routing {
 /// the cluster) — a source citylake does not know (`generate_series`, a
 /// recursive query's work table). A join whose output is the product of its
 /// inputs (a cross or nested-loop join) weighs its inputs times the rows of
-/// its smaller side when both sides' row counts are known exactly, its inputs
+/// its smaller side, and a byte per pair, when both sides' row counts are
+/// known exactly, its inputs
 /// when one side is known to hold at most one row (a one-row aggregate beside
 /// a table weighs the table), and `u64::MAX` otherwise: a few kilobytes of
 /// files can make minutes of work. An `unnest` (one row becomes any number)

@@ -1577,13 +1577,20 @@ impl Session {
                 return Err(self.failed(&entry, EngineError::Query(e)).await);
             }
         };
-        let planned = contain_panics("planning the query", self.prepare(plan.clone())).await;
+        // (each plan weighed once: the weight is a walk of the whole plan)
+        let weighed = |p: Prepared| {
+            let light = p.is_light(self.light_query_scan);
+            (p, light)
+        };
+        let planned = contain_panics("planning the query", self.prepare(plan.clone()))
+            .await
+            .map(weighed);
         let (prepared, permit) = match planned {
             // a heavy query planned in a light slot waits for a general one,
             // and is planned again there: its data (a Delta table's snapshot)
             // is read as of when it runs, not as of before it waited (an
             // erasure committed meanwhile is not read around)
-            Ok(prepared) if first.is_light() && !prepared.is_light(self.light_query_scan) => {
+            Ok((prepared, false)) if first.is_light() => {
                 drop(prepared);
                 drop(first);
                 entry.set_lane(false);
@@ -1594,19 +1601,20 @@ impl Session {
                         return Err(self.failed(&entry, EngineError::Query(e)).await);
                     }
                 };
-                let planned = contain_panics("planning the query", self.prepare(plan)).await;
+                let planned = contain_panics("planning the query", self.prepare(plan))
+                    .await
+                    .map(weighed);
                 (planned, permit)
             }
             planned => (planned, first),
         };
-        let prepared = match prepared {
-            Ok(prepared) => prepared,
+        let (prepared, light) = match prepared {
+            Ok(weighed) => weighed,
             Err(e) => {
                 pending.entry = None;
                 return Err(self.failed(&entry, e).await);
             }
         };
-        let light = prepared.is_light(self.light_query_scan);
         entry.set_lane(light);
         let stop = entry.stopped(self.limits.query_timeout);
         let started = contain_panics("starting the query", self.start(prepared, light, stop)).await;
