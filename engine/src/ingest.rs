@@ -98,6 +98,16 @@ impl IngestBounds {
         self.max_request
     }
 
+    /// What all requests together may hold, in bytes.
+    pub(crate) fn max_memory(&self) -> usize {
+        self.max_memory
+    }
+
+    /// How long a request's batches may take to arrive.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
+
     /// An empty hold for one request of `user`'s.
     fn hold(&self, user: &str) -> Hold {
         Hold {

@@ -349,6 +349,16 @@ impl Engine {
         self.ingest.max_request()
     }
 
+    /// What all ingest requests together may hold, in bytes (`--max-ingest-memory`).
+    pub fn max_ingest_memory(&self) -> usize {
+        self.ingest.max_memory()
+    }
+
+    /// How long an upload may take to arrive (`--ingest-timeout`).
+    pub fn ingest_timeout(&self) -> std::time::Duration {
+        self.ingest.timeout()
+    }
+
     /// A slot among the running queries for work of `principal`'s that is
     /// not a query (an ingest), with the same shares and the same queue.
     pub(crate) async fn admission_for(

@@ -12,9 +12,13 @@
 //!   XDBC types; `prepared`: prepared statements and their limits;
 //!   `tickets`: the tickets handed out and CancelFlightInfo's reading of
 //!   them; [`wire`]: client-safe types (the Postgres front end's too); `status`: the one mapping from engine
-//!   errors to gRPC codes; [`ops`]: health and metrics.
+//!   errors to gRPC codes; [`ops`]: health and metrics; `gate`: in front of
+//!   every call, who is calling (before its body is read), what the bodies of
+//!   the requests in progress hold, and how long they take to arrive;
+//!   `upload`: the checks of what clients upload, message by message.
 
 pub mod auth;
+mod gate;
 mod metadata;
 pub mod ops;
 mod prepared;
@@ -80,6 +84,9 @@ impl TlsPem {
     }
 }
 
+/// Calls one connection may have open at once (HTTP/2 streams).
+pub const MAX_CALLS_PER_CONNECTION: u32 = 128;
+
 /// Default time running queries get to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -137,8 +144,20 @@ pub async fn serve_with_options(
     options: ServeOptions,
 ) -> Result<(), ServerError> {
     let grace = options.shutdown_grace;
-    let service = CitylakeFlightSql::new(engine.clone(), users, Arc::new(Tokens::new(token_ttl)))
-        .with_prepared_limits(options.prepared);
+    let prepared = options.prepared;
+    let service = Arc::new(
+        CitylakeFlightSql::new(engine.clone(), users, Arc::new(Tokens::new(token_ttl)))
+            .with_prepared_limits(prepared),
+    );
+    // what request bodies may hold while they arrive: a user's uploads (an
+    // ingest, bound parameters) twice over — their bytes on the wire and the
+    // transport's copy of a message being decoded — and all users' likewise
+    let budget = gate::Budget::new(
+        2 * engine.max_ingest_bytes() as u64 + prepared.parameter_bytes,
+        2 * engine.max_ingest_memory() as u64 + prepared.parameter_bytes,
+        engine.ingest_timeout().max(prepared.upload_timeout),
+    );
+    let gate = gate::GateLayer::new(service.clone(), budget);
     let queries = engine.queries().clone();
     let shutdown = async move {
         shutdown.await;
@@ -155,9 +174,15 @@ pub async fn serve_with_options(
     };
     // Larger HTTP/2 flow-control windows: results are large and mostly sent on
     // fast links; the 64 KiB defaults stall the stream between acknowledgements.
+    // A connection carries at most 128 calls at once (each may hold a
+    // handler and a message being received), and one whose peer stopped
+    // answering is closed after the keepalive's timeout.
     let mut builder = Server::builder()
         .initial_stream_window_size(Some(8 << 20))
-        .initial_connection_window_size(Some(16 << 20));
+        .initial_connection_window_size(Some(16 << 20))
+        .max_concurrent_streams(MAX_CALLS_PER_CONNECTION)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
     if let Some(tls) = tls {
         citylake_engine::install_tls_provider();
         builder = builder
@@ -165,7 +190,8 @@ pub async fn serve_with_options(
             .map_err(|e| ServerError::Tls(e.to_string()))?;
     }
     builder
-        .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
+        .layer(gate)
+        .add_service(FlightServiceServer::from_arc(service).max_decoding_message_size(64 << 20))
         .serve_with_incoming_shutdown(incoming(listener, engine), shutdown)
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))

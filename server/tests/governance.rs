@@ -404,3 +404,102 @@ async fn a_running_server_follows_the_users_file() {
             > 0
     );
 }
+
+/// The gate in front of every call (`server/src/gate.rs`), attacked. Before
+/// it, the Flight SQL dispatch read the first message of a DoPut — up to
+/// 64 MiB — before any handler checked who sent it: a caller with no
+/// credentials who opened an upload and sent nothing held a handler for as
+/// long as he liked, and one who sent a large message had it buffered whole
+/// (red team, round 3). Now who is calling is checked on the headers, before
+/// the body is read; a logged-in caller's body must arrive within the ingest
+/// timeout; and what request bodies hold as they arrive is counted per user
+/// and in all, a message being decoded included.
+#[tokio::test]
+async fn uploads_are_authenticated_before_they_are_read_and_bounded_while_they_arrive() {
+    use arrow_flight::sql::{CommandStatementIngest, ProstMessageExt};
+    use arrow_flight::{FlightData, FlightDescriptor};
+    use futures::StreamExt;
+    use prost::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.max_ingest_bytes = 1 << 20;
+    config.max_ingest_memory = 1 << 20;
+    config.ingest_timeout = Duration::from_secs(2);
+    let options = ServeOptions {
+        prepared: PreparedLimits {
+            parameter_bytes: 1 << 20,
+            upload_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start_full(config, UserDirectory::fixed(users()), options).await;
+    let ingest = CommandStatementIngest {
+        table: "anything".into(),
+        ..Default::default()
+    };
+    let descriptor = FlightDescriptor::new_cmd(ingest.as_any().encode_to_vec());
+    let answer = |c: &mut FlightSqlServiceClient<Channel>, messages| {
+        let mut c = c.clone();
+        async move {
+            let call = async move {
+                let mut answers = c.do_put(messages).await?;
+                while answers.message().await?.is_some() {}
+                Ok::<_, FlightError>(())
+            };
+            tokio::time::timeout(Duration::from_secs(60), call)
+                .await
+                .expect("the server never answered the upload")
+                .expect_err("the upload is refused")
+        }
+    };
+
+    // no credentials, and a body that never comes: refused at once
+    let stalled = futures::stream::pending::<FlightData>().boxed();
+    let (code_, msg) = code(answer(&mut client(addr).await, stalled).await);
+    assert_eq!(code_, Code::Unauthenticated, "{msg}");
+    // a forged token, and a first message of 20 MiB: refused before it is read
+    let mut forged = client(addr).await;
+    forged.set_token("forged-token".into());
+    let large = FlightData {
+        flight_descriptor: Some(descriptor.clone()),
+        data_body: vec![7u8; 20 << 20].into(),
+        ..Default::default()
+    };
+    let one = futures::stream::iter([large.clone()]).boxed();
+    let (code_, msg) = code(answer(&mut forged, one).await);
+    assert_eq!(code_, Code::Unauthenticated, "{msg}");
+
+    // logged in, a body that never comes: cut off at the ingest timeout
+    let mut c = logged_in(addr).await;
+    let stalled = futures::stream::pending::<FlightData>().boxed();
+    let (code_, msg) = code(answer(&mut c, stalled).await);
+    assert_eq!(code_, Code::DeadlineExceeded, "{msg}");
+    assert!(msg.contains("did not all arrive within 2s"), "{msg}");
+
+    // logged in, one message of 20 MiB (under the 64 MiB a message may be):
+    // refused while it arrives, by what this user's requests may hold
+    // (twice 1 MiB of ingest, and 1 MiB of parameters)
+    let one = futures::stream::iter([large]).boxed();
+    let (code_, msg) = code(answer(&mut c, one).await);
+    assert_eq!(code_, Code::ResourceExhausted, "{msg}");
+    assert!(
+        msg.contains("this user's requests in progress would hold more than 3.0 MiB"),
+        "{msg}"
+    );
+
+    // what the refused requests brought is given back: the same user's
+    // calls, and others', are served
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM common.districts")
+            .await
+            .unwrap(),
+        count(
+            &mut logged_in(addr).await,
+            "SELECT count(*) FROM common.districts"
+        )
+        .await
+        .unwrap()
+    );
+}
