@@ -106,6 +106,61 @@ impl Citylake {
         })
         .await
     }
+
+    /// One run of `sql` phase by phase (see [`Phases`]).
+    pub async fn phases(&self, sql: &str) -> anyhow::Result<Phases> {
+        let explain = format!("EXPLAIN {sql}");
+        Phases::measure(
+            async || {
+                self.session.plan_sql(sql).await?;
+                Ok(())
+            },
+            async || {
+                self.session
+                    .sql(&explain)
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await?;
+                Ok(())
+            },
+            async || {
+                self.session.sql(sql).await?.try_collect::<Vec<_>>().await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+}
+
+/// What one run of a query costs up to each of its phases (seconds): its
+/// logical plan (parse, checks, names resolved), its physical plan (an
+/// `EXPLAIN` of it, which in citylake passes the query's whole lifecycle —
+/// registry, admission, audit record — without executing), and the whole run.
+#[derive(Debug, Clone, Copy)]
+pub struct Phases {
+    pub plan: f64,
+    pub explain: f64,
+    pub run: f64,
+}
+
+impl Phases {
+    async fn measure<P, E, R>(plan: P, explain: E, run: R) -> anyhow::Result<Self>
+    where
+        P: AsyncFnOnce() -> anyhow::Result<()>,
+        E: AsyncFnOnce() -> anyhow::Result<()>,
+        R: AsyncFnOnce() -> anyhow::Result<()>,
+    {
+        let started = Instant::now();
+        plan().await?;
+        let plan = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        explain().await?;
+        let explain = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        run().await?;
+        let run = started.elapsed().as_secs_f64();
+        Ok(Self { plan, explain, run })
+    }
 }
 
 /// Plain DataFusion: a default `SessionContext` with one listing table per
@@ -151,6 +206,26 @@ impl DataFusion {
         measure(warmup, iterations, || async {
             Ok(self.ctx.sql(sql).await?.collect().await?)
         })
+        .await
+    }
+
+    /// One run of `sql` phase by phase (see [`Phases`]).
+    pub async fn phases(&self, sql: &str) -> anyhow::Result<Phases> {
+        let explain = format!("EXPLAIN {sql}");
+        Phases::measure(
+            async || {
+                self.ctx.state().create_logical_plan(sql).await?;
+                Ok(())
+            },
+            async || {
+                self.ctx.sql(&explain).await?.collect().await?;
+                Ok(())
+            },
+            async || {
+                self.ctx.sql(sql).await?.collect().await?;
+                Ok(())
+            },
+        )
         .await
     }
 }

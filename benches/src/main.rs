@@ -123,6 +123,12 @@ struct CitybenchArgs {
     /// tell what the hop to the lanes' threads costs a millisecond query.
     #[arg(long)]
     without_lanes: bool,
+    /// Where the time goes: each query's logical plan, its physical plan
+    /// (EXPLAIN) and its whole run, citylake beside DataFusion, with what
+    /// citylake adds to each (medians; `SELECT 1` first, the lifecycle
+    /// alone). No DuckDB, no agreement check.
+    #[arg(long)]
+    phases: bool,
 }
 
 #[derive(Args)]
@@ -276,6 +282,9 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         a.run.citylake(&catalog).await?
     };
+    if a.phases {
+        return phases(&a.run.common, &queries, &catalog, citylake).await;
+    }
     side_by_side(
         "city-bench",
         &a.run.common,
@@ -285,6 +294,70 @@ async fn citybench(a: CitybenchArgs) -> anyhow::Result<ExitCode> {
         a.run.check_only,
     )
     .await
+}
+
+/// `city-bench citybench --phases`: see [`CitybenchArgs::phases`].
+async fn phases(
+    c: &Common,
+    queries: &[workload::Query],
+    catalog: &Path,
+    citylake: Citylake,
+) -> anyhow::Result<ExitCode> {
+    let datafusion = DataFusion::open(catalog).await?;
+    let mut named = vec![("SELECT 1".to_string(), "SELECT 1".to_string())];
+    named.extend(queries.iter().map(|q| (q.name.clone(), q.standard.clone())));
+    println!(
+        "Phases at SF {} ({}), median of {} runs after {} warm-up, in ms: citylake / DataFusion, \
+         and what citylake adds to each phase\n",
+        c.scale,
+        catalog.display(),
+        c.iterations.max(1),
+        c.warmup
+    );
+    println!(
+        "| query | logical plan | EXPLAIN (+ physical plan, lifecycle) | run (+ execution) | \
+         added: logical plan | added: physical plan, lifecycle | added: execution | added in all |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, sql) in &named {
+        let (mut ours, mut df) = (vec![], vec![]);
+        for i in 0..c.warmup + c.iterations.max(1) {
+            let o = citylake
+                .phases(sql)
+                .await
+                .with_context(|| format!("{name} on citylake"))?;
+            let d = datafusion
+                .phases(sql)
+                .await
+                .with_context(|| format!("{name} on DataFusion"))?;
+            if i >= c.warmup {
+                ours.push(o);
+                df.push(d);
+            }
+        }
+        let ms = |v: &[engines::Phases], f: fn(&engines::Phases) -> f64| {
+            1e3 * median(&v.iter().map(f).collect::<Vec<_>>())
+        };
+        let (op, oe, or) = (
+            ms(&ours, |p| p.plan),
+            ms(&ours, |p| p.explain),
+            ms(&ours, |p| p.run),
+        );
+        let (dp, de, dr) = (
+            ms(&df, |p| p.plan),
+            ms(&df, |p| p.explain),
+            ms(&df, |p| p.run),
+        );
+        println!(
+            "| {name} | {op:.3} / {dp:.3} | {oe:.3} / {de:.3} | {or:.3} / {dr:.3} | {:+.3} | {:+.3} | \
+             {:+.3} | {:+.3} |",
+            op - dp,
+            (oe - op) - (de - dp),
+            (or - oe) - (dr - de),
+            or - dr
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn analyst(a: SideBySideArgs) -> anyhow::Result<ExitCode> {

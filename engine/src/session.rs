@@ -8,7 +8,7 @@ use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaPr
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::DFParser;
@@ -1351,10 +1351,13 @@ impl Session {
 
     async fn plan_unguarded(&self, mut statement: Statement) -> Result<LogicalPlan> {
         let has_parameters = number_question_marks(&mut statement);
+        // one copy of the session's state for the statement, as DataFusion's
+        // own `sql` takes (a copy clones every registry of functions: taken
+        // per step, they were a third of what citylake added to planning)
+        let state = self.ctx.state();
         if let Statement::Statement(s) = &mut statement {
             // unqualified pg_catalog names, and reads of the catalogs that are
             // empty here (psql's `\d`), before checking and planning
-            let state = self.ctx.state();
             let aggregates = state.aggregate_functions();
             let tables = state.table_functions();
             let scalars = state.scalar_functions();
@@ -1380,8 +1383,8 @@ impl Session {
                     .into(),
             ));
         }
-        self.check_access(&statement, query)?;
-        let plan = match self.ctx.state().statement_to_plan(statement).await {
+        self.check_access(&state, &statement, query)?;
+        let plan = match state.statement_to_plan(statement).await {
             Ok(plan) => plan,
             Err(e) => return Err(self.suggest(e.into())),
         };
@@ -1406,8 +1409,7 @@ impl Session {
     /// over Flight SQL); one it may not even list is [`EngineError::NotFound`],
     /// as is — in a query — one that does not exist (a created name in DDL is
     /// left to the planner, whose error for a missing table reads the same).
-    fn check_access(&self, statement: &Statement, query: bool) -> Result<()> {
-        let state = self.ctx.state();
+    fn check_access(&self, state: &SessionState, statement: &Statement, query: bool) -> Result<()> {
         let catalog = state.config_options().catalog.default_catalog.clone();
         let default_schema = state.config_options().catalog.default_schema.clone();
         for r in state.resolve_table_references(statement)? {
@@ -1865,7 +1867,7 @@ pub struct TableInfo {
 /// A query planned to the end and not yet started ([`Session::prepare`]).
 enum Prepared {
     /// For the cluster: the session state it was optimized in, and the plan.
-    Remote(Box<datafusion::execution::SessionState>, LogicalPlan),
+    Remote(Box<SessionState>, LogicalPlan),
     /// To run here.
     Local {
         physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
