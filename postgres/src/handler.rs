@@ -17,6 +17,7 @@
 //! prepared statements. `SET` of `citylake.*` and `datafusion.*` options goes
 //! to the engine, which refuses it as it does over Flight SQL.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -343,6 +344,17 @@ fn setting<C: ClientInfo>(client: &C, name: &str) -> Option<String> {
 /// The connection's `statement_timeout` (`SET statement_timeout = 5000`,
 /// `'5s'`, `'2min'`; `0` is none), as PostgreSQL reads it: a bare number is
 /// milliseconds. It shortens, never lengthens, the server's query timeout.
+/// A Parse of more SQL than any statement may be (as the engine refuses it).
+fn statement_too_large(bytes: usize) -> PgWireError {
+    user_error(
+        "54000",
+        format!(
+            "statement too large: {bytes} bytes, at most {}",
+            citylake_engine::MAX_STATEMENT_BYTES
+        ),
+    )
+}
+
 fn statement_timeout<C: ClientInfo>(client: &C) -> Option<std::time::Duration> {
     let value = client.metadata().get(&setting_key("statement_timeout"))?;
     let value = value.trim();
@@ -702,7 +714,7 @@ impl QueryHandler {
                         client.portal_store().rm_statement(n);
                     }
                     None => {
-                        for n in named.statements.lock().drain() {
+                        for (n, _) in named.statements.lock().drain() {
                             client.portal_store().rm_statement(&n);
                         }
                     }
@@ -715,7 +727,7 @@ impl QueryHandler {
             }
             ClientStatement::Discard => {
                 let named = named(client);
-                for n in named.statements.lock().drain() {
+                for (n, _) in named.statements.lock().drain() {
                     client.portal_store().rm_statement(&n);
                 }
                 named.portals.lock().clear();
@@ -779,37 +791,89 @@ impl QueryHandler {
 /// or Bind is refused with `53400` until some are closed.
 pub const MAX_NAMED_PER_CONNECTION: usize = 256;
 
-/// The names of a connection's prepared statements and portals (the unnamed
-/// ones are replaced, not added).
+/// Most bytes one connection's prepared statements (their text) and portals
+/// (their bound values) may hold together, unnamed ones included: beyond,
+/// Parse or Bind is refused with `53400` until some are closed. Counting
+/// names alone let one connection hold 256 statements and 256 portals of up
+/// to 16 MiB each (red team, round 3).
+pub const MAX_HELD_BYTES_PER_CONNECTION: usize = 16 << 20;
+
+/// A connection's prepared statements and portals, by name (the unnamed one,
+/// [`DEFAULT_NAME`], is replaced, not added), with the bytes each holds.
 #[derive(Default)]
 struct Named {
-    statements: parking_lot::Mutex<std::collections::HashSet<String>>,
-    portals: parking_lot::Mutex<std::collections::HashSet<String>>,
+    statements: parking_lot::Mutex<HashMap<String, usize>>,
+    portals: parking_lot::Mutex<HashMap<String, usize>>,
+}
+
+/// Which of a connection's [`Named`] maps.
+#[derive(Clone, Copy)]
+enum Kept {
+    Statement,
+    Portal,
+}
+
+impl Named {
+    /// Keeps `bytes` under `name` in `kept`'s map, or refuses (keeping nothing)
+    /// when the name would be one too many or the bytes too much.
+    fn keep(&self, kept: Kept, name: &str, bytes: usize) -> PgWireResult<()> {
+        let (mut statements, mut portals) = (self.statements.lock(), self.portals.lock());
+        let held: usize = statements.values().chain(portals.values()).sum();
+        let (names, what) = match kept {
+            Kept::Statement => (&mut *statements, "prepared statement"),
+            Kept::Portal => (&mut *portals, "portal"),
+        };
+        let replaced = names.get(name).copied();
+        let named = names.len() - usize::from(names.contains_key(DEFAULT_NAME));
+        if name != DEFAULT_NAME && replaced.is_none() && named >= MAX_NAMED_PER_CONNECTION {
+            return Err(user_error(
+                "53400",
+                format!(
+                    "this connection holds {MAX_NAMED_PER_CONNECTION} named {what}s, the most it \
+                     may: close some first"
+                ),
+            ));
+        }
+        if held - replaced.unwrap_or(0) + bytes > MAX_HELD_BYTES_PER_CONNECTION {
+            return Err(user_error(
+                "53400",
+                format!(
+                    "this connection's prepared statements and portals would hold more than {} \
+                     (this {what}: {}): close some first",
+                    bytesize::ByteSize::b(MAX_HELD_BYTES_PER_CONNECTION as u64),
+                    bytesize::ByteSize::b(bytes as u64)
+                ),
+            ));
+        }
+        names.insert(name.to_string(), bytes);
+        Ok(())
+    }
+
+    /// What `name` held before a [`Named::keep`] whose statement or portal
+    /// was then refused: nothing (`None`), or its earlier bytes.
+    fn restore(&self, kept: Kept, name: &str, before: Option<usize>) {
+        let mut names = match kept {
+            Kept::Statement => self.statements.lock(),
+            Kept::Portal => self.portals.lock(),
+        };
+        match before {
+            Some(bytes) => names.insert(name.to_string(), bytes),
+            None => names.remove(name),
+        };
+    }
+
+    fn get(&self, kept: Kept, name: &str) -> Option<usize> {
+        match kept {
+            Kept::Statement => self.statements.lock().get(name).copied(),
+            Kept::Portal => self.portals.lock().get(name).copied(),
+        }
+    }
 }
 
 fn named<C: ClientInfo>(client: &C) -> Arc<Named> {
     client
         .session_extensions()
         .get_or_insert_with(Named::default)
-}
-
-/// Refuses a new name when `names` is full.
-fn room_for(
-    names: &parking_lot::Mutex<std::collections::HashSet<String>>,
-    name: &str,
-    what: &str,
-) -> PgWireResult<()> {
-    let names = names.lock();
-    if !names.contains(name) && names.len() >= MAX_NAMED_PER_CONNECTION {
-        return Err(user_error(
-            "53400",
-            format!(
-                "this connection holds {MAX_NAMED_PER_CONNECTION} named {what}s, the most it may: \
-                 close some first"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The session a connection's statement runs in (see the module documentation).
@@ -1086,18 +1150,26 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let named = named(client);
-        let name = message.name.clone().filter(|n| !n.is_empty());
-        if let Some(n) = &name {
-            room_for(&named.statements, n, "prepared statement")?;
+        let name = message
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_NAME)
+            .to_string();
+        let sql_bytes = message.query.len();
+        if sql_bytes > citylake_engine::MAX_STATEMENT_BYTES {
+            return Err(statement_too_large(sql_bytes));
         }
-        match StoredStatement::parse(client, &message, self.query_parser()).await? {
-            Some(statement) => client.portal_store().put_statement(Arc::new(statement)),
-            None => client
-                .portal_store()
-                .put_empty_statement(name.as_deref().unwrap_or(DEFAULT_NAME)),
-        }
-        if let Some(n) = name {
-            named.statements.lock().insert(n);
+        let before = named.get(Kept::Statement, &name);
+        named.keep(Kept::Statement, &name, sql_bytes)?;
+        match StoredStatement::parse(client, &message, self.query_parser()).await {
+            Ok(Some(statement)) => client.portal_store().put_statement(Arc::new(statement)),
+            Ok(None) => client.portal_store().put_empty_statement(&name),
+            Err(e) => {
+                // the statement kept under the name before stays, and counts
+                named.restore(Kept::Statement, &name, before);
+                return Err(e);
+            }
         }
         client
             .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
@@ -1106,7 +1178,7 @@ impl ExtendedQueryHandler for QueryHandler {
     }
 
     /// Bind, within [`MAX_NAMED_PER_CONNECTION`] named portals.
-    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    async fn on_bind<C>(&self, client: &mut C, mut message: Bind) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Prepared>,
@@ -1114,34 +1186,43 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let named = named(client);
-        let portal = message.portal_name.clone().filter(|n| !n.is_empty());
-        if let Some(n) = &portal {
-            room_for(&named.portals, n, "portal")?;
-        }
+        let portal = message
+            .portal_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_NAME)
+            .to_string();
+        // the values are copied out of the message: pgwire hands them out as
+        // slices of its read buffer, which kept the whole buffer (up to a
+        // 16 MiB message) alive for a value of a few bytes
+        message.parameters = message
+            .parameters
+            .into_iter()
+            .map(|p| p.map(|b| bytes::Bytes::copy_from_slice(&b)))
+            .collect();
+        let bound: usize = message.parameters.iter().flatten().map(|b| b.len()).sum();
+        let before = named.get(Kept::Portal, &portal);
+        named.keep(Kept::Portal, &portal, bound)?;
         let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
-        match client.portal_store().get_statement(statement_name) {
-            Some(Entry::Value(statement)) => {
-                let p = Portal::try_new(&message, statement)?;
-                client.portal_store().put_portal(Arc::new(p));
-            }
+        let put = match client.portal_store().get_statement(statement_name) {
+            Some(Entry::Value(statement)) => Portal::try_new(&message, statement)
+                .map(|p| client.portal_store().put_portal(Arc::new(p))),
+            Some(Entry::Empty) if !message.parameters.is_empty() => Err(user_error(
+                "08P01",
+                format!(
+                    "bind message supplies {} parameters, but the statement is empty",
+                    message.parameters.len()
+                ),
+            )),
             Some(Entry::Empty) => {
-                if !message.parameters.is_empty() {
-                    return Err(user_error(
-                        "08P01",
-                        format!(
-                            "bind message supplies {} parameters, but the statement is empty",
-                            message.parameters.len()
-                        ),
-                    ));
-                }
-                client
-                    .portal_store()
-                    .put_empty_portal(portal.as_deref().unwrap_or(DEFAULT_NAME));
+                client.portal_store().put_empty_portal(&portal);
+                Ok(())
             }
-            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
-        }
-        if let Some(n) = portal {
-            named.portals.lock().insert(n);
+            None => Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        };
+        if let Err(e) = put {
+            named.restore(Kept::Portal, &portal, before);
+            return Err(e);
         }
         client
             .send(PgWireBackendMessage::BindComplete(BindComplete::new()))
@@ -1216,6 +1297,43 @@ impl ExtendedQueryHandler for QueryHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connections_statements_and_portals_are_bounded_in_names_and_bytes() {
+        let named = Named::default();
+        let mib = 1 << 20;
+        for i in 0..15 {
+            named.keep(Kept::Statement, &format!("s{i}"), mib).unwrap();
+        }
+        // portals count with the statements
+        let refused = named.keep(Kept::Portal, "p", mib + 1).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("would hold more than 16.0 MiB"),
+            "{refused}"
+        );
+        named.keep(Kept::Portal, "p", mib).unwrap();
+        // replacing a name counts its new bytes, not both
+        named.keep(Kept::Portal, "p", mib).unwrap();
+        named.keep(Kept::Statement, "s0", mib).unwrap();
+        // a refused statement gives its place back as it was
+        let before = named.get(Kept::Statement, "s1");
+        named.keep(Kept::Statement, "s1", 10).unwrap();
+        named.restore(Kept::Statement, "s1", before);
+        assert_eq!(named.get(Kept::Statement, "s1"), Some(mib));
+        named.restore(Kept::Portal, "p", None);
+        assert_eq!(named.get(Kept::Portal, "p"), None);
+        // the unnamed one is replaced and does not count among the names
+        let small = Named::default();
+        for i in 0..MAX_NAMED_PER_CONNECTION {
+            small.keep(Kept::Statement, &format!("s{i}"), 1).unwrap();
+        }
+        small.keep(Kept::Statement, DEFAULT_NAME, 1).unwrap();
+        small.keep(Kept::Statement, DEFAULT_NAME, 2).unwrap();
+        let refused = small.keep(Kept::Statement, "one more", 1).unwrap_err();
+        assert!(refused.to_string().contains("256 named"), "{refused}");
+    }
 
     #[test]
     fn placeholders_are_counted_in_the_text() {

@@ -230,7 +230,11 @@ pub struct UserDirectory {
     state: parking_lot::RwLock<(Arc<Users>, Option<std::time::SystemTime>)>,
     /// Password checks running at once (each Argon2 check takes ~19 MiB and
     /// tens of milliseconds of a core): at most one per core, the rest wait.
-    checks: tokio::sync::Semaphore,
+    /// A turn is held by the check itself, not by the call waiting for it: a
+    /// caller who goes away (a reset stream, a closed connection) leaves its
+    /// check running, and holding its turn until it ends (red team: cancelled
+    /// logins once freed their turns and piled checks up without bound).
+    checks: Arc<tokio::sync::Semaphore>,
     /// Checks waiting for a turn; beyond [`MAX_WAITING_CHECKS`] a login is
     /// refused at once (an anonymous flood of password attempts neither
     /// exhausts memory nor starves the machine).
@@ -240,9 +244,9 @@ pub struct UserDirectory {
 /// Most password checks waiting for a turn (see [`UserDirectory::verify`]).
 pub const MAX_WAITING_CHECKS: usize = 64;
 
-fn password_checks() -> tokio::sync::Semaphore {
+fn password_checks() -> Arc<tokio::sync::Semaphore> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::sync::Semaphore::new(cores)
+    Arc::new(tokio::sync::Semaphore::new(cores))
 }
 
 impl UserDirectory {
@@ -289,13 +293,21 @@ impl UserDirectory {
             ));
         }
         let waiting = Waiting(&self.waiting);
-        let _turn = self.checks.acquire().await.map_err(std::io::Error::other)?;
+        let turn = self
+            .checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(std::io::Error::other)?;
         drop(waiting);
         let users = self.current();
         let (user, password) = (user.to_string(), password.to_string());
-        tokio::task::spawn_blocking(move || users.verify(&user, &password).cloned())
-            .await
-            .map_err(std::io::Error::other)
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            users.verify(&user, &password).cloned()
+        })
+        .await
+        .map_err(std::io::Error::other)
     }
 
     /// The current users, reading the file again first if it changed.
@@ -531,6 +543,44 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A login whose caller goes away while its password is checked keeps
+    /// its turn until the check ends (red team: a flood of logins cancelled
+    /// at once ran checks beyond one per core, each ~19 MiB).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_login_holds_its_turn_until_its_check_ends() {
+        let mut users = Users::default();
+        users
+            .add(
+                "ana",
+                "a password",
+                vec!["analyst".into()],
+                None,
+                Default::default(),
+            )
+            .unwrap();
+        let directory = UserDirectory::fixed(users);
+        let turns = directory.checks.available_permits();
+        // the caller leaves a moment after its check started (Argon2 takes
+        // tens of milliseconds)
+        let left = tokio::time::timeout(
+            Duration::from_millis(2),
+            directory.verify("ana", "a wrong password"),
+        )
+        .await;
+        assert!(left.is_err(), "the check ended within 2 ms");
+        assert_eq!(
+            directory.checks.available_permits(),
+            turns - 1,
+            "the running check gave its turn back when its caller left"
+        );
+        // and gives it back when it ends
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while directory.checks.available_permits() < turns {
+            assert!(Instant::now() < deadline, "the turn never came back");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 
     #[test]
     fn add_verify_remove_round_trip_through_the_file() {

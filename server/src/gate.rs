@@ -81,8 +81,13 @@ impl Budget {
     }
 }
 
-/// One request's share of the [`Budget`]: what its body brought so far,
-/// given back when the request ends.
+/// A request whose message in progress holds less than this is refused by
+/// its user's share only, never by all users': callers who fill the shared
+/// budget with large messages do not shut everyone's small calls out.
+const SMALL: u64 = 1 << 20;
+
+/// One request's share of the [`Budget`]: the bytes of its message still
+/// arriving, given back as the message completes and when the request ends.
 #[derive(Debug)]
 struct Account {
     budget: Arc<Budget>,
@@ -99,45 +104,54 @@ impl Account {
         }
     }
 
-    /// Counts `n` more bytes, or refuses them (counting nothing).
-    fn charge(&mut self, n: u64) -> Result<(), Status> {
+    /// Makes what this request holds `now` bytes: more is counted, or refused
+    /// (counting nothing); less is given back.
+    fn hold(&mut self, now: u64) -> Result<(), Status> {
+        if now <= self.held {
+            self.give_back(self.held - now);
+            return Ok(());
+        }
+        let n = now - self.held;
         let mut held = self.budget.held.lock();
         let user = held.users.get(&self.user).copied().unwrap_or(0);
         let over = if user + n > self.budget.per_user {
             Some(("this user's", self.budget.per_user))
-        } else if held.total + n > self.budget.total {
+        } else if now >= SMALL && held.total + n > self.budget.total {
             Some(("all users'", self.budget.total))
         } else {
             None
         };
         if let Some((whose, limit)) = over {
             return Err(Status::resource_exhausted(format!(
-                "{whose} requests in progress would hold more than {} (their bodies as they \
-                 arrive; see --max-ingest-bytes and --max-ingest-memory): send less at once, \
-                 or retry when others have ended",
+                "{whose} requests would hold more than {} in messages still arriving: send \
+                 smaller messages or fewer at once, or retry shortly",
                 bytesize::ByteSize::b(limit)
             )));
         }
         *held.users.entry(self.user.clone()).or_default() += n;
         held.total += n;
-        self.held += n;
+        self.held = now;
         Ok(())
     }
 
-    /// Gives back all this request holds.
-    fn release(&mut self) {
-        if self.held == 0 {
+    fn give_back(&mut self, n: u64) {
+        if n == 0 {
             return;
         }
         let mut held = self.budget.held.lock();
-        held.total -= self.held;
+        held.total -= n;
         if let Some(user) = held.users.get_mut(&self.user) {
-            *user -= self.held;
+            *user -= n;
             if *user == 0 {
                 held.users.remove(&self.user);
             }
         }
-        self.held = 0;
+        self.held -= n;
+    }
+
+    /// Gives back all this request holds.
+    fn release(&mut self) {
+        self.give_back(self.held);
     }
 }
 
@@ -147,10 +161,63 @@ impl Drop for Account {
     }
 }
 
+/// Where a request's body is in its gRPC framing: each message is a 5-byte
+/// prefix (a compression flag and a 4-byte length) and that many bytes. A
+/// message that has arrived whole is the handler's to count (an ingest's
+/// batches, bound parameters); the gate counts the one still arriving, which
+/// the transport holds where no handler sees it.
+#[derive(Debug, Default)]
+struct Framing {
+    prefix: [u8; 5],
+    prefix_len: usize,
+    /// Bytes of the current message's body yet to come (0: in a prefix).
+    remaining: u64,
+    /// Bytes of the current message (prefix included) arrived so far.
+    partial: u64,
+}
+
+impl Framing {
+    /// Reads `data`; the bytes of the message still arriving after it.
+    fn read(&mut self, mut data: &[u8]) -> u64 {
+        while !data.is_empty() {
+            if self.remaining == 0 {
+                let take = (5 - self.prefix_len).min(data.len());
+                self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&data[..take]);
+                self.prefix_len += take;
+                self.partial += take as u64;
+                data = &data[take..];
+                if self.prefix_len == 5 {
+                    self.prefix_len = 0;
+                    let length = [
+                        self.prefix[1],
+                        self.prefix[2],
+                        self.prefix[3],
+                        self.prefix[4],
+                    ];
+                    self.remaining = u64::from(u32::from_be_bytes(length));
+                    if self.remaining == 0 {
+                        self.partial = 0;
+                    }
+                }
+            } else {
+                let take = self.remaining.min(data.len() as u64);
+                self.remaining -= take;
+                self.partial += take;
+                data = &data[take as usize..];
+                if self.remaining == 0 {
+                    self.partial = 0;
+                }
+            }
+        }
+        self.partial
+    }
+}
+
 /// A request's body, counted as it arrives and cut off at its deadline.
 struct Metered {
     inner: Body,
     account: Account,
+    framing: Framing,
     deadline: Instant,
     limit: Duration,
     /// The deadline's timer, made when the body first has to be waited for
@@ -174,7 +241,7 @@ impl HttpBody for Metered {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref()
-                    && let Err(refused) = this.account.charge(data.len() as u64)
+                    && let Err(refused) = this.account.hold(this.framing.read(data))
                 {
                     this.ended = true;
                     this.account.release();
@@ -291,6 +358,7 @@ where
             let body = Body::new(Metered {
                 inner: body,
                 account,
+                framing: Framing::default(),
                 deadline: started + budget.deadline,
                 limit: budget.deadline,
                 sleep: None,
@@ -306,39 +374,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_request_is_refused_beyond_its_users_share_or_all_and_gives_back_on_end() {
-        let budget = Arc::new(Budget::new(100, 150, Duration::from_secs(1)));
+    fn a_request_is_refused_beyond_its_users_share_or_all_and_gives_back() {
+        const MIB: u64 = 1 << 20;
+        let budget = Arc::new(Budget::new(10 * MIB, 15 * MIB, Duration::from_secs(1)));
         let mut a = Account::new(budget.clone(), "ana".into());
-        a.charge(60).unwrap();
+        a.hold(6 * MIB).unwrap();
         let mut b = Account::new(budget.clone(), "ana".into());
         // ana's second request: her share is what her requests hold together
-        let refused = b.charge(50).unwrap_err();
+        let refused = b.hold(5 * MIB).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(
             refused
                 .message()
-                .contains("this user's requests in progress"),
+                .contains("this user's requests would hold more than 10.0 MiB"),
             "{}",
             refused.message()
         );
-        b.charge(40).unwrap();
-        assert_eq!(budget.held("ana"), (100, 100));
+        b.hold(4 * MIB).unwrap();
+        assert_eq!(budget.held("ana"), (10 * MIB, 10 * MIB));
         // another user within his share, but over all users' bytes
         let mut c = Account::new(budget.clone(), "bo".into());
-        let refused = c.charge(60).unwrap_err();
+        let refused = c.hold(6 * MIB).unwrap_err();
         assert!(
             refused.message().contains("all users' requests"),
             "{}",
             refused.message()
         );
-        c.charge(50).unwrap();
-        assert_eq!(budget.held("bo"), (50, 150));
-        // ended requests give back what they held, refused bytes were never held
-        drop(a);
-        drop(b);
-        assert_eq!(budget.held("ana"), (0, 50));
-        drop(c);
-        assert_eq!(budget.held("bo"), (0, 0));
+        c.hold(5 * MIB).unwrap();
+        // a small message passes all users' limit (not its user's)
+        let mut d = Account::new(budget.clone(), "cy".into());
+        d.hold(SMALL - 1).unwrap();
+        assert_eq!(budget.held("cy"), (SMALL - 1, 16 * MIB - 1));
+        // a message that completes gives its bytes back; so do ended requests
+        a.hold(0).unwrap();
+        assert_eq!(budget.held("ana"), (4 * MIB, 10 * MIB - 1));
+        drop((a, b, c, d));
+        assert_eq!(budget.held("ana"), (0, 0));
         assert!(budget.held.lock().users.is_empty());
+    }
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut message = vec![0];
+        message.extend((body.len() as u32).to_be_bytes());
+        message.extend(body);
+        message
+    }
+
+    #[test]
+    fn the_framing_counts_the_message_still_arriving() {
+        let mut f = Framing::default();
+        let first = framed(&[1; 100]);
+        let second = framed(&[2; 1000]);
+        // a prefix split in two, then part of the body
+        assert_eq!(f.read(&first[..3]), 3);
+        assert_eq!(f.read(&first[3..50]), 50);
+        // the first completes, the second begins in the same chunk
+        let mut chunk = first[50..].to_vec();
+        chunk.extend(&second[..10]);
+        assert_eq!(f.read(&chunk), 10);
+        assert_eq!(f.read(&second[10..]), 0);
+        // an empty message, and whole messages in one chunk
+        let mut chunk = framed(&[]);
+        chunk.extend(framed(&[3; 7]));
+        assert_eq!(f.read(&chunk), 0);
+        assert_eq!(f.read(&framed(&[4; 64])[..5]), 5);
     }
 }

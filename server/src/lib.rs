@@ -84,6 +84,13 @@ impl TlsPem {
     }
 }
 
+/// The largest message a call may send (an ingest's batch, bound parameters).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Default of [`ServeOptions::arriving_bytes_per_user`]: two of the largest
+/// messages arriving at once.
+pub const DEFAULT_ARRIVING_BYTES_PER_USER: u64 = 2 * MAX_MESSAGE_BYTES as u64;
+
 /// Calls one connection may have open at once (HTTP/2 streams).
 pub const MAX_CALLS_PER_CONNECTION: u32 = 128;
 
@@ -97,6 +104,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Bounds on prepared statements.
     pub prepared: PreparedLimits,
+    /// What one user's messages still arriving may hold together, in bytes
+    /// (all users' together: `--max-ingest-memory`, or this when larger).
+    pub arriving_bytes_per_user: u64,
 }
 
 impl Default for ServeOptions {
@@ -104,6 +114,7 @@ impl Default for ServeOptions {
         Self {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             prepared: PreparedLimits::default(),
+            arriving_bytes_per_user: DEFAULT_ARRIVING_BYTES_PER_USER,
         }
     }
 }
@@ -149,12 +160,13 @@ pub async fn serve_with_options(
         CitylakeFlightSql::new(engine.clone(), users, Arc::new(Tokens::new(token_ttl)))
             .with_prepared_limits(prepared),
     );
-    // what request bodies may hold while they arrive: a user's uploads (an
-    // ingest, bound parameters) twice over — their bytes on the wire and the
-    // transport's copy of a message being decoded — and all users' likewise
+    // what messages still arriving may hold: a user's, and all users'
+    // together (at least one user's)
     let budget = gate::Budget::new(
-        2 * engine.max_ingest_bytes() as u64 + prepared.parameter_bytes,
-        2 * engine.max_ingest_memory() as u64 + prepared.parameter_bytes,
+        options.arriving_bytes_per_user,
+        options
+            .arriving_bytes_per_user
+            .max(engine.max_ingest_memory() as u64),
         engine.ingest_timeout().max(prepared.upload_timeout),
     );
     let gate = gate::GateLayer::new(service.clone(), budget);
@@ -191,7 +203,9 @@ pub async fn serve_with_options(
     }
     builder
         .layer(gate)
-        .add_service(FlightServiceServer::from_arc(service).max_decoding_message_size(64 << 20))
+        .add_service(
+            FlightServiceServer::from_arc(service).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(incoming(listener, engine), shutdown)
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))

@@ -412,8 +412,8 @@ async fn a_running_server_follows_the_users_file() {
 /// long as he liked, and one who sent a large message had it buffered whole
 /// (red team, round 3). Now who is calling is checked on the headers, before
 /// the body is read; a logged-in caller's body must arrive within the ingest
-/// timeout; and what request bodies hold as they arrive is counted per user
-/// and in all, a message being decoded included.
+/// timeout; and what its messages still arriving hold (which the transport
+/// buffers before any handler sees them) is counted per user and in all.
 #[tokio::test]
 async fn uploads_are_authenticated_before_they_are_read_and_bounded_while_they_arrive() {
     use arrow_flight::sql::{CommandStatementIngest, ProstMessageExt};
@@ -432,6 +432,7 @@ async fn uploads_are_authenticated_before_they_are_read_and_bounded_while_they_a
             upload_timeout: Duration::from_secs(1),
             ..Default::default()
         },
+        arriving_bytes_per_user: 8 << 20,
         ..Default::default()
     };
     let addr = start_full(config, UserDirectory::fixed(users()), options).await;
@@ -479,13 +480,15 @@ async fn uploads_are_authenticated_before_they_are_read_and_bounded_while_they_a
     assert!(msg.contains("did not all arrive within 2s"), "{msg}");
 
     // logged in, one message of 20 MiB (under the 64 MiB a message may be):
-    // refused while it arrives, by what this user's requests may hold
-    // (twice 1 MiB of ingest, and 1 MiB of parameters)
+    // refused while it arrives, by what this user's messages still arriving
+    // may hold (8 MiB here)
     let one = futures::stream::iter([large]).boxed();
     let (code_, msg) = code(answer(&mut c, one).await);
     assert_eq!(code_, Code::ResourceExhausted, "{msg}");
     assert!(
-        msg.contains("this user's requests in progress would hold more than 3.0 MiB"),
+        msg.contains(
+            "this user's requests would hold more than 8.0 MiB in messages still arriving"
+        ),
         "{msg}"
     );
 

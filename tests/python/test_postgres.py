@@ -838,6 +838,60 @@ def test_named_statements_per_connection_are_bounded(pg):
         assert error_code(until_ready(s)) is None
 
 
+def test_what_prepared_statements_and_portals_hold_per_connection_is_bounded(pg):
+    """Red team, round 3: names alone were counted, so one connection could keep 256 statements and
+    256 portals of up to 16 MiB each (a `BEGIN` followed by 16 MiB was kept without the statement
+    size check), and a portal's value kept its whole message's read buffer. Now a connection's
+    statements and portals hold at most 16 MiB together, and no statement is over 8 MiB."""
+    mib = b"x" * (1 << 20)
+
+    def parse(s, name, sql):
+        s.sendall(message(b"P", name + b"\0" + sql + b"\0" + struct.pack("!h", 0)) + message(b"S", b""))
+        return error_code(until_ready(s))
+
+    def bind(s, portal, statement, value):
+        body = (portal + b"\0" + statement + b"\0" + struct.pack("!h", 0) + struct.pack("!h", 1)
+                + struct.pack("!i", len(value)) + value + struct.pack("!h", 0))
+        s.sendall(message(b"B", body) + message(b"S", b""))
+        return error_code(until_ready(s))
+
+    s, _ = raw_login(pg)
+    with s:
+        # more than any statement may be: refused whatever it starts with
+        code, text = parse(s, b"huge", b"BEGIN " + mib * 9)
+        assert code == "54000" and "statement too large" in text, (code, text)
+        refused = None
+        for i in range(20):
+            seen = parse(s, b"b%d" % i, b"BEGIN " + mib)
+            if seen is not None:
+                refused = (i, seen)
+                break
+        assert refused is not None and refused[0] == 15, refused
+        code, text = refused[1]
+        assert code == "53400" and "would hold more than 16.0 MiB" in text, (code, text)
+        # closing one makes room
+        s.sendall(message(b"C", b"Sb0\0") + message(b"S", b""))
+        until_ready(s)
+        assert parse(s, b"again", b"BEGIN " + mib) is None
+        s.sendall(message(b"Q", b"DEALLOCATE ALL\0"))
+        until_ready(s)
+        # portals: bound values count with the statements
+        assert parse(s, b"q", b"SELECT length($1::text)") is None
+        refused = None
+        for i in range(20):
+            seen = bind(s, b"p%d" % i, b"q", mib)
+            if seen is not None:
+                refused = (i, seen)
+                break
+        assert refused is not None and refused[0] == 15, refused
+        assert refused[1][0] == "53400", refused
+        # the connection serves on
+        s.sendall(message(b"C", b"Pp0\0") + message(b"S", b""))
+        until_ready(s)
+        assert bind(s, b"p_last", b"q", b"abc") is None
+    assert rows(pg, "ana", "SELECT 1") == [(1,)]
+
+
 def test_session_settings_per_connection_are_bounded(pg):
     # any name may be set (as PostgreSQL's custom settings), not any number nor any length
     with psycopg.connect(dsn(pg), autocommit=True) as conn:
