@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// cancelled (`forever` waits).
     #[arg(long, env = "CITYLAKE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_ttl)]
     pub shutdown_grace: CacheTtl,
+    /// Flight SQL connections open at once, at most half of them from one
+    /// address (IPv4, or IPv6 /64); one beyond is closed as it is accepted.
+    #[arg(long, env = "CITYLAKE_MAX_CONNECTIONS", default_value_t = citylake_server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// Open prepared statements per user; creating more is refused until some are closed.
     #[arg(long, env = "CITYLAKE_MAX_PREPARED_STATEMENTS", default_value_t = 256)]
     pub max_prepared_statements: usize,

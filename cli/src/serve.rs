@@ -137,6 +137,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             upload_timeout: args.engine.ingest_timeout,
             ..Default::default()
         },
+        max_connections: args.max_connections,
         ..Default::default()
     };
     citylake_server::serve_with_options(

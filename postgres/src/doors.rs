@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use citylake_server::ops::Peer;
 use parking_lot::Mutex;
 
 /// The front end's connection limits and the connections it holds.
@@ -41,19 +42,6 @@ struct State {
     starting_by_peer: HashMap<Peer, usize>,
     logged_in: usize,
     by_user: HashMap<String, usize>,
-}
-
-/// One host: an IPv4 address, or the /64 prefix of an IPv6 address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Peer(u128);
-
-impl From<IpAddr> for Peer {
-    fn from(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => Self(u128::from(u32::from(v4))),
-            IpAddr::V6(v6) => Self(u128::from(v6) >> 64 | 1 << 127),
-        }
-    }
 }
 
 impl Doors {
@@ -289,20 +277,5 @@ mod tests {
         let state = doors.state.lock();
         assert_eq!((state.starting, state.logged_in), (0, 0));
         assert!(state.by_user.is_empty());
-    }
-
-    #[test]
-    fn peers_are_hosts() {
-        let v4: IpAddr = "10.1.2.3".parse().unwrap();
-        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
-        assert!(Peer::from(v4) == Peer::from(mapped));
-        let a: IpAddr = "2001:db8::1".parse().unwrap();
-        let b: IpAddr = "2001:db8::ffff:1".parse().unwrap();
-        let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
-        assert!(Peer::from(a) == Peer::from(b));
-        assert!(Peer::from(a) != Peer::from(other));
-        // an IPv6 /64 whose bits look like an IPv4 address is still another host
-        let low: IpAddr = "::a01:203".parse().unwrap();
-        assert!(Peer::from(low) != Peer::from(v4));
     }
 }

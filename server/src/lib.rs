@@ -36,7 +36,6 @@ use std::time::Duration;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use citylake_engine::Engine;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use auth::{Tokens, User, UserDirectory, Users, UsersError};
@@ -91,6 +90,12 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// messages arriving at once.
 pub const DEFAULT_ARRIVING_BYTES_PER_USER: u64 = 2 * MAX_MESSAGE_BYTES as u64;
 
+/// Default of [`ServeOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// How long a client may take over its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Calls one connection may have open at once (HTTP/2 streams).
 pub const MAX_CALLS_PER_CONNECTION: u32 = 128;
 
@@ -107,6 +112,9 @@ pub struct ServeOptions {
     /// What one user's messages still arriving may hold together, in bytes
     /// (all users' together: `--max-ingest-memory`, or this when larger).
     pub arriving_bytes_per_user: u64,
+    /// Connections open at once, half of them from one address (see
+    /// [`ops::Connections`]).
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -115,6 +123,7 @@ impl Default for ServeOptions {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             prepared: PreparedLimits::default(),
             arriving_bytes_per_user: DEFAULT_ARRIVING_BYTES_PER_USER,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -198,7 +207,11 @@ pub async fn serve_with_options(
     if let Some(tls) = tls {
         citylake_engine::install_tls_provider();
         builder = builder
-            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(tls.cert, tls.key)))
+            .tls_config(
+                ServerTlsConfig::new()
+                    .identity(Identity::from_pem(tls.cert, tls.key))
+                    .timeout(TLS_HANDSHAKE_TIMEOUT),
+            )
             .map_err(|e| ServerError::Tls(e.to_string()))?;
     }
     builder
@@ -206,7 +219,14 @@ pub async fn serve_with_options(
         .add_service(
             FlightServiceServer::from_arc(service).max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(incoming(listener, engine), shutdown)
+        .serve_with_incoming_shutdown(
+            incoming(
+                listener,
+                engine,
+                ops::Connections::new(options.max_connections),
+            ),
+            shutdown,
+        )
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))
 }
@@ -214,19 +234,39 @@ pub async fn serve_with_options(
 /// The accepted connections, with Nagle's algorithm off: a Flight SQL call is a
 /// few small HTTP/2 frames each way, and with Nagle on, each waits for the
 /// peer's delayed ACK (~40 ms per call on Linux).
-/// Each connection is counted in the `connections` gauge while open.
+/// Each connection holds a place among `connections` (one beyond is closed at
+/// once) and is counted in the `connections` gauge while open. A failed accept
+/// (out of file descriptors) is retried after a pause, not at once in a loop.
 fn incoming(
     listener: TcpListener,
     engine: Arc<Engine>,
+    connections: Arc<ops::Connections>,
 ) -> impl futures::Stream<Item = std::io::Result<ops::Counted>> {
-    use futures::TryStreamExt;
-    TcpListenerStream::new(listener).and_then(move |stream| {
-        let engine = engine.clone();
+    futures::stream::unfold(listener, move |listener| {
+        let (engine, connections) = (engine.clone(), connections.clone());
         async move {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot accept a connection; retrying in 100 ms");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let place = match connections.admit(peer.ip()) {
+                    Ok(place) => place,
+                    Err(why) => {
+                        tracing::debug!(%peer, why, "connection refused");
+                        continue;
+                    }
+                };
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+                }
+                let counted = ops::Counted::new(stream, engine, Some(place));
+                return Some((Ok(counted), listener));
             }
-            Ok(ops::Counted::new(stream, engine))
         }
     })
 }

@@ -506,3 +506,57 @@ async fn uploads_are_authenticated_before_they_are_read_and_bounded_while_they_a
         .unwrap()
     );
 }
+
+/// One address cannot hold every connection (red team, round 3: the Flight
+/// listener took connections without bound, until the process ran out of
+/// file descriptors): at most half of `max_connections` from one address; a
+/// connection beyond is closed as soon as it is accepted, and a place given
+/// back is taken again.
+#[tokio::test]
+async fn one_address_holds_at_most_half_the_connections() {
+    use tonic::transport::Endpoint;
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServeOptions {
+        max_connections: 4,
+        ..Default::default()
+    };
+    let addr = start_full(config(dir.path()), UserDirectory::fixed(users()), options).await;
+    let connect = || async move {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(10))
+            .connect()
+            .await?;
+        let mut c = FlightSqlServiceClient::new(channel);
+        c.handshake("ana", PASSWORD)
+            .await
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(c)
+    };
+    let mut first = connect().await.unwrap();
+    let mut second = connect().await.unwrap();
+    assert!(
+        connect().await.is_err(),
+        "a third connection from one address was served"
+    );
+    // the two held are served on
+    let sql = "SELECT count(*) FROM common.districts";
+    assert_eq!(
+        count(&mut first, sql).await.unwrap(),
+        count(&mut second, sql).await.unwrap()
+    );
+    // one closed, its place is taken again (its close reaches the server soon)
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut third = loop {
+        if let Ok(c) = connect().await {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(count(&mut third, sql).await.unwrap() > 0);
+}
