@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import pathlib
+import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -83,6 +85,34 @@ def load(addr, mix, clients, users, seconds):
     return done, errors
 
 
+def server_cpu(pid):
+    """CPU seconds of process `pid` in all, and of its live threads by name (digits dropped):
+    the main runtime's workers (`tokio-runtime-w`: the protocols, planning), the query lanes
+    (`citylake-light`, `citylake-genera[l]`), the audit writer and the rest."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu(stat):
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+    total = cpu(pathlib.Path(f"/proc/{pid}/stat").read_text())
+    threads = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = re.sub(r"[-_ ]?\d+$", "", stat[stat.index("(") + 1:stat.rindex(")")])
+        threads[name] = threads.get(name, 0) + cpu(stat)
+    return total, threads
+
+
+def own_cpu():
+    """CPU seconds of this process: the clients (Python threads and the ADBC driver's runtime)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def summary(latencies, seconds):
     if not latencies:
         return {"queries": 0}
@@ -129,13 +159,31 @@ def main():
         cockpit = {n for n, s in alone.items() if s < COCKPIT_S}
         print("alone (median of 3, ms): " + ", ".join(
             f"{n} {s * 1e3:.0f}{'*' if n in cockpit else ''}" for n, s in alone.items()) + "   (* cockpit)")
+        pid = server.proc.pid
+        (server0, threads0), clients0, wall0 = server_cpu(pid), own_cpu(), time.time()
         done, errors = load(addr, mix, a.clients, a.users, a.seconds)
-        # the slots each query could take, as the server decided (system.queries.lane)
+        (server1, threads1), clients1, wall1 = server_cpu(pid), own_cpu(), time.time()
+        cpu = {"available_s": (os.cpu_count() or 1) * (wall1 - wall0),
+               "server_s": server1 - server0, "clients_s": clients1 - clients0,
+               "server_threads_s": {n: threads1[n] - threads0.get(n, 0) for n in threads1
+                                    if threads1[n] - threads0.get(n, 0) >= 0.05}}
+        # the slots each query could take, as the server decided (system.queries.lane), and
+        # the server's own time of each query run under load (admission, physical plan,
+        # execution, sending: the DoGet), to tell from the client's (+ the FlightInfo's planning,
+        # the round trips, the client)
         conn = connect(addr, "analyst0")
         with conn.cursor() as cur:
             cur.execute("SELECT DISTINCT sql, lane FROM system.queries WHERE lane IS NOT NULL")
             lanes = {sql: lane for sql, lane in cur.fetchall()}
+            cur.execute("SELECT sql, duration_ms FROM system.queries WHERE user <> 'analyst0' "
+                        "AND duration_ms IS NOT NULL")
+            served = cur.fetchall()
         conn.close()
+        name_of = {sql: name for name, sql in mix}
+        server_ms = {"cockpit": [], "heavy": []}
+        for sql, ms in served:
+            if sql in name_of:
+                server_ms["cockpit" if name_of[sql] in cockpit else "heavy"].append(ms)
         lane = {name: lanes.get(sql, "?") for name, sql in mix}
     finally:
         server.stop()
@@ -147,6 +195,9 @@ def main():
         "cockpit": summary([t for n, t in done if n in cockpit], a.seconds),
         "heavy": summary([t for n, t in done if n not in cockpit], a.seconds),
         "errors": len(errors), "error_sample": errors[:3],
+        "cpu": cpu,
+        "server_side_ms": {c: {"p50": statistics.median(v), "p99": percentile(v, 0.99)}
+                           for c, v in server_ms.items() if v},
     }
     print("lanes: " + ", ".join(f"{n} {l}" for n, l in lane.items()))
     print(f"{a.clients} clients of {a.users} users, {a.seconds:.0f} s, serve {' '.join(extra) or '(defaults)'}:")
@@ -155,6 +206,14 @@ def main():
         if s["queries"]:
             print(f"  {cls:8} {s['queries']:6} queries {s['per_s']:7.2f}/s  p50 {s['p50_ms']:8.1f} ms  "
                   f"p99 {s['p99_ms']:8.1f} ms  max {s['max_ms']:8.1f} ms")
+    for cls, s in result["server_side_ms"].items():
+        print(f"  {cls:8} in the server (system.queries: admission to last batch sent) "
+              f"p50 {s['p50']:8.1f} ms  p99 {s['p99']:8.1f} ms")
+    threads = ", ".join(f"{n} {s:.1f}" for n, s in
+                        sorted(cpu["server_threads_s"].items(), key=lambda kv: -kv[1]))
+    print(f"  CPU during the load: server {cpu['server_s']:.1f} s ({threads}; threads that ended "
+          f"{cpu['server_s'] - sum(cpu['server_threads_s'].values()):.1f}), clients "
+          f"{cpu['clients_s']:.1f} s, of {cpu['available_s']:.0f} s the cores had")
     if errors:
         print(f"  {len(errors)} queries failed, e.g. {errors[0]}")
     if a.output:
