@@ -190,6 +190,9 @@ pub struct QueryEntry {
     ran_on: Mutex<String>,
     /// The slots it may take: `light` or `general` (known once planned).
     lane: Mutex<Option<&'static str>>,
+    /// Time spent waiting for a slot, and when (since its request began) its
+    /// execution began: the phases `system.queries` shows beside the duration.
+    phases: Mutex<(Duration, Option<Duration>)>,
     rows: AtomicU64,
     bytes: AtomicU64,
     pool: Arc<QueryPool>,
@@ -272,6 +275,19 @@ impl QueryEntry {
     /// Whether it was admitted as a light query ([`crate::limits::Admission::admit`]).
     pub fn set_lane(&self, light: bool) {
         *self.lane.lock() = Some(if light { "light" } else { "general" });
+    }
+
+    /// Counts `waited` as time waiting for a slot.
+    pub(crate) fn waited(&self, waited: Duration) {
+        self.phases.lock().0 += waited;
+    }
+
+    /// Its execution begins now.
+    pub(crate) fn executing(&self) {
+        self.phases
+            .lock()
+            .1
+            .get_or_insert_with(|| self.start.elapsed());
     }
 
     /// Asks the query to stop; its stream ends with [`Cancelled`] saying `why`.
@@ -525,6 +541,7 @@ impl QueryRegistry {
             touched: Mutex::new(Default::default()),
             ran_on: Mutex::new(String::new()),
             lane: Mutex::new(None),
+            phases: Mutex::default(),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             pool,
@@ -939,6 +956,8 @@ pub fn schema() -> SchemaRef {
         text("error"),
         text("ran_on"),
         text("lane"),
+        Field::new("queued_ms", DataType::Float64, true),
+        Field::new("planning_ms", DataType::Float64, true),
     ]))
 }
 
@@ -1012,6 +1031,17 @@ fn to_batch(entries: &[Arc<QueryEntry>], as_told: bool) -> DfResult<RecordBatch>
         Arc::new(StringArray::from_iter(
             entries.iter().map(|e| *e.lane.lock()),
         )),
+        // waiting for a slot, and the rest of the time until its execution
+        // began (parsing, the policy's checks, the logical and physical plans)
+        Arc::new(Float64Array::from_iter_values(
+            entries
+                .iter()
+                .map(|e| e.phases.lock().0.as_secs_f64() * 1e3),
+        )),
+        Arc::new(Float64Array::from_iter(entries.iter().map(|e| {
+            let (queued, executing) = *e.phases.lock();
+            executing.map(|at| at.saturating_sub(queued).as_secs_f64() * 1e3)
+        }))),
     ];
     Ok(RecordBatch::try_new(schema(), columns)?)
 }

@@ -1582,7 +1582,10 @@ impl Session {
         // it reads files (Parquet footers, a Delta log, the quality checks),
         // work that must not escape the admission limits (red team).
         entry.set_state(crate::queries::QueryState::Queued);
-        let first = match self.admit(&entry, true).await {
+        let waiting = std::time::Instant::now();
+        let admitted = self.admit(&entry, true).await;
+        entry.waited(waiting.elapsed());
+        let first = match admitted {
             Ok(p) => p,
             Err(e) => {
                 pending.entry = None;
@@ -1606,7 +1609,10 @@ impl Session {
                 drop(prepared);
                 drop(first);
                 entry.set_lane(false);
-                let permit = match self.admit(&entry, false).await {
+                let waiting = std::time::Instant::now();
+                let admitted = self.admit(&entry, false).await;
+                entry.waited(waiting.elapsed());
+                let permit = match admitted {
                     Ok(p) => p,
                     Err(e) => {
                         pending.entry = None;
@@ -1629,6 +1635,7 @@ impl Session {
         };
         entry.set_lane(light);
         let stop = entry.stopped(self.limits.query_timeout);
+        entry.executing();
         let started = contain_panics("starting the query", self.start(prepared, light, stop)).await;
         pending.entry = None;
         match started {
@@ -1936,5 +1943,68 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, EngineError::NotAllowed(_)), "{err}");
+    }
+
+    /// `system.queries` tells a query's time waiting for a slot from its
+    /// planning: a query that waited for the one slot behind another shows
+    /// the wait as `queued_ms`, and `planning_ms` is the rest until it ran.
+    #[tokio::test]
+    async fn system_queries_tells_the_wait_for_a_slot_from_planning() {
+        use futures::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        citylake_datasets::generate(
+            &citylake_datasets::GenerateOptions::new(0.01, dir.path()),
+            &citylake_datasets::NoProgress,
+        )
+        .unwrap();
+        let mut config = EngineConfig::new(dir.path().join("catalog.toml"));
+        config.audit_dir = Some(dir.path().join("audit"));
+        // one slot for everyone (the other is kept for supervisors), none for light queries
+        config.max_concurrent_queries = 2;
+        config.light_query_slots = 0;
+        let engine = Arc::new(Engine::new(config).await.unwrap());
+        let analyst = Principal {
+            user: "ana".into(),
+            roles: vec!["analyst".into()],
+            department: None,
+            attributes: Default::default(),
+        };
+        // the first holds the slot while its stream is open
+        let first = engine
+            .session(analyst.clone())
+            .sql("SELECT 1")
+            .await
+            .unwrap();
+        let second = {
+            let session = engine.session(analyst);
+            tokio::spawn(async move {
+                let stream = session.sql("SELECT 2").await.unwrap();
+                stream.try_collect::<Vec<_>>().await.unwrap()
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(first);
+        second.await.unwrap();
+        let batches = engine
+            .session(Principal::local_admin())
+            .sql(
+                "SELECT queued_ms, planning_ms, duration_ms FROM system.queries \
+                 WHERE sql = 'SELECT 2'",
+            )
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap();
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Float64Type;
+        let value = |i: usize| batches[0].column(i).as_primitive::<Float64Type>().value(0);
+        let (queued, planning, duration) = (value(0), value(1), value(2));
+        assert!(queued >= 250.0, "queued {queued} ms");
+        assert!(batches[0].column(1).is_valid(0) && planning >= 0.0);
+        assert!(
+            queued + planning <= duration,
+            "{queued} + {planning} > {duration}"
+        );
     }
 }
