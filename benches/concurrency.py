@@ -32,6 +32,9 @@ from adbc_driver_flightsql import dbapi as flight_sql  # noqa: E402
 
 PASSWORD = "bench password 1"
 COCKPIT_S = 0.1
+# a query's time in the server (system.queries): all of it, waiting for a slot, planning, and the
+# rest (execution and sending)
+PHASES = ("total", "queued", "planning", "executing")
 
 
 def connect(addr, user):
@@ -113,6 +116,12 @@ def own_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def tail(phases):
+    """The queries at the 99th percentile of their total and above."""
+    cut = percentile([p[0] for p in phases], 0.99)
+    return [p for p in phases if p[0] >= cut]
+
+
 def summary(latencies, seconds):
     if not latencies:
         return {"queries": 0}
@@ -175,15 +184,16 @@ def main():
         with conn.cursor() as cur:
             cur.execute("SELECT DISTINCT sql, lane FROM system.queries WHERE lane IS NOT NULL")
             lanes = {sql: lane for sql, lane in cur.fetchall()}
-            cur.execute("SELECT sql, duration_ms FROM system.queries WHERE user <> 'analyst0' "
-                        "AND duration_ms IS NOT NULL")
+            cur.execute("SELECT sql, duration_ms, queued_ms, planning_ms FROM system.queries "
+                        "WHERE user <> 'analyst0' AND planning_ms IS NOT NULL")
             served = cur.fetchall()
         conn.close()
         name_of = {sql: name for name, sql in mix}
         server_ms = {"cockpit": [], "heavy": []}
-        for sql, ms in served:
+        for sql, ms, queued, planning in served:
             if sql in name_of:
-                server_ms["cockpit" if name_of[sql] in cockpit else "heavy"].append(ms)
+                server_ms["cockpit" if name_of[sql] in cockpit else "heavy"].append(
+                    (ms, queued, planning, ms - queued - planning))
         lane = {name: lanes.get(sql, "?") for name, sql in mix}
     finally:
         server.stop()
@@ -196,8 +206,13 @@ def main():
         "heavy": summary([t for n, t in done if n not in cockpit], a.seconds),
         "errors": len(errors), "error_sample": errors[:3],
         "cpu": cpu,
-        "server_side_ms": {c: {"p50": statistics.median(v), "p99": percentile(v, 0.99)}
-                           for c, v in server_ms.items() if v},
+        # each phase's p50 and p99 over the class's queries (the phases of one query need not
+        # add up across percentiles), and the phases of the queries at the class's p99 and above
+        "server_side_ms": {c: {
+            **{f"{phase}_p50": statistics.median(x[i] for x in v) for i, phase in enumerate(PHASES)},
+            **{f"{phase}_p99": percentile([x[i] for x in v], 0.99) for i, phase in enumerate(PHASES)},
+            **{f"{phase}_tail_mean": statistics.mean(x[i] for x in tail(v)) for i, phase in enumerate(PHASES)},
+        } for c, v in server_ms.items() if v},
     }
     print("lanes: " + ", ".join(f"{n} {l}" for n, l in lane.items()))
     print(f"{a.clients} clients of {a.users} users, {a.seconds:.0f} s, serve {' '.join(extra) or '(defaults)'}:")
@@ -207,8 +222,9 @@ def main():
             print(f"  {cls:8} {s['queries']:6} queries {s['per_s']:7.2f}/s  p50 {s['p50_ms']:8.1f} ms  "
                   f"p99 {s['p99_ms']:8.1f} ms  max {s['max_ms']:8.1f} ms")
     for cls, s in result["server_side_ms"].items():
-        print(f"  {cls:8} in the server (system.queries: admission to last batch sent) "
-              f"p50 {s['p50']:8.1f} ms  p99 {s['p99']:8.1f} ms")
+        print(f"  {cls:8} in the server (system.queries), ms: " + ", ".join(
+            f"{phase} p50 {s[phase + '_p50']:.1f} p99 {s[phase + '_p99']:.1f}" for phase in PHASES)
+            + "; the slowest 1 %: " + ", ".join(f"{phase} {s[phase + '_tail_mean']:.1f}" for phase in PHASES))
     threads = ", ".join(f"{n} {s:.1f}" for n, s in
                         sorted(cpu["server_threads_s"].items(), key=lambda kv: -kv[1]))
     print(f"  CPU during the load: server {cpu['server_s']:.1f} s ({threads}; threads that ended "

@@ -304,7 +304,7 @@ pub struct EngineArgs {
     #[arg(long, env = "CITYLAKE_QUERY_QUEUE", default_value_t = citylake_engine::config::DEFAULT_QUERY_QUEUE)]
     pub query_queue: usize,
     /// Slots only light queries take, besides --max-concurrent-queries
-    /// (default: twice the cores): cockpit queries do not queue behind
+    /// (default: four per core): cockpit queries do not queue behind
     /// year-long scans. 0: light queries wait like any other.
     #[arg(long, env = "CITYLAKE_LIGHT_QUERY_SLOTS")]
     pub light_query_slots: Option<usize>,

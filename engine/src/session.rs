@@ -1904,17 +1904,27 @@ mod tests {
     /// A dataset listed but not readable is refused by its provider too: a
     /// plan that never went through the statement's name check (the
     /// DataFrame API on the session's own context) reads nothing.
-    #[tokio::test]
-    async fn a_denied_dataset_refuses_to_scan_whatever_the_path() {
-        let dir = tempfile::tempdir().unwrap();
+    /// An engine over a small generated lake in `dir`, its configuration
+    /// changed by `configure`.
+    async fn engine_over_a_lake(
+        dir: &std::path::Path,
+        configure: impl FnOnce(&mut EngineConfig),
+    ) -> Engine {
         citylake_datasets::generate(
-            &citylake_datasets::GenerateOptions::new(0.01, dir.path()),
+            &citylake_datasets::GenerateOptions::new(0.01, dir),
             &citylake_datasets::NoProgress,
         )
         .unwrap();
-        let mut config = EngineConfig::new(dir.path().join("catalog.toml"));
-        config.audit_dir = Some(dir.path().join("audit"));
-        let engine = Engine::new(config).await.unwrap();
+        let mut config = EngineConfig::new(dir.join("catalog.toml"));
+        config.audit_dir = Some(dir.join("audit"));
+        configure(&mut config);
+        Engine::new(config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_denied_dataset_refuses_to_scan_whatever_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine_over_a_lake(dir.path(), |_| ()).await;
         let auditor = Principal {
             user: "audrey".into(),
             roles: vec!["auditor".into()],
@@ -1952,17 +1962,12 @@ mod tests {
     async fn system_queries_tells_the_wait_for_a_slot_from_planning() {
         use futures::TryStreamExt;
         let dir = tempfile::tempdir().unwrap();
-        citylake_datasets::generate(
-            &citylake_datasets::GenerateOptions::new(0.01, dir.path()),
-            &citylake_datasets::NoProgress,
-        )
-        .unwrap();
-        let mut config = EngineConfig::new(dir.path().join("catalog.toml"));
-        config.audit_dir = Some(dir.path().join("audit"));
         // one slot for everyone (the other is kept for supervisors), none for light queries
-        config.max_concurrent_queries = 2;
-        config.light_query_slots = 0;
-        let engine = Arc::new(Engine::new(config).await.unwrap());
+        let engine = engine_over_a_lake(dir.path(), |config| {
+            config.max_concurrent_queries = 2;
+            config.light_query_slots = 0;
+        })
+        .await;
         let analyst = Principal {
             user: "ana".into(),
             roles: vec!["analyst".into()],
