@@ -1582,10 +1582,7 @@ impl Session {
         // it reads files (Parquet footers, a Delta log, the quality checks),
         // work that must not escape the admission limits (red team).
         entry.set_state(crate::queries::QueryState::Queued);
-        let waiting = std::time::Instant::now();
-        let admitted = self.admit(&entry, true).await;
-        entry.waited(waiting.elapsed());
-        let first = match admitted {
+        let first = match self.admit(&entry, true).await {
             Ok(p) => p,
             Err(e) => {
                 pending.entry = None;
@@ -1609,10 +1606,7 @@ impl Session {
                 drop(prepared);
                 drop(first);
                 entry.set_lane(false);
-                let waiting = std::time::Instant::now();
-                let admitted = self.admit(&entry, false).await;
-                entry.waited(waiting.elapsed());
-                let permit = match admitted {
+                let permit = match self.admit(&entry, false).await {
                     Ok(p) => p,
                     Err(e) => {
                         pending.entry = None;
@@ -1661,14 +1655,18 @@ impl Session {
         entry: &crate::queries::QueryEntry,
         light: bool,
     ) -> std::result::Result<crate::limits::Permit, datafusion::error::DataFusionError> {
-        tokio::select! {
+        let waiting = std::time::Instant::now();
+        let admitted = tokio::select! {
             admitted = self.admission.admit(&self.principal.user, self.supervisor, light) => {
                 admitted.map_err(|e| e.into_datafusion())
             }
             () = entry.cancelled() => {
                 Err(crate::queries::Cancelled(entry.cancelled_by()).into_datafusion())
             }
-        }
+        };
+        // (system.queries' `queued_ms`)
+        entry.waited(waiting.elapsed());
+        admitted
     }
 
     /// Ends `entry` with the outcome of `e` and waits for its audit record:

@@ -806,6 +806,15 @@ struct Named {
     portals: parking_lot::Mutex<HashMap<String, usize>>,
 }
 
+/// A statement's or portal's name as a message gives it: none, or an empty
+/// one, is the unnamed one.
+fn name_or_default(name: &Option<String>) -> String {
+    name.as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(DEFAULT_NAME)
+        .to_string()
+}
+
 /// Which of a connection's [`Named`] maps.
 #[derive(Clone, Copy)]
 enum Kept {
@@ -814,9 +823,10 @@ enum Kept {
 }
 
 impl Named {
-    /// Keeps `bytes` under `name` in `kept`'s map, or refuses (keeping nothing)
-    /// when the name would be one too many or the bytes too much.
-    fn keep(&self, kept: Kept, name: &str, bytes: usize) -> PgWireResult<()> {
+    /// Keeps `bytes` under `name` in `kept`'s map — what the name held before,
+    /// for [`Named::restore`] — or refuses (keeping nothing) when the name
+    /// would be one too many or the bytes too much.
+    fn keep(&self, kept: Kept, name: &str, bytes: usize) -> PgWireResult<Option<usize>> {
         let (mut statements, mut portals) = (self.statements.lock(), self.portals.lock());
         let held: usize = statements.values().chain(portals.values()).sum();
         let (names, what) = match kept {
@@ -846,7 +856,7 @@ impl Named {
             ));
         }
         names.insert(name.to_string(), bytes);
-        Ok(())
+        Ok(replaced)
     }
 
     /// What `name` held before a [`Named::keep`] whose statement or portal
@@ -860,13 +870,6 @@ impl Named {
             Some(bytes) => names.insert(name.to_string(), bytes),
             None => names.remove(name),
         };
-    }
-
-    fn get(&self, kept: Kept, name: &str) -> Option<usize> {
-        match kept {
-            Kept::Statement => self.statements.lock().get(name).copied(),
-            Kept::Portal => self.portals.lock().get(name).copied(),
-        }
     }
 }
 
@@ -1150,18 +1153,12 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let named = named(client);
-        let name = message
-            .name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(DEFAULT_NAME)
-            .to_string();
+        let name = name_or_default(&message.name);
         let sql_bytes = message.query.len();
         if sql_bytes > citylake_engine::MAX_STATEMENT_BYTES {
             return Err(statement_too_large(sql_bytes));
         }
-        let before = named.get(Kept::Statement, &name);
-        named.keep(Kept::Statement, &name, sql_bytes)?;
+        let before = named.keep(Kept::Statement, &name, sql_bytes)?;
         match StoredStatement::parse(client, &message, self.query_parser()).await {
             Ok(Some(statement)) => client.portal_store().put_statement(Arc::new(statement)),
             Ok(None) => client.portal_store().put_empty_statement(&name),
@@ -1186,12 +1183,7 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let named = named(client);
-        let portal = message
-            .portal_name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(DEFAULT_NAME)
-            .to_string();
+        let portal = name_or_default(&message.portal_name);
         // the values are copied out of the message: pgwire hands them out as
         // slices of its read buffer, which kept the whole buffer (up to a
         // 16 MiB message) alive for a value of a few bytes
@@ -1201,8 +1193,7 @@ impl ExtendedQueryHandler for QueryHandler {
             .map(|p| p.map(|b| bytes::Bytes::copy_from_slice(&b)))
             .collect();
         let bound: usize = message.parameters.iter().flatten().map(|b| b.len()).sum();
-        let before = named.get(Kept::Portal, &portal);
-        named.keep(Kept::Portal, &portal, bound)?;
+        let before = named.keep(Kept::Portal, &portal, bound)?;
         let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
         let put = match client.portal_store().get_statement(statement_name) {
             Some(Entry::Value(statement)) => Portal::try_new(&message, statement)
@@ -1318,12 +1309,12 @@ mod tests {
         named.keep(Kept::Portal, "p", mib).unwrap();
         named.keep(Kept::Statement, "s0", mib).unwrap();
         // a refused statement gives its place back as it was
-        let before = named.get(Kept::Statement, "s1");
-        named.keep(Kept::Statement, "s1", 10).unwrap();
+        let before = named.keep(Kept::Statement, "s1", 10).unwrap();
+        assert_eq!(before, Some(mib));
         named.restore(Kept::Statement, "s1", before);
-        assert_eq!(named.get(Kept::Statement, "s1"), Some(mib));
+        assert_eq!(named.statements.lock().get("s1"), Some(&mib));
         named.restore(Kept::Portal, "p", None);
-        assert_eq!(named.get(Kept::Portal, "p"), None);
+        assert_eq!(named.portals.lock().get("p"), None);
         // the unnamed one is replaced and does not count among the names
         let small = Named::default();
         for i in 0..MAX_NAMED_PER_CONNECTION {

@@ -219,7 +219,6 @@ struct Metered {
     account: Account,
     framing: Framing,
     deadline: Instant,
-    limit: Duration,
     /// The deadline's timer, made when the body first has to be waited for
     /// (most requests arrive whole in their first frame and need none).
     sleep: Option<Pin<Box<Sleep>>>,
@@ -261,7 +260,7 @@ impl HttpBody for Metered {
                     return Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
                         "the request did not all arrive within {} (--ingest-timeout); \
                          what it sent is given back",
-                        humantime::format_duration(this.limit)
+                        humantime::format_duration(this.account.budget.deadline)
                     )))));
                 }
                 Poll::Pending
@@ -360,7 +359,6 @@ where
                 account,
                 framing: Framing::default(),
                 deadline: started + budget.deadline,
-                limit: budget.deadline,
                 sleep: None,
                 ended: false,
             });

@@ -170,12 +170,10 @@ pub async fn serve_with_options(
             .with_prepared_limits(prepared),
     );
     // what messages still arriving may hold: a user's, and all users'
-    // together (at least one user's)
+    // together (at least one user's: see `Budget::new`)
     let budget = gate::Budget::new(
         options.arriving_bytes_per_user,
-        options
-            .arriving_bytes_per_user
-            .max(engine.max_ingest_memory() as u64),
+        engine.max_ingest_memory() as u64,
         engine.ingest_timeout().max(prepared.upload_timeout),
     );
     let gate = gate::GateLayer::new(service.clone(), budget);
